@@ -1,0 +1,53 @@
+# Holdfast: the two commands are `make run` and `make test`. Every target
+# first installs whatever Debian packages are missing.
+BUILD      ?= build
+BUILD_ASAN ?= build-asan
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+CTEST_ARGS ?=
+
+.PHONY: all deps build build-asan test test-fast run up down status format clean
+
+all: build
+
+deps:
+	@bash tools/install-deps.sh
+
+$(BUILD)/CMakeCache.txt: | deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+$(BUILD_ASAN)/CMakeCache.txt: | deps
+	cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DHOLDFAST_SANITIZE=ON
+
+build: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+
+build-asan: deps $(BUILD_ASAN)/CMakeCache.txt
+	cmake --build $(BUILD_ASAN) -j $(JOBS)
+
+# Every test, in the release build and again under AddressSanitizer + UBSan.
+test: build build-asan
+	cd $(BUILD) && ctest --output-on-failure $(CTEST_ARGS)
+	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure $(CTEST_ARGS)
+
+# The release build only (quicker while developing).
+test-fast: build
+	cd $(BUILD) && ctest --output-on-failure $(CTEST_ARGS)
+
+run: build
+	@bash tools/stack.sh run
+
+up: build
+	@bash tools/stack.sh up
+
+down:
+	@bash tools/stack.sh down
+
+status:
+	@bash tools/stack.sh status
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN)

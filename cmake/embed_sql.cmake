@@ -1,0 +1,23 @@
+# Generates a C file holding every schemas/sql/NNN_*.sql migration, in order,
+# so holdfast-migrate needs no files at run time.
+# Inputs: SQL_DIR, OUTPUT.
+file(GLOB sql_files "${SQL_DIR}/[0-9][0-9][0-9]_*.sql")
+list(SORT sql_files)
+set(out "/* Generated from schemas/sql by cmake/embed_sql.cmake. Do not edit. */\n")
+string(APPEND out "#include \"migrations.h\"\n\n")
+set(table "const migration_t migrations[] = {\n")
+set(i 0)
+foreach(f ${sql_files})
+  get_filename_component(name ${f} NAME)
+  string(SUBSTRING "${name}" 0 3 version)
+  file(READ ${f} hex HEX)
+  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," bytes "${hex}")
+  string(APPEND out "static const char migration_${i}[] = {${bytes} 0x00};\n")
+  math(EXPR ver "1${version} - 1000")
+  string(APPEND table "    {${ver}, \"${name}\", migration_${i}},\n")
+  math(EXPR i "${i} + 1")
+endforeach()
+string(APPEND table "};\nconst int migrations_count = ${i};\n")
+string(APPEND out "\n${table}")
+file(WRITE ${OUTPUT}.tmp "${out}")
+file(COPY_FILE ${OUTPUT}.tmp ${OUTPUT} ONLY_IF_DIFFERENT)

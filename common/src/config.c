@@ -1,0 +1,234 @@
+/* config.c - defaults, then HOLDFAST_* environment, then --flags. */
+#include "holdfast/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "holdfast/alloc.h"
+
+static void config__env_name(const char *name, char *out, size_t outsz)
+{
+    size_t n = (size_t)snprintf(out, outsz, "HOLDFAST_");
+    for (const char *p = name; *p && n + 1 < outsz; p++)
+        out[n++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
+    out[n] = '\0';
+}
+
+static hf_err_t config__parse_ll(const char *text, long long *out, const char **rest)
+{
+    errno = 0;
+    char *end = NULL;
+    long long v = strtoll(text, &end, 10);
+    if (errno || end == text)
+        return HF_ERR_INVALID;
+    *out = v;
+    *rest = end;
+    return HF_OK;
+}
+
+static hf_err_t config__scale(const char *text, long long *out, const char *const *units,
+                              const long long *factors, size_t nunits)
+{
+    long long v;
+    const char *rest;
+    if (config__parse_ll(text, &v, &rest) != HF_OK || v < 0)
+        return HF_ERR_INVALID;
+    if (*rest == '\0') {
+        *out = v;
+        return HF_OK;
+    }
+    for (size_t i = 0; i < nunits; i++) {
+        if (strcasecmp(rest, units[i]) == 0) {
+            if (v > LLONG_MAX / factors[i])
+                return HF_ERR_INVALID;
+            *out = v * factors[i];
+            return HF_OK;
+        }
+    }
+    return HF_ERR_INVALID;
+}
+
+hf_err_t hf_config_parse_ms(const char *text, long long *out)
+{
+    static const char *const units[] = {"ms", "s", "m", "h"};
+    static const long long factors[] = {1, 1000, 60000, 3600000};
+    return config__scale(text, out, units, factors, 4);
+}
+
+hf_err_t hf_config_parse_bytes(const char *text, long long *out)
+{
+    static const char *const units[] = {"b", "k", "kib", "m", "mib", "g", "gib"};
+    static const long long factors[] = {1, 1024, 1024, 1 << 20, 1 << 20, 1 << 30, 1 << 30};
+    return config__scale(text, out, units, factors, 7);
+}
+
+static hf_err_t config__parse_bool(const char *text, bool *out)
+{
+    static const char *const yes[] = {"1", "true", "yes", "on"};
+    static const char *const no[] = {"0", "false", "no", "off"};
+    for (int i = 0; i < 4; i++) {
+        if (strcasecmp(text, yes[i]) == 0) {
+            *out = true;
+            return HF_OK;
+        }
+        if (strcasecmp(text, no[i]) == 0) {
+            *out = false;
+            return HF_OK;
+        }
+    }
+    return HF_ERR_INVALID;
+}
+
+static hf_err_t config__set(const hf_conf_spec_t *spec, void *target, const char *text,
+                            const char *source, char *errbuf, size_t errbuf_size)
+{
+    char *field = (char *)target + spec->offset;
+    hf_err_t err = HF_OK;
+    long long v = 0;
+    const char *rest = "";
+
+    switch (spec->type) {
+    case HF_CONF_STRING:
+        hf_free(*(char **)field);
+        *(char **)field = text ? hf_strdup(text) : NULL;
+        return HF_OK;
+    case HF_CONF_BOOL:
+        err = config__parse_bool(text, (bool *)field);
+        break;
+    case HF_CONF_INT:
+        err = config__parse_ll(text, &v, &rest);
+        if (err == HF_OK && *rest)
+            err = HF_ERR_INVALID;
+        break;
+    case HF_CONF_MS:
+        err = hf_config_parse_ms(text, &v);
+        break;
+    case HF_CONF_BYTES:
+        err = hf_config_parse_bytes(text, &v);
+        break;
+    }
+    if (err == HF_OK && spec->type != HF_CONF_BOOL) {
+        if ((spec->min || spec->max) && (v < spec->min || v > spec->max)) {
+            snprintf(errbuf, errbuf_size, "%s: %s=%s is outside [%lld, %lld]", source, spec->name,
+                     text, spec->min, spec->max);
+            return HF_ERR_INVALID;
+        }
+        *(long long *)field = v;
+    }
+    if (err != HF_OK)
+        snprintf(errbuf, errbuf_size, "%s: %s=%s is not a valid value", source, spec->name, text);
+    return err;
+}
+
+static const hf_conf_spec_t *config__find(const hf_conf_spec_t *specs, size_t nspecs,
+                                          const char *name, size_t len)
+{
+    for (size_t i = 0; i < nspecs; i++)
+        if (strlen(specs[i].name) == len && strncmp(specs[i].name, name, len) == 0)
+            return &specs[i];
+    return NULL;
+}
+
+static hf_err_t config__load_env(const hf_conf_spec_t *specs, size_t nspecs, void *target,
+                                 char *errbuf, size_t errbuf_size)
+{
+    for (size_t i = 0; i < nspecs; i++) {
+        char env[128];
+        config__env_name(specs[i].name, env, sizeof env);
+        const char *val = getenv(env);
+        if (!val)
+            continue;
+        char source[160];
+        snprintf(source, sizeof source, "environment %s", env);
+        hf_err_t err = config__set(&specs[i], target, val, source, errbuf, errbuf_size);
+        if (err != HF_OK)
+            return err;
+    }
+    return HF_OK;
+}
+
+static hf_err_t config__load_argv(const hf_conf_spec_t *specs, size_t nspecs, void *target,
+                                  int argc, char **argv, bool *help, char *errbuf, size_t errsz)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            *help = true;
+            return HF_OK;
+        }
+        if (strncmp(arg, "--", 2) != 0) {
+            snprintf(errbuf, errsz, "unexpected argument '%s' (see --help)", arg);
+            return HF_ERR_INVALID;
+        }
+        const char *name = arg + 2, *eq = strchr(name, '=');
+        size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        const hf_conf_spec_t *spec = config__find(specs, nspecs, name, len);
+        if (!spec) {
+            snprintf(errbuf, errsz, "unknown option '%s' (see --help)", arg);
+            return HF_ERR_INVALID;
+        }
+        const char *val = eq ? eq + 1 : NULL;
+        if (!val && spec->type == HF_CONF_BOOL)
+            val = "true";
+        else if (!val && i + 1 < argc)
+            val = argv[++i];
+        if (!val) {
+            snprintf(errbuf, errsz, "option --%s needs a value", spec->name);
+            return HF_ERR_INVALID;
+        }
+        hf_err_t err = config__set(spec, target, val, "flag", errbuf, errsz);
+        if (err != HF_OK)
+            return err;
+    }
+    return HF_OK;
+}
+
+hf_err_t hf_config_load(const hf_conf_spec_t *specs, size_t nspecs, void *target, int argc,
+                        char **argv, const char *usage, bool *help_shown, char *errbuf,
+                        size_t errbuf_size)
+{
+    *help_shown = false;
+    for (size_t i = 0; i < nspecs; i++) {
+        if (!specs[i].def && specs[i].type == HF_CONF_STRING)
+            continue;
+        hf_err_t err = config__set(&specs[i], target, specs[i].def ? specs[i].def : "0", "default",
+                                   errbuf, errbuf_size);
+        if (err != HF_OK)
+            return err;
+    }
+    hf_err_t err = config__load_env(specs, nspecs, target, errbuf, errbuf_size);
+    if (err == HF_OK)
+        err = config__load_argv(specs, nspecs, target, argc, argv, help_shown, errbuf, errbuf_size);
+    if (err == HF_OK && *help_shown)
+        hf_config_print_help(specs, nspecs, usage, stdout);
+    return err;
+}
+
+void hf_config_print_help(const hf_conf_spec_t *specs, size_t nspecs, const char *usage, FILE *out)
+{
+    static const char *const type_names[] = {"string", "int", "bool", "duration", "bytes"};
+    fprintf(out, "%s\n\nSettings (flag, environment variable, default):\n", usage);
+    for (size_t i = 0; i < nspecs; i++) {
+        char env[128];
+        config__env_name(specs[i].name, env, sizeof env);
+        fprintf(out, "  --%s=<%s>\n      env %s, default: %s\n      %s\n", specs[i].name,
+                type_names[specs[i].type], env, specs[i].def ? specs[i].def : "(unset)",
+                specs[i].help);
+    }
+    fprintf(out, "  --help\n      print this help and exit\n");
+}
+
+void hf_config_free(const hf_conf_spec_t *specs, size_t nspecs, void *target)
+{
+    for (size_t i = 0; i < nspecs; i++) {
+        if (specs[i].type != HF_CONF_STRING)
+            continue;
+        char **field = (char **)((char *)target + specs[i].offset);
+        hf_free(*field);
+        *field = NULL;
+    }
+}

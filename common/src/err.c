@@ -1,0 +1,34 @@
+/* err.c - names and retry classes of hf_err_t. */
+#include "holdfast/err.h"
+
+const char *hf_err_str(hf_err_t err)
+{
+    switch (err) {
+    case HF_OK:
+        return "ok";
+    case HF_ERR_INVALID:
+        return "invalid input";
+    case HF_ERR_TOO_LARGE:
+        return "too large";
+    case HF_ERR_NOT_FOUND:
+        return "not found";
+    case HF_ERR_CONFLICT:
+        return "conflict";
+    case HF_ERR_UNAVAILABLE:
+        return "dependency unavailable";
+    case HF_ERR_TIMEOUT:
+        return "timed out";
+    case HF_ERR_IO:
+        return "i/o error";
+    case HF_ERR_INTERNAL:
+        return "internal error";
+    case HF_ERR_SHUTDOWN:
+        return "shutting down";
+    }
+    return "unknown error";
+}
+
+bool hf_err_is_retriable(hf_err_t err)
+{
+    return err == HF_ERR_UNAVAILABLE || err == HF_ERR_TIMEOUT || err == HF_ERR_IO;
+}

@@ -1,0 +1,241 @@
+/* main.c - holdfast-ingest: configuration, start-up, the service loop, drain. */
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "holdfast/alloc.h"
+#include "holdfast/config.h"
+#include "holdfast/log.h"
+#include "ingest.h"
+
+#define INGEST_CRON_US (50 * 1000) /* how often the loop checks signals and drain */
+
+static const hf_conf_spec_t ingest_settings[] = {
+    {"listen-addr", HF_CONF_STRING, offsetof(ingest_config_t, listen_addr), "127.0.0.1", 0, 0,
+     "address the HTTP server binds (0.0.0.0 for all)"},
+    {"port", HF_CONF_INT, offsetof(ingest_config_t, port), "8080", 0, 65535,
+     "HTTP port for the API, /livez, /readyz and /metrics"},
+    {"pg-url", HF_CONF_STRING, offsetof(ingest_config_t, pg_url),
+     "postgresql://holdfast@127.0.0.1:5432/holdfast", 0, 0, "PostgreSQL connection URI"},
+    {"writers", HF_CONF_INT, offsetof(ingest_config_t, writers), "4", 1, INGEST_MAX_WRITERS,
+     "PostgreSQL connections committing in parallel (one thread each)"},
+    {"group-max", HF_CONF_INT, offsetof(ingest_config_t, group_max), "256", 1, 100000,
+     "most requests committed together in one transaction"},
+    {"queue-max", HF_CONF_INT, offsetof(ingest_config_t, queue_max), "10000", 1, 10000000,
+     "requests waiting for a writer before new ones get 503"},
+    {"queue-timeout", HF_CONF_MS, offsetof(ingest_config_t, queue_timeout_ms), "5s", 1, 3600000,
+     "a request that waited this long for a writer gets 503"},
+    {"max-body", HF_CONF_BYTES, offsetof(ingest_config_t, max_body), "1MiB", 64, 1 << 30,
+     "largest request body; larger gets 413"},
+    {"max-batch", HF_CONF_INT, offsetof(ingest_config_t, max_batch), "1000", 1, 100000,
+     "most events in one request; more gets 413"},
+    {"body-timeout", HF_CONF_MS, offsetof(ingest_config_t, body_timeout_ms), "10s", 1000, 600000,
+     "a request body must arrive within this"},
+    {"statement-timeout", HF_CONF_MS, offsetof(ingest_config_t, statement_timeout_ms), "10s", 100,
+     3600000, "PostgreSQL statement_timeout for the writers"},
+    {"reconnect-max", HF_CONF_MS, offsetof(ingest_config_t, reconnect_max_ms), "2s", 10, 600000,
+     "longest pause between PostgreSQL reconnect attempts"},
+    {"idempotency-ttl", HF_CONF_MS, offsetof(ingest_config_t, idempotency_ttl_ms), "24h", 1000,
+     366LL * 24 * 3600000, "how long an Idempotency-Key is remembered"},
+    {"drain-timeout", HF_CONF_MS, offsetof(ingest_config_t, drain_timeout_ms), "25s", 0, 3600000,
+     "on SIGTERM, longest wait for in-flight requests to commit"},
+    {"log-level", HF_CONF_STRING, offsetof(ingest_config_t, log_level), "info", 0, 0,
+     "debug, info, warn or error"},
+};
+#define INGEST_NSETTINGS (sizeof ingest_settings / sizeof ingest_settings[0])
+
+static const char ingest_usage[] =
+    "holdfast-ingest: accepts events over HTTP and commits them to PostgreSQL\n"
+    "(events + transactional outbox). POST /v1/events; GET /livez, /readyz, /metrics.";
+
+static ingest_t *ingest_signal_target;
+
+static void ingest_on_signal(int sig)
+{
+    (void)sig;
+    if (ingest_signal_target)
+        ingest_signal_target->signal_seen = 1;
+}
+
+static bool ingest_ready(void *ctx, char *why, size_t why_size)
+{
+    ingest_t *ing = ctx;
+    if (atomic_load(&ing->writers_connected) > 0)
+        return true;
+    snprintf(why, why_size, "no PostgreSQL connection");
+    return false;
+}
+
+static double ingest_queue_depth(void *arg)
+{
+    return (double)ingest_writers_queue_len(arg);
+}
+
+static double ingest_pg_connections(void *arg)
+{
+    return atomic_load(&((ingest_t *)arg)->writers_connected);
+}
+
+static void ingest_metrics_register(ingest_t *ing)
+{
+    static const double group_buckets[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512};
+    hf_metrics_t *r = ing->metrics;
+    ing->m.events_created = hf_metrics_counter(r, "holdfast_ingest_events_total", NULL,
+                                               "Events committed to PostgreSQL.");
+    ing->m.requests_replayed =
+        hf_metrics_counter(r, "holdfast_ingest_idempotent_replays_total", NULL,
+                           "Requests answered with the original events of their Idempotency-Key.");
+    ing->m.requests_conflict =
+        hf_metrics_counter(r, "holdfast_ingest_idempotency_conflicts_total", NULL,
+                           "Requests reusing an Idempotency-Key with a different body.");
+    ing->m.requests_rejected = hf_metrics_counter(r, "holdfast_ingest_rejected_total", NULL,
+                                                  "Requests refused as invalid (4xx).");
+    ing->m.requests_unavailable =
+        hf_metrics_counter(r, "holdfast_ingest_unavailable_total", NULL, "Requests answered 503.");
+    ing->m.commit_seconds = hf_metrics_histogram(r, "holdfast_ingest_commit_seconds", NULL,
+                                                 "Duration of one group transaction.", NULL, 0);
+    ing->m.group_size =
+        hf_metrics_histogram(r, "holdfast_ingest_group_requests", NULL,
+                             "Requests committed per transaction.", group_buckets, 10);
+    ing->m.request_seconds = hf_metrics_histogram(
+        r, "holdfast_ingest_request_seconds", NULL,
+        "Time from a request's arrival at the writers to its answer.", NULL, 0);
+    hf_metrics_gauge_fn(r, "holdfast_ingest_queue_requests", NULL, "Requests waiting for a writer.",
+                        ingest_queue_depth, ing);
+    hf_metrics_gauge_fn(r, "holdfast_ingest_pg_connections", NULL,
+                        "Writers with a usable PostgreSQL connection.", ingest_pg_connections, ing);
+}
+
+/* Periodic duty on the lws thread: notice signals, finish the drain. */
+static void ingest_cron(lws_sorted_usec_list_t *sul)
+{
+    ingest_t *ing = lws_container_of(sul, ingest_t, cron);
+    if (ing->signal_seen && !ing->draining) {
+        ing->draining = true;
+        ing->drain_deadline_us = ingest_now_us() + ing->cfg.drain_timeout_ms * 1000;
+        hf_http_server_set_draining(ing->http);
+        hf_info("draining: finishing %zu in-flight requests", hf_http_server_inflight(ing->http));
+    }
+    lws_sul_schedule(ing->lws, 0, &ing->cron, ingest_cron, INGEST_CRON_US);
+}
+
+static bool ingest_drained(ingest_t *ing)
+{
+    if (!ing->draining)
+        return false;
+    if (hf_http_server_inflight(ing->http) == 0 && ingest_writers_queue_len(ing) == 0)
+        return true;
+    if (ingest_now_us() > ing->drain_deadline_us) {
+        hf_warn("drain timeout: %zu requests still in flight", hf_http_server_inflight(ing->http));
+        return true;
+    }
+    return false;
+}
+
+static void ingest_lws_log(int level, const char *line)
+{
+    hf_log(level == LLL_ERR ? HF_LOG_ERROR : HF_LOG_WARN, "lws: %.*s", (int)strcspn(line, "\n"),
+           line);
+}
+
+static hf_err_t ingest_lws_start(ingest_t *ing, struct lws_protocols *protocols)
+{
+    lws_set_log_level(LLL_ERR | LLL_WARN, ingest_lws_log);
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.port = (int)ing->cfg.port;
+    info.iface = ing->cfg.listen_addr;
+    info.protocols = protocols;
+    info.options = LWS_SERVER_OPTION_DISABLE_IPV6 | LWS_SERVER_OPTION_VALIDATE_UTF8;
+    info.max_http_header_pool = 1024;
+    info.max_http_header_data = 4096;
+    info.keepalive_timeout = 60;
+    info.timeout_secs = 20;
+    info.user = ing;
+    ing->lws = lws_create_context(&info);
+    if (!ing->lws) {
+        hf_error("cannot start the HTTP server on %s:%lld", ing->cfg.listen_addr, ing->cfg.port);
+        return HF_ERR_IO;
+    }
+    hf_http_server_attach(ing->http, ing->lws);
+    ing->bound_port = lws_get_vhost_listen_port(lws_get_vhost_by_name(ing->lws, "default"));
+    return HF_OK;
+}
+
+static int ingest_load_config(ingest_t *ing, int argc, char **argv)
+{
+    char err[256];
+    bool help;
+    if (hf_config_load(ingest_settings, INGEST_NSETTINGS, &ing->cfg, argc, argv, ingest_usage,
+                       &help, err, sizeof err) != HF_OK) {
+        fprintf(stderr, "holdfast-ingest: %s\n", err);
+        return 2;
+    }
+    if (help)
+        return 0;
+    int level = hf_log_level_parse(ing->cfg.log_level);
+    if (level < 0) {
+        fprintf(stderr, "holdfast-ingest: log-level=%s is not one of debug, info, warn, error\n",
+                ing->cfg.log_level);
+        return 2;
+    }
+    hf_log_init("ingest", (hf_log_level_t)level);
+    return -1;
+}
+
+int main(int argc, char **argv)
+{
+    ingest_t *ing = hf_calloc(1, sizeof *ing);
+    int rc = ingest_load_config(ing, argc, argv);
+    if (rc >= 0) {
+        hf_config_free(ingest_settings, INGEST_NSETTINGS, &ing->cfg);
+        hf_free(ing);
+        return rc;
+    }
+    pthread_mutex_init(&ing->lock, NULL);
+    pthread_cond_init(&ing->wake, NULL);
+    ing->metrics = hf_metrics_new();
+    ingest_metrics_register(ing);
+    hf_http_config_t http_cfg = {
+        .service = "ingest",
+        .routes = ingest_routes,
+        .nroutes = ingest_nroutes,
+        .ctx = ing,
+        .ready = ingest_ready,
+        .metrics = ing->metrics,
+        .max_body = (size_t)ing->cfg.max_body,
+        .body_timeout_s = (int)((ing->cfg.body_timeout_ms + 999) / 1000),
+    };
+    ing->http = hf_http_server_new(&http_cfg);
+    struct lws_protocols protocols[2] = {hf_http_protocol(ing->http),
+                                         {NULL, NULL, 0, 0, 0, NULL, 0}};
+
+    ingest_signal_target = ing;
+    struct sigaction sa = {.sa_handler = ingest_on_signal};
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    rc = 1;
+    if (ingest_writers_start(ing) == HF_OK && ingest_lws_start(ing, protocols) == HF_OK) {
+        hf_logf_kv(HF_LOG_INFO, NULL, "listening on http://%s:%d (writers %lld)",
+                   ing->cfg.listen_addr, ing->bound_port, ing->cfg.writers);
+        lws_sul_schedule(ing->lws, 0, &ing->cron, ingest_cron, INGEST_CRON_US);
+        while (!ingest_drained(ing) && lws_service(ing->lws, 0) >= 0) {
+        }
+        rc = 0;
+    }
+    ingest_writers_stop(ing);
+    if (ing->lws)
+        lws_context_destroy(ing->lws);
+    hf_http_server_free(ing->http);
+    hf_metrics_free(ing->metrics);
+    hf_info("stopped");
+    hf_config_free(ingest_settings, INGEST_NSETTINGS, &ing->cfg);
+    pthread_cond_destroy(&ing->wake);
+    pthread_mutex_destroy(&ing->lock);
+    hf_free(ing);
+    return rc;
+}

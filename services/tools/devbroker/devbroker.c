@@ -1,0 +1,611 @@
+/* devbroker.c - holdfast-devbroker: an in-memory Kafka cluster for local use and tests.
+ *
+ * Hosts librdkafka's mock cluster (rdkafka_mock.h), which speaks the real Kafka wire
+ * protocol, so the relay, kcat and any other real client can talk to it. Nothing is
+ * persisted: all data lives in this process and is gone when it exits.
+ *
+ * Startup: create the mock cluster with N brokers (ids 1..N) and exactly one topic,
+ * open the control port, then print (stdout, flushed, one line each)
+ *     bootstrap=127.0.0.1:PORT,127.0.0.1:PORT,...
+ *     control=127.0.0.1:PORT
+ * and, if asked, write the bootstrap string to --bootstrap-file (tmp + rename, so a
+ * reader never sees a partial file; its appearance means "ready"). The file is removed
+ * again on a clean exit so a stale one never points at dead ports.
+ *
+ * Control port: a line protocol on 127.0.0.1 only, for fault injection from tests.
+ * One command per '\n'-terminated line (a trailing '\r' is ignored), at most
+ * DEVBROKER_LINE_MAX bytes; a longer line gets an error and the connection is closed.
+ *     ping            -> ok
+ *     down            all brokers down (connections dropped, new ones refused)
+ *     up              all brokers up
+ *     down ID         broker ID (1..N) down
+ *     up ID           broker ID up
+ *     rtt ID MS       add MS milliseconds of round-trip delay to broker ID (0 = none)
+ * Each command is answered with "ok\n" or "error: reason\n". From bash:
+ *     exec 3<>/dev/tcp/127.0.0.1/$PORT; printf 'down\n' >&3; read -r reply <&3
+ * Going down does NOT move partition leaders (the mock never does), so "down 2" makes
+ * the partitions led by broker 2 unavailable, which is what an outage looks like.
+ *
+ * SIGTERM/SIGINT: destroy the cluster and exit 0. The signals are blocked and read
+ * through a signalfd, so the poll(2) loop wakes up without async-signal-safety games.
+ *
+ * Quirks of the librdkafka 2.0.2 mock cluster, found by experiment:
+ *  - Idempotent producers (enable.idempotence=true, acks=all) work: a ProducerId is
+ *    assigned and messages land in order; kcat -C -o beginning -e reads every partition.
+ *  - Topics are auto-created (4 partitions, the mock's default) by any Metadata request
+ *    that allows it: a producer writing to a misspelled topic, and even
+ *    `kcat -L -t other`. 2.0.2 has no switch to turn that off, so we don't fight it:
+ *    only the configured topic exists at startup; check topic names in the clients.
+ *  - A down broker closes its listener, so clients get "connection refused" at once
+ *    (not a hang); kcat -P gives up with "all broker connections are down", exit 1.
+ *    Data written before is kept and readable again after "up".
+ *  - Partition leaders are spread at random over the brokers, and never move.
+ *  - rd_kafka_mock_topic_create() accepts a replication factor above the broker count,
+ *    hence min(3, brokers) here; broker_set_down(-1) does work for "all" in 2.0.2, but
+ *    we loop over the ids so that a failure names the broker.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
+#include "holdfast/log.h"
+
+#define DEVBROKER_LINE_MAX    256
+#define DEVBROKER_CLIENTS_MAX 8
+#define DEVBROKER_BROKERS_MAX 32
+#define DEVBROKER_PARTS_MAX   10000
+#define DEVBROKER_TOPIC_MAX   249 /* Kafka's own limit on topic name length */
+
+enum { DEVBROKER_EXIT_OK = 0, DEVBROKER_EXIT_FAIL = 1, DEVBROKER_EXIT_USAGE = 2 };
+
+typedef struct devbroker_client {
+    int fd; /* -1 when the slot is free */
+    size_t len;
+    char line[DEVBROKER_LINE_MAX];
+} devbroker_client_t;
+
+typedef struct devbroker {
+    /* Configuration (env, then flags). */
+    int brokers;
+    int partitions;
+    int control_port;
+    const char *topic;
+    const char *bootstrap_file;
+    /* Runtime state. */
+    rd_kafka_t *rk;
+    rd_kafka_mock_cluster_t *mcluster;
+    int listen_fd;
+    int signal_fd;
+    bool bootstrap_written;
+    bool stop;
+    devbroker_client_t clients[DEVBROKER_CLIENTS_MAX];
+} devbroker_t;
+
+/* ---- configuration ------------------------------------------------------------------ */
+
+static void devbroker__usage(FILE *out)
+{
+    fprintf(out,
+            "usage: holdfast-devbroker [flags]\n"
+            "\n"
+            "In-memory Kafka cluster (librdkafka mock) for local use and tests.\n"
+            "Each flag may also come from an env var; the flag wins.\n"
+            "\n"
+            "  --brokers N            HOLDFAST_DEVBROKER_BROKERS        default 3 (1..%d)\n"
+            "  --topic NAME           HOLDFAST_TOPIC                    default holdfast.events\n"
+            "  --partitions N         HOLDFAST_PARTITIONS               default 8 (1..%d)\n"
+            "  --bootstrap-file PATH  HOLDFAST_DEVBROKER_BOOTSTRAP_FILE default none; written\n"
+            "                         atomically once ready, removed on exit\n"
+            "  --control-port N       HOLDFAST_DEVBROKER_CONTROL_PORT   default 0 (ephemeral),\n"
+            "                         listens on 127.0.0.1 only\n"
+            "  --help                 this text\n"
+            "\n"
+            "Prints 'bootstrap=HOST:PORT,...' and 'control=127.0.0.1:PORT' on stdout when ready.\n"
+            "Control port: one command per line, answered 'ok' or 'error: reason':\n"
+            "  ping | down | up | down ID | up ID | rtt ID MS     (broker ids 1..N,\n"
+            "  lines of at most %d bytes with the newline). SIGTERM/SIGINT exit 0.\n",
+            DEVBROKER_BROKERS_MAX, DEVBROKER_PARTS_MAX, DEVBROKER_LINE_MAX);
+}
+
+/* Strict decimal parse: digits only (strtol alone would take " +5"), within [min, max]. */
+static bool devbroker__parse_int(const char *s, long min, long max, int *out)
+{
+    if (!s || !isdigit((unsigned char)*s))
+        return false;
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end != '\0' || v < min || v > max)
+        return false;
+    *out = (int)v;
+    return true;
+}
+
+/* Kafka accepts [a-zA-Z0-9._-]{1,249}; reject anything else here rather than letting
+ * clients fail later with a less obvious error. */
+static bool devbroker__topic_valid(const char *t)
+{
+    size_t n = strlen(t);
+    if (n == 0 || n > DEVBROKER_TOPIC_MAX || strcmp(t, ".") == 0 || strcmp(t, "..") == 0)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = t[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '_' || c == '-';
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+/* Applies one setting; `src` names where it came from for the error message. */
+static bool devbroker__set(devbroker_t *db, const char *name, const char *val, const char *src)
+{
+    bool ok = true;
+    if (strcmp(name, "brokers") == 0)
+        ok = devbroker__parse_int(val, 1, DEVBROKER_BROKERS_MAX, &db->brokers);
+    else if (strcmp(name, "partitions") == 0)
+        ok = devbroker__parse_int(val, 1, DEVBROKER_PARTS_MAX, &db->partitions);
+    else if (strcmp(name, "control-port") == 0)
+        ok = devbroker__parse_int(val, 0, 65535, &db->control_port);
+    else if (strcmp(name, "topic") == 0)
+        ok = devbroker__topic_valid(val);
+    else if (strcmp(name, "bootstrap-file") == 0)
+        ok = val[0] != '\0';
+    if (ok && strcmp(name, "topic") == 0)
+        db->topic = val;
+    if (ok && strcmp(name, "bootstrap-file") == 0)
+        db->bootstrap_file = val;
+    if (!ok)
+        fprintf(stderr, "holdfast-devbroker: invalid %s '%s' (from %s); see --help\n", name, val,
+                src);
+    return ok;
+}
+
+/* Settings in the same order as the long options below, so getopt's index maps here. */
+static const char *const devbroker__settings[][2] = {
+    {"brokers", "HOLDFAST_DEVBROKER_BROKERS"},
+    {"topic", "HOLDFAST_TOPIC"},
+    {"partitions", "HOLDFAST_PARTITIONS"},
+    {"bootstrap-file", "HOLDFAST_DEVBROKER_BOOTSTRAP_FILE"},
+    {"control-port", "HOLDFAST_DEVBROKER_CONTROL_PORT"},
+};
+#define DEVBROKER_NSETTINGS (sizeof devbroker__settings / sizeof devbroker__settings[0])
+
+/* Validates only the winning value of each setting, so a bad env var that a flag
+ * overrides does not stop the program. */
+static bool devbroker__apply(devbroker_t *db, const char *const *val, const char *const *src)
+{
+    for (size_t i = 0; i < DEVBROKER_NSETTINGS; i++)
+        if (val[i] && !devbroker__set(db, devbroker__settings[i][0], val[i], src[i]))
+            return false;
+    return true;
+}
+
+/* Returns -1 to continue, otherwise the exit status (0 for --help, 2 for bad usage). */
+static int devbroker__parse_args(devbroker_t *db, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"brokers", required_argument, NULL, 0},
+        {"topic", required_argument, NULL, 0},
+        {"partitions", required_argument, NULL, 0},
+        {"bootstrap-file", required_argument, NULL, 0},
+        {"control-port", required_argument, NULL, 0},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *val[DEVBROKER_NSETTINGS], *src[DEVBROKER_NSETTINGS];
+    for (size_t i = 0; i < DEVBROKER_NSETTINGS; i++) {
+        src[i] = devbroker__settings[i][1];
+        val[i] = getenv(src[i]);
+    }
+    int idx = 0, c;
+    opterr = 0; /* we print our own, clearer message */
+    while ((c = getopt_long(argc, argv, "h", opts, &idx)) != -1) {
+        if (c == 'h') {
+            devbroker__usage(stdout);
+            return DEVBROKER_EXIT_OK;
+        }
+        if (c != 0) {
+            fprintf(stderr, "holdfast-devbroker: bad or incomplete flag '%s'; see --help\n",
+                    argv[optind - 1]);
+            return DEVBROKER_EXIT_USAGE;
+        }
+        val[idx] = optarg;
+        src[idx] = "command line";
+    }
+    if (optind < argc) {
+        fprintf(stderr, "holdfast-devbroker: unexpected argument '%s'; see --help\n", argv[optind]);
+        return DEVBROKER_EXIT_USAGE;
+    }
+    return devbroker__apply(db, val, src) ? -1 : DEVBROKER_EXIT_USAGE;
+}
+
+/* ---- mock cluster ------------------------------------------------------------------- */
+
+/* Routes librdkafka's own logs (from its threads; hf_log is thread-safe) into ours. */
+static void devbroker__rdkafka_log(const rd_kafka_t *rk, int level, const char *fac,
+                                   const char *buf)
+{
+    (void)rk;
+    /* Our bookkeeping handle has no bootstrap.servers on purpose; don't warn about it. */
+    if (strcmp(fac, "CONFWARN") == 0 && strstr(buf, "bootstrap.servers"))
+        return;
+    hf_log_level_t l = level <= 3   ? HF_LOG_ERROR
+                       : level <= 4 ? HF_LOG_WARN
+                       : level <= 6 ? HF_LOG_INFO
+                                    : HF_LOG_DEBUG;
+    hf_log(l, "rdkafka %s: %s", fac, buf);
+}
+
+/* The mock cluster needs an rd_kafka_t for bookkeeping only: a producer that is never
+ * given a bootstrap server nor a message, so it never connects anywhere. */
+static bool devbroker__create_handle(devbroker_t *db)
+{
+    char err[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (rd_kafka_conf_set(conf, "client.id", "holdfast-devbroker", err, sizeof err) !=
+        RD_KAFKA_CONF_OK) {
+        hf_error("rdkafka config: %s", err);
+        rd_kafka_conf_destroy(conf);
+        return false;
+    }
+    rd_kafka_conf_set_log_cb(conf, devbroker__rdkafka_log);
+    db->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    if (!db->rk) {
+        hf_error("rd_kafka_new: %s", err);
+        rd_kafka_conf_destroy(conf); /* only owned by rk on success */
+        return false;
+    }
+    return true;
+}
+
+static bool devbroker__start_cluster(devbroker_t *db)
+{
+    if (!devbroker__create_handle(db))
+        return false;
+    db->mcluster = rd_kafka_mock_cluster_new(db->rk, db->brokers);
+    if (!db->mcluster) {
+        hf_error("rd_kafka_mock_cluster_new(%d brokers) failed", db->brokers);
+        return false;
+    }
+    int rf = db->brokers < 3 ? db->brokers : 3;
+    rd_kafka_resp_err_t e = rd_kafka_mock_topic_create(db->mcluster, db->topic, db->partitions, rf);
+    if (e) {
+        hf_error("creating topic %s: %s", db->topic, rd_kafka_err2str(e));
+        return false;
+    }
+    hf_info("mock cluster up: %d brokers, topic %s with %d partitions, replication %d", db->brokers,
+            db->topic, db->partitions, rf);
+    return true;
+}
+
+/* ---- sockets ------------------------------------------------------------------------ */
+
+static bool devbroker__open_signals(devbroker_t *db)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    /* Blocked before librdkafka starts threads, so no thread takes them by default
+     * action and they all land in the signalfd. */
+    if (sigprocmask(SIG_BLOCK, &set, NULL) != 0) {
+        hf_error("sigprocmask: %s", strerror(errno));
+        return false;
+    }
+    db->signal_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (db->signal_fd < 0) {
+        hf_error("signalfd: %s", strerror(errno));
+        return false;
+    }
+    /* A test client hanging up must not kill us. */
+    signal(SIGPIPE, SIG_IGN);
+    return true;
+}
+
+static bool devbroker__listen(devbroker_t *db)
+{
+    db->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (db->listen_fd < 0) {
+        hf_error("control socket: %s", strerror(errno));
+        return false;
+    }
+    int one = 1;
+    setsockopt(db->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)db->control_port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(db->listen_fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+        listen(db->listen_fd, 16) != 0) {
+        hf_error("control port 127.0.0.1:%d: %s", db->control_port, strerror(errno));
+        return false;
+    }
+    socklen_t len = sizeof sa;
+    if (getsockname(db->listen_fd, (struct sockaddr *)&sa, &len) != 0) {
+        hf_error("getsockname: %s", strerror(errno));
+        return false;
+    }
+    db->control_port = ntohs(sa.sin_port); /* the real one when 0 was asked for */
+    return true;
+}
+
+/* ---- readiness ---------------------------------------------------------------------- */
+
+static bool devbroker__write_bootstrap_file(devbroker_t *db, const char *bootstrap)
+{
+    char tmp[4096];
+    int n = snprintf(tmp, sizeof tmp, "%s.tmp.%ld", db->bootstrap_file, (long)getpid());
+    if (n < 0 || (size_t)n >= sizeof tmp) {
+        hf_error("bootstrap file path too long");
+        return false;
+    }
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        hf_error("writing %s: %s", tmp, strerror(errno));
+        return false;
+    }
+    bool ok = fprintf(f, "%s\n", bootstrap) > 0;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, db->bootstrap_file) != 0) {
+        hf_error("writing %s: %s", db->bootstrap_file, strerror(errno));
+        unlink(tmp);
+        return false;
+    }
+    db->bootstrap_written = true;
+    return true;
+}
+
+static bool devbroker__announce(devbroker_t *db)
+{
+    const char *bootstrap = rd_kafka_mock_cluster_bootstraps(db->mcluster);
+    printf("bootstrap=%s\ncontrol=127.0.0.1:%d\n", bootstrap, db->control_port);
+    if (fflush(stdout) != 0)
+        hf_warn("stdout: %s", strerror(errno)); /* nobody reading is not fatal */
+    hf_info("ready: bootstrap=%s control=127.0.0.1:%d", bootstrap, db->control_port);
+    /* Last, so the file appearing means stdout lines and control port are ready too. */
+    return !db->bootstrap_file || devbroker__write_bootstrap_file(db, bootstrap);
+}
+
+/* ---- control protocol --------------------------------------------------------------- */
+
+static void devbroker__reply(devbroker_client_t *cl, const char *msg)
+{
+    /* Replies are tiny; a client that does not read them just loses them. */
+    if (send(cl->fd, msg, strlen(msg), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+        hf_debug("control reply lost: %s", strerror(errno));
+}
+
+/* Applies up/down to one broker id, or to all when id is 0; on failure *failed is the
+ * broker that refused. */
+static rd_kafka_resp_err_t devbroker__set_state(devbroker_t *db, int id, bool up, int *failed)
+{
+    int first = id ? id : 1, last = id ? id : db->brokers;
+    for (int b = first; b <= last; b++) {
+        rd_kafka_resp_err_t e = up ? rd_kafka_mock_broker_set_up(db->mcluster, b)
+                                   : rd_kafka_mock_broker_set_down(db->mcluster, b);
+        if (e) {
+            *failed = b;
+            return e;
+        }
+    }
+    return RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+/* Executes one command; writes the reply line into `out`. */
+static void devbroker__exec(devbroker_t *db, char *line, char *out, size_t outsz)
+{
+    char *save = NULL;
+    char *cmd = strtok_r(line, " \t", &save);
+    char *a1 = strtok_r(NULL, " \t", &save);
+    char *a2 = strtok_r(NULL, " \t", &save);
+    char *extra = strtok_r(NULL, " \t", &save);
+    int id = 0, ms = 0, failed = 0;
+    rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
+
+    if (!cmd) {
+        snprintf(out, outsz, "error: empty command\n");
+        return;
+    }
+    bool is_up = strcmp(cmd, "up") == 0, is_down = strcmp(cmd, "down") == 0;
+    if (strcmp(cmd, "ping") == 0 && !a1) {
+        /* nothing to do */
+    } else if ((is_up || is_down) && !a2) {
+        if (a1 && !devbroker__parse_int(a1, 1, db->brokers, &id)) {
+            snprintf(out, outsz, "error: broker id must be 1..%d\n", db->brokers);
+            return;
+        }
+        e = devbroker__set_state(db, id, is_up, &failed);
+        hf_info("control: broker %s %s", a1 ? a1 : "all", is_up ? "up" : "down");
+    } else if (strcmp(cmd, "rtt") == 0 && a2 && !extra) {
+        if (!devbroker__parse_int(a1, 1, db->brokers, &id) ||
+            !devbroker__parse_int(a2, 0, 3600000, &ms)) {
+            snprintf(out, outsz, "error: usage: rtt ID MS (ID 1..%d, MS 0..3600000)\n",
+                     db->brokers);
+            return;
+        }
+        e = rd_kafka_mock_broker_set_rtt(db->mcluster, id, ms);
+        failed = id;
+        hf_info("control: broker %d rtt %d ms", id, ms);
+    } else {
+        snprintf(out, outsz, "error: unknown command (ping, up [ID], down [ID], rtt ID MS)\n");
+        return;
+    }
+    if (e)
+        snprintf(out, outsz, "error: broker %d: %s\n", failed, rd_kafka_err2str(e));
+    else
+        snprintf(out, outsz, "ok\n");
+}
+
+static void devbroker__client_close(devbroker_client_t *cl)
+{
+    close(cl->fd);
+    cl->fd = -1;
+    cl->len = 0;
+}
+
+/* Closing with unread input makes the kernel send RST, which can destroy our error
+ * reply before the client reads it; so send FIN first and discard what already arrived. */
+static void devbroker__client_drain_close(devbroker_client_t *cl)
+{
+    char scratch[4096];
+    shutdown(cl->fd, SHUT_WR);
+    for (int i = 0; i < 16 && recv(cl->fd, scratch, sizeof scratch, MSG_DONTWAIT) > 0; i++)
+        continue;
+    devbroker__client_close(cl);
+}
+
+/* Runs every complete line in the buffer, keeps the partial rest. */
+static void devbroker__client_lines(devbroker_t *db, devbroker_client_t *cl)
+{
+    char *nl;
+    while (cl->fd >= 0 && (nl = memchr(cl->line, '\n', cl->len)) != NULL) {
+        size_t n = (size_t)(nl - cl->line);
+        *nl = '\0';
+        if (n > 0 && cl->line[n - 1] == '\r')
+            cl->line[n - 1] = '\0';
+        char out[160];
+        devbroker__exec(db, cl->line, out, sizeof out);
+        devbroker__reply(cl, out);
+        cl->len -= n + 1;
+        memmove(cl->line, nl + 1, cl->len);
+    }
+    if (cl->fd >= 0 && cl->len == sizeof cl->line) {
+        devbroker__reply(cl, "error: line too long\n");
+        devbroker__client_drain_close(cl);
+    }
+}
+
+static void devbroker__client_read(devbroker_t *db, devbroker_client_t *cl)
+{
+    ssize_t n = recv(cl->fd, cl->line + cl->len, sizeof cl->line - cl->len, 0);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0) {
+        /* EOF or error; an unterminated last line is dropped, commands need '\n'. */
+        devbroker__client_close(cl);
+        return;
+    }
+    cl->len += (size_t)n;
+    devbroker__client_lines(db, cl);
+}
+
+static void devbroker__accept(devbroker_t *db)
+{
+    int fd = accept4(db->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0) {
+        if (errno != EAGAIN && errno != EINTR)
+            hf_warn("control accept: %s", strerror(errno));
+        return;
+    }
+    for (int i = 0; i < DEVBROKER_CLIENTS_MAX; i++) {
+        if (db->clients[i].fd < 0) {
+            db->clients[i].fd = fd;
+            db->clients[i].len = 0;
+            return;
+        }
+    }
+    devbroker_client_t tmp = {.fd = fd};
+    devbroker__reply(&tmp, "error: too many control clients\n");
+    close(fd);
+}
+
+/* ---- main loop ---------------------------------------------------------------------- */
+
+static void devbroker__on_signal(devbroker_t *db)
+{
+    struct signalfd_siginfo si;
+    while (read(db->signal_fd, &si, sizeof si) == (ssize_t)sizeof si) {
+        hf_info("received %s, shutting down", strsignal((int)si.ssi_signo));
+        db->stop = true;
+    }
+}
+
+static int devbroker__run(devbroker_t *db)
+{
+    /* Slot 0: signals, 1: listener, 2..: clients (fd -1 is ignored by poll). */
+    struct pollfd pfd[2 + DEVBROKER_CLIENTS_MAX];
+    while (!db->stop) {
+        pfd[0] = (struct pollfd){.fd = db->signal_fd, .events = POLLIN};
+        pfd[1] = (struct pollfd){.fd = db->listen_fd, .events = POLLIN};
+        for (int i = 0; i < DEVBROKER_CLIENTS_MAX; i++)
+            pfd[2 + i] = (struct pollfd){.fd = db->clients[i].fd, .events = POLLIN};
+        if (poll(pfd, 2 + DEVBROKER_CLIENTS_MAX, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            hf_error("poll: %s", strerror(errno));
+            return DEVBROKER_EXIT_FAIL;
+        }
+        if (pfd[0].revents)
+            devbroker__on_signal(db);
+        if (pfd[1].revents)
+            devbroker__accept(db);
+        for (int i = 0; i < DEVBROKER_CLIENTS_MAX; i++)
+            if (pfd[2 + i].revents && db->clients[i].fd >= 0)
+                devbroker__client_read(db, &db->clients[i]);
+    }
+    return DEVBROKER_EXIT_OK;
+}
+
+static void devbroker__init(devbroker_t *db)
+{
+    *db = (devbroker_t){
+        .brokers = 3,
+        .partitions = 8,
+        .control_port = 0,
+        .topic = "holdfast.events",
+        .listen_fd = -1,
+        .signal_fd = -1,
+    };
+    for (int i = 0; i < DEVBROKER_CLIENTS_MAX; i++)
+        db->clients[i].fd = -1;
+}
+
+static void devbroker__destroy(devbroker_t *db)
+{
+    for (int i = 0; i < DEVBROKER_CLIENTS_MAX; i++)
+        if (db->clients[i].fd >= 0)
+            devbroker__client_close(&db->clients[i]);
+    if (db->listen_fd >= 0)
+        close(db->listen_fd);
+    if (db->bootstrap_written)
+        unlink(db->bootstrap_file);
+    /* Cluster first: it belongs to rk and must go before it. */
+    if (db->mcluster)
+        rd_kafka_mock_cluster_destroy(db->mcluster);
+    if (db->rk)
+        rd_kafka_destroy(db->rk);
+    if (db->signal_fd >= 0)
+        close(db->signal_fd);
+}
+
+int main(int argc, char **argv)
+{
+    devbroker_t db;
+    devbroker__init(&db);
+    int rc = devbroker__parse_args(&db, argc, argv);
+    if (rc >= 0)
+        return rc;
+    hf_log_init("devbroker", HF_LOG_INFO);
+
+    rc = DEVBROKER_EXIT_FAIL;
+    if (devbroker__open_signals(&db) && devbroker__start_cluster(&db) && devbroker__listen(&db) &&
+        devbroker__announce(&db))
+        rc = devbroker__run(&db);
+    devbroker__destroy(&db);
+    hf_info("exited with status %d", rc);
+    return rc;
+}

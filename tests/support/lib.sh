@@ -1,0 +1,257 @@
+# lib.sh - start and stop real PostgreSQL, Redis, the dev Kafka broker and
+# the Holdfast services on loopback, for tests and for the local stack.
+#
+# Source it, then call hf_init RUN_DIR. Every part runs in the foreground
+# of a background job; its PID goes to RUN_DIR/<part>.pid and its output
+# to RUN_DIR/<part>.log. hf_stop <part> stops one part by that PID;
+# hf_stop_all stops everything this shell started (tests trap it on EXIT).
+# Ports are picked free on 127.0.0.1 below the kernel's ephemeral range.
+
+HF_ROOT=${HF_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+HF_BIN=${HF_BIN:-$HF_ROOT/build/bin}
+HF_PG_BIN=${HF_PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
+HF_STARTED=()
+
+hf_log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+hf_die() {
+    hf_log "FATAL: $*"
+    exit 1
+}
+
+# hf_init RUN_DIR: where pid files, logs and data go.
+hf_init() {
+    HF_RUN=$1
+    mkdir -p "$HF_RUN"
+    HF_RUN=$(cd "$HF_RUN" && pwd)
+}
+
+hf_port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# hf_free_port: prints a port nothing listens on (and that this shell has
+# not handed out yet).
+hf_free_port() {
+    local port i
+    for i in $(seq 1 200); do
+        port=$((20000 + RANDOM % 12000))
+        [[ " ${HF_PORTS_GIVEN:-} " == *" $port "* ]] && continue
+        hf_port_in_use "$port" && continue
+        HF_PORTS_GIVEN="${HF_PORTS_GIVEN:-} $port"
+        echo "$port"
+        return 0
+    done
+    hf_die "no free port found"
+}
+
+hf_pid() { cat "$HF_RUN/$1.pid" 2>/dev/null; }
+
+hf_alive() {
+    local pid
+    pid=$(hf_pid "$1") || return 1
+    [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null
+}
+
+# hf_spawn PART CMD...: runs CMD in the background, logging to PART.log.
+hf_spawn() {
+    local part=$1
+    shift
+    "$@" >>"$HF_RUN/$part.log" 2>&1 &
+    echo $! >"$HF_RUN/$part.pid"
+    HF_STARTED+=("$part")
+}
+
+# hf_wait_until TIMEOUT_S DESCRIPTION CMD...: polls CMD until it succeeds.
+hf_wait_until() {
+    local timeout=$1 what=$2 deadline
+    shift 2
+    deadline=$((SECONDS + timeout))
+    until "$@" >/dev/null 2>&1; do
+        ((SECONDS < deadline)) || {
+            hf_log "timed out after ${timeout}s waiting for $what"
+            return 1
+        }
+        sleep 0.1
+    done
+}
+
+# hf_stop PART [SIGNAL] [TIMEOUT_S]: signals the part's PID (default TERM;
+# INT for PostgreSQL, its "fast" shutdown that does not wait for clients to
+# leave), waits for it to exit, then KILLs it if it did not.
+hf_stop() {
+    local part=$1 sig=${2:-} timeout=${3:-15} pid deadline
+    [[ -n $sig ]] || { [[ $part == postgres ]] && sig=INT || sig=TERM; }
+    pid=$(hf_pid "$part") || return 0
+    [[ -n $pid ]] || return 0
+    kill "-$sig" "$pid" 2>/dev/null || true
+    deadline=$((SECONDS + timeout))
+    while kill -0 "$pid" 2>/dev/null; do
+        if ((SECONDS >= deadline)); then
+            hf_log "$part (pid $pid) did not stop on SIG$sig; killing it"
+            kill -KILL "$pid" 2>/dev/null || true
+            # Stopped processes must be continued to die.
+            kill -CONT "$pid" 2>/dev/null || true
+        fi
+        sleep 0.05
+    done
+    wait "$pid" 2>/dev/null || true
+    rm -f "$HF_RUN/$part.pid"
+}
+
+# hf_wait_exit PART: waits for the part (a child of this shell, so not
+# from inside $(...)) and sets HF_EXIT_STATUS to its exit status.
+hf_wait_exit() {
+    local pid
+    pid=$(hf_pid "$1")
+    HF_EXIT_STATUS=0
+    wait "$pid" 2>/dev/null || HF_EXIT_STATUS=$?
+    rm -f "$HF_RUN/$1.pid"
+}
+
+hf_stop_all() {
+    local i
+    for ((i = ${#HF_STARTED[@]} - 1; i >= 0; i--)); do
+        hf_stop "${HF_STARTED[$i]}" "" 10
+    done
+    HF_STARTED=()
+}
+
+# PostgreSQL refuses to run as root: as root it runs as the "postgres"
+# user, and its data lives where that user can reach it.
+# (A prefix, not a function: a background job of a function would be a
+# subshell, and its PID not the server's.)
+HF_AS_PG=()
+[[ $(id -u) == 0 ]] && HF_AS_PG=(setpriv --reuid=postgres --regid=postgres --init-groups --)
+
+# hf_pg_datadir DIR: prints the directory PostgreSQL's data should use for
+# DIR (DIR itself, or, as root when "postgres" cannot reach DIR, a place
+# under /var/tmp that DIR/postgres links to).
+hf_pg_datadir() {
+    local dir=$1
+    if [[ $(id -u) != 0 ]] || setpriv --reuid=postgres --regid=postgres --init-groups -- test -x "$(dirname "$dir")" 2>/dev/null; then
+        echo "$dir"
+        return
+    fi
+    local alt
+    alt=/var/tmp/holdfast-pg-$(printf '%s' "$dir" | md5sum | cut -c1-12)
+    mkdir -p "$alt"
+    chown postgres: "$alt"
+    [[ -L $dir ]] || { rm -rf "$dir" && ln -s "$alt" "$dir"; }
+    echo "$alt"
+}
+
+# hf_pg_start [PORT] [EXTRA -c settings...]: initialises RUN_DIR/postgres if
+# new, starts it on 127.0.0.1:PORT, creates database holdfast and sets
+# HF_PG_URL. Tests pass fsync=off; the local stack keeps durability on.
+hf_pg_start() {
+    local port=${1:-$(hf_free_port)}
+    shift || true
+    local data
+    data=$(hf_pg_datadir "$HF_RUN/postgres")
+    if [[ ! -s $data/PG_VERSION ]]; then
+        [[ $(id -u) == 0 ]] && chown postgres: "$data" 2>/dev/null
+        mkdir -p "$data"
+        [[ $(id -u) == 0 ]] && chown postgres: "$data"
+        "${HF_AS_PG[@]}" "$HF_PG_BIN/initdb" -D "$data" -U holdfast --auth=trust -E UTF8 --locale=C.UTF-8 \
+            >>"$HF_RUN/postgres.log" 2>&1 || hf_die "initdb failed (see $HF_RUN/postgres.log)"
+    fi
+    local opts=(-c listen_addresses=127.0.0.1 -c "port=$port" -c unix_socket_directories=
+        -c max_connections=200 -c logging_collector=off)
+    local extra
+    for extra in "$@"; do opts+=(-c "$extra"); done
+    hf_spawn postgres "${HF_AS_PG[@]}" "$HF_PG_BIN/postgres" -D "$data" "${opts[@]}"
+    HF_PG_PORT=$port
+    HF_PG_URL="postgresql://holdfast@127.0.0.1:$port/holdfast"
+    hf_wait_until 60 "PostgreSQL on port $port" "$HF_PG_BIN/pg_isready" -h 127.0.0.1 -p "$port" -q ||
+        hf_die "PostgreSQL did not start (see $HF_RUN/postgres.log)"
+    if ! psql -h 127.0.0.1 -p "$port" -U holdfast -d postgres -tAc \
+        "SELECT 1 FROM pg_database WHERE datname = 'holdfast'" | grep -q 1; then
+        psql -h 127.0.0.1 -p "$port" -U holdfast -d postgres -qc "CREATE DATABASE holdfast" >/dev/null
+    fi
+}
+
+# hf_psql SQL...: runs SQL against HF_PG_URL, unaligned tuples only.
+hf_psql() { psql "$HF_PG_URL" -X -v ON_ERROR_STOP=1 -qtA "$@"; }
+
+hf_migrate() {
+    "$HF_BIN/holdfast-migrate" --pg-url "$HF_PG_URL" "$@" >>"$HF_RUN/migrate.log" 2>&1 ||
+        hf_die "holdfast-migrate failed (see $HF_RUN/migrate.log)"
+}
+
+# hf_redis_start [PORT]: sets HF_REDIS_URL.
+hf_redis_start() {
+    local port=${1:-$(hf_free_port)}
+    mkdir -p "$HF_RUN/redis"
+    hf_spawn redis redis-server --bind 127.0.0.1 --port "$port" --dir "$HF_RUN/redis" \
+        --save "" --appendonly no --daemonize no --protected-mode yes
+    HF_REDIS_PORT=$port
+    HF_REDIS_URL="redis://127.0.0.1:$port"
+    hf_wait_until 30 "Redis on port $port" redis-cli -h 127.0.0.1 -p "$port" ping ||
+        hf_die "Redis did not start (see $HF_RUN/redis.log)"
+}
+
+# hf_kafka_start [PARTITIONS] [TOPIC]: the dev broker; sets HF_KAFKA_BROKERS,
+# HF_KAFKA_CONTROL (host:port of its control port) and HF_TOPIC.
+hf_kafka_start() {
+    local partitions=${1:-8}
+    HF_TOPIC=${2:-holdfast.events}
+    rm -f "$HF_RUN/kafka.bootstrap"
+    hf_spawn kafka "$HF_BIN/holdfast-devbroker" --partitions "$partitions" --topic "$HF_TOPIC" \
+        --bootstrap-file "$HF_RUN/kafka.bootstrap"
+    hf_wait_until 30 "the dev Kafka broker" test -s "$HF_RUN/kafka.bootstrap" ||
+        hf_die "dev broker did not start (see $HF_RUN/kafka.log)"
+    HF_KAFKA_BROKERS=$(cat "$HF_RUN/kafka.bootstrap")
+    HF_KAFKA_CONTROL=$(sed -n 's/^control=//p' "$HF_RUN/kafka.log" | tail -n 1)
+}
+
+# hf_kafka_control COMMAND: sends one line to the dev broker's control port.
+hf_kafka_control() {
+    local host=${HF_KAFKA_CONTROL%:*} port=${HF_KAFKA_CONTROL##*:} reply
+    exec 7<>"/dev/tcp/$host/$port" || return 1
+    printf '%s\n' "$*" >&7
+    IFS= read -r -t 5 reply <&7 || true
+    exec 7>&-
+    [[ $reply == ok* ]]
+}
+
+hf_http_ok() { curl -fsS -o /dev/null --max-time 2 "$1"; }
+
+# hf_ingest_start [PORT] [EXTRA FLAGS...]: sets HF_INGEST_URL.
+hf_ingest_start() {
+    local port=${1:-$(hf_free_port)}
+    shift || true
+    hf_spawn ingest "$HF_BIN/holdfast-ingest" --port "$port" --pg-url "$HF_PG_URL" "$@"
+    HF_INGEST_PORT=$port
+    HF_INGEST_URL="http://127.0.0.1:$port"
+    hf_wait_until 30 "ingest /livez" hf_http_ok "$HF_INGEST_URL/livez" ||
+        hf_die "ingest did not start (see $HF_RUN/ingest.log)"
+}
+
+# --- assertions for tests -------------------------------------------------
+
+HF_CHECKS=0
+HF_FAILS=0
+
+hf_check() { # hf_check DESCRIPTION CMD...
+    local what=$1
+    shift
+    HF_CHECKS=$((HF_CHECKS + 1))
+    if "$@"; then
+        return 0
+    fi
+    HF_FAILS=$((HF_FAILS + 1))
+    hf_log "CHECK FAILED: $what"
+    return 0
+}
+
+hf_check_eq() { # hf_check_eq DESCRIPTION EXPECTED ACTUAL
+    HF_CHECKS=$((HF_CHECKS + 1))
+    if [[ "$2" == "$3" ]]; then
+        return 0
+    fi
+    HF_FAILS=$((HF_FAILS + 1))
+    hf_log "CHECK FAILED: $1: expected [$2], got [$3]"
+}
+
+hf_checks_done() {
+    echo "$((HF_CHECKS - HF_FAILS)) passed, $HF_FAILS failed"
+    ((HF_FAILS == 0))
+}

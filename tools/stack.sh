@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# stack.sh - the local Holdfast stack: PostgreSQL and Redis from Debian's
+# packages with their data under .run/, the dev Kafka broker, and the
+# Holdfast services built in build/.
+#
+#   tools/stack.sh up      start every part that is not running; return when all are ready
+#   tools/stack.sh down    stop the parts this stack started (by the PIDs in .run/*.pid)
+#   tools/stack.sh run     up, print endpoints and a demo, stay in the foreground; Ctrl-C stops all
+#   tools/stack.sh status  which parts run, with their PIDs
+#
+# Settings (environment): HOLDFAST_GATEWAYS (default 2), HOLDFAST_PARTITIONS
+# (default 8), HOLDFAST_TOPIC (default holdfast.events), HOLDFAST_RUN_DIR
+# (default .run). Ports are chosen free on first start and kept in
+# .run/ports.env, so a part brought back later keeps its address.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+HF_ROOT=$ROOT
+HF_BIN=${HF_BIN:-$ROOT/build/bin}
+source "$ROOT/tests/support/lib.sh"
+
+RUN_DIR=${HOLDFAST_RUN_DIR:-$ROOT/.run}
+GATEWAYS=${HOLDFAST_GATEWAYS:-2}
+PARTITIONS=${HOLDFAST_PARTITIONS:-8}
+TOPIC=${HOLDFAST_TOPIC:-holdfast.events}
+hf_init "$RUN_DIR"
+
+# Each part's port, chosen once.
+stack_ports() {
+    if [[ -f $HF_RUN/ports.env ]]; then
+        source "$HF_RUN/ports.env"
+        return
+    fi
+    PG_PORT=$(hf_free_port)
+    REDIS_PORT=$(hf_free_port)
+    INGEST_PORT=$(hf_free_port)
+    {
+        echo "PG_PORT=$PG_PORT"
+        echo "REDIS_PORT=$REDIS_PORT"
+        echo "INGEST_PORT=$INGEST_PORT"
+    } >"$HF_RUN/ports.env"
+}
+
+stack_has() { [[ -x $HF_BIN/$1 ]]; }
+
+stack_up_postgres() {
+    HF_PG_URL="postgresql://holdfast@127.0.0.1:$PG_PORT/holdfast"
+    if hf_alive postgres; then return; fi
+    hf_log "starting PostgreSQL on 127.0.0.1:$PG_PORT (data in $HF_RUN/postgres)"
+    hf_pg_start "$PG_PORT"
+    hf_migrate --partitions "$PARTITIONS"
+}
+
+stack_up_redis() {
+    HF_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+    if hf_alive redis; then return; fi
+    hf_log "starting Redis on 127.0.0.1:$REDIS_PORT"
+    hf_redis_start "$REDIS_PORT"
+}
+
+stack_up_kafka() {
+    if hf_alive kafka; then
+        HF_KAFKA_BROKERS=$(cat "$HF_RUN/kafka.bootstrap")
+        HF_TOPIC=$TOPIC
+        return
+    fi
+    hf_log "starting the dev Kafka broker (in memory; topic $TOPIC, $PARTITIONS partitions)"
+    : >"$HF_RUN/kafka.log"
+    hf_kafka_start "$PARTITIONS" "$TOPIC"
+}
+
+stack_up_ingest() {
+    HF_INGEST_URL="http://127.0.0.1:$INGEST_PORT"
+    if hf_alive ingest; then return; fi
+    hf_log "starting holdfast-ingest on $HF_INGEST_URL"
+    hf_ingest_start "$INGEST_PORT"
+}
+
+stack_write_env() {
+    cat >"$HF_RUN/stack.env" <<EOF
+# Written by tools/stack.sh; source it: . .run/stack.env
+HOLDFAST_INGEST_URL=$HF_INGEST_URL
+HOLDFAST_GATEWAY_URLS="${HF_GATEWAY_URLS:-}"
+HOLDFAST_PG_URL=$HF_PG_URL
+HOLDFAST_REDIS_URL=$HF_REDIS_URL
+HOLDFAST_KAFKA_BROKERS=$HF_KAFKA_BROKERS
+HOLDFAST_KAFKA_CONTROL=$HF_KAFKA_CONTROL
+HOLDFAST_TOPIC=$TOPIC
+HOLDFAST_PUBLISH_TOKEN=
+HOLDFAST_SUBSCRIBE_TOKEN=
+EOF
+}
+
+stack_up() {
+    stack_ports
+    stack_up_postgres
+    stack_up_redis
+    stack_up_kafka
+    HF_KAFKA_CONTROL=$(sed -n 's/^control=//p' "$HF_RUN/kafka.log" | tail -n 1)
+    stack_up_ingest
+    stack_has holdfast-relay && hf_log "(relay: not started by this version of the stack)"
+    stack_write_env
+    hf_log "stack is up; endpoints in $HF_RUN/stack.env"
+}
+
+# Parts in stopping order: services first, then what they depend on.
+stack_parts() {
+    local i
+    for ((i = GATEWAYS; i >= 1; i--)); do echo "gateway-$i"; done
+    echo relay ingest kafka redis postgres | tr ' ' '\n'
+}
+
+stack_down() {
+    local part
+    for part in $(stack_parts); do
+        if hf_alive "$part"; then
+            hf_log "stopping $part (pid $(hf_pid "$part"))"
+            hf_stop "$part"
+        fi
+        rm -f "$HF_RUN/$part.pid"
+    done
+    rm -f "$HF_RUN/stack.env"
+}
+
+stack_status() {
+    local part
+    for part in $(stack_parts | tac); do
+        if hf_alive "$part"; then
+            printf '%-10s running (pid %s)\n' "$part" "$(hf_pid "$part")"
+        else
+            printf '%-10s stopped\n' "$part"
+        fi
+    done
+}
+
+stack_demo() {
+    source "$HF_RUN/stack.env"
+    cat <<EOF
+
+  Holdfast is running (data under $HF_RUN; the dev Kafka broker keeps its log in memory only)
+
+    ingest     $HOLDFAST_INGEST_URL   (POST /v1/events, /livez, /readyz, /metrics)
+    postgres   $HOLDFAST_PG_URL
+    redis      $HOLDFAST_REDIS_URL
+    kafka      $HOLDFAST_KAFKA_BROKERS   topic $HOLDFAST_TOPIC
+    gateways   ${HOLDFAST_GATEWAY_URLS:-(not part of this version yet)}
+    tokens     publish: ${HOLDFAST_PUBLISH_TOKEN:-(auth not enabled yet)}
+
+  Publish an event:
+    curl -X POST $HOLDFAST_INGEST_URL/v1/events -H 'Content-Type: application/json' \\
+         -d '{"channel":"demo","data":{"hello":"world"}}'
+  See it and its outbox row:
+    psql $HOLDFAST_PG_URL -c 'SELECT e.id, e.channel, e.partition, convert_from(e.payload, '"'"'UTF8'"'"') AS data, o.seq FROM holdfast.events e LEFT JOIN holdfast.outbox o ON o.event_id = e.id ORDER BY e.created_at DESC LIMIT 5'
+
+EOF
+    hf_log "demo: publishing one event"
+    curl -sS -X POST "$HOLDFAST_INGEST_URL/v1/events" -H 'Content-Type: application/json' \
+        -d "{\"channel\":\"demo\",\"data\":{\"hello\":\"world\",\"at\":\"$(date -Is)\"}}"
+    psql "$HOLDFAST_PG_URL" -X -c "SELECT e.id, e.channel, e.partition, convert_from(e.payload, 'UTF8') AS data, o.seq AS outbox_seq FROM holdfast.events e LEFT JOIN holdfast.outbox o ON o.event_id = e.id ORDER BY e.created_at DESC LIMIT 3"
+    echo "  Ctrl-C stops everything."
+}
+
+stack_run() {
+    trap 'echo; stack_down; exit 0' INT TERM
+    stack_up
+    stack_demo
+    # Stay in the foreground while the parts run; report any that dies.
+    while true; do
+        local part
+        for part in postgres redis kafka ingest; do
+            if ! hf_alive "$part" && [[ -f $HF_RUN/$part.pid ]]; then
+                hf_log "$part exited; see $HF_RUN/$part.log ('make up' in another shell brings it back)"
+                rm -f "$HF_RUN/$part.pid"
+            fi
+        done
+        sleep 1 &
+        wait $! || true
+    done
+}
+
+case ${1:-} in
+up) stack_up ;;
+down) stack_down ;;
+run) stack_run ;;
+status) stack_status ;;
+*)
+    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+    exit 2
+    ;;
+esac
