@@ -97,7 +97,6 @@ stack_up() {
     stack_up_kafka
     HF_KAFKA_CONTROL=$(sed -n 's/^control=//p' "$HF_RUN/kafka.log" | tail -n 1)
     stack_up_ingest
-    stack_has holdfast-relay && hf_log "(relay: not started by this version of the stack)"
     stack_write_env
     hf_log "stack is up; endpoints in $HF_RUN/stack.env"
 }

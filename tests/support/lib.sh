@@ -44,10 +44,13 @@ hf_free_port() {
 
 hf_pid() { cat "$HF_RUN/$1.pid" 2>/dev/null; }
 
+# hf_alive PART: its PID runs (a zombie, left when nobody reaps it, does not count).
 hf_alive() {
-    local pid
+    local pid state
     pid=$(hf_pid "$1") || return 1
-    [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null
+    [[ -n $pid ]] || return 1
+    state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) || return 1
+    [[ -n $state && $state != Z ]]
 }
 
 # hf_spawn PART CMD...: runs CMD in the background, logging to PART.log.
@@ -83,7 +86,7 @@ hf_stop() {
     [[ -n $pid ]] || return 0
     kill "-$sig" "$pid" 2>/dev/null || true
     deadline=$((SECONDS + timeout))
-    while kill -0 "$pid" 2>/dev/null; do
+    while hf_alive "$part"; do
         if ((SECONDS >= deadline)); then
             hf_log "$part (pid $pid) did not stop on SIG$sig; killing it"
             kill -KILL "$pid" 2>/dev/null || true
@@ -119,7 +122,7 @@ hf_stop_all() {
 # (A prefix, not a function: a background job of a function would be a
 # subshell, and its PID not the server's.)
 HF_AS_PG=()
-[[ $(id -u) == 0 ]] && HF_AS_PG=(setpriv --reuid=postgres --regid=postgres --init-groups --)
+if [[ $(id -u) == 0 ]]; then HF_AS_PG=(setpriv --reuid=postgres --regid=postgres --init-groups --); fi
 
 # hf_pg_datadir DIR: prints the directory PostgreSQL's data should use for
 # DIR (DIR itself, or, as root when "postgres" cannot reach DIR, a place
@@ -147,9 +150,8 @@ hf_pg_start() {
     local data
     data=$(hf_pg_datadir "$HF_RUN/postgres")
     if [[ ! -s $data/PG_VERSION ]]; then
-        [[ $(id -u) == 0 ]] && chown postgres: "$data" 2>/dev/null
         mkdir -p "$data"
-        [[ $(id -u) == 0 ]] && chown postgres: "$data"
+        if [[ $(id -u) == 0 ]]; then chown postgres: "$data"; fi
         "${HF_AS_PG[@]}" "$HF_PG_BIN/initdb" -D "$data" -U holdfast --auth=trust -E UTF8 --locale=C.UTF-8 \
             >>"$HF_RUN/postgres.log" 2>&1 || hf_die "initdb failed (see $HF_RUN/postgres.log)"
     fi

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# The local stack (make up / make down / make run): every part starts and
+# is ready, stack.env names working endpoints, a publish lands in
+# PostgreSQL with its outbox row, a killed part comes back with its data
+# on the next `up` while running parts are left alone, `down` stops
+# everything by PID, and `run` stops cleanly on Ctrl-C (SIGINT).
+set -euo pipefail
+BUILD=${1:-build}
+export HF_BIN=$(cd "$BUILD" && pwd)/bin
+source "$(dirname "$0")/../support/lib.sh"
+hf_init "$(mktemp -d /tmp/holdfast-test.XXXXXX)"
+export HOLDFAST_RUN_DIR=$HF_RUN/stack
+STACK="bash $HF_ROOT/tools/stack.sh"
+cleanup() {
+    $STACK down >/dev/null 2>&1 || true
+    hf_stop_all
+    rm -rf "$HF_RUN" "/var/tmp/holdfast-pg-$(printf '%s' "$HOLDFAST_RUN_DIR/postgres" | md5sum | cut -c1-12)"
+}
+trap cleanup EXIT
+
+$STACK up >"$HF_RUN/up.log" 2>&1
+hf_check "stack.env written" test -s "$HOLDFAST_RUN_DIR/stack.env"
+set -a
+source "$HOLDFAST_RUN_DIR/stack.env"
+set +a
+for var in HOLDFAST_INGEST_URL HOLDFAST_PG_URL HOLDFAST_REDIS_URL HOLDFAST_KAFKA_BROKERS HOLDFAST_TOPIC; do
+    hf_check "stack.env sets $var" test -n "${!var}"
+done
+for part in postgres redis kafka ingest; do
+    hf_check "pid file for $part" test -s "$HOLDFAST_RUN_DIR/$part.pid"
+done
+hf_check "ingest ready" hf_http_ok "$HOLDFAST_INGEST_URL/readyz"
+hf_check "redis answers" bash -c "redis-cli -u $HOLDFAST_REDIS_URL ping | grep -q PONG"
+hf_check "kafka answers kcat" bash -c "timeout 10 kcat -b $HOLDFAST_KAFKA_BROKERS -L -t $HOLDFAST_TOPIC >/dev/null"
+id=$(curl -fsS -X POST "$HOLDFAST_INGEST_URL/v1/events" -H 'Content-Type: application/json' \
+    -d '{"channel":"stack","data":{"n":1}}' | sed -n 's/.*"id":"\([^"]*\)".*/\1/p')
+hf_check_eq "event and outbox row visible with psql" 1 \
+    "$(psql "$HOLDFAST_PG_URL" -XqtAc "SELECT count(*) FROM holdfast.events e JOIN holdfast.outbox o ON o.event_id = e.id WHERE e.id = '$id'")"
+
+# Kill two parts; `up` brings back exactly those, with their data.
+redis_pid=$(cat "$HOLDFAST_RUN_DIR/redis.pid")
+kill -KILL "$(cat "$HOLDFAST_RUN_DIR/ingest.pid")"
+kill -INT "$(cat "$HOLDFAST_RUN_DIR/postgres.pid")"
+sleep 1
+$STACK up >"$HF_RUN/up2.log" 2>&1
+hf_check "up restarted PostgreSQL" grep -q 'starting PostgreSQL' "$HF_RUN/up2.log"
+hf_check "up restarted ingest" grep -q 'starting holdfast-ingest' "$HF_RUN/up2.log"
+hf_check "up left running Redis alone" test "$redis_pid" = "$(cat "$HOLDFAST_RUN_DIR/redis.pid")"
+hf_check_eq "PostgreSQL came back with its data" 1 \
+    "$(psql "$HOLDFAST_PG_URL" -XqtAc "SELECT count(*) FROM holdfast.events WHERE id = '$id'")"
+hf_check "ingest on the same address" hf_http_ok "$HOLDFAST_INGEST_URL/readyz"
+
+pids=$(cat "$HOLDFAST_RUN_DIR"/*.pid)
+$STACK down >"$HF_RUN/down.log" 2>&1
+for pid in $pids; do
+    hf_check "pid $pid stopped by down" bash -c "! kill -0 $pid 2>/dev/null || grep -q '^[^ ]* [^ ]* Z' /proc/$pid/stat"
+done
+hf_check "stack.env removed" test ! -e "$HOLDFAST_RUN_DIR/stack.env"
+
+# make run: foreground, prints the endpoints, stops everything on Ctrl-C.
+# Job control on: a background job of a script otherwise starts with SIGINT
+# ignored, unlike a command in a terminal where Ctrl-C reaches it.
+set -m
+$STACK run >"$HF_RUN/run.log" 2>&1 &
+runner=$!
+set +m
+hf_wait_until 120 "make run to print its endpoints" grep -q 'Ctrl-C stops everything' "$HF_RUN/run.log"
+hf_check "run printed the ingest endpoint" grep -q "ingest     http://127.0.0.1:" "$HF_RUN/run.log"
+hf_check "run's demo publish answered" grep -q '"channel":"demo"' "$HF_RUN/run.log"
+pids=$(cat "$HOLDFAST_RUN_DIR"/*.pid)
+kill -INT -- "-$runner" # the whole process group, as a terminal does
+rc=0
+wait "$runner" || rc=$?
+hf_check_eq "run exits 0 on Ctrl-C" 0 "$rc"
+for pid in $pids; do
+    hf_check "pid $pid stopped by Ctrl-C" bash -c "! kill -0 $pid 2>/dev/null || grep -q '^[^ ]* [^ ]* Z' /proc/$pid/stat"
+done
+
+hf_checks_done
