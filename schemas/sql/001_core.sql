@@ -147,28 +147,45 @@ CREATE TABLE holdfast.idempotency_keys (
 );
 CREATE INDEX idempotency_keys_created_at ON holdfast.idempotency_keys (created_at);
 
--- The only code that writes events and outbox rows.
-CREATE FUNCTION holdfast._append(p_channel text, p_type text, p_payload bytea,
+-- The only code that writes events and outbox rows: event i is channel
+-- p_channels[i], type p_types[i], payload p_payloads[i]. Set-based, so a
+-- batch costs two INSERT statements, not two per event; outbox seq follows
+-- the array order.
+CREATE FUNCTION holdfast._append(p_channels text[], p_types text[], p_payloads bytea[],
                                  p_content_type text, p_idempotency_key text)
-RETURNS holdfast.events
+RETURNS TABLE (id uuid, channel text, partition integer)
 LANGUAGE plpgsql AS $$
+#variable_conflict use_column
 DECLARE
-    ev holdfast.events;
+    v_bad text;
+    v_partitions integer;
 BEGIN
-    IF p_channel IS NULL OR NOT holdfast.channel_is_valid(p_channel) THEN
-        RAISE EXCEPTION 'invalid channel name: %', coalesce(quote_literal(p_channel), 'NULL')
+    SELECT c INTO v_bad FROM unnest(p_channels) AS c
+    WHERE c IS NULL OR NOT holdfast.channel_is_valid(c) LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'invalid channel name: %', coalesce(quote_literal(v_bad), 'NULL')
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = '1..200 bytes of letters, digits and _ . : @ = -, starting with a letter or digit';
     END IF;
-    IF p_payload IS NULL THEN
+    IF array_position(p_payloads, NULL) IS NOT NULL THEN
         RAISE EXCEPTION 'payload must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    INSERT INTO holdfast.events (id, channel, partition, type, payload, content_type, idempotency_key)
-    VALUES (holdfast.uuid_v7(), p_channel, holdfast.partition_for(p_channel), p_type, p_payload,
-            coalesce(p_content_type, 'application/json'), p_idempotency_key)
-    RETURNING * INTO ev;
-    INSERT INTO holdfast.outbox (event_id, partition) VALUES (ev.id, ev.partition);
-    RETURN ev;
+    SELECT m.partition_count INTO v_partitions FROM holdfast.meta m;
+    RETURN QUERY
+    WITH new_events AS MATERIALIZED (
+        SELECT holdfast.uuid_v7() AS id, e.channel, holdfast.partition_for(e.channel, v_partitions) AS partition,
+               e.type, e.payload, e.ord
+        FROM unnest(p_channels, p_types, p_payloads) WITH ORDINALITY AS e(channel, type, payload, ord)
+    ), stored AS (
+        INSERT INTO holdfast.events (id, channel, partition, type, payload, content_type, idempotency_key)
+        SELECT n.id, n.channel, n.partition, n.type, n.payload,
+               coalesce(p_content_type, 'application/json'), p_idempotency_key
+        FROM new_events n ORDER BY n.ord
+    ), queued AS (
+        INSERT INTO holdfast.outbox (event_id, partition)
+        SELECT n.id, n.partition FROM new_events n ORDER BY n.ord
+    )
+    SELECT n.id, n.channel, n.partition FROM new_events n ORDER BY n.ord;
 END
 $$;
 
@@ -178,7 +195,8 @@ $$;
 CREATE FUNCTION holdfast.publish(channel text, payload jsonb, type text DEFAULT NULL)
 RETURNS uuid
 LANGUAGE sql AS $$
-    SELECT (holdfast._append($1, $3, convert_to($2::text, 'UTF8'), 'application/json', NULL)).id
+    SELECT a.id FROM holdfast._append(ARRAY[$1], ARRAY[$3], ARRAY[convert_to($2::text, 'UTF8')],
+                                      'application/json', NULL) a
 $$;
 
 CREATE FUNCTION holdfast.publish_raw(channel text, payload bytea,
@@ -186,7 +204,7 @@ CREATE FUNCTION holdfast.publish_raw(channel text, payload bytea,
                                      type text DEFAULT NULL)
 RETURNS uuid
 LANGUAGE sql AS $$
-    SELECT (holdfast._append($1, $4, $2, $3, NULL)).id
+    SELECT a.id FROM holdfast._append(ARRAY[$1], ARRAY[$4], ARRAY[$2], $3, NULL) a
 $$;
 
 -- One HTTP request of holdfast-ingest: events i = 1..n are channel p_channels[i],
@@ -202,7 +220,7 @@ DECLARE
     v_hash bytea;
     v_known holdfast.idempotency_keys;
     v_ids uuid[] := '{}';
-    ev holdfast.events;
+    r record;
 BEGIN
     IF p_key IS NOT NULL THEN
         v_hash := sha256(p_body);
@@ -223,15 +241,20 @@ BEGIN
             RETURN;
         END IF;
     END IF;
-    FOR i IN 1 .. coalesce(array_length(p_channels, 1), 0) LOOP
-        ev := holdfast._append(p_channels[i], p_types[i],
-                               substring(p_body FROM p_offsets[i] + 1 FOR p_lengths[i]),
-                               'application/json', p_key);
-        v_ids := v_ids || ev.id;
+    FOR r IN
+        SELECT a.id, a.channel, a.partition
+        FROM holdfast._append(
+            p_channels, p_types,
+            ARRAY(SELECT substring(p_body FROM s.off + 1 FOR s.len)
+                  FROM unnest(p_offsets, p_lengths) WITH ORDINALITY AS s(off, len, ord)
+                  ORDER BY s.ord),
+            'application/json', p_key) a
+    LOOP
+        v_ids := v_ids || r.id;
         status := 'created';
-        id := ev.id;
-        channel := ev.channel;
-        partition := ev.partition;
+        id := r.id;
+        channel := r.channel;
+        partition := r.partition;
         RETURN NEXT;
     END LOOP;
     IF p_key IS NOT NULL THEN
