@@ -73,6 +73,11 @@ static const hf_http_route_t http_ops_routes[] = {
     {"GET", "/metrics", false, NULL},
 };
 
+static double http__inflight_gauge(void *arg)
+{
+    return (double)hf_http_server_inflight(arg);
+}
+
 hf_http_server_t *hf_http_server_new(const hf_http_config_t *cfg)
 {
     hf_http_server_t *srv = hf_calloc(1, sizeof *srv);
@@ -87,6 +92,9 @@ hf_http_server_t *hf_http_server_new(const hf_http_config_t *cfg)
                 hf_metrics_counter(cfg->metrics, "holdfast_http_requests_total", labels,
                                    "HTTP requests answered, by status class.");
         }
+        hf_metrics_gauge_fn(cfg->metrics, "holdfast_http_inflight_requests", NULL,
+                            "HTTP requests received and not yet answered (this scrape included).",
+                            http__inflight_gauge, srv);
     }
     return srv;
 }

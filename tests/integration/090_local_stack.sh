@@ -58,10 +58,11 @@ done
 hf_check "stack.env removed" test ! -e "$HOLDFAST_RUN_DIR/stack.env"
 
 # make run: foreground, prints the endpoints, stops everything on Ctrl-C.
-# Job control on: a background job of a script otherwise starts with SIGINT
-# ignored, unlike a command in a terminal where Ctrl-C reaches it.
+# Job control on, and SIGINT back to its default: a background job of a
+# script starts with SIGINT ignored (and so may this script, under a test
+# runner), unlike a command in a terminal, where Ctrl-C reaches it.
 set -m
-$STACK run >"$HF_RUN/run.log" 2>&1 &
+env --default-signal=INT,QUIT $STACK run >"$HF_RUN/run.log" 2>&1 &
 runner=$!
 set +m
 hf_wait_until 120 "make run to print its endpoints" grep -q 'Ctrl-C stops everything' "$HF_RUN/run.log"
