@@ -5,7 +5,7 @@ BUILD_ASAN ?= build-asan
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST_ARGS ?=
 
-.PHONY: all deps build build-asan test test-fast run up down status format clean
+.PHONY: all deps build build-asan test test-fast bench run up down status format clean
 
 all: build
 
@@ -33,6 +33,14 @@ test: build build-asan
 # The release build only (quicker while developing).
 test-fast: build
 	cd $(BUILD) && ctest --output-on-failure $(CTEST_ARGS)
+
+# Benchmarks (not part of `make test`): they print their numbers and the
+# command that reproduces them. BENCH_SECONDS / BENCH_CLIENTS tune the run.
+BENCH_SECONDS ?= 10
+BENCH_CLIENTS ?= 1 8 32 128
+bench: build
+	@HOLDFAST_BENCH=1 bash tools/install-deps.sh
+	bash bench/ingest_throughput.sh $(BUILD) $(BENCH_SECONDS) "$(BENCH_CLIENTS)"
 
 run: build
 	@bash tools/stack.sh run

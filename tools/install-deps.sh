@@ -9,6 +9,8 @@ PACKAGES=(
     # run the local stack and the tests against real servers
     postgresql postgresql-client redis-server redis-tools kcat curl python3 util-linux procps
 )
+# load generators, only for `make bench`
+[[ ${HOLDFAST_BENCH:-0} == 1 ]] && PACKAGES+=(wrk)
 missing=()
 for pkg in "${PACKAGES[@]}"; do
     [[ $pkg == \#* ]] && continue
