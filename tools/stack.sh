@@ -28,15 +28,21 @@ hf_init "$RUN_DIR"
 stack_ports() {
     if [[ -f $HF_RUN/ports.env ]]; then
         source "$HF_RUN/ports.env"
+        if [[ -z ${RELAY_PORT:-} ]]; then # written by an older version
+            RELAY_PORT=$(hf_free_port)
+            echo "RELAY_PORT=$RELAY_PORT" >>"$HF_RUN/ports.env"
+        fi
         return
     fi
     PG_PORT=$(hf_free_port)
     REDIS_PORT=$(hf_free_port)
     INGEST_PORT=$(hf_free_port)
+    RELAY_PORT=$(hf_free_port)
     {
         echo "PG_PORT=$PG_PORT"
         echo "REDIS_PORT=$REDIS_PORT"
         echo "INGEST_PORT=$INGEST_PORT"
+        echo "RELAY_PORT=$RELAY_PORT"
     } >"$HF_RUN/ports.env"
 }
 
@@ -66,6 +72,12 @@ stack_up_kafka() {
     hf_log "starting the dev Kafka broker (in memory; topic $TOPIC, $PARTITIONS partitions)"
     : >"$HF_RUN/kafka.log"
     hf_kafka_start "$PARTITIONS" "$TOPIC"
+    # A new dev broker has new ports and an empty log: the relay restarts
+    # against it (and, finding the log reset, starts a new epoch).
+    if hf_alive relay; then
+        hf_log "restarting the relay for the new broker"
+        hf_stop relay
+    fi
 }
 
 stack_up_ingest() {
@@ -75,10 +87,22 @@ stack_up_ingest() {
     hf_ingest_start "$INGEST_PORT"
 }
 
+stack_up_relay() {
+    HF_RELAY_URL="http://127.0.0.1:$RELAY_PORT"
+    if hf_alive relay; then return; fi
+    hf_log "starting holdfast-relay (ops on $HF_RELAY_URL)"
+    hf_spawn relay "$HF_BIN/holdfast-relay" --port "$RELAY_PORT" --pg-url "$HF_PG_URL" \
+        --kafka-brokers "$HF_KAFKA_BROKERS" --topic "$TOPIC" --redis-url "$HF_REDIS_URL" \
+        --relay-id "local-relay-1"
+    hf_wait_until 30 "relay /readyz" hf_http_ok "$HF_RELAY_URL/readyz" ||
+        hf_die "relay did not start (see $HF_RUN/relay.log)"
+}
+
 stack_write_env() {
     cat >"$HF_RUN/stack.env" <<EOF
 # Written by tools/stack.sh; source it: . .run/stack.env
 HOLDFAST_INGEST_URL=$HF_INGEST_URL
+HOLDFAST_RELAY_URL=$HF_RELAY_URL
 HOLDFAST_GATEWAY_URLS="${HF_GATEWAY_URLS:-}"
 HOLDFAST_PG_URL=$HF_PG_URL
 HOLDFAST_REDIS_URL=$HF_REDIS_URL
@@ -97,6 +121,7 @@ stack_up() {
     stack_up_kafka
     HF_KAFKA_CONTROL=$(sed -n 's/^control=//p' "$HF_RUN/kafka.log" | tail -n 1)
     stack_up_ingest
+    stack_up_relay
     stack_write_env
     hf_log "stack is up; endpoints in $HF_RUN/stack.env"
 }
@@ -138,6 +163,7 @@ stack_demo() {
   Holdfast is running (data under $HF_RUN; the dev Kafka broker keeps its log in memory only)
 
     ingest     $HOLDFAST_INGEST_URL   (POST /v1/events, /livez, /readyz, /metrics)
+    relay      $HOLDFAST_RELAY_URL   (/livez, /readyz, /metrics)
     postgres   $HOLDFAST_PG_URL
     redis      $HOLDFAST_REDIS_URL
     kafka      $HOLDFAST_KAFKA_BROKERS   topic $HOLDFAST_TOPIC
@@ -147,14 +173,20 @@ stack_demo() {
   Publish an event:
     curl -X POST $HOLDFAST_INGEST_URL/v1/events -H 'Content-Type: application/json' \\
          -d '{"channel":"demo","data":{"hello":"world"}}'
-  See it and its outbox row:
-    psql $HOLDFAST_PG_URL -c 'SELECT e.id, e.channel, e.partition, convert_from(e.payload, '"'"'UTF8'"'"') AS data, o.seq FROM holdfast.events e LEFT JOIN holdfast.outbox o ON o.event_id = e.id ORDER BY e.created_at DESC LIMIT 5'
+  See it in PostgreSQL with the Kafka offset the relay wrote back:
+    psql $HOLDFAST_PG_URL -c 'SELECT id, channel, partition, kafka_offset, convert_from(payload, '"'"'UTF8'"'"') AS data FROM holdfast.events ORDER BY created_at DESC LIMIT 5'
+  In Kafka:
+    kcat -C -b $HOLDFAST_KAFKA_BROKERS -t $HOLDFAST_TOPIC -o beginning -e -f '%p %o %k %h\\n'
+  Live on Redis (msgpack envelopes; build/bin/holdfast-tap prints them as JSON):
+    redis-cli -u $HOLDFAST_REDIS_URL psubscribe 'hf:*'
 
 EOF
     hf_log "demo: publishing one event"
     curl -sS -X POST "$HOLDFAST_INGEST_URL/v1/events" -H 'Content-Type: application/json' \
         -d "{\"channel\":\"demo\",\"data\":{\"hello\":\"world\",\"at\":\"$(date -Is)\"}}"
-    psql "$HOLDFAST_PG_URL" -X -c "SELECT e.id, e.channel, e.partition, convert_from(e.payload, 'UTF8') AS data, o.seq AS outbox_seq FROM holdfast.events e LEFT JOIN holdfast.outbox o ON o.event_id = e.id ORDER BY e.created_at DESC LIMIT 3"
+    echo
+    sleep 1 # the relay moves it to Kafka within milliseconds; a second is plenty
+    psql "$HOLDFAST_PG_URL" -X -c "SELECT e.id, e.channel, e.partition, e.kafka_offset, convert_from(e.payload, 'UTF8') AS data, o.seq AS outbox_seq FROM holdfast.events e LEFT JOIN holdfast.outbox o ON o.event_id = e.id ORDER BY e.created_at DESC LIMIT 3"
     echo "  Ctrl-C stops everything."
 }
 
@@ -165,7 +197,7 @@ stack_run() {
     # Stay in the foreground while the parts run; report any that dies.
     while true; do
         local part
-        for part in postgres redis kafka ingest; do
+        for part in postgres redis kafka ingest relay; do
             if ! hf_alive "$part" && [[ -f $HF_RUN/$part.pid ]]; then
                 hf_log "$part exited; see $HF_RUN/$part.log ('make up' in another shell brings it back)"
                 rm -f "$HF_RUN/$part.pid"

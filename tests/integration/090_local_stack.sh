@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The local stack (make up / make down / make run): every part starts and
 # is ready, stack.env names working endpoints, a publish lands in
-# PostgreSQL with its outbox row, a killed part comes back with its data
+# PostgreSQL, the relay moves it to Kafka (offset written back, outbox row
+# gone, record readable with kcat), a killed part comes back with its data
 # on the next `up` while running parts are left alone, `down` stops
 # everything by PID, and `run` stops cleanly on Ctrl-C (SIGINT).
 set -euo pipefail
@@ -23,10 +24,10 @@ hf_check "stack.env written" test -s "$HOLDFAST_RUN_DIR/stack.env"
 set -a
 source "$HOLDFAST_RUN_DIR/stack.env"
 set +a
-for var in HOLDFAST_INGEST_URL HOLDFAST_PG_URL HOLDFAST_REDIS_URL HOLDFAST_KAFKA_BROKERS HOLDFAST_TOPIC; do
+for var in HOLDFAST_INGEST_URL HOLDFAST_RELAY_URL HOLDFAST_PG_URL HOLDFAST_REDIS_URL HOLDFAST_KAFKA_BROKERS HOLDFAST_TOPIC; do
     hf_check "stack.env sets $var" test -n "${!var}"
 done
-for part in postgres redis kafka ingest; do
+for part in postgres redis kafka ingest relay; do
     hf_check "pid file for $part" test -s "$HOLDFAST_RUN_DIR/$part.pid"
 done
 hf_check "ingest ready" hf_http_ok "$HOLDFAST_INGEST_URL/readyz"
@@ -34,8 +35,13 @@ hf_check "redis answers" bash -c "redis-cli -u $HOLDFAST_REDIS_URL ping | grep -
 hf_check "kafka answers kcat" bash -c "timeout 10 kcat -b $HOLDFAST_KAFKA_BROKERS -L -t $HOLDFAST_TOPIC >/dev/null"
 id=$(curl -fsS -X POST "$HOLDFAST_INGEST_URL/v1/events" -H 'Content-Type: application/json' \
     -d '{"channel":"stack","data":{"n":1}}' | sed -n 's/.*"id":"\([^"]*\)".*/\1/p')
-hf_check_eq "event and outbox row visible with psql" 1 \
-    "$(psql "$HOLDFAST_PG_URL" -XqtAc "SELECT count(*) FROM holdfast.events e JOIN holdfast.outbox o ON o.event_id = e.id WHERE e.id = '$id'")"
+hf_check_eq "event visible with psql" 1 \
+    "$(psql "$HOLDFAST_PG_URL" -XqtAc "SELECT count(*) FROM holdfast.events WHERE id = '$id'")"
+relayed() { [[ $(psql "$HOLDFAST_PG_URL" -XqtAc "SELECT kafka_offset IS NOT NULL AND NOT EXISTS (SELECT 1 FROM holdfast.outbox WHERE event_id = '$id') FROM holdfast.events WHERE id = '$id'") == t ]]; }
+hf_check "relay moved it: offset written back, outbox row gone" hf_wait_until 30 "the relay" relayed
+hf_check "the record is in Kafka with its id header" bash -c \
+    "timeout 20 kcat -C -b $HOLDFAST_KAFKA_BROKERS -t $HOLDFAST_TOPIC -o beginning -e -q -f '%h\n' | grep -q 'hf-id=$id'"
+hf_check "relay ready" hf_http_ok "$HOLDFAST_RELAY_URL/readyz"
 
 # Kill two parts; `up` brings back exactly those, with their data.
 redis_pid=$(cat "$HOLDFAST_RUN_DIR/redis.pid")

@@ -1,0 +1,305 @@
+/* main.c - holdfast-relay: configuration, the ops HTTP server, the relay
+ * thread's start and clean stop. */
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "holdfast/alloc.h"
+#include "holdfast/config.h"
+#include "holdfast/log.h"
+#include "relay.h"
+
+#define RELAY_CRON_US (50 * 1000)
+
+static const hf_conf_spec_t relay_settings[] = {
+    {"listen-addr", HF_CONF_STRING, offsetof(relay_config_t, listen_addr), "127.0.0.1", 0, 0,
+     "address the ops HTTP server binds (0.0.0.0 for all)"},
+    {"port", HF_CONF_INT, offsetof(relay_config_t, port), "8090", 0, 65535,
+     "HTTP port for /livez, /readyz and /metrics (0 picks a free one)"},
+    {"pg-url", HF_CONF_STRING, offsetof(relay_config_t, pg_url),
+     "postgresql://holdfast@127.0.0.1:5432/holdfast", 0, 0, "PostgreSQL connection URI"},
+    {"kafka-brokers", HF_CONF_STRING, offsetof(relay_config_t, kafka_brokers), "127.0.0.1:9092", 0,
+     0, "Kafka bootstrap servers"},
+    {"topic", HF_CONF_STRING, offsetof(relay_config_t, topic), "holdfast.events", 0, 0,
+     "Kafka topic; its partition count must match holdfast.meta"},
+    {"redis-url", HF_CONF_STRING, offsetof(relay_config_t, redis_url), "redis://127.0.0.1:6379", 0,
+     0, "Redis for the real-time path (empty: none)"},
+    {"relay-id", HF_CONF_STRING, offsetof(relay_config_t, relay_id), NULL, 0, 0,
+     "lease owner name, unique per replica (default: host-pid)"},
+    {"lease-ttl", HF_CONF_MS, offsetof(relay_config_t, lease_ttl_ms), "10s", 1000, 3600000,
+     "a dead relay's partitions are taken over after this"},
+    {"lease-renew", HF_CONF_MS, offsetof(relay_config_t, lease_renew_ms), "1s", 50, 600000,
+     "how often leases are renewed and balanced"},
+    {"produce-timeout", HF_CONF_MS, offsetof(relay_config_t, produce_timeout_ms), "3s", 100, 600000,
+     "longest a record may wait for Kafka (message.timeout.ms); < lease-ttl"},
+    {"batch-max", HF_CONF_INT, offsetof(relay_config_t, batch_max), "500", 1, 100000,
+     "most outbox rows moved in one batch"},
+    {"poll-interval", HF_CONF_MS, offsetof(relay_config_t, poll_interval_ms), "1s", 10, 600000,
+     "outbox poll when no notification arrives"},
+    {"message-max-bytes", HF_CONF_BYTES, offsetof(relay_config_t, message_max_bytes), "1MiB", 1000,
+     1000000000, "largest Kafka record; larger events are dead-lettered"},
+    {"dead-letter-after", HF_CONF_INT, offsetof(relay_config_t, dead_letter_after), "3", 1, 1000,
+     "attempts before an event Kafka refuses for good is dead-lettered"},
+    {"backoff-max", HF_CONF_MS, offsetof(relay_config_t, backoff_max_ms), "5s", 100, 600000,
+     "longest pause between retries after a failure"},
+    {"redis-timeout", HF_CONF_MS, offsetof(relay_config_t, redis_timeout_ms), "200ms", 10, 60000,
+     "connect and reply timeout of Redis calls"},
+    {"chain-max", HF_CONF_INT, offsetof(relay_config_t, chain_max), "100000", 100, 100000000,
+     "channels whose last offset is kept in memory"},
+    {"crash-at", HF_CONF_STRING, offsetof(relay_config_t, crash_at), "", 0, 0,
+     "TESTS ONLY: POINT:N kills the relay (SIGKILL) at POINT (produced, committed, "
+     "publishing) of batch N"},
+    {"log-level", HF_CONF_STRING, offsetof(relay_config_t, log_level), "info", 0, 0,
+     "debug, info, warn or error"},
+};
+#define RELAY_NSETTINGS (sizeof relay_settings / sizeof relay_settings[0])
+
+static const char relay_usage[] =
+    "holdfast-relay: moves committed outbox rows into Kafka exactly once, in order per\n"
+    "channel, then publishes them to Redis Pub/Sub with their offsets. GET /livez, /readyz,\n"
+    "/metrics.";
+
+static relay_t *relay_signal_target;
+
+static void relay_on_signal(int sig)
+{
+    (void)sig;
+    if (relay_signal_target)
+        relay_signal_target->signal_seen = 1;
+}
+
+static bool relay_ready(void *ctx, char *why, size_t why_size)
+{
+    relay_t *r = ctx;
+    if (atomic_load(&r->pg_ok))
+        return true;
+    snprintf(why, why_size, "no PostgreSQL connection");
+    return false;
+}
+
+static double relay_redis_up(void *arg)
+{
+    return relay_publisher_connected(((relay_t *)arg)->redis);
+}
+
+static void relay_metrics_register(relay_t *r)
+{
+    static const double batch_buckets[] = {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000};
+    hf_metrics_t *m = r->metrics;
+    r->m.produced = hf_metrics_counter(m, "holdfast_relay_events_produced_total", NULL,
+                                       "Events Kafka acknowledged.");
+    r->m.produce_errors =
+        hf_metrics_counter(m, "holdfast_relay_produce_errors_total", NULL,
+                           "Events whose produce failed (retried or dead-lettered).");
+    r->m.produce_seconds =
+        hf_metrics_histogram(m, "holdfast_relay_produce_seconds", NULL,
+                             "From producing a batch to its last delivery report.", NULL, 0);
+    r->m.batch_events = hf_metrics_histogram(m, "holdfast_relay_batch_events", NULL,
+                                             "Outbox rows per batch.", batch_buckets, 11);
+    r->m.redis_published = hf_metrics_counter(m, "holdfast_relay_redis_published_total", NULL,
+                                              "Events published to Redis.");
+    r->m.redis_skipped = hf_metrics_counter(m, "holdfast_relay_redis_skipped_total", NULL,
+                                            "Events not published because Redis was unavailable.");
+    r->m.takeovers = hf_metrics_counter(m, "holdfast_relay_lease_takeovers_total", NULL,
+                                        "Partitions taken over from a relay whose lease expired.");
+    r->m.leases_lost = hf_metrics_counter(
+        m, "holdfast_relay_leases_lost_total", NULL,
+        "Partitions this relay stopped owning (given back to balance, or expired).");
+    r->m.partitions_owned = hf_metrics_gauge(m, "holdfast_relay_partitions_owned", NULL,
+                                             "Partitions this relay holds a lease on.");
+    r->m.outbox_rows = hf_metrics_gauge(m, "holdfast_relay_outbox_rows", NULL,
+                                        "Rows in the outbox (all partitions).");
+    r->m.outbox_oldest = hf_metrics_gauge(m, "holdfast_relay_outbox_oldest_seconds", NULL,
+                                          "Age of the oldest outbox row.");
+    r->m.dead_letters = hf_metrics_counter(m, "holdfast_relay_dead_letters_total", NULL,
+                                           "Events moved to holdfast.dead_letters.");
+    r->m.tail_skipped = hf_metrics_counter(
+        m, "holdfast_relay_tail_recovered_total", NULL,
+        "Outbox events found already in Kafka on resync, committed without producing again.");
+    r->m.resyncs = hf_metrics_counter(m, "holdfast_relay_resyncs_total", NULL,
+                                      "Partition tails read before producing.");
+    r->m.order_violations = hf_metrics_counter(
+        m, "holdfast_relay_order_violations_total", NULL,
+        "Events that will reach Kafka after a later event of their channel (should stay 0).");
+    r->m.epoch_bumps = hf_metrics_counter(m, "holdfast_relay_epoch_bumps_total", NULL,
+                                          "New epochs started after finding a Kafka log reset.");
+    r->m.commit_to_publish = hf_metrics_histogram(
+        m, "holdfast_relay_commit_to_publish_seconds", NULL,
+        "From the event's insert in PostgreSQL to its PUBLISH on Redis.", NULL, 0);
+    hf_metrics_gauge_fn(m, "holdfast_relay_redis_connected", NULL,
+                        "1 while the Redis connection is up.", relay_redis_up, r);
+}
+
+static void relay_cron(lws_sorted_usec_list_t *sul)
+{
+    relay_t *r = lws_container_of(sul, relay_t, cron);
+    if (r->signal_seen && !atomic_load(&r->stopping)) {
+        hf_info("stopping: finishing the batch in flight, then releasing leases");
+        hf_http_server_set_draining(r->http);
+        atomic_store(&r->stopping, true);
+    }
+    lws_sul_schedule(r->lws, 0, &r->cron, relay_cron, RELAY_CRON_US);
+}
+
+static void relay_lws_log(int level, const char *line)
+{
+    hf_log(level == LLL_ERR ? HF_LOG_ERROR : HF_LOG_WARN, "lws: %.*s", (int)strcspn(line, "\n"),
+           line);
+}
+
+static hf_err_t relay_lws_start(relay_t *r, struct lws_protocols *protocols)
+{
+    lws_set_log_level(LLL_ERR | LLL_WARN, relay_lws_log);
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.port = (int)r->cfg.port;
+    info.iface = r->cfg.listen_addr;
+    info.protocols = protocols;
+    info.options = LWS_SERVER_OPTION_DISABLE_IPV6;
+    info.timeout_secs = 20;
+    info.user = r;
+    r->lws = lws_create_context(&info);
+    if (!r->lws) {
+        hf_error("cannot start the HTTP server on %s:%lld", r->cfg.listen_addr, r->cfg.port);
+        return HF_ERR_IO;
+    }
+    hf_http_server_attach(r->http, r->lws);
+    r->bound_port = lws_get_vhost_listen_port(lws_get_vhost_by_name(r->lws, "default"));
+    return HF_OK;
+}
+
+/* Checks that make a misconfiguration fail at start, not at the first
+ * failover: the lease argument needs TTL > produce timeout + 2 renewals. */
+static int relay_check_config(relay_t *r)
+{
+    relay_config_t *c = &r->cfg;
+    if (c->lease_ttl_ms <= c->produce_timeout_ms + 2 * c->lease_renew_ms) {
+        fprintf(stderr,
+                "holdfast-relay: lease-ttl (%lld ms) must exceed produce-timeout + 2 x "
+                "lease-renew (%lld ms)\n",
+                c->lease_ttl_ms, c->produce_timeout_ms + 2 * c->lease_renew_ms);
+        return 2;
+    }
+    if (!c->relay_id || !*c->relay_id) {
+        char host[128] = "relay";
+        gethostname(host, sizeof host - 1);
+        char id[200];
+        snprintf(id, sizeof id, "%s-%d", host, (int)getpid());
+        hf_free(c->relay_id);
+        c->relay_id = hf_strdup(id);
+    }
+    if (c->crash_at && *c->crash_at) {
+        const char *colon = strchr(c->crash_at, ':');
+        size_t len = colon ? (size_t)(colon - c->crash_at) : 0;
+        if (!colon || len >= sizeof r->crash_point || atoll(colon + 1) < 1) {
+            fprintf(stderr, "holdfast-relay: crash-at must be POINT:N\n");
+            return 2;
+        }
+        memcpy(r->crash_point, c->crash_at, len);
+        r->crash_batch = atoll(colon + 1);
+    }
+    return -1;
+}
+
+static int relay_load_config(relay_t *r, int argc, char **argv)
+{
+    char err[256];
+    bool help;
+    if (hf_config_load(relay_settings, RELAY_NSETTINGS, &r->cfg, argc, argv, relay_usage, &help,
+                       err, sizeof err) != HF_OK) {
+        fprintf(stderr, "holdfast-relay: %s\n", err);
+        return 2;
+    }
+    if (help)
+        return 0;
+    int level = hf_log_level_parse(r->cfg.log_level);
+    if (level < 0) {
+        fprintf(stderr, "holdfast-relay: log-level=%s is not one of debug, info, warn, error\n",
+                r->cfg.log_level);
+        return 2;
+    }
+    hf_log_init("relay", (hf_log_level_t)level);
+    return relay_check_config(r);
+}
+
+static hf_err_t relay_start(relay_t *r, struct lws_protocols *protocols)
+{
+    char errbuf[512];
+    if (relay_kafka_new(&r->cfg, &r->kafka, errbuf, sizeof errbuf) != HF_OK) {
+        hf_error("kafka: %s", errbuf);
+        return HF_ERR_INVALID;
+    }
+    if (r->cfg.redis_url && *r->cfg.redis_url) {
+        r->redis = relay_publisher_new(r->cfg.redis_url, r->cfg.redis_timeout_ms);
+        if (!r->redis)
+            return HF_ERR_INVALID;
+    } else {
+        hf_warn("no redis-url: events go to Kafka only (gateways fall back to Kafka)");
+    }
+    if (relay_lws_start(r, protocols) != HF_OK)
+        return HF_ERR_IO;
+    if (pthread_create(&r->thread, NULL, relay_thread_main, r) != 0) {
+        hf_error("cannot start the relay thread");
+        return HF_ERR_INTERNAL;
+    }
+    return HF_OK;
+}
+
+int main(int argc, char **argv)
+{
+    relay_t *r = hf_calloc(1, sizeof *r);
+    int rc = relay_load_config(r, argc, argv);
+    if (rc >= 0) {
+        hf_config_free(relay_settings, RELAY_NSETTINGS, &r->cfg);
+        hf_free(r);
+        return rc;
+    }
+    r->metrics = hf_metrics_new();
+    relay_metrics_register(r);
+    r->chain = relay_chain_new((size_t)r->cfg.chain_max);
+    hf_http_config_t http_cfg = {
+        .service = "relay",
+        .ctx = r,
+        .ready = relay_ready,
+        .metrics = r->metrics,
+        .max_body = 1024,
+        .body_timeout_s = 10,
+    };
+    r->http = hf_http_server_new(&http_cfg);
+    struct lws_protocols protocols[2] = {hf_http_protocol(r->http), {NULL, NULL, 0, 0, 0, NULL, 0}};
+    relay_signal_target = r;
+    struct sigaction sa = {.sa_handler = relay_on_signal};
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    rc = 1;
+    bool thread_started = false;
+    if (relay_start(r, protocols) == HF_OK) {
+        thread_started = true;
+        hf_logf_kv(HF_LOG_INFO, NULL, "listening on http://%s:%d (relay %s, topic %s)",
+                   r->cfg.listen_addr, r->bound_port, r->cfg.relay_id, r->cfg.topic);
+        lws_sul_schedule(r->lws, 0, &r->cron, relay_cron, RELAY_CRON_US);
+        while (!atomic_load(&r->finished) && lws_service(r->lws, 0) >= 0) {
+        }
+        rc = 0;
+    }
+    if (thread_started) {
+        atomic_store(&r->stopping, true);
+        pthread_join(r->thread, NULL);
+    }
+    if (r->lws)
+        lws_context_destroy(r->lws);
+    relay_kafka_free(r->kafka);
+    relay_publisher_free(r->redis);
+    relay_chain_free(r->chain);
+    hf_http_server_free(r->http);
+    hf_metrics_free(r->metrics);
+    hf_info("stopped");
+    hf_config_free(relay_settings, RELAY_NSETTINGS, &r->cfg);
+    hf_free(r);
+    return rc;
+}

@@ -1,0 +1,173 @@
+/* publish.c - the real-time path: PUBLISH each delivered event to Redis.
+ *
+ * Redis channel "hf:<channel>"; the message is the msgpack envelope with
+ * partition, offset, prev_offset and epoch filled (schemas/envelope.md).
+ * The epoch travels in the message, not in the channel name, so gateways
+ * stay subscribed across an epoch change and see it on the next event.
+ *
+ * Redis is never allowed to stall the Kafka path: every call has a short
+ * timeout, a failure drops the connection, publishes are then skipped
+ * (and counted by the caller) and a reconnect is tried at most once per
+ * second. Gateways fill whatever was skipped from Kafka (invariant 6). */
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "holdfast/alloc.h"
+#include "holdfast/envelope.h"
+#include "holdfast/log.h"
+#include "relay.h"
+
+#define PUBLISH_RECONNECT_US   (1000 * 1000)
+#define PUBLISH_CHANNEL_PREFIX "hf:"
+
+struct relay_publisher {
+    char host[256];
+    int port;
+    long long timeout_ms;
+    redisContext *redis; /* NULL while down */
+    int64_t next_connect_us;
+    bool warned_down;
+    hf_buf_t buf;
+};
+
+static bool publisher_parse_url(relay_publisher_t *p, const char *url)
+{
+    const char *rest = strncmp(url, "redis://", 8) == 0 ? url + 8 : url;
+    const char *at = strchr(rest, '@'); /* user:pass@ is not supported; refuse it plainly */
+    if (at)
+        return false;
+    const char *colon = strrchr(rest, ':');
+    size_t host_len = colon ? (size_t)(colon - rest) : strcspn(rest, "/");
+    if (host_len == 0 || host_len >= sizeof p->host)
+        return false;
+    memcpy(p->host, rest, host_len);
+    p->host[host_len] = '\0';
+    p->port = colon ? atoi(colon + 1) : 6379;
+    return p->port > 0 && p->port < 65536;
+}
+
+relay_publisher_t *relay_publisher_new(const char *url, long long timeout_ms)
+{
+    if (!url || !*url)
+        return NULL;
+    relay_publisher_t *p = hf_calloc(1, sizeof *p);
+    if (!publisher_parse_url(p, url)) {
+        hf_error("redis-url %s: expected redis://HOST:PORT", url);
+        hf_free(p);
+        return NULL;
+    }
+    p->timeout_ms = timeout_ms;
+    return p;
+}
+
+static void publisher_drop(relay_publisher_t *p, const char *why)
+{
+    if (!p->warned_down)
+        hf_warn("redis %s:%d unavailable (%s): publishes skipped until it is back", p->host,
+                p->port, why);
+    p->warned_down = true;
+    if (p->redis)
+        redisFree(p->redis);
+    p->redis = NULL;
+    p->next_connect_us = relay_now_us() + PUBLISH_RECONNECT_US;
+}
+
+static bool publisher_connect(relay_publisher_t *p)
+{
+    if (p->redis)
+        return true;
+    if (relay_now_us() < p->next_connect_us)
+        return false;
+    struct timeval tv = {.tv_sec = p->timeout_ms / 1000, .tv_usec = (p->timeout_ms % 1000) * 1000};
+    p->redis = redisConnectWithTimeout(p->host, p->port, tv);
+    if (!p->redis || p->redis->err) {
+        publisher_drop(p, p->redis ? p->redis->errstr : "out of memory");
+        return false;
+    }
+    redisSetTimeout(p->redis, tv);
+    if (p->warned_down)
+        hf_info("redis %s:%d is back: publishing resumes", p->host, p->port);
+    p->warned_down = false;
+    return true;
+}
+
+bool relay_publisher_connected(const relay_publisher_t *p)
+{
+    return p && p->redis;
+}
+
+void relay_publisher_free(relay_publisher_t *p)
+{
+    if (!p)
+        return;
+    if (p->redis)
+        redisFree(p->redis);
+    hf_buf_free(&p->buf);
+    hf_free(p);
+}
+
+static void publisher_envelope(relay_publisher_t *p, const relay_event_t *ev, const char *epoch)
+{
+    hf_envelope_t env;
+    hf_envelope_init(&env);
+    env.id = ev->id;
+    env.id_len = strlen(ev->id);
+    env.channel = ev->channel;
+    env.channel_len = strlen(ev->channel);
+    if (ev->type) {
+        env.type = ev->type;
+        env.type_len = strlen(ev->type);
+    }
+    env.content_type = ev->content_type;
+    env.content_type_len = strlen(ev->content_type);
+    env.epoch = epoch;
+    env.epoch_len = strlen(epoch);
+    env.payload = ev->payload;
+    env.payload_len = ev->payload_len;
+    env.partition = ev->partition;
+    env.offset = ev->offset;
+    env.prev_offset = ev->prev_offset;
+    env.created_at_us = ev->created_at_us;
+    hf_buf_reset(&p->buf);
+    (void)hf_envelope_encode(&env, &p->buf); /* id, channel, payload always set */
+}
+
+size_t relay_publish(relay_publisher_t *p, const relay_batch_t *batch, size_t from, size_t to,
+                     const char *epoch)
+{
+    if (!p || !publisher_connect(p))
+        return 0;
+    size_t queued = 0;
+    for (size_t i = from; i < to; i++) {
+        const relay_event_t *ev = &batch->events[i];
+        if (!ev->delivered)
+            continue;
+        publisher_envelope(p, ev, epoch);
+        char channel[256];
+        snprintf(channel, sizeof channel, PUBLISH_CHANNEL_PREFIX "%s", ev->channel);
+        if (redisAppendCommand(p->redis, "PUBLISH %s %b", channel, p->buf.data, p->buf.len) !=
+            REDIS_OK) {
+            publisher_drop(p, "out of memory");
+            return 0;
+        }
+        queued++;
+    }
+    size_t done = 0;
+    for (; done < queued; done++) {
+        redisReply *reply = NULL;
+        if (redisGetReply(p->redis, (void **)&reply) != REDIS_OK || !reply ||
+            reply->type == REDIS_REPLY_ERROR) {
+            char why[160];
+            snprintf(why, sizeof why, "%s",
+                     reply ? reply->str : (p->redis->errstr[0] ? p->redis->errstr : "no reply"));
+            if (reply)
+                freeReplyObject(reply);
+            publisher_drop(p, why);
+            break;
+        }
+        freeReplyObject(reply);
+    }
+    return done;
+}
