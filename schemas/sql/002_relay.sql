@@ -28,6 +28,7 @@ CREATE TABLE holdfast.relay_members (
 CREATE TABLE holdfast.relay_partitions (
     partition integer PRIMARY KEY CHECK (partition >= 0),
     next_offset bigint NOT NULL DEFAULT 0,
+    epoch text, -- the epoch in force when next_offset was recorded
     updated_at timestamptz NOT NULL DEFAULT now()
 );
 
@@ -73,9 +74,10 @@ BEGIN
         DELETE FROM holdfast.outbox o USING unnest(p_ids, p_parts) AS u(id, p)
         WHERE o.event_id = u.id AND o.partition = u.p RETURNING 1)
     SELECT count(*) INTO v_deleted FROM gone;
-    INSERT INTO holdfast.relay_partitions AS r (partition, next_offset)
-    SELECT p, n FROM unnest(p_pos_parts, p_pos_next) AS u(p, n)
-    ON CONFLICT (partition) DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = now();
+    INSERT INTO holdfast.relay_partitions AS r (partition, next_offset, epoch)
+    SELECT p, n, p_epoch FROM unnest(p_pos_parts, p_pos_next) AS u(p, n)
+    ON CONFLICT (partition) DO UPDATE
+    SET next_offset = EXCLUDED.next_offset, epoch = EXCLUDED.epoch, updated_at = now();
     RETURN v_deleted;
 END
 $$;

@@ -53,8 +53,26 @@ static void kafka_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, voi
     k->pending--;
 }
 
+/* Client-level errors (brokers down, ...) arrive here; librdkafka retries
+ * them itself. Logged once per error code per 10 s so an outage does not
+ * flood the log. */
+static void kafka_on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    (void)opaque;
+    static _Thread_local int last_err;
+    static _Thread_local int64_t last_us;
+    int64_t now = relay_now_us();
+    if (err == last_err && now - last_us < 10 * 1000 * 1000)
+        return;
+    last_err = err;
+    last_us = now;
+    hf_warn("kafka %s: %s", rd_kafka_name(rk), reason);
+}
+
 static void kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
+    if (strcmp(fac, "FAIL") == 0)
+        return; /* the same event reaches kafka_on_error */
     (void)rk;
     if (strstr(buf, "enable.gapless.guarantee is experimental"))
         return; /* set on purpose; see the top of this file */
@@ -83,6 +101,7 @@ static rd_kafka_t *kafka_producer_new(relay_kafka_t *k, char *errbuf, size_t err
     }
     rd_kafka_conf_set_opaque(conf, k);
     rd_kafka_conf_set_dr_msg_cb(conf, kafka_on_delivery);
+    rd_kafka_conf_set_error_cb(conf, kafka_on_error);
     rd_kafka_conf_set_log_cb(conf, kafka_log);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errbuf, errbuf_size);
     if (!rk)
@@ -101,6 +120,7 @@ static rd_kafka_t *kafka_consumer_new(relay_kafka_t *k, char *errbuf, size_t err
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
+    rd_kafka_conf_set_error_cb(conf, kafka_on_error);
     rd_kafka_conf_set_log_cb(conf, kafka_log);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errbuf, errbuf_size);
     if (!rk)

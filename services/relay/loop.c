@@ -20,6 +20,7 @@
 #include "relay.h"
 
 #define LOOP_BACKOFF_MIN_MS 100
+#define LOOP_RESYNC_CHUNK   5000 /* records read from a Kafka tail at a time */
 
 int64_t relay_now_us(void)
 {
@@ -242,53 +243,82 @@ static void loop_move_batch(relay_t *r, relay_batch_t *batch)
     }
 }
 
-/* Before producing for partition p again: what of its outbox is already in
- * Kafka (after the recorded position) is committed, not produced again. */
-static hf_err_t loop_resync(relay_t *r, int p, relay_batch_t *batch)
+/* Reads [from, to) of partition p from Kafka and commits the events found
+ * there (offsets written back, outbox rows deleted, next_offset = to). */
+static hf_err_t loop_resync_range(relay_t *r, int p, int64_t from, int64_t to, relay_batch_t *batch)
 {
-    int64_t low, high, next;
-    hf_err_t rc = relay_kafka_watermarks(r->kafka, p, &low, &high);
-    if (rc == HF_OK)
-        rc = relay_store_next_offset(r, p, &next);
-    if (rc != HF_OK)
-        return rc;
-    int64_t from = next;
-    bool reset = high < next;
-    if (reset) {
-        char reason[160];
-        snprintf(reason, sizeof reason, "kafka log of partition %d reset: end %lld < next %lld", p,
-                 (long long)high, (long long)next);
-        hf_logf_kv(HF_LOG_ERROR, NULL, "%s: new epoch", reason);
-        if ((rc = relay_store_bump_epoch(r, reason)) != HF_OK)
-            return rc;
-        hf_counter_inc(r->m.epoch_bumps);
-        from = low;
-    }
-    if (from < low)
-        from = low;
     char **ids = NULL;
     int64_t *offsets = NULL;
     size_t n = 0;
-    if (from < high && (rc = relay_kafka_read_tail(r->kafka, p, from, high, &ids, &offsets, &n)))
+    hf_err_t rc = HF_OK;
+    if (from < to && (rc = relay_kafka_read_tail(r->kafka, p, from, to, &ids, &offsets, &n)))
         return rc;
     rc = relay_store_load_events(r, (const char *const *)ids, offsets, n, p, batch);
     relay_kafka_tail_free(ids, offsets, n);
     if (rc != HF_OK)
         return rc;
-    if (batch->n > 0 || reset || from < high) {
-        int part = p;
-        if ((rc = loop_commit_and_publish(r, batch, &part, &high, 1)) != HF_OK)
-            return rc;
-    }
+    int part = p;
+    if ((rc = loop_commit_and_publish(r, batch, &part, &to, 1)) != HF_OK)
+        return rc;
     if (batch->n > 0)
         hf_logf_kv(HF_LOG_INFO, NULL,
                    "partition %d: %zu events found in Kafka [%lld, %lld) committed, not "
                    "produced again",
-                   p, batch->n, (long long)from, (long long)high);
+                   p, batch->n, (long long)from, (long long)to);
     hf_counter_add(r->m.tail_skipped, batch->n);
+    relay_batch_clear(batch);
+    return HF_OK;
+}
+
+/* The log ends below the recorded position: it is not the log PostgreSQL
+ * remembers. One new epoch per reset, even when every partition was reset
+ * at once: a partition whose position was recorded in an older epoch than
+ * the current one was reset together with the one that started it. */
+static hf_err_t loop_log_reset(relay_t *r, int p, int64_t high, int64_t next,
+                               const char *recorded_epoch)
+{
+    char reason[160];
+    snprintf(reason, sizeof reason, "kafka log of partition %d reset: end %lld < next %lld", p,
+             (long long)high, (long long)next);
+    if (recorded_epoch[0] && strcmp(recorded_epoch, r->epoch) != 0) {
+        hf_logf_kv(HF_LOG_WARN, NULL, "%s (epoch already new)", reason);
+        return HF_OK;
+    }
+    hf_logf_kv(HF_LOG_ERROR, NULL, "%s: new epoch", reason);
+    hf_err_t rc = relay_store_bump_epoch(r, reason);
+    if (rc == HF_OK)
+        hf_counter_inc(r->m.epoch_bumps);
+    return rc;
+}
+
+/* Before producing for partition p again: what of its outbox is already in
+ * Kafka (after the recorded position) is committed, not produced again.
+ * Read in chunks so memory stays bounded however long the tail is. */
+static hf_err_t loop_resync(relay_t *r, int p, relay_batch_t *batch)
+{
+    int64_t low, high, next;
+    char recorded_epoch[RELAY_EPOCH_MAX];
+    hf_err_t rc = relay_kafka_watermarks(r->kafka, p, &low, &high);
+    if (rc == HF_OK)
+        rc = relay_store_next_offset(r, p, &next, recorded_epoch, sizeof recorded_epoch);
+    if (rc != HF_OK)
+        return rc;
+    int64_t from = next;
+    if (high < next) {
+        if ((rc = loop_log_reset(r, p, high, next, recorded_epoch)) != HF_OK)
+            return rc;
+        from = low;
+    }
+    if (from < low)
+        from = low;
+    do {
+        int64_t to = high - from > LOOP_RESYNC_CHUNK ? from + LOOP_RESYNC_CHUNK : high;
+        if ((rc = loop_resync_range(r, p, from, to, batch)) != HF_OK)
+            return rc;
+        from = to;
+    } while (from < high);
     hf_counter_inc(r->m.resyncs);
     r->parts[p].synced = true;
-    relay_batch_clear(batch);
     return HF_OK;
 }
 
@@ -315,6 +345,14 @@ static bool loop_connected(relay_t *r)
         return false;
     /* a commit may have been cut: know nothing, read the logs again */
     loop_unsync_all(r);
+    int topic_partitions = relay_kafka_partition_count(r->kafka);
+    if (topic_partitions >= 0 && topic_partitions < r->partition_count) {
+        hf_error("topic %s has %d partitions but holdfast.meta says %d: not relaying until the "
+                 "topic has enough",
+                 r->cfg.topic, topic_partitions, r->partition_count);
+        relay_store_close(r);
+        return false;
+    }
     r->next_lease_tick_us = 0;
     hf_info("connected to PostgreSQL (epoch %s, %d partitions)", r->epoch, r->partition_count);
     return true;

@@ -165,7 +165,10 @@ hf_err_t relay_store_dead_letter(relay_t *r, const relay_event_t *ev, const char
                                  int attempts);
 /* Fills prev offsets for channels the chain map does not know. */
 hf_err_t relay_store_chain_fill(relay_t *r, const relay_batch_t *batch);
-hf_err_t relay_store_next_offset(relay_t *r, int partition, int64_t *next);
+/* The partition's recorded position and the epoch it was recorded in
+ * ("" when none). */
+hf_err_t relay_store_next_offset(relay_t *r, int partition, int64_t *next, char *epoch,
+                                 size_t epoch_size);
 hf_err_t relay_store_bump_epoch(relay_t *r, const char *reason);
 hf_err_t relay_store_outbox_stats(relay_t *r);
 /* Loads the events of records found in a partition's Kafka tail into

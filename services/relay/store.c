@@ -345,19 +345,23 @@ hf_err_t relay_store_chain_fill(relay_t *r, const relay_batch_t *batch)
     return HF_OK;
 }
 
-hf_err_t relay_store_next_offset(relay_t *r, int partition, int64_t *next)
+hf_err_t relay_store_next_offset(relay_t *r, int partition, int64_t *next, char *epoch,
+                                 size_t epoch_size)
 {
     char part[16];
     snprintf(part, sizeof part, "%d", partition);
     const char *params[1] = {part};
-    PGresult *res = PQexecParams(
-        r->pg, "SELECT next_offset FROM holdfast.relay_partitions WHERE partition = $1::int", 1,
-        NULL, params, NULL, NULL, 0);
+    PGresult *res =
+        PQexecParams(r->pg,
+                     "SELECT next_offset, coalesce(epoch, '') FROM holdfast.relay_partitions"
+                     " WHERE partition = $1::int",
+                     1, NULL, params, NULL, NULL, 0);
     if (!store_ok(r, res, PGRES_TUPLES_OK, "reading the partition's position")) {
         PQclear(res);
         return HF_ERR_UNAVAILABLE;
     }
     *next = PQntuples(res) ? atoll(PQgetvalue(res, 0, 0)) : 0;
+    snprintf(epoch, epoch_size, "%s", PQntuples(res) ? PQgetvalue(res, 0, 1) : "");
     PQclear(res);
     return HF_OK;
 }
