@@ -117,6 +117,8 @@ void relay_chain_stamp(relay_chain_t *c, relay_batch_t *batch)
 {
     /* undelivered events sort first within a partition (offset -1) and are
      * skipped; delivered ones chain in offset order */
+    if (batch->n == 0)
+        return; /* events may be NULL then, which qsort must not see */
     qsort(batch->events, batch->n, sizeof *batch->events, event_by_partition_offset);
     for (size_t i = 0; i < batch->n; i++) {
         relay_event_t *ev = &batch->events[i];
