@@ -41,6 +41,7 @@ BENCH_CLIENTS ?= 1 8 32 128
 bench: build
 	@HOLDFAST_BENCH=1 bash tools/install-deps.sh
 	bash bench/ingest_throughput.sh $(BUILD) $(BENCH_SECONDS) "$(BENCH_CLIENTS)"
+	bash bench/relay.sh $(BUILD) 50000 1000 $(BENCH_SECONDS)
 
 run: build
 	@bash tools/stack.sh run

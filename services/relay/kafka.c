@@ -228,6 +228,12 @@ static rd_kafka_resp_err_t kafka_produce_one(relay_kafka_t *k, relay_event_t *ev
 hf_err_t relay_kafka_produce(relay_kafka_t *k, relay_batch_t *batch, size_t *failed)
 {
     char errbuf[256];
+    for (size_t i = 0; i < batch->n; i++) {
+        batch->events[i].delivered = false;
+        batch->events[i].offset = HF_OFFSET_NONE;
+        batch->events[i].err = RD_KAFKA_RESP_ERR__TRANSPORT;
+    }
+    *failed = batch->n;
     if (!k->producer && kafka_producer_start(k, errbuf, sizeof errbuf) != HF_OK) {
         hf_error("kafka producer: %s", errbuf);
         return HF_ERR_UNAVAILABLE;
@@ -235,8 +241,6 @@ hf_err_t relay_kafka_produce(relay_kafka_t *k, relay_batch_t *batch, size_t *fai
     *failed = 0;
     for (size_t i = 0; i < batch->n; i++) {
         relay_event_t *ev = &batch->events[i];
-        ev->delivered = false;
-        ev->offset = HF_OFFSET_NONE;
         ev->err = kafka_produce_one(k, ev);
         if (ev->err == RD_KAFKA_RESP_ERR_NO_ERROR)
             k->pending++;

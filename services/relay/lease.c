@@ -21,7 +21,7 @@ bool relay_lease_producible(const relay_t *r, int partition, int64_t now_us)
 {
     const relay_partition_t *p = &r->parts[partition];
     int64_t margin_us = (r->cfg.produce_timeout_ms + r->cfg.lease_renew_ms) * 1000;
-    return p->owned && p->synced && p->deadline_us - now_us > margin_us;
+    return p->owned && p->synced && now_us >= p->retry_at_us && p->deadline_us - now_us > margin_us;
 }
 
 static void lease_note_lost(relay_t *r, int partition)

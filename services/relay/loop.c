@@ -44,15 +44,40 @@ static void loop_pause(relay_t *r, long long ms)
         usleep(20 * 1000);
 }
 
-static void loop_backoff(relay_t *r, long long at_least_ms)
+/* Capped exponential backoff: the pause after one more failure. */
+static long long loop_backoff_next(const relay_t *r, long long current_ms, long long at_least_ms)
 {
-    long long next = r->backoff_ms ? r->backoff_ms * 2 : LOOP_BACKOFF_MIN_MS;
+    long long next = current_ms ? current_ms * 2 : LOOP_BACKOFF_MIN_MS;
     if (next > r->cfg.backoff_max_ms)
         next = r->cfg.backoff_max_ms;
-    if (next < at_least_ms)
-        next = at_least_ms;
-    r->backoff_ms = next;
-    loop_pause(r, next);
+    return next < at_least_ms ? at_least_ms : next;
+}
+
+static void loop_backoff(relay_t *r, long long at_least_ms)
+{
+    r->backoff_ms = loop_backoff_next(r, r->backoff_ms, at_least_ms);
+    loop_pause(r, r->backoff_ms);
+}
+
+/* A failing partition waits alone, with its own capped exponential
+ * backoff, so one unavailable partition leader never slows the others. */
+static void loop_partition_backoff(relay_t *r, int p, long long at_least_ms)
+{
+    relay_partition_t *part = &r->parts[p];
+    part->backoff_ms = loop_backoff_next(r, part->backoff_ms, at_least_ms);
+    part->retry_at_us = relay_now_us() + part->backoff_ms * 1000;
+}
+
+/* Earliest pending partition retry after now, or 0. */
+static int64_t loop_next_retry_us(const relay_t *r, int64_t now)
+{
+    int64_t next = 0;
+    for (int p = 0; p < r->partition_count; p++) {
+        int64_t at = r->parts[p].retry_at_us;
+        if (r->parts[p].owned && at > now && (next == 0 || at < next))
+            next = at;
+    }
+    return next;
 }
 
 /* Test hook (--crash-at POINT:N): dies by SIGKILL at POINT of batch N. */
@@ -166,11 +191,14 @@ static bool loop_handle_failures(relay_t *r, relay_batch_t *batch)
         if (!loop_err_permanent(ev->err)) {
             maybe_in_kafka = true;
             r->parts[p].synced = false;
+            /* a timed-out message may still land: let it, before reading the tail */
+            loop_partition_backoff(r, p, r->cfg.produce_timeout_ms);
             continue;
         }
         if (seen[p])
             continue; /* one attempt counted per partition per batch */
         seen[p] = true;
+        loop_partition_backoff(r, p, 0);
         if (strcmp(r->poison_id[p], ev->id) != 0) {
             snprintf(r->poison_id[p], sizeof r->poison_id[p], "%s", ev->id);
             r->poison_attempts[p] = 0;
@@ -225,22 +253,22 @@ static void loop_move_batch(relay_t *r, relay_batch_t *batch)
     r->batches++;
     loop_crash_point(r, "produced");
     hf_counter_add(r->m.produced, batch->n - failed);
-    bool uncertain = false;
+    for (size_t i = 0; i < batch->n; i++)
+        if (batch->events[i].delivered)
+            r->parts[batch->events[i].partition].backoff_ms = 0;
     if (failed > 0) {
         loop_check_order(r, batch);
-        uncertain = loop_handle_failures(r, batch);
+        (void)loop_handle_failures(r, batch); /* per-partition backoff and resync */
     }
     int parts[RELAY_MAX_PARTITIONS];
     int64_t next[RELAY_MAX_PARTITIONS];
     size_t nparts = loop_positions(batch, parts, next);
-    if (nparts > 0 && loop_commit_and_publish(r, batch, parts, next, nparts) != HF_OK)
-        uncertain = true;
-    if (rc != HF_OK || uncertain) {
-        /* a timed-out message may still land: let it, before reading the tail */
-        loop_backoff(r, r->cfg.produce_timeout_ms);
-    } else {
+    bool commit_failed =
+        nparts > 0 && loop_commit_and_publish(r, batch, parts, next, nparts) != HF_OK;
+    if (rc != HF_OK || commit_failed) /* the producer or PostgreSQL, not one partition */
+        loop_backoff(r, rc != HF_OK ? r->cfg.produce_timeout_ms : 0);
+    else
         r->backoff_ms = 0;
-    }
 }
 
 /* Reads [from, to) of partition p from Kafka and commits the events found
@@ -322,17 +350,25 @@ static hf_err_t loop_resync(relay_t *r, int p, relay_batch_t *batch)
     return HF_OK;
 }
 
+/* Resyncs every owned partition that needs it and is not backing off. A
+ * partition whose Kafka side fails backs off alone; only a broken
+ * PostgreSQL connection fails the round. */
 static hf_err_t loop_resync_pending(relay_t *r, relay_batch_t *batch)
 {
+    int64_t now = relay_now_us();
     for (int p = 0; p < r->partition_count && !atomic_load(&r->stopping); p++) {
-        if (!r->parts[p].owned || r->parts[p].synced)
+        relay_partition_t *part = &r->parts[p];
+        if (!part->owned || part->synced || now < part->retry_at_us)
             continue;
         hf_err_t rc = loop_resync(r, p, batch);
-        if (rc != HF_OK) {
-            hf_warn("partition %d: resync failed (%s), retrying", p, hf_err_str(rc));
-            relay_batch_clear(batch);
+        if (rc == HF_OK)
+            continue;
+        relay_batch_clear(batch);
+        if (!atomic_load(&r->pg_ok) || PQstatus(r->pg) != CONNECTION_OK)
             return rc;
-        }
+        loop_partition_backoff(r, p, 0);
+        hf_warn("partition %d: resync failed (%s), retrying in %lld ms", p, hf_err_str(rc),
+                part->backoff_ms);
     }
     return HF_OK;
 }
@@ -377,7 +413,7 @@ void *relay_thread_main(void *arg)
     relay_t *r = arg;
     relay_batch_t batch = {0};
     bool fetch_due = true;
-    int64_t next_poll_us = 0;
+    int64_t next_poll_us = 0, retry_wake_us = 0;
     while (!atomic_load(&r->stopping)) {
         if (!loop_connected(r)) {
             loop_backoff(r, 0);
@@ -391,10 +427,16 @@ void *relay_thread_main(void *arg)
         if (r->next_lease_tick_us != tick_before)
             fetch_due = true; /* partitions may have been acquired or resynced */
         int64_t now = relay_now_us();
+        if (retry_wake_us && now >= retry_wake_us)
+            fetch_due = true; /* a partition's backoff ended */
+        retry_wake_us = loop_next_retry_us(r, now);
         if (!fetch_due && now < next_poll_us) {
-            /* idle: a NOTIFY, the slow poll, the next lease round or a stop ends the wait */
+            /* idle: a NOTIFY, the slow poll, the next lease round, a partition's retry or a
+             * stop ends the wait */
             int64_t wait =
                 next_poll_us < r->next_lease_tick_us ? next_poll_us : r->next_lease_tick_us;
+            if (retry_wake_us && retry_wake_us < wait)
+                wait = retry_wake_us;
             wait = (wait - now) / 1000;
             fetch_due = relay_store_wait(r, wait < 1 ? 1 : wait > 200 ? 200 : (int)wait);
             continue;

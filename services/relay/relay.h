@@ -84,7 +84,9 @@ typedef struct relay_partition {
     bool owned;
     bool synced; /* tail read since acquired (or since the last failure) */
     int64_t generation;
-    int64_t deadline_us; /* local monotonic time the lease is surely still ours */
+    int64_t deadline_us;  /* local monotonic time the lease is surely still ours */
+    int64_t retry_at_us;  /* after a failure: no produce or resync before this */
+    long long backoff_ms; /* the partition's current backoff; 0 when healthy */
 } relay_partition_t;
 
 typedef struct relay_chain relay_chain_t;

@@ -275,7 +275,8 @@ hf_err_t relay_store_commit(relay_t *r, const relay_batch_t *batch, const int *p
     const char *params[7] = {r->cfg.relay_id, r->epoch, parts.data, ids.data,
                              offs.data,       pp.data,  pn.data};
     PGresult *res = PQexecParams(r->pg,
-                                 "SELECT holdfast.relay_commit($1, $2, $3::int[], $4::uuid[],"
+                                 "SELECT set_config('synchronous_commit', 'off', true),"
+                                 " holdfast.relay_commit($1, $2, $3::int[], $4::uuid[],"
                                  " $5::int8[], $6::int[], $7::int8[])",
                                  7, NULL, params, NULL, NULL, 0);
     hf_buf_free(&parts);

@@ -4,11 +4,8 @@
 # refused; the SQL partition function agrees with the shared vectors (and
 # so with C).
 set -euo pipefail
-BUILD=${1:-build}
-HF_BIN=$(cd "$BUILD" && pwd)/bin
 source "$(dirname "$0")/../support/lib.sh"
-hf_init "$(mktemp -d /tmp/holdfast-test.XXXXXX)"
-trap 'hf_stop_all; rm -rf "$HF_RUN"' EXIT
+hf_test_begin "${1:-build}"
 
 hf_pg_start "" fsync=off
 

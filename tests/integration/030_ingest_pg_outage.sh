@@ -4,11 +4,8 @@
 # it returns, and every event ever answered 2xx is stored exactly once
 # (clients retry with the same Idempotency-Key).
 set -euo pipefail
-BUILD=${1:-build}
-HF_BIN=$(cd "$BUILD" && pwd)/bin
 source "$(dirname "$0")/../support/lib.sh"
-hf_init "$(mktemp -d /tmp/holdfast-test.XXXXXX)"
-trap 'hf_stop_all; rm -rf "$HF_RUN"' EXIT
+hf_test_begin "${1:-build}"
 
 hf_pg_start "" fsync=off
 pg_port=$HF_PG_PORT

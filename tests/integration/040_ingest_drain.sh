@@ -3,11 +3,8 @@
 # requests 503 "draining", finishes every request it had already received
 # (each answered 201 is committed, none is left unanswered), and exits 0.
 set -euo pipefail
-BUILD=${1:-build}
-HF_BIN=$(cd "$BUILD" && pwd)/bin
 source "$(dirname "$0")/../support/lib.sh"
-hf_init "$(mktemp -d /tmp/holdfast-test.XXXXXX)"
-trap 'hf_stop_all; [[ -n ${KEEP:-} ]] || rm -rf "$HF_RUN"' EXIT
+hf_test_begin "${1:-build}"
 
 hf_pg_start "" fsync=off
 hf_migrate

@@ -19,10 +19,22 @@ hf_die() {
 }
 
 # hf_init RUN_DIR: where pid files, logs and data go.
+HF_SUPPORT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
 hf_init() {
     HF_RUN=$1
     mkdir -p "$HF_RUN"
     HF_RUN=$(cd "$HF_RUN" && pwd)
+}
+
+# hf_test_begin BUILD_DIR: the start of every integration test: binaries
+# from BUILD_DIR/bin, a fresh run folder, and on exit everything started
+# stopped by PID and the folder removed (kept when KEEP is set).
+hf_test_begin() {
+    BUILD=$1
+    HF_BIN=$(cd "$BUILD" && pwd)/bin
+    hf_init "$(mktemp -d /tmp/holdfast-test.XXXXXX)"
+    trap 'hf_stop_all; [[ -n ${KEEP:-} ]] && echo "kept $HF_RUN" >&2 || rm -rf "$HF_RUN"' EXIT
 }
 
 hf_port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -225,6 +237,77 @@ hf_ingest_start() {
     HF_INGEST_URL="http://127.0.0.1:$port"
     hf_wait_until 30 "ingest /livez" hf_http_ok "$HF_INGEST_URL/livez" ||
         hf_die "ingest did not start (see $HF_RUN/ingest.log)"
+}
+
+# hf_relay_spawn NAME [EXTRA FLAGS...]: a relay with id NAME and short
+# lease timings (TTL 3 s, renew 200 ms, produce timeout 1 s); sets
+# PORT_<NAME> to its HTTP port. hf_relay_start also waits for /livez.
+hf_relay_spawn() {
+    local name=$1 port
+    shift
+    port=$(hf_free_port)
+    hf_spawn "$name" "$HF_BIN/holdfast-relay" --port "$port" --pg-url "$HF_PG_URL" \
+        --kafka-brokers "$HF_KAFKA_BROKERS" --topic "${HF_TOPIC:-holdfast.events}" \
+        --redis-url "$HF_REDIS_URL" --relay-id "$name" --lease-ttl 3s --lease-renew 200ms \
+        --produce-timeout 1s "$@"
+    printf -v "PORT_$name" '%s' "$port"
+}
+hf_relay_start() {
+    local port
+    hf_relay_spawn "$@"
+    port=PORT_$1
+    hf_wait_until 30 "$1 /livez" hf_http_ok "http://127.0.0.1:${!port}/livez" ||
+        hf_die "$1 did not start (see $HF_RUN/$1.log)"
+}
+
+# hf_relay_owned OWNER: how many partitions OWNER holds a live lease on.
+hf_relay_owned() {
+    hf_psql -c "SELECT count(*) FROM holdfast.relay_leases WHERE owner = '$1' AND expires_at > now()"
+}
+
+hf_outbox_empty() { [[ $(hf_psql -c "SELECT count(*) FROM holdfast.outbox") == 0 ]]; }
+
+# hf_publish_numbered PREFIX CHANNELS N: N events committed in one
+# transaction, round-robin over channels PREFIX:0..CHANNELS-1, payload
+# {"seq":K} with K counting on from HF_NEXT_SEQ, so that relay_verify.py
+# can check each channel's order.
+HF_NEXT_SEQ=1
+hf_publish_numbered() {
+    local prefix=$1 channels=$2 n=$3 last=$((HF_NEXT_SEQ + $3 - 1))
+    hf_psql -c "SELECT count(*) FROM holdfast._append(
+        array(SELECT '$prefix:' || (g % $channels) FROM generate_series($HF_NEXT_SEQ, $last) g),
+        array_fill(NULL::text, ARRAY[$n]),
+        array(SELECT convert_to('{\"seq\":' || g || '}', 'UTF8') FROM generate_series($HF_NEXT_SEQ, $last) g),
+        NULL, NULL)" >/dev/null
+    HF_NEXT_SEQ=$((last + 1))
+}
+
+# hf_metric PORT NAME: the value of an unlabelled metric at 127.0.0.1:PORT/metrics.
+hf_metric() { curl -fsS "http://127.0.0.1:$1/metrics" | sed -n "s/^$2 //p"; }
+
+# hf_tap_start FILE [EXTRA FLAGS...]: holdfast-tap writing Redis messages to
+# FILE as JSON lines, as part "tap"; returns once it is subscribed.
+hf_tap_start() {
+    local file=$1
+    shift
+    rm -f "$HF_RUN/tap.log"
+    hf_spawn tap "$HF_BIN/holdfast-tap" --redis-url "$HF_REDIS_URL" --out "$file" "$@"
+    hf_wait_until 10 "holdfast-tap" grep -q '^ready' "$HF_RUN/tap.log" ||
+        hf_die "holdfast-tap did not subscribe (see $HF_RUN/tap.log)"
+}
+
+# hf_relay_verify [VERIFY FLAGS...]: dumps events, dead letters and the
+# whole topic, then runs relay_verify.py on them (with the tap file if
+# given as --tap FILE). Prints the summary; fails on any violation.
+hf_relay_verify() {
+    hf_psql -F $'\t' -c "SELECT id, channel, partition, kafka_offset,
+        CASE WHEN content_type = 'application/json'
+        THEN coalesce(convert_from(payload, 'UTF8')::jsonb->>'seq', '') ELSE '' END FROM holdfast.events" >"$HF_RUN/verify.pg"
+    hf_psql -c "SELECT event_id FROM holdfast.dead_letters" >"$HF_RUN/verify.dead"
+    timeout 60 kcat -C -b "$HF_KAFKA_BROKERS" -t "${HF_TOPIC:-holdfast.events}" -o beginning -e -q \
+        -f '%p\t%o\t%k\t%h\n' >"$HF_RUN/verify.kafka" || return 1
+    python3 "$HF_SUPPORT/relay_verify.py" --pg "$HF_RUN/verify.pg" --kafka "$HF_RUN/verify.kafka" \
+        --dead "$HF_RUN/verify.dead" "$@"
 }
 
 # --- assertions for tests -------------------------------------------------

@@ -40,14 +40,19 @@
  *    (not a hang); kcat -P gives up with "all broker connections are down", exit 1.
  *    Data written before is kept and readable again after "up".
  *  - Partition leaders are spread at random over the brokers, and never move.
+ *  - The mock's broker sockets lack TCP_NODELAY, which costs ~40 ms (delayed ACK)
+ *    per produce round with several partitions on one broker; we set it ourselves
+ *    (devbroker__nodelay_sweep).
  *  - rd_kafka_mock_topic_create() accepts a replication factor above the broker count,
  *    hence min(3, brokers) here; broker_set_down(-1) does work for "all" in 2.0.2, but
  *    we loop over the ids so that a failure names the broker.
  */
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -65,6 +70,7 @@
 #include "holdfast/log.h"
 
 #define DEVBROKER_LINE_MAX    256
+#define DEVBROKER_SWEEP_MS    10 /* TCP_NODELAY sweep interval, see devbroker__nodelay_sweep */
 #define DEVBROKER_CLIENTS_MAX 8
 #define DEVBROKER_BROKERS_MAX 32
 #define DEVBROKER_PARTS_MAX   10000
@@ -534,6 +540,38 @@ static void devbroker__on_signal(devbroker_t *db)
     }
 }
 
+/* The mock cluster's broker sockets (created inside librdkafka, in this
+ * process) do not set TCP_NODELAY: two responses written back to back on
+ * one connection then wait for the client's delayed ACK, about 40 ms on
+ * Linux, whenever a client has requests for several partitions of one
+ * broker in flight. Real brokers set it. So sweep our own descriptors and
+ * set it on every TCP socket; new connections are caught within one sweep
+ * interval. A descriptor closed and reused meanwhile is harmless: a
+ * non-socket fails getsockopt, another TCP socket wants the option too. */
+static void devbroker__nodelay_sweep(void)
+{
+    DIR *dir = opendir("/proc/self/fd");
+    if (!dir)
+        return;
+    struct dirent *de;
+    while ((de = readdir(dir)) != NULL) {
+        char *end;
+        long fd = strtol(de->d_name, &end, 10);
+        if (*end != '\0' || fd < 0 || fd == dirfd(dir))
+            continue;
+        int type = 0, on = 0;
+        socklen_t len = sizeof type;
+        if (getsockopt((int)fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM)
+            continue;
+        len = sizeof on;
+        if (getsockopt((int)fd, IPPROTO_TCP, TCP_NODELAY, &on, &len) != 0 || on)
+            continue;
+        on = 1;
+        (void)setsockopt((int)fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+    }
+    closedir(dir);
+}
+
 static int devbroker__run(devbroker_t *db)
 {
     /* Slot 0: signals, 1: listener, 2..: clients (fd -1 is ignored by poll). */
@@ -543,7 +581,8 @@ static int devbroker__run(devbroker_t *db)
         pfd[1] = (struct pollfd){.fd = db->listen_fd, .events = POLLIN};
         for (int i = 0; i < DEVBROKER_CLIENTS_MAX; i++)
             pfd[2 + i] = (struct pollfd){.fd = db->clients[i].fd, .events = POLLIN};
-        if (poll(pfd, 2 + DEVBROKER_CLIENTS_MAX, -1) < 0) {
+        devbroker__nodelay_sweep();
+        if (poll(pfd, 2 + DEVBROKER_CLIENTS_MAX, DEVBROKER_SWEEP_MS) < 0) {
             if (errno == EINTR)
                 continue;
             hf_error("poll: %s", strerror(errno));
