@@ -51,11 +51,23 @@ hf_check "rb takes all 8 partitions" hf_wait_until 20 "rb owning 8" test_owned r
 took_ms=$((($(date +%s%N) - t0) / 1000000))
 hf_log "rb owned all partitions ${took_ms} ms after ra's SIGTERM (TTL 3000 ms)"
 hf_check "... without waiting for the lease TTL" test "$took_ms" -lt 3000
-hf_check "everything hf_outbox_empty after the handover" hf_wait_until 30 "the outbox to drain" hf_outbox_empty
+hf_check "everything drained after the handover" hf_wait_until 30 "the outbox to drain" hf_outbox_empty
 hf_check_eq "no record twice in Kafka after the handover" 0 \
     "$(timeout 30 kcat -C -b "$HF_KAFKA_BROKERS" -t holdfast.events -o beginning -e -q -f '%h\n' | sed 's/,.*//' | sort | uniq -d | wc -l)"
 hf_check_eq "every event has its offset" 0 "$(hf_psql -c "SELECT count(*) FROM holdfast.events WHERE kafka_offset IS NULL")"
 hf_stop rb
+
+# Wake-up by NOTIFY: with the slow poll at 60 s and lease rounds every 10 s,
+# an event committed while the relay idles still leaves at once.
+hf_relay_start rn --poll-interval 60s --lease-renew 10s --lease-ttl 30s
+hf_check "rn owns all 8 partitions" hf_wait_until 30 "rn owning 8" test_owned rn 8
+sleep 1 # past the fetch that follows acquiring
+t0=$(date +%s%N)
+hf_publish_numbered ops 5 1
+hf_check "NOTIFY wakes an idle relay (poll 60 s, next lease round in ~9 s)" \
+    hf_wait_until 5 "the event to leave the outbox" hf_outbox_empty
+hf_log "one event relayed $((($(date +%s%N) - t0) / 1000000)) ms after its commit (measured by polling psql)"
+hf_stop rn
 
 # A topic with fewer partitions than holdfast.meta: refused, not ready.
 epoch_before=$(hf_psql -c "SELECT epoch FROM holdfast.meta")
