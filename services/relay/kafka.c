@@ -12,6 +12,7 @@
  * The tail reader: a simple consumer (no group: assign by partition and
  * offset) that reads [from, to) of one partition and collects each record's
  * hf-id header. */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -245,7 +246,7 @@ hf_err_t relay_kafka_produce(relay_kafka_t *k, relay_batch_t *batch, size_t *fai
         if (ev->err == RD_KAFKA_RESP_ERR_NO_ERROR)
             k->pending++;
     }
-    int64_t deadline = relay_now_us() + (k->cfg->produce_timeout_ms + 2000) * 1000;
+    int64_t deadline = relay_now_us() + (k->cfg->produce_timeout_ms + RELAY_REPORT_SLACK_MS) * 1000;
     while (k->pending > 0 && relay_now_us() < deadline)
         rd_kafka_poll(k->producer, 10);
     hf_err_t rc = HF_OK;
@@ -264,8 +265,9 @@ hf_err_t relay_kafka_produce(relay_kafka_t *k, relay_batch_t *batch, size_t *fai
 
 hf_err_t relay_kafka_watermarks(relay_kafka_t *k, int partition, int64_t *low, int64_t *high)
 {
+    /* bounded by the produce timeout: a resync must not outlast the lease margin */
     rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
-        k->consumer, k->cfg->topic, partition, low, high, KAFKA_META_TIMEOUT_MS);
+        k->consumer, k->cfg->topic, partition, low, high, (int)k->cfg->produce_timeout_ms);
     if (err) {
         hf_warn("kafka watermarks of partition %d: %s", partition, rd_kafka_err2str(err));
         return HF_ERR_UNAVAILABLE;
@@ -285,6 +287,21 @@ int relay_kafka_partition_count(relay_kafka_t *k)
     return n;
 }
 
+/* Canonical UUID text (8-4-4-4-12 hex digits), as the relay writes hf-id. */
+static bool kafka_is_uuid(const char *s, size_t len)
+{
+    if (len != 36)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash ? s[i] != '-' : !isxdigit((unsigned char)s[i]))
+            return false;
+    }
+    return true;
+}
+
+/* The record's hf-id, or NULL when it has none that could be ours: a
+ * foreign record never reaches a query. */
 static char *kafka_header_id(const rd_kafka_message_t *msg)
 {
     rd_kafka_headers_t *hdrs = NULL;
@@ -292,7 +309,7 @@ static char *kafka_header_id(const rd_kafka_message_t *msg)
     size_t len = 0;
     if (rd_kafka_message_headers(msg, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR ||
         rd_kafka_header_get_last(hdrs, "hf-id", &val, &len) != RD_KAFKA_RESP_ERR_NO_ERROR || !val ||
-        len == 0 || len > 64)
+        !kafka_is_uuid(val, len))
         return NULL;
     char *id = hf_malloc(len + 1);
     memcpy(id, val, len);

@@ -20,7 +20,8 @@
 bool relay_lease_producible(const relay_t *r, int partition, int64_t now_us)
 {
     const relay_partition_t *p = &r->parts[partition];
-    int64_t margin_us = (r->cfg.produce_timeout_ms + r->cfg.lease_renew_ms) * 1000;
+    int64_t margin_us =
+        (r->cfg.produce_timeout_ms + RELAY_REPORT_SLACK_MS + r->cfg.lease_renew_ms) * 1000;
     return p->owned && p->synced && now_us >= p->retry_at_us && p->deadline_us - now_us > margin_us;
 }
 
@@ -32,6 +33,8 @@ static void lease_note_lost(relay_t *r, int partition)
     hf_logf_kv(HF_LOG_WARN, NULL, "lease of partition %d lost or given back", partition);
     p->owned = false;
     p->synced = false;
+    /* another relay may extend its channels' chains meanwhile: forget ours */
+    relay_chain_clear(r->chain);
     r->poison_attempts[partition] = 0;
 }
 
@@ -63,6 +66,8 @@ hf_err_t relay_lease_tick(relay_t *r)
         bool is_new = PQgetvalue(res, i, 2)[0] == 't';
         if (is_new || !p->owned || p->generation != generation) {
             p->synced = false; /* read the Kafka tail before producing */
+            /* chains of its channels may have grown elsewhere since we last held it */
+            relay_chain_clear(r->chain);
             if (!PQgetisnull(res, i, 3)) {
                 hf_counter_inc(r->m.takeovers);
                 hf_logf_kv(HF_LOG_INFO, NULL, "partition %d taken over from %s", part,

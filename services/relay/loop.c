@@ -56,7 +56,8 @@ static long long loop_backoff_next(const relay_t *r, long long current_ms, long 
 static void loop_backoff(relay_t *r, long long at_least_ms)
 {
     r->backoff_ms = loop_backoff_next(r, r->backoff_ms, at_least_ms);
-    loop_pause(r, r->backoff_ms);
+    /* never sleep through a lease round: leases would lapse for nothing */
+    loop_pause(r, r->backoff_ms < r->cfg.lease_renew_ms ? r->backoff_ms : r->cfg.lease_renew_ms);
 }
 
 /* A failing partition waits alone, with its own capped exponential
@@ -177,10 +178,10 @@ static bool loop_err_permanent(rd_kafka_resp_err_t err)
 
 /* Refused events: a permanent refusal of the same event dead-letters it
  * after dead_letter_after attempts; anything else is retried, never
- * dead-lettered. Returns true if some failure may have reached Kafka. */
-static bool loop_handle_failures(relay_t *r, relay_batch_t *batch)
+ * dead-lettered, and marks its partition uncertain[p]: the event may yet
+ * land in Kafka, so the partition is resynced from its log. */
+static void loop_handle_failures(relay_t *r, relay_batch_t *batch, bool *uncertain)
 {
-    bool maybe_in_kafka = false;
     bool seen[RELAY_MAX_PARTITIONS] = {false};
     for (size_t i = 0; i < batch->n; i++) {
         relay_event_t *ev = &batch->events[i];
@@ -189,7 +190,7 @@ static bool loop_handle_failures(relay_t *r, relay_batch_t *batch)
         hf_counter_inc(r->m.produce_errors);
         int p = ev->partition;
         if (!loop_err_permanent(ev->err)) {
-            maybe_in_kafka = true;
+            uncertain[p] = true;
             r->parts[p].synced = false;
             /* a timed-out message may still land: let it, before reading the tail */
             loop_partition_backoff(r, p, r->cfg.produce_timeout_ms);
@@ -215,7 +216,6 @@ static bool loop_handle_failures(relay_t *r, relay_batch_t *batch)
             r->poison_attempts[p] = 0;
         }
     }
-    return maybe_in_kafka;
 }
 
 /* An event of a channel failed while a later one of the same channel was
@@ -257,8 +257,17 @@ static void loop_move_batch(relay_t *r, relay_batch_t *batch)
         if (batch->events[i].delivered)
             r->parts[batch->events[i].partition].backoff_ms = 0;
     if (failed > 0) {
+        bool uncertain[RELAY_MAX_PARTITIONS] = {false};
         loop_check_order(r, batch);
-        (void)loop_handle_failures(r, batch); /* per-partition backoff and resync */
+        loop_handle_failures(r, batch, uncertain);
+        /* A partition with an event in doubt commits nothing of this batch:
+         * its resync reads the log from the old position and commits what
+         * landed, in log order. Committing the delivered ones would move
+         * the position past a timed-out event that did land, and it would
+         * be produced a second time. */
+        for (size_t i = 0; i < batch->n; i++)
+            if (uncertain[batch->events[i].partition])
+                batch->events[i].delivered = false;
     }
     int parts[RELAY_MAX_PARTITIONS];
     int64_t next[RELAY_MAX_PARTITIONS];
@@ -350,14 +359,17 @@ static hf_err_t loop_resync(relay_t *r, int p, relay_batch_t *batch)
     return HF_OK;
 }
 
-/* Resyncs every owned partition that needs it and is not backing off. A
- * partition whose Kafka side fails backs off alone; only a broken
- * PostgreSQL connection fails the round. */
+/* Resyncs every owned partition that needs it and is not backing off,
+ * until a lease round is due (each resync can take a Kafka timeout; the
+ * rest wait for the next pass). A partition whose Kafka side fails backs
+ * off alone; only a broken PostgreSQL connection fails the pass. */
 static hf_err_t loop_resync_pending(relay_t *r, relay_batch_t *batch)
 {
-    int64_t now = relay_now_us();
     for (int p = 0; p < r->partition_count && !atomic_load(&r->stopping); p++) {
         relay_partition_t *part = &r->parts[p];
+        int64_t now = relay_now_us();
+        if (now >= r->next_lease_tick_us)
+            break;
         if (!part->owned || part->synced || now < part->retry_at_us)
             continue;
         hf_err_t rc = loop_resync(r, p, batch);

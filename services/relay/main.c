@@ -176,11 +176,12 @@ static hf_err_t relay_lws_start(relay_t *r, struct lws_protocols *protocols)
 static int relay_check_config(relay_t *r)
 {
     relay_config_t *c = &r->cfg;
-    if (c->lease_ttl_ms <= c->produce_timeout_ms + 2 * c->lease_renew_ms) {
+    long long lease_min_ms = c->produce_timeout_ms + RELAY_REPORT_SLACK_MS + 2 * c->lease_renew_ms;
+    if (c->lease_ttl_ms <= lease_min_ms) {
         fprintf(stderr,
-                "holdfast-relay: lease-ttl (%lld ms) must exceed produce-timeout + 2 x "
-                "lease-renew (%lld ms)\n",
-                c->lease_ttl_ms, c->produce_timeout_ms + 2 * c->lease_renew_ms);
+                "holdfast-relay: lease-ttl (%lld ms) must exceed produce-timeout + %d ms "
+                "(delivery report slack) + 2 x lease-renew (%lld ms)\n",
+                c->lease_ttl_ms, RELAY_REPORT_SLACK_MS, lease_min_ms);
         return 2;
     }
     if (!c->relay_id || !*c->relay_id) {

@@ -29,8 +29,12 @@
 #include "holdfast/http.h"
 #include "holdfast/metrics.h"
 
-#define RELAY_MAX_PARTITIONS 1024
-#define RELAY_EPOCH_MAX      64
+/* How long after --produce-timeout the relay still waits for delivery
+ * reports (librdkafka scans for timed-out messages about once a second). The
+ * lease margin and the start-up check include it. */
+#define RELAY_REPORT_SLACK_MS 1000
+#define RELAY_MAX_PARTITIONS  1024
+#define RELAY_EPOCH_MAX       64
 
 typedef struct relay_config {
     char *listen_addr;

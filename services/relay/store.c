@@ -227,13 +227,13 @@ hf_err_t relay_store_load_events(relay_t *r, const char *const *ids, const int64
     char part[16];
     snprintf(part, sizeof part, "%d", partition);
     const char *params[3] = {id_arr.data, off_arr.data, part};
-    /* ids that are not uuids (not ours) simply match nothing: compare as text */
+    /* ids are canonical UUID text (kafka_header_id checks), so the primary key serves */
     PGresult *res = PQexecParams(
         r->pg,
         "SELECT 0::int8, e.partition, e.id::text, e.channel, e.type, e.content_type, e.payload,"
         "       (extract(epoch FROM e.created_at) * 1000000)::int8, u.off"
-        "  FROM unnest($1::text[], $2::int8[]) AS u(id, off)"
-        "  JOIN holdfast.events e ON e.id::text = u.id AND e.partition = $3::int"
+        "  FROM unnest($1::uuid[], $2::int8[]) AS u(id, off)"
+        "  JOIN holdfast.events e ON e.id = u.id AND e.partition = $3::int"
         " ORDER BY u.off",
         3, NULL, params, NULL, NULL, 1);
     hf_buf_free(&id_arr);

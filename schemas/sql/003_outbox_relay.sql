@@ -1,3 +1,5 @@
+-- The outbox, as the relay uses it.
+--
 -- The outbox is a queue: every row is deleted minutes or milliseconds
 -- after it was inserted, so after a backlog drains (a Kafka outage, a
 -- bulk import) the table and its index are mostly dead tuples, and until
@@ -15,3 +17,8 @@ ALTER TABLE holdfast.outbox SET (
     autovacuum_analyze_threshold = 5000,
     autovacuum_vacuum_cost_delay = 0
 );
+
+-- The relay deletes delivered rows by event id (holdfast.relay_commit,
+-- relay_dead_letter). Without this index each delete reads the whole
+-- backlog, which makes draining a long Kafka outage quadratic.
+CREATE INDEX outbox_event_id ON holdfast.outbox (event_id);
