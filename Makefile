@@ -42,6 +42,7 @@ bench: build
 	@HOLDFAST_BENCH=1 bash tools/install-deps.sh
 	bash bench/ingest_throughput.sh $(BUILD) $(BENCH_SECONDS) "$(BENCH_CLIENTS)"
 	bash bench/relay.sh $(BUILD) 50000 1000 $(BENCH_SECONDS)
+	bash bench/replay.sh $(BUILD) 120000
 
 run: build
 	@bash tools/stack.sh run

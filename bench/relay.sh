@@ -57,11 +57,7 @@ wait "$TAP_PID" || hf_die "holdfast-tap did not receive all $total events"
 # --- throughput ---
 tap_start "$HF_RUN/throughput.jsonl" "$EVENTS"
 hf_log "committing $EVENTS events in one transaction"
-hf_psql -c "SELECT count(*) FROM holdfast._append(
-    array(SELECT 'bench:' || (g % 1000) FROM generate_series(1, $EVENTS) g),
-    array_fill(NULL::text, ARRAY[$EVENTS]),
-    array(SELECT convert_to('{\"n\":' || g || ',\"text\":\"hello holdfast\"}', 'UTF8') FROM generate_series(1, $EVENTS) g),
-    NULL, NULL)" >/dev/null
+hf_publish_numbered bench 1000 "$EVENTS"
 t0=$(date +%s.%N)
 hf_wait_until 300 "the outbox to drain" hf_outbox_empty || hf_die "outbox did not drain"
 t_kafka=$(date +%s.%N)

@@ -185,7 +185,7 @@ void relay_kafka_free(relay_kafka_t *k)
     hf_free(k);
 }
 
-static void kafka_envelope(relay_kafka_t *k, const relay_event_t *ev)
+static void kafka_envelope(relay_kafka_t *k, const relay_event_t *ev, const char *epoch)
 {
     hf_envelope_t env;
     hf_envelope_init(&env);
@@ -203,13 +203,15 @@ static void kafka_envelope(relay_kafka_t *k, const relay_event_t *ev)
     env.payload_len = ev->payload_len;
     env.partition = ev->partition;
     env.created_at_us = ev->created_at_us;
+    env.epoch = epoch; /* records say which log they belong to; offsets are the log's own */
+    env.epoch_len = strlen(epoch);
     hf_buf_reset(&k->value);
     (void)hf_envelope_encode(&env, &k->value); /* id, channel, payload always set */
 }
 
-static rd_kafka_resp_err_t kafka_produce_one(relay_kafka_t *k, relay_event_t *ev)
+static rd_kafka_resp_err_t kafka_produce_one(relay_kafka_t *k, relay_event_t *ev, const char *epoch)
 {
-    kafka_envelope(k, ev);
+    kafka_envelope(k, ev, epoch);
     rd_kafka_headers_t *hdrs = rd_kafka_headers_new(4);
     rd_kafka_header_add(hdrs, "hf-id", -1, ev->id, -1);
     rd_kafka_header_add(hdrs, "hf-channel", -1, ev->channel, -1);
@@ -226,7 +228,8 @@ static rd_kafka_resp_err_t kafka_produce_one(relay_kafka_t *k, relay_event_t *ev
     return err;
 }
 
-hf_err_t relay_kafka_produce(relay_kafka_t *k, relay_batch_t *batch, size_t *failed)
+hf_err_t relay_kafka_produce(relay_kafka_t *k, relay_batch_t *batch, const char *epoch,
+                             size_t *failed)
 {
     char errbuf[256];
     for (size_t i = 0; i < batch->n; i++) {
@@ -242,7 +245,7 @@ hf_err_t relay_kafka_produce(relay_kafka_t *k, relay_batch_t *batch, size_t *fai
     *failed = 0;
     for (size_t i = 0; i < batch->n; i++) {
         relay_event_t *ev = &batch->events[i];
-        ev->err = kafka_produce_one(k, ev);
+        ev->err = kafka_produce_one(k, ev, epoch);
         if (ev->err == RD_KAFKA_RESP_ERR_NO_ERROR)
             k->pending++;
     }

@@ -247,7 +247,7 @@ static void loop_move_batch(relay_t *r, relay_batch_t *batch)
 {
     int64_t t0 = relay_now_us();
     size_t failed = 0;
-    hf_err_t rc = relay_kafka_produce(r->kafka, batch, &failed);
+    hf_err_t rc = relay_kafka_produce(r->kafka, batch, r->epoch, &failed);
     hf_histogram_observe(r->m.produce_seconds, (double)(relay_now_us() - t0) / 1e6);
     hf_histogram_observe(r->m.batch_events, (double)batch->n);
     r->batches++;

@@ -195,7 +195,8 @@ void relay_kafka_free(relay_kafka_t *k);
  * most the produce timeout plus a margin). Sets each event's delivered,
  * offset and err. HF_ERR_INTERNAL after a fatal producer error (the
  * producer was recreated; the caller must resync). */
-hf_err_t relay_kafka_produce(relay_kafka_t *k, relay_batch_t *batch, size_t *failed);
+hf_err_t relay_kafka_produce(relay_kafka_t *k, relay_batch_t *batch, const char *epoch,
+                             size_t *failed);
 /* The partition's [low, high) watermarks. */
 hf_err_t relay_kafka_watermarks(relay_kafka_t *k, int partition, int64_t *low, int64_t *high);
 /* Reads [from, to) of partition and returns the event ids found in the

@@ -40,6 +40,10 @@
  *    (not a hang); kcat -P gives up with "all broker connections are down", exit 1.
  *    Data written before is kept and readable again after "up".
  *  - Partition leaders are spread at random over the brokers, and never move.
+ *  - Each partition keeps only about 5 MB of records: older ones are dropped and the
+ *    log start (low watermark) moves, like a size-based retention (seen: 19,000
+ *    records of ~250 bytes kept of 100,000). Readers must expect offsets below the
+ *    low watermark to be gone.
  *  - The mock's broker sockets lack TCP_NODELAY, which costs ~40 ms (delayed ACK)
  *    per produce round with several partitions on one broker; we set it ourselves
  *    (devbroker__nodelay_sweep).

@@ -1,0 +1,149 @@
+/* logread.c - reading the event log by position; see logread.h. */
+#include "holdfast/logread.h"
+
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "holdfast/alloc.h"
+
+struct hf_logread {
+    rd_kafka_t *rk;
+    char *topic;
+    rd_kafka_message_t *last; /* the message the last record points into */
+};
+
+static void logread_drop_last(hf_logread_t *lr)
+{
+    if (lr->last)
+        rd_kafka_message_destroy(lr->last);
+    lr->last = NULL;
+}
+
+hf_logread_t *hf_logread_new(const char *brokers, const char *topic, char *err, size_t err_size)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    /* No group: assign() with explicit offsets, never commit. A short fetch
+     * wait keeps the tail of the log low-latency (the dev broker holds an
+     * empty fetch for the whole wait). */
+    const char *settings[][2] = {
+        {"bootstrap.servers", brokers},
+        {"group.id", "holdfast-logread-unused"},
+        {"enable.auto.commit", "false"},
+        {"enable.auto.offset.store", "false"},
+        {"fetch.wait.max.ms", "5"},
+        {"enable.partition.eof", "false"},
+        {"auto.offset.reset", "error"},
+        {"client.id", "holdfast-logread"},
+        {"log_level", "3"},
+    };
+    for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++) {
+        if (rd_kafka_conf_set(conf, settings[i][0], settings[i][1], err, err_size) !=
+            RD_KAFKA_CONF_OK) {
+            rd_kafka_conf_destroy(conf);
+            return NULL;
+        }
+    }
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, err_size);
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    rd_kafka_poll_set_consumer(rk);
+    hf_logread_t *lr = hf_calloc(1, sizeof *lr);
+    lr->rk = rk;
+    lr->topic = hf_strdup(topic);
+    return lr;
+}
+
+void hf_logread_free(hf_logread_t *lr)
+{
+    if (!lr)
+        return;
+    logread_drop_last(lr);
+    rd_kafka_assign(lr->rk, NULL);
+    rd_kafka_consumer_close(lr->rk);
+    rd_kafka_destroy(lr->rk);
+    hf_free(lr->topic);
+    hf_free(lr);
+}
+
+hf_err_t hf_logread_partition_count(hf_logread_t *lr, int timeout_ms, int *count)
+{
+    rd_kafka_topic_t *t = rd_kafka_topic_new(lr->rk, lr->topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(lr->rk, 0, t, &md, timeout_ms);
+    rd_kafka_topic_destroy(t);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return HF_ERR_UNAVAILABLE;
+    hf_err_t rc = HF_ERR_NOT_FOUND;
+    if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        md->topics[0].partition_cnt > 0) {
+        *count = md->topics[0].partition_cnt;
+        rc = HF_OK;
+    }
+    rd_kafka_metadata_destroy(md);
+    return rc;
+}
+
+hf_err_t hf_logread_watermarks(hf_logread_t *lr, int partition, int timeout_ms, int64_t *low,
+                               int64_t *high)
+{
+    return rd_kafka_query_watermark_offsets(lr->rk, lr->topic, partition, low, high, timeout_ms) ==
+                   RD_KAFKA_RESP_ERR_NO_ERROR
+               ? HF_OK
+               : HF_ERR_UNAVAILABLE;
+}
+
+hf_err_t hf_logread_seek(hf_logread_t *lr, int partition, int64_t offset)
+{
+    logread_drop_last(lr);
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(parts, lr->topic, partition)->offset = offset;
+    rd_kafka_resp_err_t e = rd_kafka_assign(lr->rk, parts);
+    rd_kafka_topic_partition_list_destroy(parts);
+    return e == RD_KAFKA_RESP_ERR_NO_ERROR ? HF_OK : HF_ERR_UNAVAILABLE;
+}
+
+static void logread_fill(const rd_kafka_message_t *m, hf_log_record_t *rec)
+{
+    memset(rec, 0, sizeof *rec);
+    rec->partition = m->partition;
+    rec->offset = m->offset;
+    rd_kafka_timestamp_type_t tstype;
+    rec->timestamp_ms = rd_kafka_message_timestamp(m, &tstype);
+    rec->key = m->key;
+    rec->key_len = m->key_len;
+    rec->value = m->payload;
+    rec->value_len = m->len;
+    rd_kafka_headers_t *hdrs = NULL;
+    const void *val = NULL;
+    size_t len = 0;
+    if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        rd_kafka_header_get_last(hdrs, "hf-id", &val, &len) == RD_KAFKA_RESP_ERR_NO_ERROR && val) {
+        rec->id = val;
+        rec->id_len = len;
+    }
+}
+
+hf_err_t hf_logread_next(hf_logread_t *lr, int timeout_ms, hf_log_record_t *rec, char *err,
+                         size_t err_size)
+{
+    logread_drop_last(lr);
+    rd_kafka_message_t *m = rd_kafka_consumer_poll(lr->rk, timeout_ms);
+    if (!m)
+        return HF_ERR_TIMEOUT;
+    if (m->err) {
+        hf_err_t rc = m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE ||
+                              m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET
+                          ? HF_ERR_NOT_FOUND
+                      : m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF ? HF_ERR_TIMEOUT
+                                                                   : HF_ERR_UNAVAILABLE;
+        snprintf(err, err_size, "%s", rd_kafka_message_errstr(m));
+        rd_kafka_message_destroy(m);
+        return rc;
+    }
+    lr->last = m;
+    logread_fill(m, rec);
+    return HF_OK;
+}
