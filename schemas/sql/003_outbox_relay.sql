@@ -18,7 +18,13 @@ ALTER TABLE holdfast.outbox SET (
     autovacuum_vacuum_cost_delay = 0
 );
 
--- The relay deletes delivered rows by event id (holdfast.relay_commit,
--- relay_dead_letter). Without this index each delete reads the whole
--- backlog, which makes draining a long Kafka outage quadratic.
-CREATE INDEX outbox_event_id ON holdfast.outbox (event_id);
+-- The relay deletes delivered rows by event id and partition
+-- (holdfast.relay_commit) or by event id (relay_dead_letter). Without this
+-- index each delete reads the whole backlog, which makes draining a long
+-- Kafka outage quadratic. Both columns, so that one index answers the
+-- commit's join: with an index on event_id alone and statistics not yet
+-- updated after a bulk insert, the planner ANDed it with the bitmap of
+-- (partition, seq), reading every row of the partition for every deleted
+-- row (measured: 2.8 s per 1,000 rows with 100,000 rows waiting; the
+-- relay's batches then outlasted its leases).
+CREATE INDEX outbox_event_id ON holdfast.outbox (event_id, partition);
