@@ -481,6 +481,8 @@ static int http__on_request(hf_http_server_t *srv, struct lws *wsi, http_pss_t *
     if (!req->route->takes_body) {
         req->close_after = false;
         req->state = REQ_HANDLING;
+        /* the answer may come from a worker thread later: lws must not time the wait out */
+        lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
         req->route->handler(req, srv->cfg.ctx);
         return 0;
     }

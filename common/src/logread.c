@@ -1,9 +1,17 @@
 /* logread.c - reading the event log by position; see logread.h. */
 #include "holdfast/logread.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
 #include <librdkafka/rdkafka.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "holdfast/alloc.h"
 
@@ -86,9 +94,60 @@ hf_err_t hf_logread_partition_count(hf_logread_t *lr, int timeout_ms, int *count
     return rc;
 }
 
+/* A TCP connection to host:port within timeout_ms. */
+static bool logread_connectable(const char *host, int port, int timeout_ms)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+        struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *ai = NULL;
+        if (getaddrinfo(host, NULL, &hints, &ai) != 0 || !ai)
+            return true; /* cannot tell: let librdkafka try */
+        sa.sin_addr = ((struct sockaddr_in *)ai->ai_addr)->sin_addr;
+        freeaddrinfo(ai);
+    }
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return true;
+    bool ok = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+    if (!ok && errno == EINPROGRESS) {
+        struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+        int err = 0;
+        socklen_t len = sizeof err;
+        ok = poll(&pfd, 1, timeout_ms) == 1 &&
+             getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0;
+    }
+    close(fd);
+    return ok;
+}
+
+hf_err_t hf_kafka_leader_probe(rd_kafka_t *rk, const char *topic, int partition, int timeout_ms)
+{
+    rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, t, &md, timeout_ms);
+    rd_kafka_topic_destroy(t);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return HF_ERR_UNAVAILABLE;
+    int leader = -1;
+    if (md->topic_cnt == 1 && partition < md->topics[0].partition_cnt)
+        leader = md->topics[0].partitions[partition].leader;
+    hf_err_t rc = HF_ERR_UNAVAILABLE;
+    for (int i = 0; i < md->broker_cnt && leader >= 0; i++)
+        if (md->brokers[i].id == leader)
+            rc = logread_connectable(md->brokers[i].host, md->brokers[i].port, timeout_ms)
+                     ? HF_OK
+                     : HF_ERR_UNAVAILABLE;
+    rd_kafka_metadata_destroy(md);
+    return rc;
+}
+
 hf_err_t hf_logread_watermarks(hf_logread_t *lr, int partition, int timeout_ms, int64_t *low,
                                int64_t *high)
 {
+    /* librdkafka 2.0's watermark query waits for a down leader far beyond
+     * its timeout: ask only a leader that answers. */
+    if (hf_kafka_leader_probe(lr->rk, lr->topic, partition, timeout_ms) != HF_OK)
+        return HF_ERR_UNAVAILABLE;
     return rd_kafka_query_watermark_offsets(lr->rk, lr->topic, partition, low, high, timeout_ms) ==
                    RD_KAFKA_RESP_ERR_NO_ERROR
                ? HF_OK

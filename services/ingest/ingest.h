@@ -40,6 +40,9 @@ typedef struct ingest_config {
     long long idempotency_ttl_ms;   /* Idempotency-Keys are kept this long */
     long long drain_timeout_ms;     /* SIGTERM: longest wait for in-flight commits */
     char *log_level;                /* debug, info, warn, error */
+    char *kafka_brokers;            /* history reads Kafka here; empty: PostgreSQL only */
+    char *topic;                    /* the event topic */
+    long long history_queue_max;    /* history requests waiting before 503 */
 } ingest_config_t;
 
 /* One accepted HTTP request on its way to PostgreSQL. Owned by the queue,
@@ -60,6 +63,7 @@ typedef struct ingest_job {
 } ingest_job_t;
 
 typedef struct ingest_writer ingest_writer_t;
+typedef struct ingest_history ingest_history_t; /* history.h */
 
 typedef struct ingest_metrics {
     hf_metric_t *events_created;       /* events committed */
@@ -94,6 +98,7 @@ typedef struct ingest {
     int64_t drain_deadline_us;
     lws_sorted_usec_list_t cron; /* periodic duties on the lws thread */
     int bound_port;
+    ingest_history_t *history; /* GET /v1/channels/{channel}/events */
 } ingest_t;
 
 /* parse.c: turns a request body into a job. On error returns

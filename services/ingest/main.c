@@ -8,6 +8,7 @@
 #include "holdfast/alloc.h"
 #include "holdfast/config.h"
 #include "holdfast/log.h"
+#include "history.h"
 #include "ingest.h"
 
 #define INGEST_CRON_US (50 * 1000) /* how often the loop checks signals and drain */
@@ -41,6 +42,12 @@ static const hf_conf_spec_t ingest_settings[] = {
      366LL * 24 * 3600000, "how long an Idempotency-Key is remembered"},
     {"drain-timeout", HF_CONF_MS, offsetof(ingest_config_t, drain_timeout_ms), "25s", 0, 3600000,
      "on SIGTERM, longest wait for in-flight requests to commit"},
+    {"kafka-brokers", HF_CONF_STRING, offsetof(ingest_config_t, kafka_brokers), "", 0, 0,
+     "Kafka for the history API (empty: history from PostgreSQL only)"},
+    {"topic", HF_CONF_STRING, offsetof(ingest_config_t, topic), "holdfast.events", 0, 0,
+     "the event topic"},
+    {"history-queue-max", HF_CONF_INT, offsetof(ingest_config_t, history_queue_max), "64", 1,
+     100000, "history requests waiting for the history worker before 503"},
     {"log-level", HF_CONF_STRING, offsetof(ingest_config_t, log_level), "info", 0, 0,
      "debug, info, warn or error"},
 };
@@ -219,7 +226,10 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     rc = 1;
-    if (ingest_writers_start(ing) == HF_OK && ingest_lws_start(ing, protocols) == HF_OK) {
+    ing->history = ingest_history_start(ing->cfg.pg_url, ing->cfg.kafka_brokers, ing->cfg.topic,
+                                        ing->cfg.history_queue_max);
+    if (ing->history && ingest_writers_start(ing) == HF_OK &&
+        ingest_lws_start(ing, protocols) == HF_OK) {
         hf_logf_kv(HF_LOG_INFO, NULL, "listening on http://%s:%d (writers %lld)",
                    ing->cfg.listen_addr, ing->bound_port, ing->cfg.writers);
         lws_sul_schedule(ing->lws, 0, &ing->cron, ingest_cron, INGEST_CRON_US);
@@ -227,6 +237,7 @@ int main(int argc, char **argv)
         }
         rc = 0;
     }
+    ingest_history_stop(ing->history); /* drained: nothing of it is in flight */
     ingest_writers_stop(ing);
     if (ing->lws)
         lws_context_destroy(ing->lws);

@@ -3,6 +3,7 @@
 #include <strings.h>
 
 #include "holdfast/alloc.h"
+#include "history.h"
 #include "ingest.h"
 
 #define INGEST_IDEMPOTENCY_KEY_MAX 255
@@ -78,5 +79,6 @@ static void routes__post_events(hf_http_req_t *req, void *ctx)
 
 const hf_http_route_t ingest_routes[] = {
     {"POST", "/v1/events", true, routes__post_events},
+    {"GET", "/v1/channels/*", false, ingest_history_route},
 };
 const size_t ingest_nroutes = sizeof ingest_routes / sizeof ingest_routes[0];

@@ -13,6 +13,7 @@
 #ifndef HOLDFAST_LOGREAD_H
 #define HOLDFAST_LOGREAD_H
 
+#include <librdkafka/rdkafka.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -44,6 +45,12 @@ hf_err_t hf_logread_partition_count(hf_logread_t *lr, int timeout_ms, int *count
  * record will get (high). HF_ERR_UNAVAILABLE when no broker answered. */
 hf_err_t hf_logread_watermarks(hf_logread_t *lr, int partition, int timeout_ms, int64_t *low,
                                int64_t *high);
+
+/* HF_OK when the partition's leader (from metadata) accepts a TCP
+ * connection within timeout_ms. librdkafka 2.0's offset queries wait for
+ * a down leader far beyond their own timeout (seen: > 40 s for 1 s), so
+ * callers probe first. Any rd_kafka_t will do (the relay passes its own). */
+hf_err_t hf_kafka_leader_probe(rd_kafka_t *rk, const char *topic, int partition, int timeout_ms);
 
 /* Starts reading partition at offset (replacing any earlier assignment). */
 hf_err_t hf_logread_seek(hf_logread_t *lr, int partition, int64_t offset);
