@@ -62,9 +62,6 @@ hf_check "one broker down: exactly the partitions it leads wait, the others drai
     hf_wait_until 30 "only partitions [$expected] waiting" only_leader_waits
 hf_log "broker $leader down: $(hf_psql -c "SELECT count(*) FROM holdfast.outbox") of 400 rows wait, in partitions [$(waiting_partitions)]"
 hf_check "... kd:0's partition among them" grep -qw "$p0" <<<"$expected"
-sleep 5 # longer than the lease TTL: a relay thread stuck on the down leader would lose its leases
-hf_check_eq "one broker down: the relay kept every lease (no partition acquired twice)" 8 \
-    "$(grep -c 'acquired' "$HF_RUN/r1.log")"
 hf_check "broker $leader up" hf_kafka_control up "$leader"
 hf_check "broker $leader back: the outbox drains" hf_wait_until 60 "the outbox to drain" hf_outbox_empty
 

@@ -62,6 +62,26 @@ for c in 0 1 2 3 4; do
         "$(replay --channel "$ch" --from-offset "$mid" --limit 7 | got)"
 done
 
+# Two channels of one partition, read in one pass.
+read -r pa pb < <(hf_psql -F ' ' -c "SELECT min(c), max(c) FROM (SELECT 'pair:' || g AS c,
+    holdfast.partition_for('pair:' || g) AS p FROM generate_series(1, 40) g) x GROUP BY p
+    HAVING count(*) >= 2 ORDER BY p LIMIT 1")
+hf_psql -c "SELECT holdfast.publish(CASE WHEN g % 2 = 0 THEN '$pa' ELSE '$pb' END, ('{\"seq\":' || g || '}')::jsonb)
+    FROM generate_series(1, 60) g" >/dev/null
+hf_check "the pair is relayed" hf_wait_until 30 "the outbox to drain" hf_outbox_empty
+hf_check_eq "--channel $pa,$pb: both channels, one pass, in offset order" \
+    "$(hf_psql -F ' ' -c "SELECT kafka_offset, convert_from(payload, 'UTF8')::jsonb->>'seq', id FROM holdfast.events
+        WHERE channel IN ('$pa', '$pb') ORDER BY kafka_offset")" \
+    "$(replay --channel "$pa,$pb" | got)"
+hf_check "... each with its own prev_offset chain" bash -c "'$REPLAY' --kafka-brokers '$HF_KAFKA_BROKERS' --quiet \
+    --channel '$pa,$pb' | python3 -c '
+import json, sys
+last = {}
+for l in sys.stdin:
+    m = json.loads(l)
+    assert m[\"prev_offset\"] == last.get(m[\"channel\"], -1), m
+    last[m[\"channel\"]] = m[\"offset\"]'"
+
 # Past the end and out of range (partition of rp:0).
 ch=rp:0
 part=$(hf_psql -c "SELECT holdfast.partition_for('$ch')")
@@ -135,6 +155,9 @@ expect_exit() { # expect_exit CODE GREP ARGS...
 expect_exit 5 "unknown channel rp:none" --kafka-brokers "$HF_KAFKA_BROKERS" --channel rp:none --pg-url "$HF_PG_URL"
 expect_exit 2 "channel" --kafka-brokers "$HF_KAFKA_BROKERS" --channel 'bad/name'
 expect_exit 2 "exactly one of --channel or --partition" --kafka-brokers "$HF_KAFKA_BROKERS"
+p0=$(hf_psql -c "SELECT holdfast.partition_for('rp:0')")
+other=$(hf_psql -c "SELECT 'x:' || g FROM generate_series(1, 40) g WHERE holdfast.partition_for('x:' || g) <> $p0 LIMIT 1")
+expect_exit 2 "live in different partitions" --kafka-brokers "$HF_KAFKA_BROKERS" --channel "rp:0,$other"
 expect_exit 2 "needs --pg-url" --kafka-brokers "$HF_KAFKA_BROKERS" --channel rp:0 --from-time 2020-01-01T00:00:00Z
 expect_exit 2 "postgres" --kafka-brokers "$HF_KAFKA_BROKERS" --channel rp:0 --from-time yesterday-ish --pg-url "$HF_PG_URL"
 expect_exit 4 "partition 99 out of range: valid 0..7" --kafka-brokers "$HF_KAFKA_BROKERS" --partition 99

@@ -17,6 +17,7 @@ typedef struct chain_entry {
 struct replay_chains {
     chain_entry_t **buckets;
     size_t nbuckets, count, max;
+    bool forgot; /* the table was cleared once: a miss no longer means "first" */
 };
 
 replay_chains_t *replay_chains_new(size_t max_channels)
@@ -76,8 +77,10 @@ bool replay_chains_step(replay_chains_t *c, const char *channel, size_t channel_
         }
         return true;
     }
-    if (c->count >= c->max)
+    if (c->count >= c->max) {
         chains_clear(c);
+        c->forgot = true;
+    }
     chain_entry_t *e = hf_malloc(sizeof *e + channel_len);
     memcpy(e->channel, channel, channel_len);
     e->channel_len = channel_len;
@@ -87,4 +90,9 @@ bool replay_chains_step(replay_chains_t *c, const char *channel, size_t channel_
     c->buckets[b] = e;
     c->count++;
     return false;
+}
+
+bool replay_chains_forgot(const replay_chains_t *c)
+{
+    return c->forgot;
 }

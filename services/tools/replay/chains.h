@@ -27,4 +27,7 @@ void replay_chains_free(replay_chains_t *c);
 bool replay_chains_step(replay_chains_t *c, const char *channel, size_t channel_len,
                         const char *epoch, size_t epoch_len, int64_t offset, int64_t *prev);
 
+/* True once the table had to forget (more than max_channels channels). */
+bool replay_chains_forgot(const replay_chains_t *c);
+
 #endif

@@ -37,6 +37,7 @@
 #include <time.h>
 
 #include "chains.h"
+#include "holdfast/alloc.h"
 #include "holdfast/buf.h"
 #include "holdfast/channel.h"
 #include "holdfast/config.h"
@@ -83,7 +84,7 @@ static const hf_conf_spec_t replay_settings[] = {
     {"pg-url", HF_CONF_STRING, offsetof(replay_config_t, pg_url), NULL, 0, 0,
      "PostgreSQL (needed for --from-time; gives epoch, channel check, first prev_offset)"},
     {"channel", HF_CONF_STRING, offsetof(replay_config_t, channel), NULL, 0, 0,
-     "the channel to replay"},
+     "the channel to replay, or several (a,b,c) living in one partition, read once"},
     {"partition", HF_CONF_INT, offsetof(replay_config_t, partition), "-1", -1, 1 << 30,
      "replay a whole partition instead of one channel"},
     {"from-offset", HF_CONF_INT, offsetof(replay_config_t, from_offset), "-1", -1, 1LL << 62,
@@ -111,7 +112,10 @@ typedef struct replay {
     redisContext *redis; /* NULL without --republish-to */
     size_t redis_pending;
     replay_chains_t *chains;
-    char epoch[64]; /* current epoch from PostgreSQL, "" when unknown */
+    char **channels; /* --channel a,b,c: the channels printed (one partition) */
+    size_t nchannels;
+    char *channel_array; /* the same as a text[] literal, for PostgreSQL */
+    char epoch[64];      /* current epoch from PostgreSQL, "" when unknown */
     int partition_count;
     int partition;
     int64_t from, to, low, high; /* to: inclusive, -1 = none */
@@ -188,14 +192,18 @@ static int replay_pg_open(replay_t *r)
 
 static int replay_pg_channel_known(replay_t *r)
 {
-    char found[8];
-    const char *params[1] = {r->cfg.channel};
-    int rc = replay_pg_value(r, "SELECT 1 FROM holdfast.events WHERE channel = $1 LIMIT 1", 1,
-                             params, found, sizeof found);
-    if (rc == REPLAY_EXIT_OK && !found[0])
-        return replay_fail(REPLAY_EXIT_UNKNOWN, "unknown channel %s: PostgreSQL has no event of it",
-                           r->cfg.channel);
-    return rc;
+    for (size_t i = 0; i < r->nchannels; i++) {
+        char found[8];
+        const char *params[1] = {r->channels[i]};
+        int rc = replay_pg_value(r, "SELECT 1 FROM holdfast.events WHERE channel = $1 LIMIT 1", 1,
+                                 params, found, sizeof found);
+        if (rc != REPLAY_EXIT_OK)
+            return rc;
+        if (!found[0])
+            return replay_fail(REPLAY_EXIT_UNKNOWN,
+                               "unknown channel %s: PostgreSQL has no event of it", r->channels[i]);
+    }
+    return REPLAY_EXIT_OK;
 }
 
 /* --from-time: the offset of the first relayed event at or after it. */
@@ -203,14 +211,14 @@ static int replay_pg_offset_at(replay_t *r, int64_t *offset)
 {
     char part[16], value[32];
     snprintf(part, sizeof part, "%d", r->partition);
-    const char *params[3] = {r->cfg.from_time, part, r->cfg.channel};
-    int rc =
-        replay_pg_value(r,
-                        "SELECT min(kafka_offset) FROM holdfast.events"
-                        " WHERE created_at >= $1::timestamptz AND partition = $2::int"
-                        "   AND ($3::text IS NULL OR channel = $3) AND kafka_offset IS NOT NULL"
-                        "   AND epoch = (SELECT epoch FROM holdfast.meta)",
-                        3, params, value, sizeof value);
+    const char *params[3] = {r->cfg.from_time, part, r->channel_array};
+    int rc = replay_pg_value(
+        r,
+        "SELECT min(kafka_offset) FROM holdfast.events"
+        " WHERE created_at >= $1::timestamptz AND partition = $2::int"
+        "   AND ($3::text[] IS NULL OR channel = ANY($3::text[])) AND kafka_offset IS NOT NULL"
+        "   AND epoch = (SELECT epoch FROM holdfast.meta)",
+        3, params, value, sizeof value);
     if (rc == REPLAY_EXIT_OK)
         *offset = value[0] ? atoll(value) : r->high; /* nothing that recent yet: from the end */
     return rc;
@@ -238,13 +246,49 @@ static int64_t replay_pg_prev(replay_t *r, const char *channel, size_t len, int6
 
 /* ---- setup: which partition, which range ---- */
 
+/* --channel a,b,c -> r->channels (commas cannot occur in channel names). */
+static int replay_parse_channels(replay_t *r)
+{
+    if (!r->cfg.channel)
+        return REPLAY_EXIT_OK;
+    hf_buf_t array = HF_BUF_INIT;
+    hf_buf_append_str(&array, "{");
+    for (const char *p = r->cfg.channel; *p;) {
+        size_t len = strcspn(p, ",");
+        const char *why = NULL;
+        if (hf_channel_validate(p, len, &why) != HF_OK) {
+            hf_buf_free(&array);
+            return replay_fail(REPLAY_EXIT_USAGE, "--channel %.*s: %s", (int)len, p, why);
+        }
+        r->channels = hf_realloc(r->channels, (r->nchannels + 1) * sizeof *r->channels);
+        r->channels[r->nchannels] = hf_malloc(len + 1);
+        memcpy(r->channels[r->nchannels], p, len);
+        r->channels[r->nchannels][len] = '\0';
+        hf_buf_printf(&array, "%s%s", r->nchannels ? "," : "", r->channels[r->nchannels]);
+        r->nchannels++;
+        p += len;
+        if (*p == ',')
+            p++;
+    }
+    hf_buf_append_str(&array, "}");
+    r->channel_array = hf_buf_release(&array, NULL);
+    return REPLAY_EXIT_OK;
+}
+
+static bool replay_wanted(const replay_t *r, const char *channel, size_t len)
+{
+    for (size_t i = 0; i < r->nchannels; i++)
+        if (strlen(r->channels[i]) == len && memcmp(r->channels[i], channel, len) == 0)
+            return true;
+    return false;
+}
+
 static int replay_check_usage(const replay_config_t *c)
 {
-    const char *why = NULL;
     if (!c->channel == (c->partition < 0))
         return replay_fail(REPLAY_EXIT_USAGE, "give exactly one of --channel or --partition");
-    if (c->channel && hf_channel_validate(c->channel, strlen(c->channel), &why) != HF_OK)
-        return replay_fail(REPLAY_EXIT_USAGE, "--channel %s: %s", c->channel, why);
+    if (c->channel && !*c->channel)
+        return replay_fail(REPLAY_EXIT_USAGE, "--channel is empty");
     if (c->from_time && c->from_offset >= 0)
         return replay_fail(REPLAY_EXIT_USAGE, "give at most one of --from-offset or --from-time");
     if (c->from_time && !c->pg_url)
@@ -283,8 +327,18 @@ static int replay_open_kafka(replay_t *r)
 static int replay_resolve_range(replay_t *r)
 {
     const replay_config_t *c = &r->cfg;
-    r->partition = c->channel ? hf_partition_for(c->channel, strlen(c->channel), r->partition_count)
-                              : (int)c->partition;
+    r->partition = (int)c->partition;
+    for (size_t i = 0; i < r->nchannels; i++) {
+        const char *ch = r->channels[i];
+        int p = hf_partition_for(ch, strlen(ch), r->partition_count);
+        if (i == 0)
+            r->partition = p;
+        else if (p != r->partition) /* one read of one partition serves all of them */
+            return replay_fail(REPLAY_EXIT_USAGE,
+                               "channels %s (partition %d) and %s (partition %d) live in "
+                               "different partitions: run once per partition",
+                               r->channels[0], r->partition, ch, p);
+    }
     if (r->partition >= r->partition_count)
         return replay_fail(REPLAY_EXIT_RANGE, "partition %d out of range: valid 0..%d",
                            r->partition, r->partition_count - 1);
@@ -389,12 +443,11 @@ static int replay_record(replay_t *r, const hf_log_record_t *rec)
     int64_t prev;
     bool known = replay_chains_step(r->chains, env.channel, env.channel_len, epoch, epoch_len,
                                     rec->offset, &prev);
-    if (r->cfg.channel && (env.channel_len != strlen(r->cfg.channel) ||
-                           memcmp(env.channel, r->cfg.channel, env.channel_len) != 0))
+    if (r->nchannels && !replay_wanted(r, env.channel, env.channel_len))
         return REPLAY_EXIT_OK;
-    if (!known) /* first of its channel in this read: ask PostgreSQL, or from the log start */
-        prev = rec->offset == r->low && r->low == 0
-                   ? -1
+    if (!known) /* first of its channel in this read */
+        prev = r->from == 0 && !replay_chains_forgot(r->chains)
+                   ? -1 /* read from the log's first record: truly its first */
                    : replay_pg_prev(r, env.channel, env.channel_len, rec->offset);
     env.partition = rec->partition;
     hf_buf_reset(&r->line);
@@ -496,8 +549,10 @@ static int replay_run(replay_t *r)
 {
     int rc = replay_check_usage(&r->cfg);
     if (rc == REPLAY_EXIT_OK)
+        rc = replay_parse_channels(r);
+    if (rc == REPLAY_EXIT_OK)
         rc = replay_pg_open(r);
-    if (rc == REPLAY_EXIT_OK && r->pg && r->cfg.channel)
+    if (rc == REPLAY_EXIT_OK && r->pg && r->nchannels)
         rc = replay_pg_channel_known(r);
     if (rc == REPLAY_EXIT_OK)
         rc = replay_open_kafka(r);
@@ -521,6 +576,10 @@ static void replay_free(replay_t *r)
     if (r->redis)
         redisFree(r->redis);
     replay_chains_free(r->chains);
+    for (size_t i = 0; i < r->nchannels; i++)
+        hf_free(r->channels[i]);
+    hf_free(r->channels);
+    hf_free(r->channel_array);
     hf_buf_free(&r->line);
     hf_buf_free(&r->envelope);
     hf_config_free(replay_settings, REPLAY_NSETTINGS, &r->cfg);
