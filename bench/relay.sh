@@ -32,8 +32,7 @@ hf_redis_start
 hf_kafka_start 8 holdfast.events
 hf_spawn relay "$HF_BIN/holdfast-relay" --port 0 --pg-url "$HF_PG_URL" \
     --kafka-brokers "$HF_KAFKA_BROKERS" --redis-url "$HF_REDIS_URL" --relay-id bench
-owned() { [[ $(hf_psql -c "SELECT count(*) FROM holdfast.relay_leases WHERE owner = 'bench'") == 8 ]]; }
-hf_wait_until 30 "the relay to own all partitions" owned || hf_die "relay did not start"
+hf_wait_until 30 "the relay to own all partitions" hf_relay_owns bench 8 || hf_die "relay did not start"
 
 tap_start() { # tap_start FILE COUNT
         "$HF_BIN/holdfast-tap" --redis-url "$HF_REDIS_URL" --count "$2" --timeout 30s --out "$1" \
@@ -70,7 +69,7 @@ python3 - "$HF_RUN/latency.jsonl" "$EVENTS" "$t0" "$t_kafka" "$t_redis" "$receiv
     "$(dirname "$0")/results/relay.json" <<'PY'
 import json, sys
 path, events, t0, tk, tr, received, rate, out = sys.argv[1:]
-lat = sorted((j["recv_us"] - j["created_us"]) / 1000.0 for j in map(json.loads, open(path)) if "recv_us" in j)
+lat = sorted((j["recv_us"] - j["ts_us"]) / 1000.0 for j in map(json.loads, open(path)) if "recv_us" in j)
 def pct(p): return lat[min(len(lat) - 1, int(p / 100.0 * len(lat)))]
 events, t0, tk, tr = int(events), float(t0), float(tk), float(tr)
 res = {

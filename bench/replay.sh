@@ -19,10 +19,7 @@ source "$(dirname "$0")/../tests/support/lib.sh"
 hf_init "$(mktemp -d /tmp/holdfast-bench.XXXXXX)"
 trap 'hf_stop_all; rm -rf "$HF_RUN"' EXIT
 
-hf_pg_start "" fsync=off
-hf_migrate
-hf_redis_start
-hf_kafka_start 8 holdfast.events
+hf_pipeline_start
 hf_relay_start bench --batch-max 2000
 hf_log "publishing and relaying $EVENTS events"
 hf_publish_numbered bench 100 "$EVENTS"

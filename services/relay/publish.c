@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "holdfast/alloc.h"
+#include "holdfast/config.h"
 #include "holdfast/envelope.h"
 #include "holdfast/log.h"
 #include "relay.h"
@@ -32,28 +33,12 @@ struct relay_publisher {
     hf_buf_t buf;
 };
 
-static bool publisher_parse_url(relay_publisher_t *p, const char *url)
-{
-    const char *rest = strncmp(url, "redis://", 8) == 0 ? url + 8 : url;
-    const char *at = strchr(rest, '@'); /* user:pass@ is not supported; refuse it plainly */
-    if (at)
-        return false;
-    const char *colon = strrchr(rest, ':');
-    size_t host_len = colon ? (size_t)(colon - rest) : strcspn(rest, "/");
-    if (host_len == 0 || host_len >= sizeof p->host)
-        return false;
-    memcpy(p->host, rest, host_len);
-    p->host[host_len] = '\0';
-    p->port = colon ? atoi(colon + 1) : 6379;
-    return p->port > 0 && p->port < 65536;
-}
-
 relay_publisher_t *relay_publisher_new(const char *url, long long timeout_ms)
 {
     if (!url || !*url)
         return NULL;
     relay_publisher_t *p = hf_calloc(1, sizeof *p);
-    if (!publisher_parse_url(p, url)) {
+    if (hf_config_parse_redis_url(url, p->host, sizeof p->host, &p->port) != HF_OK) {
         hf_error("redis-url %s: expected redis://HOST:PORT", url);
         hf_free(p);
         return NULL;

@@ -15,19 +15,12 @@ hf_test_begin "${1:-build}"
 WORKERS=4 PER_WORKER=2500 CHANNELS_PER_WORKER=50
 TOTAL=$((WORKERS * PER_WORKER))
 
-hf_pg_start "" fsync=off
-hf_migrate
-hf_redis_start
-hf_kafka_start 8 holdfast.events
+hf_pipeline_start
 hf_ingest_start
 hf_tap_start "$HF_RUN/redis.jsonl"
 hf_relay_start ra
 hf_relay_start rb
-split_4_4() {
-    [[ $(hf_psql -c "SELECT string_agg(c::text, ',' ORDER BY c) FROM
-        (SELECT count(*) c FROM holdfast.relay_leases WHERE expires_at > now() GROUP BY owner) x") == 4,4 ]]
-}
-hf_check "two relays split the 8 partitions" hf_wait_until 30 "a 4/4 split" split_4_4
+hf_check "two relays split the 8 partitions" hf_wait_until 30 "a 4/4 split" hf_leases_split 4,4
 
 # Worker w owns channels rl:w:0..49 and publishes seq 1..2500 round-robin
 # over them through ingest, in order (workers 0-1 one event per request,
@@ -47,8 +40,7 @@ t_kill=$SECONDS
 hf_wait_exit ra
 hf_log "SIGKILLed relay ra with $(hf_psql -c "SELECT count(*) FROM holdfast.outbox") rows in the outbox"
 
-rb_owns_all() { [[ $(hf_relay_owned rb) == 8 ]]; }
-hf_check "rb takes all 8 partitions once ra's leases expire" hf_wait_until 30 "rb owning 8" rb_owns_all
+hf_check "rb takes all 8 partitions once ra's leases expire" hf_wait_until 30 "rb owning 8" hf_relay_owns rb 8
 took=$((SECONDS - t_kill))
 hf_log "rb owned all 8 partitions ${took} s after ra was killed (lease TTL 4 s, renew 0.2 s)"
 hf_check "... within two lease TTLs" test "$took" -le 8

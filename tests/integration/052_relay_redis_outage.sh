@@ -10,12 +10,9 @@ set -euo pipefail
 source "$(dirname "$0")/../support/lib.sh"
 hf_test_begin "${1:-build}"
 
-hf_pg_start "" fsync=off
-hf_migrate
-hf_redis_start
-hf_kafka_start 8 holdfast.events
+hf_pipeline_start
 hf_relay_start r1
-hf_wait_until 30 "r1 owning 8" bash -c "[[ \$(psql '$HF_PG_URL' -XqtAc \"SELECT count(*) FROM holdfast.relay_leases WHERE owner = 'r1'\") == 8 ]]" ||
+hf_wait_until 30 "r1 owning 8" hf_relay_owns r1 8 ||
     hf_die "r1 did not take the partitions"
 
 # Publishes one event and says whether FILE grew: the relay retries Redis at

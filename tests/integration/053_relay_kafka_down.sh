@@ -10,10 +10,7 @@ set -euo pipefail
 source "$(dirname "$0")/../support/lib.sh"
 hf_test_begin "${1:-build}"
 
-hf_pg_start "" fsync=off
-hf_migrate
-hf_redis_start
-hf_kafka_start 8 holdfast.events
+hf_pipeline_start
 hf_ingest_start
 hf_tap_start "$HF_RUN/redis.jsonl"
 hf_relay_start r1

@@ -16,24 +16,16 @@ rc=0
 hf_check_eq "lease-ttl below produce-timeout refused" 2 "$rc"
 hf_check "the refusal says why" grep -q 'must exceed produce-timeout' "$HF_RUN/bad.out"
 
-hf_pg_start "" fsync=off
-hf_migrate
-hf_redis_start
-hf_kafka_start 8 holdfast.events
+hf_pipeline_start
 hf_tap_start "$HF_RUN/redis.jsonl"
 
-test_owned() { [[ $(hf_relay_owned "$1") == "$2" ]]; }
 
 hf_relay_start ra
 hf_check "ra ready" hf_wait_until 20 "ra /readyz" hf_http_ok "http://127.0.0.1:$PORT_ra/readyz"
-hf_check "ra alone owns all 8 partitions" hf_wait_until 20 "ra owning 8" test_owned ra 8
+hf_check "ra alone owns all 8 partitions" hf_wait_until 20 "ra owning 8" hf_relay_owns ra 8
 hf_publish_numbered ops 50 200 # ra learns every channel's chain
 hf_relay_start rb
-split_4_4() {
-    [[ $(hf_psql -c "SELECT string_agg(c::text, ',' ORDER BY c) FROM
-        (SELECT count(*) c FROM holdfast.relay_leases WHERE expires_at > now() GROUP BY owner) x") == 4,4 ]]
-}
-hf_check "two replicas split 4 / 4" hf_wait_until 20 "a fair split" split_4_4
+hf_check "two replicas split 4 / 4" hf_wait_until 20 "a fair split" hf_leases_split 4,4
 hf_publish_numbered ops 50 2000
 hf_check "both replicas drain the outbox" hf_wait_until 30 "the outbox to drain" hf_outbox_empty
 metrics=$(curl -fsS "http://127.0.0.1:$PORT_ra/metrics")
@@ -52,7 +44,7 @@ kill -TERM "$ra_pid"
 hf_wait_exit ra
 hf_check_eq "SIGTERM: relay exits 0" 0 "$HF_EXIT_STATUS"
 hf_check "leases released on SIGTERM" grep -q 'leases released' "$HF_RUN/ra.log"
-hf_check "rb takes all 8 partitions" hf_wait_until 20 "rb owning 8" test_owned rb 8
+hf_check "rb takes all 8 partitions" hf_wait_until 20 "rb owning 8" hf_relay_owns rb 8
 took_ms=$((($(date +%s%N) - t0) / 1000000))
 hf_log "rb owned all partitions ${took_ms} ms after ra's SIGTERM (TTL 4000 ms)"
 hf_check "... without waiting for the lease TTL" test "$took_ms" -lt 4000
@@ -65,11 +57,11 @@ hf_check_eq "every event has its offset" 0 "$(hf_psql -c "SELECT count(*) FROM h
 # rb knows every channel; re takes half, extends those chains, leaves; rb
 # must not stamp prev_offset from what it knew before.
 hf_relay_start re
-hf_check "rb and re split 4 / 4" hf_wait_until 20 "a fair split" split_4_4
+hf_check "rb and re split 4 / 4" hf_wait_until 20 "a fair split" hf_leases_split 4,4
 hf_publish_numbered ops 50 500
 hf_check "rb and re drain the outbox" hf_wait_until 30 "the outbox to drain" hf_outbox_empty
 hf_stop re
-hf_check "rb takes all 8 back" hf_wait_until 20 "rb owning 8" test_owned rb 8
+hf_check "rb takes all 8 back" hf_wait_until 20 "rb owning 8" hf_relay_owns rb 8
 hf_publish_numbered ops 50 500
 hf_check "rb drains the outbox" hf_wait_until 30 "the outbox to drain" hf_outbox_empty
 hf_stop rb
@@ -81,7 +73,7 @@ hf_check "Kafka exactly once and ordered; every Redis prev_offset is the channel
 # Wake-up by NOTIFY: with the slow poll at 60 s and lease rounds every 10 s,
 # an event committed while the relay idles still leaves at once.
 hf_relay_start rn --poll-interval 60s --lease-renew 10s --lease-ttl 30s
-hf_check "rn owns all 8 partitions" hf_wait_until 30 "rn owning 8" test_owned rn 8
+hf_check "rn owns all 8 partitions" hf_wait_until 30 "rn owning 8" hf_relay_owns rn 8
 sleep 1 # past the fetch that follows acquiring
 t0=$(date +%s%N)
 hf_publish_numbered ops 5 1

@@ -9,11 +9,7 @@ set -euo pipefail
 source "$(dirname "$0")/../support/lib.sh"
 hf_test_begin "${1:-build}"
 
-hf_pg_start "" fsync=off
-hf_migrate
-hf_psql -c "SELECT holdfast.set_partition_count(2)" >/dev/null
-hf_redis_start
-hf_kafka_start 2 holdfast.events
+hf_pipeline_start 2
 hf_publish_numbered bulk 100 100000
 # The commit's delete, planned the way the relay's function runs it, right
 # after the import: one index probe per row, never the partition's index.

@@ -10,10 +10,7 @@ source "$(dirname "$0")/../support/lib.sh"
 hf_test_begin "${1:-build}"
 REPLAY="$HF_BIN/holdfast-replay"
 
-hf_pg_start "" fsync=off
-hf_migrate
-hf_redis_start
-hf_kafka_start 8 holdfast.events
+hf_pipeline_start
 hf_relay_start r1
 hf_publish_numbered rp 5 600
 hf_check "the relay moves 600 events" hf_wait_until 60 "the outbox to drain" hf_outbox_empty
@@ -47,6 +44,9 @@ for c in 0 1 2 3 4; do
     replay --channel "$ch" >"$HF_RUN/all.$c" 2>"$HF_RUN/err.$c"
     hf_check_eq "$ch: whole history equals PostgreSQL" "$(expected "$ch" 0)" "$(got <"$HF_RUN/all.$c")"
     hf_check "$ch: prev_offset chain from -1" chain_ok -1 "$part" <"$HF_RUN/all.$c"
+    hf_check_eq "$ch: every record carries the epoch it was produced in" \
+        "$(hf_psql -c "SELECT epoch FROM holdfast.meta")" \
+        "$(python3 -c 'import json, sys; print(*sorted({json.loads(l)["epoch"] for l in sys.stdin}))' <"$HF_RUN/all.$c")"
     hf_check_eq "$ch: from its first offset" "$(expected "$ch" "$first")" \
         "$(replay --channel "$ch" --from-offset "$first" | got)"
     replay --channel "$ch" --from-offset "$mid" --pg-url "$HF_PG_URL" >"$HF_RUN/mid.$c"

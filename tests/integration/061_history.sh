@@ -10,11 +10,7 @@ set -euo pipefail
 source "$(dirname "$0")/../support/lib.sh"
 hf_test_begin "${1:-build}"
 
-hf_pg_start "" fsync=off
-hf_migrate
-hf_psql -c "SELECT holdfast.set_partition_count(2)" >/dev/null
-hf_redis_start
-hf_kafka_start 2 holdfast.events
+hf_pipeline_start 2
 hf_relay_start r1 --batch-max 2000
 hf_ingest_start "" --kafka-brokers "$HF_KAFKA_BROKERS"
 

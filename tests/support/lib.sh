@@ -260,9 +260,29 @@ hf_relay_start() {
         hf_die "$1 did not start (see $HF_RUN/$1.log)"
 }
 
-# hf_relay_owned OWNER: how many partitions OWNER holds a live lease on.
-hf_relay_owned() {
-    hf_psql -c "SELECT count(*) FROM holdfast.relay_leases WHERE owner = '$1' AND expires_at > now()"
+# hf_relay_owns OWNER N: OWNER holds a live lease on exactly N partitions.
+hf_relay_owns() {
+    [[ $(hf_psql -c "SELECT count(*) FROM holdfast.relay_leases WHERE owner = '$1' AND expires_at > now()") == "$2" ]]
+}
+
+# hf_leases_split COUNTS: the live leases per owner, sorted, are COUNTS (e.g. "4,4").
+hf_leases_split() {
+    [[ $(hf_psql -c "SELECT string_agg(c::text, ',' ORDER BY c) FROM
+        (SELECT count(*) c FROM holdfast.relay_leases WHERE expires_at > now() GROUP BY owner) x") == "$1" ]]
+}
+
+# hf_pipeline_start [PARTITIONS]: what every relay test stands on: PostgreSQL
+# (fsync off: tests, not durability), the schema with PARTITIONS (default
+# 8) partitions, Redis, and the dev broker with a topic of that many.
+hf_pipeline_start() {
+    local partitions=${1:-8}
+    hf_pg_start "" fsync=off
+    hf_migrate
+    if ((partitions != 8)); then
+        hf_psql -c "SELECT holdfast.set_partition_count($partitions)" >/dev/null
+    fi
+    hf_redis_start
+    hf_kafka_start "$partitions" holdfast.events
 }
 
 hf_outbox_empty() { [[ $(hf_psql -c "SELECT count(*) FROM holdfast.outbox") == 0 ]]; }

@@ -368,15 +368,10 @@ static int replay_open_redis(replay_t *r)
     const char *url = r->cfg.republish_to;
     if (!url)
         return REPLAY_EXIT_OK;
-    const char *rest = strncmp(url, "redis://", 8) == 0 ? url + 8 : url;
-    const char *colon = strrchr(rest, ':');
     char host[256];
-    size_t host_len = colon ? (size_t)(colon - rest) : strcspn(rest, "/");
-    int port = colon ? atoi(colon + 1) : 6379;
-    if (host_len == 0 || host_len >= sizeof host || strchr(rest, '@') || port <= 0 || port > 65535)
+    int port;
+    if (hf_config_parse_redis_url(url, host, sizeof host, &port) != HF_OK)
         return replay_fail(REPLAY_EXIT_USAGE, "--republish-to %s: expected redis://HOST:PORT", url);
-    memcpy(host, rest, host_len);
-    host[host_len] = '\0';
     struct timeval tv = {.tv_sec = 5};
     r->redis = redisConnectWithTimeout(host, port, tv);
     if (!r->redis || r->redis->err)

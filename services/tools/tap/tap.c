@@ -2,9 +2,9 @@
  *
  * PSUBSCRIBEs to the relay's Redis channels (pattern "hf:*" by default),
  * decodes every envelope and prints it (stdout or --out) as one JSON object per
- * line: channel, id, partition, offset, prev_offset, epoch, type, replay,
- * created_us (commit time in PostgreSQL), recv_us (arrival here, same
- * clock) and data (the payload, inline when it is JSON, else a string).
+ * line: the `event` message clients get (holdfast/event_json.h: channel, id,
+ * partition, offset, prev_offset, epoch, event_type, ts_us = insert time in
+ * PostgreSQL, replay, data) plus recv_us (arrival here, same clock).
  * Tests and benchmarks use it to check the prev_offset chain and to time
  * commit-to-Redis; operators use it to see what is flowing.
  *
@@ -27,6 +27,7 @@
 #include "holdfast/buf.h"
 #include "holdfast/config.h"
 #include "holdfast/envelope.h"
+#include "holdfast/event_json.h"
 
 typedef struct tap_config {
     char *redis_url;
@@ -65,75 +66,33 @@ static long long tap_now_us(void)
     return (long long)tv.tv_sec * 1000000 + tv.tv_usec;
 }
 
-static bool tap_parse_url(const char *url, char *host, size_t host_size, int *port)
-{
-    const char *rest = strncmp(url, "redis://", 8) == 0 ? url + 8 : url;
-    const char *colon = strrchr(rest, ':');
-    size_t host_len = colon ? (size_t)(colon - rest) : strcspn(rest, "/");
-    if (strchr(rest, '@') || host_len == 0 || host_len >= host_size)
-        return false;
-    memcpy(host, rest, host_len);
-    host[host_len] = '\0';
-    *port = colon ? atoi(colon + 1) : 6379;
-    return *port > 0 && *port < 65536;
-}
-
-static void tap_json_string(hf_buf_t *out, const char *key, const char *s, size_t len)
-{
-    hf_buf_printf(out, ",\"%s\":", key);
-    if (!s) {
-        hf_buf_append_str(out, "null");
-        return;
-    }
-    hf_buf_append_str(out, "\"");
-    hf_buf_append_json_escaped(out, s, len);
-    hf_buf_append_str(out, "\"");
-}
-
-/* One output line for one Redis message; a message that is not a valid
+/* One output line for one Redis message: the client-facing event message
+ * (holdfast/event_json.h) plus recv_us. A message that is not a valid
  * envelope is printed as {"error":...} rather than dropped. */
 static void tap_format(hf_buf_t *out, const redisReply *chan, const redisReply *msg,
                        long long recv_us)
 {
     hf_envelope_t env;
-    const char *why = NULL;
+    const char *why = "invalid envelope";
     hf_buf_reset(out);
     if (hf_envelope_decode((const uint8_t *)msg->str, msg->len, &env, &why) != HF_OK) {
         hf_buf_append_str(out, "{\"error\":\"");
-        hf_buf_append_json_escaped(out, why ? why : "invalid envelope",
-                                   strlen(why ? why : "invalid envelope"));
-        hf_buf_append_str(out, "\"");
-        tap_json_string(out, "redis_channel", chan->str, chan->len);
-        hf_buf_printf(out, ",\"recv_us\":%lld}\n", recv_us);
+        hf_buf_append_json_escaped(out, why, strlen(why));
+        hf_buf_append_str(out, "\",\"redis_channel\":\"");
+        hf_buf_append_json_escaped(out, chan->str, chan->len);
+        hf_buf_printf(out, "\",\"recv_us\":%lld}\n", recv_us);
         return;
     }
-    hf_buf_append_str(out, "{\"channel\":\"");
-    hf_buf_append_json_escaped(out, env.channel, env.channel_len);
-    hf_buf_append_str(out, "\"");
-    tap_json_string(out, "id", env.id, env.id_len);
-    hf_buf_printf(out, ",\"partition\":%d,\"offset\":%lld,\"prev_offset\":%lld", (int)env.partition,
-                  (long long)env.offset, (long long)env.prev_offset);
-    tap_json_string(out, "epoch", env.epoch, env.epoch_len);
-    tap_json_string(out, "type", env.type, env.type_len);
-    hf_buf_printf(out, ",\"replay\":%s,\"created_us\":%lld,\"recv_us\":%lld,\"data\":",
-                  env.replay ? "true" : "false", (long long)env.created_at_us, recv_us);
-    bool json = env.content_type && env.content_type_len == 16 &&
-                memcmp(env.content_type, "application/json", 16) == 0;
-    if (json) {
-        hf_buf_append(out, env.payload, env.payload_len);
-    } else {
-        hf_buf_append_str(out, "\"");
-        hf_buf_append_json_escaped(out, (const char *)env.payload, env.payload_len);
-        hf_buf_append_str(out, "\"");
-    }
-    hf_buf_append_str(out, "}\n");
+    hf_event_json_append(out, &env, env.offset, env.prev_offset, NULL);
+    out->len--; /* reopen the object: drop its closing brace */
+    hf_buf_printf(out, ",\"recv_us\":%lld}\n", recv_us);
 }
 
 static redisContext *tap_subscribe(const tap_config_t *cfg)
 {
     char host[256];
     int port;
-    if (!tap_parse_url(cfg->redis_url, host, sizeof host, &port)) {
+    if (hf_config_parse_redis_url(cfg->redis_url, host, sizeof host, &port) != HF_OK) {
         fprintf(stderr, "holdfast-tap: --redis-url %s: expected redis://HOST:PORT\n",
                 cfg->redis_url);
         return NULL;
