@@ -8,6 +8,8 @@ PACKAGES=(
     libwebsockets-dev librdkafka-dev libhiredis-dev libpq-dev libmsgpack-dev libjansson-dev
     # run the local stack and the tests against real servers
     postgresql postgresql-client redis-server redis-tools kcat curl python3 util-linux procps
+    # WebSocket clients the project did not write, for the gateway tests
+    python3-websockets python3-msgpack
 )
 # load generators, only for `make bench`
 [[ ${HOLDFAST_BENCH:-0} == 1 ]] && PACKAGES+=(wrk)

@@ -154,14 +154,24 @@ hf_err_t hf_logread_watermarks(hf_logread_t *lr, int partition, int timeout_ms, 
                : HF_ERR_UNAVAILABLE;
 }
 
-hf_err_t hf_logread_seek(hf_logread_t *lr, int partition, int64_t offset)
+hf_err_t hf_logread_assign(hf_logread_t *lr, const int32_t *parts, const int64_t *offsets, size_t n)
 {
     logread_drop_last(lr);
-    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(parts, lr->topic, partition)->offset = offset;
-    rd_kafka_resp_err_t e = rd_kafka_assign(lr->rk, parts);
-    rd_kafka_topic_partition_list_destroy(parts);
+    if (n == 0)
+        return rd_kafka_assign(lr->rk, NULL) == RD_KAFKA_RESP_ERR_NO_ERROR ? HF_OK
+                                                                           : HF_ERR_UNAVAILABLE;
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new((int)n);
+    for (size_t i = 0; i < n; i++)
+        rd_kafka_topic_partition_list_add(list, lr->topic, parts[i])->offset = offsets[i];
+    rd_kafka_resp_err_t e = rd_kafka_assign(lr->rk, list);
+    rd_kafka_topic_partition_list_destroy(list);
     return e == RD_KAFKA_RESP_ERR_NO_ERROR ? HF_OK : HF_ERR_UNAVAILABLE;
+}
+
+hf_err_t hf_logread_seek(hf_logread_t *lr, int partition, int64_t offset)
+{
+    int32_t part = partition;
+    return hf_logread_assign(lr, &part, &offset, 1);
 }
 
 static void logread_fill(const rd_kafka_message_t *m, hf_log_record_t *rec)
@@ -199,6 +209,9 @@ hf_err_t hf_logread_next(hf_logread_t *lr, int timeout_ms, hf_log_record_t *rec,
                       : m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF ? HF_ERR_TIMEOUT
                                                                    : HF_ERR_UNAVAILABLE;
         snprintf(err, err_size, "%s", rd_kafka_message_errstr(m));
+        memset(rec, 0, sizeof *rec);
+        rec->partition = m->partition; /* which partition failed, -1 for a client error */
+        rec->offset = m->offset;
         rd_kafka_message_destroy(m);
         return rc;
     }

@@ -330,6 +330,49 @@ hf_relay_verify() {
         --dead "$HF_RUN/verify.dead" "$@"
 }
 
+# hf_gateway_start NAME [EXTRA FLAGS...]: a gateway on Redis and the dev
+# broker, with a short Redis heartbeat (ping 200 ms, timeout 1 s); sets
+# PORT_<NAME> and WS_<NAME> (its ws:// URL) and waits for /readyz.
+hf_gateway_start() {
+    local name=$1 port
+    shift
+    port=$(hf_free_port)
+    hf_spawn "$name" "$HF_BIN/holdfast-gateway" --port "$port" --redis-url "$HF_REDIS_URL" \
+        --kafka-brokers "$HF_KAFKA_BROKERS" --topic "${HF_TOPIC:-holdfast.events}" \
+        --redis-ping-interval 200ms --redis-ping-timeout 1s --redis-retry 200ms "$@"
+    printf -v "PORT_$name" '%s' "$port"
+    printf -v "WS_$name" '%s' "ws://127.0.0.1:$port/v1/ws"
+    hf_wait_until 30 "$name /readyz" hf_http_ok "http://127.0.0.1:$port/readyz" ||
+        hf_die "$name did not start (see $HF_RUN/$name.log)"
+}
+
+# hf_ws_clients_start [ws_clients.py FLAGS...]: WebSocket clients (Python
+# websockets) as part "wsclients", results in $HF_RUN/ws.json; returns once
+# every client's subscriptions are confirmed. hf_ws_clients_finish tells
+# them to end once idle and waits for them.
+hf_ws_clients_start() {
+    rm -f "$HF_RUN/ws.ready" "$HF_RUN/ws.stop" "$HF_RUN/ws.json"
+    hf_spawn wsclients /usr/bin/python3 "$HF_SUPPORT/ws_clients.py" --ready "$HF_RUN/ws.ready" \
+        --stop "$HF_RUN/ws.stop" --out "$HF_RUN/ws.json" "$@"
+    hf_wait_until 60 "WebSocket clients subscribed" test -s "$HF_RUN/ws.ready" ||
+        hf_die "clients did not subscribe (see $HF_RUN/wsclients.log)"
+}
+hf_ws_clients_finish() {
+    touch "$HF_RUN/ws.stop"
+    hf_wait_exit wsclients
+    [[ -s $HF_RUN/ws.json ]] || hf_die "clients wrote no result (see $HF_RUN/wsclients.log)"
+}
+
+# hf_ws_verify [ws_verify.py FLAGS...]: the clients' results against PostgreSQL.
+hf_ws_verify() {
+    hf_psql -F $'\t' -c "SELECT channel, kafka_offset,
+        CASE WHEN content_type = 'application/json'
+        THEN coalesce(convert_from(payload, 'UTF8')::jsonb->>'seq', '') ELSE '' END
+        FROM holdfast.events WHERE kafka_offset IS NOT NULL" >"$HF_RUN/ws_verify.pg"
+    /usr/bin/python3 "$HF_SUPPORT/ws_verify.py" --pg "$HF_RUN/ws_verify.pg" \
+        --results "$HF_RUN/ws.json" "$@"
+}
+
 # --- assertions for tests -------------------------------------------------
 
 HF_CHECKS=0

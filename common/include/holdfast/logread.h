@@ -55,11 +55,18 @@ hf_err_t hf_kafka_leader_probe(rd_kafka_t *rk, const char *topic, int partition,
 /* Starts reading partition at offset (replacing any earlier assignment). */
 hf_err_t hf_logread_seek(hf_logread_t *lr, int partition, int64_t offset);
 
-/* The next record of the assigned partition, waiting up to timeout_ms.
+/* Reads the n partitions parts[i] from offsets[i] at once (replacing any
+ * earlier assignment; n == 0 stops reading). Records then come from any of
+ * them, each partition's in log order. */
+hf_err_t hf_logread_assign(hf_logread_t *lr, const int32_t *parts, const int64_t *offsets,
+                           size_t n);
+
+/* The next record of the assigned partition(s), waiting up to timeout_ms.
  * HF_OK with *rec filled; HF_ERR_TIMEOUT when none arrived in time (at the
  * end of the log this is the normal answer); HF_ERR_NOT_FOUND when the
  * offset asked for is no longer (or not yet) in the log;
- * HF_ERR_UNAVAILABLE on a broker error (message in err). */
+ * HF_ERR_UNAVAILABLE on a broker error (message in err). On an error
+ * rec->partition names the partition concerned (-1: none in particular). */
 hf_err_t hf_logread_next(hf_logread_t *lr, int timeout_ms, hf_log_record_t *rec, char *err,
                          size_t err_size);
 

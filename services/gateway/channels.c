@@ -1,0 +1,476 @@
+/* channels.c - channels, subscriptions and the chain rule.
+ *
+ * Per subscription the gateway keeps `last`: every event of the channel
+ * up to that offset has been delivered to that client. An event from
+ * Redis carries its offset and its channel's prev_offset:
+ *   offset <= last       duplicate, dropped;
+ *   prev_offset <= last  next in line, delivered;
+ *   prev_offset > last   gap: read the partition from Kafka until last
+ *                        reaches it (fill_until).
+ * Records from Kafka are delivered to a subscription only once the
+ * partition's scan is known to cover every offset after its `last`
+ * (kafka_ok, set by the scan's answer to the need it sent): then a record
+ * of its channel with offset > last is the next one. With Redis down
+ * (or not yet confirming a channel) subscriptions `tail` the partition
+ * from Kafka; when Redis confirms the channel again a catch-up (scan up
+ * to the log end queried after the confirmation) hands back to Redis.
+ * One mechanism covers dropped publishes, outages, resubscription and
+ * resume with `since`. */
+#include <string.h>
+
+#include "gateway.h"
+#include "holdfast/alloc.h"
+#include "holdfast/event_json.h"
+#include "holdfast/log.h"
+#include "holdfast/partition.h"
+
+hf_err_t gw_channels_init(gateway_t *gw, int32_t partition_count)
+{
+    gw->partition_count = partition_count;
+    gw->partitions = hf_calloc((size_t)partition_count, sizeof *gw->partitions);
+    for (int32_t i = 0; i < partition_count; i++)
+        gw->partitions[i].scan_seen = -1;
+    gw->channels = gw_strmap_new();
+    return HF_OK;
+}
+
+void gw_channels_free(gateway_t *gw)
+{
+    gw_strmap_free(gw->channels); /* connections freed their subscriptions */
+    hf_free(gw->partitions);
+}
+
+static gw_partition_t *part_of(gateway_t *gw, const gw_channel_t *ch)
+{
+    return &gw->partitions[ch->partition];
+}
+
+/* ---- channels ------------------------------------------------------------ */
+
+static gw_channel_t *channel_get_or_create(gateway_t *gw, const char *name)
+{
+    gw_channel_t *ch = gw_strmap_get(gw->channels, name);
+    if (ch)
+        return ch;
+    ch = hf_calloc(1, sizeof *ch);
+    ch->name = hf_strdup(name);
+    ch->partition = hf_partition_for(name, strlen(name), gw->partition_count);
+    ch->max_seen = -1;
+    gw_partition_t *p = part_of(gw, ch);
+    ch->part_next = p->channels;
+    if (p->channels)
+        p->channels->part_prev = ch;
+    p->channels = ch;
+    gw_strmap_put(gw->channels, name, ch);
+    if (gw->redis)
+        gw_redis_want(gw->redis, name, true);
+    return ch;
+}
+
+static void channel_destroy(gateway_t *gw, gw_channel_t *ch)
+{
+    gw_partition_t *p = part_of(gw, ch);
+    if (ch->part_prev)
+        ch->part_prev->part_next = ch->part_next;
+    else
+        p->channels = ch->part_next;
+    if (ch->part_next)
+        ch->part_next->part_prev = ch->part_prev;
+    p->dirty = true;
+    gw_strmap_remove(gw->channels, ch->name);
+    if (gw->redis)
+        gw_redis_want(gw->redis, ch->name, false);
+    hf_free(ch->name);
+    hf_free(ch);
+}
+
+/* ---- subscriptions ------------------------------------------------------- */
+
+static void sub_probe(gateway_t *gw, gw_sub_t *sub)
+{
+    gw_partition_t *p = part_of(gw, sub->channel);
+    sub->state = GW_SUB_PROBING;
+    sub->probe_token = ++p->next_token;
+    gw_kafka_probe(gw->kafka, sub->channel->partition, sub->probe_token);
+}
+
+gw_sub_t *gw_sub_create(gateway_t *gw, gw_conn_t *conn, const gw_request_t *req)
+{
+    gw_channel_t *ch = channel_get_or_create(gw, req->channel);
+    gw_sub_t *sub = hf_calloc(1, sizeof *sub);
+    sub->conn = conn;
+    sub->channel = ch;
+    sub->last = -1;
+    sub->fill_until = -1;
+    sub->has_since = req->has_since;
+    sub->since_offset = req->since_offset;
+    memcpy(sub->since_epoch, req->since_epoch, sizeof sub->since_epoch);
+    sub->ch_next = ch->subs;
+    if (ch->subs)
+        ch->subs->ch_prev = sub;
+    ch->subs = sub;
+    ch->nsubs++;
+    sub->conn_next = conn->subs;
+    conn->subs = sub;
+    conn->nsubs++;
+    gw->nsubs++;
+    /* "Live from now" is the log end queried after Redis carries the
+     * channel, so nothing falls between the two. */
+    if (gw->redis_up && !ch->redis_live)
+        sub->state = GW_SUB_WAIT_REDIS;
+    else
+        sub_probe(gw, sub);
+    return sub;
+}
+
+void gw_sub_destroy(gateway_t *gw, gw_sub_t *sub)
+{
+    gw_channel_t *ch = sub->channel;
+    if (sub->ch_prev)
+        sub->ch_prev->ch_next = sub->ch_next;
+    else
+        ch->subs = sub->ch_next;
+    if (sub->ch_next)
+        sub->ch_next->ch_prev = sub->ch_prev;
+    ch->nsubs--;
+    gw_conn_t *conn = sub->conn;
+    for (gw_sub_t **at = &conn->subs; *at; at = &(*at)->conn_next)
+        if (*at == sub) {
+            *at = sub->conn_next;
+            break;
+        }
+    conn->nsubs--;
+    gw->nsubs--;
+    part_of(gw, ch)->dirty = true;
+    if (ch->nsubs == 0)
+        channel_destroy(gw, ch);
+    hf_free(sub);
+}
+
+/* Places a probed subscription: where its stream continues from. */
+static void sub_place(gateway_t *gw, gw_sub_t *sub, const gw_msg_t *probe)
+{
+    gw_channel_t *ch = sub->channel;
+    const char *epoch = probe->text ? probe->text : "";
+    bool recovered = sub->has_since && strcmp(sub->since_epoch, epoch) == 0 &&
+                     sub->since_offset + 1 >= probe->low && sub->since_offset < probe->high;
+    sub->last = recovered ? sub->since_offset : probe->high - 1;
+    sub->last_is_event = false;
+    sub->state = GW_SUB_ACTIVE;
+    if (recovered && sub->last < probe->high - 1)
+        sub->fill_until = probe->high - 1;
+    if (ch->max_seen > sub->last && ch->max_seen > sub->fill_until)
+        sub->fill_until = ch->max_seen; /* published while it was being placed */
+    sub->tail = !ch->redis_live;
+    part_of(gw, ch)->dirty = true;
+    gw_conn_send_subscribed(gw, sub->conn, sub, recovered);
+}
+
+/* ---- inbox handlers ------------------------------------------------------ */
+
+static gw_channel_t *channel_of(gateway_t *gw, const hf_envelope_t *env)
+{
+    char name[HF_CHANNEL_MAX + 1];
+    if (!env->channel || env->channel_len == 0 || env->channel_len > HF_CHANNEL_MAX)
+        return NULL;
+    memcpy(name, env->channel, env->channel_len);
+    name[env->channel_len] = '\0';
+    return gw_strmap_get(gw->channels, name);
+}
+
+static void note_epoch(gw_partition_t *p, const hf_envelope_t *env)
+{
+    if (env->epoch && env->epoch_len <= HF_PROTO_EPOCH_MAX &&
+        (strlen(p->epoch) != env->epoch_len || memcmp(p->epoch, env->epoch, env->epoch_len))) {
+        memcpy(p->epoch, env->epoch, env->epoch_len);
+        p->epoch[env->epoch_len] = '\0';
+    }
+}
+
+static bool decode(gateway_t *gw, const gw_msg_t *msg, hf_envelope_t *env)
+{
+    const char *why = NULL;
+    if (hf_envelope_decode(msg->data, msg->len, env, &why) == HF_OK)
+        return true;
+    hf_counter_inc(gw->m.protocol_errors);
+    hf_warn("undecodable envelope from %s: %s", msg->kind == GW_MSG_REDIS_EVENT ? "redis" : "kafka",
+            why ? why : "invalid");
+    return false;
+}
+
+static void observe_latency(gateway_t *gw, const hf_envelope_t *env)
+{
+    if (env->created_at_us <= 0)
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    hf_histogram_observe(gw->m.latency, (double)(now - env->created_at_us) / 1e6);
+}
+
+static void on_redis_event(gateway_t *gw, const gw_msg_t *msg)
+{
+    hf_envelope_t env;
+    if (!decode(gw, msg, &env))
+        return;
+    gw_channel_t *ch = channel_of(gw, &env);
+    if (!ch || env.offset < 0 || env.partition != ch->partition)
+        return;
+    gw_partition_t *p = part_of(gw, ch);
+    note_epoch(p, &env);
+    if (env.offset > ch->max_seen)
+        ch->max_seen = env.offset;
+    gw_event_frames_t *frames = NULL;
+    for (gw_sub_t *s = ch->subs; s; s = s->ch_next) {
+        if (s->state != GW_SUB_ACTIVE)
+            continue;
+        if (env.offset <= s->last) {
+            hf_counter_inc(gw->m.duplicates);
+        } else if (env.prev_offset <= s->last) {
+            if (!frames)
+                frames = gw_event_frames_new(&env, env.offset);
+            gw_conn_deliver(gw, s, frames, env.prev_offset);
+            s->last = env.offset;
+            s->last_is_event = true;
+            hf_counter_inc(gw->m.delivered_redis);
+        } else if (env.offset > s->fill_until) {
+            if (s->fill_until < 0)
+                hf_counter_inc(gw->m.gaps);
+            s->fill_until = env.offset;
+            p->dirty = true;
+        }
+    }
+    if (frames)
+        observe_latency(gw, &env);
+    gw_event_frames_free(frames);
+}
+
+static void on_kafka_record(gateway_t *gw, const gw_msg_t *msg)
+{
+    if (msg->partition < 0 || msg->partition >= gw->partition_count)
+        return;
+    gw_partition_t *p = &gw->partitions[msg->partition];
+    if (msg->offset > p->scan_seen)
+        p->scan_seen = msg->offset;
+    p->dirty = true;
+    hf_envelope_t env;
+    if (!decode(gw, msg, &env))
+        return;
+    env.partition = msg->partition; /* records carry their position in the log, not inside */
+    note_epoch(p, &env);
+    gw_channel_t *ch = channel_of(gw, &env);
+    if (!ch || ch->partition != msg->partition)
+        return;
+    gw_event_frames_t *frames = NULL;
+    for (gw_sub_t *s = ch->subs; s; s = s->ch_next) {
+        if (s->state != GW_SUB_ACTIVE || !s->kafka_ok || msg->offset <= s->last)
+            continue;
+        if (!frames)
+            frames = gw_event_frames_new(&env, msg->offset);
+        gw_conn_deliver(gw, s, frames, s->last_is_event ? s->last : HF_PREV_OFFSET_UNKNOWN);
+        s->last = msg->offset;
+        s->last_is_event = true;
+        hf_counter_inc(gw->m.delivered_kafka);
+    }
+    if (frames)
+        observe_latency(gw, &env);
+    gw_event_frames_free(frames);
+}
+
+static void on_kafka_probed(gateway_t *gw, const gw_msg_t *msg)
+{
+    gw_partition_t *p = &gw->partitions[msg->partition];
+    if (msg->ok && msg->text && *msg->text)
+        snprintf(p->epoch, sizeof p->epoch, "%s", msg->text);
+    gw_channel_t *ch_next;
+    for (gw_channel_t *ch = p->channels; ch; ch = ch_next) {
+        ch_next = ch->part_next; /* ch goes away with its last subscription */
+        gw_sub_t *next;
+        for (gw_sub_t *s = ch->subs; s; s = next) {
+            next = s->ch_next;
+            if (s->state != GW_SUB_PROBING || s->probe_token > msg->token)
+                continue;
+            if (msg->ok) {
+                sub_place(gw, s, msg);
+                continue;
+            }
+            gw_conn_send_error(gw, s->conn, "unavailable", ch->name,
+                               "the event log is unreachable; subscribe again shortly");
+            gw_sub_destroy(gw, s);
+        }
+    }
+}
+
+static void on_kafka_scanning(gateway_t *gw, const gw_msg_t *msg)
+{
+    gw_partition_t *p = &gw->partitions[msg->partition];
+    if (!p->scanning)
+        return; /* answered after a release: a newer need will come */
+    p->scan_seen = -1;
+    for (gw_channel_t *ch = p->channels; ch; ch = ch->part_next)
+        for (gw_sub_t *s = ch->subs; s; s = s->ch_next)
+            if (s->need_token && s->need_token <= msg->token)
+                s->kafka_ok = true;
+    p->dirty = true;
+}
+
+static void on_kafka_caught_up(gateway_t *gw, const gw_msg_t *msg)
+{
+    gw_partition_t *p = &gw->partitions[msg->partition];
+    for (gw_channel_t *ch = p->channels; ch; ch = ch->part_next) {
+        if (!ch->redis_live || !ch->catchup_token || ch->catchup_token > msg->token)
+            continue;
+        ch->catchup_token = 0;
+        for (gw_sub_t *s = ch->subs; s; s = s->ch_next)
+            s->tail = false;
+    }
+    p->dirty = true;
+}
+
+static void on_kafka_lost(gateway_t *gw, const gw_msg_t *msg)
+{
+    gw_partition_t *p = &gw->partitions[msg->partition];
+    for (gw_channel_t *ch = p->channels; ch; ch = ch->part_next)
+        for (gw_sub_t *s = ch->subs; s; s = s->ch_next) {
+            if (s->state != GW_SUB_ACTIVE || s->last + 1 >= msg->low ||
+                !(s->tail || s->fill_until > s->last))
+                continue;
+            hf_counter_inc(gw->m.unrecoverable);
+            s->last = msg->low - 1;
+            s->last_is_event = false;
+            if (s->fill_until <= s->last)
+                s->fill_until = -1;
+            gw_conn_send_subscribed(gw, s->conn, s, false);
+        }
+    p->dirty = true;
+}
+
+static void on_redis_down(gateway_t *gw)
+{
+    gw->redis_up = false;
+    hf_counter_inc(gw->m.fallbacks);
+    for (int32_t i = 0; i < gw->partition_count; i++) {
+        gw_partition_t *p = &gw->partitions[i];
+        p->dirty = true;
+        for (gw_channel_t *ch = p->channels; ch; ch = ch->part_next) {
+            ch->redis_live = false;
+            ch->catchup_token = 0;
+            ch->catchup_wanted = false;
+            for (gw_sub_t *s = ch->subs; s; s = s->ch_next) {
+                if (s->state == GW_SUB_ACTIVE)
+                    s->tail = true;
+                else if (s->state == GW_SUB_WAIT_REDIS)
+                    sub_probe(gw, s);
+            }
+        }
+    }
+}
+
+static void on_redis_subscribed(gateway_t *gw, const char *name)
+{
+    gw_channel_t *ch = gw_strmap_get(gw->channels, name);
+    if (!ch || !gw->redis_up)
+        return;
+    ch->redis_live = true;
+    for (gw_sub_t *s = ch->subs; s; s = s->ch_next) {
+        if (s->state == GW_SUB_WAIT_REDIS)
+            sub_probe(gw, s);
+        else if (s->state == GW_SUB_ACTIVE && s->tail)
+            ch->catchup_wanted = true;
+    }
+    part_of(gw, ch)->dirty = true;
+}
+
+/* ---- what each partition needs from Kafka -------------------------------- */
+
+static bool sub_wants_kafka(gw_sub_t *s, const gw_partition_t *p)
+{
+    if (s->fill_until >= 0 && s->kafka_ok && s->fill_until <= p->scan_seen)
+        s->fill_until = -1; /* the scan went past it: nothing of the channel was there */
+    if (s->fill_until >= 0 && s->fill_until <= s->last)
+        s->fill_until = -1;
+    return s->state == GW_SUB_ACTIVE && (s->tail || s->fill_until >= 0);
+}
+
+static void partition_evaluate(gateway_t *gw, int32_t pi)
+{
+    gw_partition_t *p = &gw->partitions[pi];
+    p->dirty = false;
+    bool wanted = false;
+    int64_t from = INT64_MAX;
+    for (gw_channel_t *ch = p->channels; ch; ch = ch->part_next)
+        for (gw_sub_t *s = ch->subs; s; s = s->ch_next)
+            if (sub_wants_kafka(s, p)) {
+                wanted = true;
+                if (!s->need_token && s->last + 1 < from)
+                    from = s->last + 1;
+            }
+    if (from != INT64_MAX) {
+        uint64_t token = ++p->next_token;
+        for (gw_channel_t *ch = p->channels; ch; ch = ch->part_next)
+            for (gw_sub_t *s = ch->subs; s; s = s->ch_next)
+                if (!s->need_token && s->state == GW_SUB_ACTIVE && (s->tail || s->fill_until >= 0))
+                    s->need_token = token;
+        gw_kafka_need(gw->kafka, pi, from, token);
+        p->scanning = true;
+    }
+    /* After the needs, so the catch-up measures a running scan. */
+    for (gw_channel_t *ch = p->channels; ch; ch = ch->part_next)
+        if (ch->catchup_wanted) {
+            ch->catchup_wanted = false;
+            ch->catchup_token = ++p->next_token;
+            gw_kafka_catchup(gw->kafka, pi, ch->catchup_token);
+        }
+    if (!wanted && p->scanning) {
+        gw_kafka_release(gw->kafka, pi);
+        p->scanning = false;
+        p->scan_seen = -1;
+        for (gw_channel_t *ch = p->channels; ch; ch = ch->part_next)
+            for (gw_sub_t *s = ch->subs; s; s = s->ch_next) {
+                s->kafka_ok = false;
+                s->need_token = 0;
+            }
+    }
+}
+
+void gw_inbox_dispatch(gateway_t *gw)
+{
+    gw_msg_t *m = gw_inbox_take(gw->inbox);
+    while (m) {
+        gw_msg_t *next = m->next;
+        switch (m->kind) {
+        case GW_MSG_REDIS_UP:
+            gw->redis_up = true;
+            break;
+        case GW_MSG_REDIS_DOWN:
+            on_redis_down(gw);
+            break;
+        case GW_MSG_REDIS_SUBSCRIBED:
+            on_redis_subscribed(gw, m->text);
+            break;
+        case GW_MSG_REDIS_EVENT:
+            on_redis_event(gw, m);
+            break;
+        case GW_MSG_KAFKA_RECORD:
+            on_kafka_record(gw, m);
+            break;
+        case GW_MSG_KAFKA_PROBED:
+            on_kafka_probed(gw, m);
+            break;
+        case GW_MSG_KAFKA_SCANNING:
+            on_kafka_scanning(gw, m);
+            break;
+        case GW_MSG_KAFKA_CAUGHT_UP:
+            on_kafka_caught_up(gw, m);
+            break;
+        case GW_MSG_KAFKA_LOST:
+            on_kafka_lost(gw, m);
+            break;
+        }
+        gw_msg_free(m);
+        m = next;
+    }
+    for (int32_t i = 0; i < gw->partition_count; i++)
+        if (gw->partitions[i].dirty)
+            partition_evaluate(gw, i);
+}

@@ -1,0 +1,372 @@
+/* conn.c - WebSocket connections: client messages in, send queues out.
+ *
+ * Every connection has a bounded send queue (messages and bytes); an event
+ * that does not fit closes that connection with GW_CLOSE_SLOW and frees
+ * what it held, so a client that stops reading costs the gateway at most
+ * its queue and never delays anyone else. Frames are encoded once per
+ * event (per format and prev_offset) and shared by reference. */
+#include <string.h>
+
+#include "gateway.h"
+#include "holdfast/alloc.h"
+#include "holdfast/event_json.h"
+#include "holdfast/log.h"
+
+#define CONN_WRITES_PER_CALLBACK 32 /* frames written per WRITEABLE while the socket takes them */
+#define CONN_CLOSE_GRACE_S       5  /* a close frame that cannot be sent: cut after this */
+#define CONN_QUEUE_INITIAL       16
+
+/* ---- frames -------------------------------------------------------------- */
+
+static gw_frame_t *frame_new(const hf_buf_t *msg, bool binary)
+{
+    gw_frame_t *f = hf_malloc(sizeof *f + LWS_PRE + msg->len);
+    f->refs = 0;
+    f->binary = binary;
+    f->len = msg->len;
+    memcpy(f->data + LWS_PRE, msg->data, msg->len);
+    return f;
+}
+
+static void frame_unref(gw_frame_t *f)
+{
+    if (f && --f->refs <= 0)
+        hf_free(f);
+}
+
+#define FRAMES_SLOTS 4
+
+struct gw_event_frames {
+    const hf_envelope_t *env;
+    int64_t offset;
+    int n;
+    struct {
+        bool msgpack;
+        int64_t prev;
+        gw_frame_t *frame; /* one reference held here */
+    } slot[FRAMES_SLOTS];
+};
+
+gw_event_frames_t *gw_event_frames_new(const hf_envelope_t *env, int64_t offset)
+{
+    gw_event_frames_t *fr = hf_calloc(1, sizeof *fr);
+    fr->env = env;
+    fr->offset = offset;
+    return fr;
+}
+
+void gw_event_frames_free(gw_event_frames_t *fr)
+{
+    if (!fr)
+        return;
+    for (int i = 0; i < fr->n; i++)
+        frame_unref(fr->slot[i].frame);
+    hf_free(fr);
+}
+
+static gw_frame_t *event_frame(gw_event_frames_t *fr, bool msgpack, int64_t prev)
+{
+    for (int i = 0; i < fr->n; i++)
+        if (fr->slot[i].msgpack == msgpack && fr->slot[i].prev == prev)
+            return fr->slot[i].frame;
+    hf_buf_t msg = HF_BUF_INIT;
+    gw_proto_event(&msg, msgpack, fr->env, fr->offset, prev);
+    gw_frame_t *f = frame_new(&msg, msgpack);
+    hf_buf_free(&msg);
+    if (fr->n == FRAMES_SLOTS) { /* rare: many distinct prevs; keep the newest */
+        frame_unref(fr->slot[0].frame);
+        memmove(&fr->slot[0], &fr->slot[1], sizeof fr->slot[0] * (FRAMES_SLOTS - 1));
+        fr->n--;
+    }
+    f->refs = 1;
+    fr->slot[fr->n].msgpack = msgpack;
+    fr->slot[fr->n].prev = prev;
+    fr->slot[fr->n].frame = f;
+    fr->n++;
+    return f;
+}
+
+/* ---- send queue ---------------------------------------------------------- */
+
+static void conn_queue_clear(gateway_t *gw, gw_conn_t *c)
+{
+    for (size_t i = 0; i < c->qlen; i++)
+        frame_unref(c->queue[(c->qhead + i) % c->qcap]);
+    gw->queued_bytes -= c->qbytes;
+    c->qhead = c->qlen = c->qbytes = 0;
+}
+
+static void conn_close(gateway_t *gw, gw_conn_t *c, int code, const char *reason)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    c->close_code = code;
+    snprintf(c->close_reason, sizeof c->close_reason, "%s", reason);
+    conn_queue_clear(gw, c);
+    lws_callback_on_writable(c->wsi);
+    /* A client that stopped reading never makes the socket writable. */
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, CONN_CLOSE_GRACE_S);
+}
+
+static void conn_queue_grow(gw_conn_t *c)
+{
+    size_t cap = c->qcap ? c->qcap * 2 : CONN_QUEUE_INITIAL;
+    gw_frame_t **q = hf_malloc(cap * sizeof *q);
+    for (size_t i = 0; i < c->qlen; i++)
+        q[i] = c->queue[(c->qhead + i) % c->qcap];
+    hf_free(c->queue);
+    c->queue = q;
+    c->qcap = cap;
+    c->qhead = 0;
+}
+
+static void conn_enqueue(gateway_t *gw, gw_conn_t *c, gw_frame_t *f)
+{
+    if (c->closing)
+        return;
+    if (c->qlen + 1 > (size_t)gw->cfg.send_queue_messages ||
+        c->qbytes + f->len > (size_t)gw->cfg.send_queue_bytes) {
+        hf_counter_inc(gw->m.closed_slow);
+        hf_debug("connection closed: send queue full (%zu messages, %zu bytes)", c->qlen,
+                 c->qbytes);
+        conn_close(gw, c, GW_CLOSE_SLOW, "send queue overflow: resume from your last position");
+        return;
+    }
+    if (c->qlen == c->qcap)
+        conn_queue_grow(c);
+    c->queue[(c->qhead + c->qlen) % c->qcap] = f;
+    c->qlen++;
+    f->refs++;
+    c->qbytes += f->len;
+    gw->queued_bytes += f->len;
+    lws_callback_on_writable(c->wsi);
+}
+
+static void conn_send_buf(gateway_t *gw, gw_conn_t *c, hf_buf_t *msg)
+{
+    gw_frame_t *f = frame_new(msg, c->msgpack);
+    hf_buf_free(msg);
+    conn_enqueue(gw, c, f);
+    if (f->refs == 0) /* refused */
+        hf_free(f);
+}
+
+void gw_conn_deliver(gateway_t *gw, gw_sub_t *sub, gw_event_frames_t *frames, int64_t prev)
+{
+    conn_enqueue(gw, sub->conn, event_frame(frames, sub->conn->msgpack, prev));
+}
+
+void gw_conn_send_subscribed(gateway_t *gw, gw_conn_t *c, const gw_sub_t *sub, bool recovered)
+{
+    hf_buf_t msg = HF_BUF_INIT;
+    gw_proto_subscribed(&msg, c->msgpack, sub->channel->name, sub->channel->partition, sub->last,
+                        gw->partitions[sub->channel->partition].epoch, recovered);
+    conn_send_buf(gw, c, &msg);
+}
+
+void gw_conn_send_error(gateway_t *gw, gw_conn_t *c, const char *code, const char *channel,
+                        const char *message)
+{
+    hf_buf_t msg = HF_BUF_INIT;
+    gw_proto_error(&msg, c->msgpack, code, channel, message);
+    conn_send_buf(gw, c, &msg);
+}
+
+void gw_conns_close_all(gateway_t *gw, int code, const char *reason)
+{
+    for (gw_conn_t *c = gw->conns; c; c = c->next)
+        conn_close(gw, c, code, reason);
+}
+
+/* ---- client messages ----------------------------------------------------- */
+
+static gw_sub_t *conn_find_sub(gw_conn_t *c, const char *channel)
+{
+    for (gw_sub_t *s = c->subs; s; s = s->conn_next)
+        if (strcmp(s->channel->name, channel) == 0)
+            return s;
+    return NULL;
+}
+
+static void conn_handle(gateway_t *gw, gw_conn_t *c, const gw_request_t *req)
+{
+    hf_buf_t msg = HF_BUF_INIT;
+    gw_sub_t *sub = req->type == GW_REQ_PING ? NULL : conn_find_sub(c, req->channel);
+    switch (req->type) {
+    case GW_REQ_PING:
+        gw_proto_pong(&msg, c->msgpack);
+        conn_send_buf(gw, c, &msg);
+        return;
+    case GW_REQ_SUBSCRIBE:
+        if (sub) {
+            gw_conn_send_error(gw, c, "already_subscribed", req->channel,
+                               "this connection is already subscribed to the channel");
+        } else if (c->nsubs >= (size_t)gw->cfg.max_subscriptions) {
+            gw_conn_send_error(gw, c, "too_many_subscriptions", req->channel,
+                               "subscription limit per connection reached");
+        } else {
+            gw_sub_create(gw, c, req);
+        }
+        return;
+    case GW_REQ_UNSUBSCRIBE:
+        if (!sub) {
+            gw_conn_send_error(gw, c, "not_subscribed", req->channel,
+                               "this connection is not subscribed to the channel");
+            return;
+        }
+        gw_sub_destroy(gw, sub);
+        gw_proto_unsubscribed(&msg, c->msgpack, req->channel);
+        conn_send_buf(gw, c, &msg);
+        return;
+    }
+}
+
+/* A whole client message; returns -1 to close the connection. */
+static int conn_on_message(gateway_t *gw, gw_conn_t *c, bool binary)
+{
+    if (binary != c->msgpack) {
+        lws_close_reason(c->wsi, GW_CLOSE_UNSUPPORTED,
+                         (unsigned char *)(c->msgpack ? "binary frames only (msgpack)"
+                                                      : "text frames only (JSON)"),
+                         c->msgpack ? 28 : 23);
+        return -1;
+    }
+    gw_request_t req;
+    gw_proto_error_t err;
+    hf_err_t rc = c->msgpack
+                      ? gw_proto_parse_msgpack((const uint8_t *)c->rx.data, c->rx.len, &req, &err)
+                      : gw_proto_parse_json(c->rx.data, c->rx.len, &req, &err);
+    if (rc != HF_OK) {
+        hf_counter_inc(gw->m.protocol_errors);
+        gw_conn_send_error(gw, c, err.code, NULL, err.message);
+        return 0;
+    }
+    conn_handle(gw, c, &req);
+    return 0;
+}
+
+static int conn_on_receive(gateway_t *gw, gw_conn_t *c, const void *in, size_t len)
+{
+    if (lws_is_first_fragment(c->wsi))
+        hf_buf_reset(&c->rx);
+    if (c->rx.len + len > (size_t)gw->cfg.max_frame) {
+        static const char reason[] = "message too big";
+        hf_counter_inc(gw->m.protocol_errors);
+        lws_close_reason(c->wsi, GW_CLOSE_TOO_BIG, (unsigned char *)reason, sizeof reason - 1);
+        return -1;
+    }
+    hf_buf_append(&c->rx, in, len);
+    if (!lws_is_final_fragment(c->wsi) || lws_remaining_packet_payload(c->wsi) > 0)
+        return 0;
+    int rc = conn_on_message(gw, c, lws_frame_is_binary(c->wsi));
+    hf_buf_reset(&c->rx);
+    return rc;
+}
+
+static int conn_on_writeable(gateway_t *gw, gw_conn_t *c)
+{
+    if (c->closing) {
+        lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
+                         (unsigned char *)c->close_reason, strlen(c->close_reason));
+        return -1;
+    }
+    for (int i = 0; i < CONN_WRITES_PER_CALLBACK && c->qlen > 0; i++) {
+        gw_frame_t *f = c->queue[c->qhead];
+        int n = lws_write(c->wsi, f->data + LWS_PRE, f->len,
+                          f->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
+        if (n < 0)
+            return -1;
+        c->qhead = (c->qhead + 1) % c->qcap;
+        c->qlen--;
+        c->qbytes -= f->len;
+        gw->queued_bytes -= f->len;
+        frame_unref(f);
+        if (lws_send_pipe_choked(c->wsi))
+            break;
+    }
+    if (c->qlen > 0)
+        lws_callback_on_writable(c->wsi);
+    return 0;
+}
+
+/* ---- lws glue ------------------------------------------------------------ */
+
+static bool conn_path_ok(struct lws *wsi)
+{
+    char uri[64];
+    int n = lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI);
+    return n > 0 && strcmp(uri, "/v1/ws") == 0;
+}
+
+static void conn_open(gateway_t *gw, gw_conn_t *c, struct lws *wsi)
+{
+    memset(c, 0, sizeof *c);
+    c->gw = gw;
+    c->wsi = wsi;
+    const struct lws_protocols *p = lws_get_protocol(wsi);
+    c->msgpack = p && strcmp(p->name, GW_SUBPROTOCOL_MSGPACK) == 0;
+    c->next = gw->conns;
+    if (gw->conns)
+        gw->conns->prev = c;
+    gw->conns = c;
+    gw->nconns++;
+    hf_counter_inc(gw->m.connections_total);
+    if (gw->draining)
+        conn_close(gw, c, GW_CLOSE_RESTART, "gateway restarting: resume elsewhere");
+}
+
+static void conn_closed(gateway_t *gw, gw_conn_t *c)
+{
+    while (c->subs)
+        gw_sub_destroy(gw, c->subs);
+    conn_queue_clear(gw, c);
+    hf_free(c->queue);
+    hf_buf_free(&c->rx);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        gw->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    gw->nconns--;
+}
+
+static int conn_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                         size_t len)
+{
+    gateway_t *gw = lws_context_user(lws_get_context(wsi));
+    gw_conn_t *c = user;
+    switch (reason) {
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        return gw->draining || !conn_path_ok(wsi) ? 1 : 0;
+    case LWS_CALLBACK_ESTABLISHED:
+        conn_open(gw, c, wsi);
+        return 0;
+    case LWS_CALLBACK_RECEIVE:
+        return c->closing ? 0 : conn_on_receive(gw, c, in, len);
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return conn_on_writeable(gw, c);
+    case LWS_CALLBACK_CLOSED:
+        conn_closed(gw, c);
+        return 0;
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        /* Sent to every protocol: the JSON one does the work once. */
+        if (strcmp(lws_get_protocol(wsi)->name, GW_SUBPROTOCOL_JSON) == 0)
+            gw_inbox_dispatch(gw);
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+struct lws_protocols gw_ws_protocol(const char *name)
+{
+    struct lws_protocols p = {
+        .name = name,
+        .callback = conn_callback,
+        .per_session_data_size = sizeof(gw_conn_t),
+        .rx_buffer_size = 4096,
+    };
+    return p;
+}

@@ -1,0 +1,208 @@
+/* gateway.h - holdfast-gateway: the daemon's state and its modules.
+ *
+ * Owns nothing itself; declares the one struct holding the daemon's state
+ * (gateway_t) and what each module offers the others:
+ *   main.c     settings, start-up, signals, drain, metrics
+ *   conn.c     WebSocket connections: frames in, send queues out, limits
+ *   channels.c channels and subscriptions: the chain rule, gap fill and
+ *              fallback bookkeeping (which partitions must be read from Kafka)
+ *   inbox.c    the queue by which the Redis and Kafka threads hand results
+ *              to the lws thread
+ *   redis_sub.c the Redis subscriber thread (SUBSCRIBE, heartbeat, reconnect)
+ *   kafka_scan.c the Kafka reader thread (probes, partition scans)
+ *   proto.c    the client protocol's messages (schemas/websocket.md)
+ *
+ * Threading: connections, channels and subscriptions live on the lws
+ * service thread only. The Redis and Kafka threads never touch them; they
+ * talk to it through the inbox and take commands through their own queues. */
+#ifndef HOLDFAST_GATEWAY_H
+#define HOLDFAST_GATEWAY_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libwebsockets.h>
+
+#include "holdfast/envelope.h"
+#include "holdfast/http.h"
+#include "holdfast/metrics.h"
+#include "inbox.h"
+#include "kafka_scan.h"
+#include "proto.h"
+#include "redis_sub.h"
+#include "strmap.h"
+
+typedef struct gateway_config {
+    char *listen_addr;
+    long long port;
+    char *redis_url;
+    char *kafka_brokers;
+    char *topic;
+    long long redis_ping_interval_ms;
+    long long redis_ping_timeout_ms;
+    long long redis_retry_ms;
+    long long max_frame;         /* bytes of one client message */
+    long long max_subscriptions; /* per connection */
+    long long send_queue_bytes;  /* per connection */
+    long long send_queue_messages;
+    long long ws_ping_interval_ms;
+    long long ws_idle_timeout_ms;
+    long long drain_timeout_ms;
+    long long inbox_max_bytes;
+    long long kafka_timeout_ms;
+    char *log_level;
+} gateway_config_t;
+
+typedef struct gateway gateway_t;
+typedef struct gw_conn gw_conn_t;
+typedef struct gw_sub gw_sub_t;
+typedef struct gw_channel gw_channel_t;
+
+/* One channel with local subscribers. */
+struct gw_channel {
+    char *name;
+    int32_t partition;
+    gw_sub_t *subs; /* doubly linked through gw_sub.ch_prev/ch_next */
+    size_t nsubs;
+    bool redis_live;        /* Redis confirmed the subscription since it last connected */
+    bool catchup_wanted;    /* went live with subscribers reading Kafka: ask a catch-up */
+    uint64_t catchup_token; /* the catch-up asked for when it went live; 0: none */
+    int64_t max_seen;       /* highest offset seen on Redis for it */
+    gw_channel_t *part_prev, *part_next; /* the partition's channels */
+};
+
+typedef enum gw_sub_state {
+    GW_SUB_WAIT_REDIS, /* waiting for Redis to confirm the channel's subscription */
+    GW_SUB_PROBING,    /* waiting for the partition's watermarks and epoch */
+    GW_SUB_ACTIVE,     /* delivering */
+} gw_sub_state_t;
+
+/* One connection's subscription to one channel. */
+struct gw_sub {
+    gw_conn_t *conn;
+    gw_channel_t *channel;
+    gw_sub_state_t state;
+    int64_t last;       /* every event of the channel up to this offset is delivered */
+    bool last_is_event; /* last is the offset of a delivered event (the next one's prev) */
+    bool has_since;
+    int64_t since_offset;
+    char since_epoch[HF_PROTO_EPOCH_MAX + 1];
+    uint64_t probe_token;
+    int64_t fill_until;  /* read Kafka until last >= this; -1: no gap */
+    bool tail;           /* Redis is not (yet) carrying this channel: read Kafka */
+    uint64_t need_token; /* the scan request answered for it; 0: none sent */
+    bool kafka_ok;       /* the partition's scan covers every offset after last */
+    gw_sub_t *ch_prev, *ch_next;
+    gw_sub_t *conn_next;
+};
+
+/* One queued outgoing frame, shared by every connection it goes to. */
+typedef struct gw_frame {
+    int refs;
+    bool binary;
+    size_t len;
+    unsigned char data[]; /* LWS_PRE bytes of room, then the message */
+} gw_frame_t;
+
+/* One WebSocket connection (lws per-session data). */
+struct gw_conn {
+    gateway_t *gw;
+    struct lws *wsi;
+    bool msgpack;   /* holdfast.v1.msgpack; else JSON */
+    gw_sub_t *subs; /* singly linked through gw_sub.conn_next */
+    size_t nsubs;
+    gw_frame_t **queue; /* ring of frames waiting for the socket */
+    size_t qcap, qhead, qlen;
+    size_t qbytes;
+    bool closing; /* a close was decided; nothing more is queued */
+    int close_code;
+    char close_reason[100];
+    hf_buf_t rx; /* a client message arriving in fragments */
+    gw_conn_t *prev, *next;
+};
+
+/* Per partition of the topic, on the lws thread. */
+typedef struct gw_partition {
+    gw_channel_t *channels;
+    bool scanning;       /* a scan was asked for and not released */
+    bool dirty;          /* re-evaluate what it needs from Kafka */
+    uint64_t next_token; /* tokens for probes, scans and catch-ups */
+    int64_t scan_seen;   /* highest offset the scan forwarded since it last answered a need */
+    char epoch[HF_PROTO_EPOCH_MAX + 1]; /* epoch of the latest record seen; "" unknown */
+} gw_partition_t;
+
+typedef struct gateway_metrics {
+    hf_metric_t *connections_total;
+    hf_metric_t *closed_slow;
+    hf_metric_t *delivered_redis;
+    hf_metric_t *delivered_kafka;
+    hf_metric_t *duplicates;
+    hf_metric_t *gaps;
+    hf_metric_t *fallbacks;
+    hf_metric_t *protocol_errors;
+    hf_metric_t *unrecoverable;
+    hf_metric_t *latency;
+} gateway_metrics_t;
+
+struct gateway {
+    gateway_config_t cfg;
+    struct lws_context *lws;
+    hf_http_server_t *http;
+    hf_metrics_t *metrics;
+    gateway_metrics_t m;
+    lws_sorted_usec_list_t cron;
+    volatile sig_atomic_t signal_seen;
+    bool draining;
+    int64_t drain_deadline_us;
+    int bound_port;
+
+    gw_inbox_t *inbox;
+    gw_redis_t *redis;
+    gw_kafka_t *kafka;
+    int32_t partition_count;
+    gw_partition_t *partitions;
+    gw_strmap_t *channels; /* name -> gw_channel_t */
+    bool redis_up;
+
+    gw_conn_t *conns; /* doubly linked */
+    size_t nconns;
+    size_t nsubs;
+    size_t queued_bytes; /* across every send queue */
+};
+
+int64_t gw_now_us(void);
+
+/* conn.c */
+/* The lws protocol for one subprotocol name (JSON or msgpack by name). */
+struct lws_protocols gw_ws_protocol(const char *name);
+/* One event's frames, encoded on first use per format and prev_offset and
+ * shared by every connection that gets it. */
+typedef struct gw_event_frames gw_event_frames_t;
+gw_event_frames_t *gw_event_frames_new(const hf_envelope_t *env, int64_t offset);
+void gw_event_frames_free(gw_event_frames_t *frames);
+/* Queues the event for sub's connection. Overflow of the send queue
+ * closes the connection (GW_CLOSE_SLOW); it never blocks. */
+void gw_conn_deliver(gateway_t *gw, gw_sub_t *sub, gw_event_frames_t *frames, int64_t prev);
+/* Control messages to conn. */
+void gw_conn_send_subscribed(gateway_t *gw, gw_conn_t *conn, const gw_sub_t *sub, bool recovered);
+void gw_conn_send_error(gateway_t *gw, gw_conn_t *conn, const char *code, const char *channel,
+                        const char *message);
+/* Closes every connection with code and reason (the drain's 1012). */
+void gw_conns_close_all(gateway_t *gw, int code, const char *reason);
+
+/* channels.c */
+hf_err_t gw_channels_init(gateway_t *gw, int32_t partition_count);
+void gw_channels_free(gateway_t *gw);
+/* A client's subscribe (validated, not a duplicate): creates the
+ * subscription, linked into conn; "subscribed" is sent once it is placed. */
+gw_sub_t *gw_sub_create(gateway_t *gw, gw_conn_t *conn, const gw_request_t *req);
+/* Unlinks sub from its channel and connection and frees it. */
+void gw_sub_destroy(gateway_t *gw, gw_sub_t *sub);
+/* Handles everything the inbox holds; called on the lws thread. */
+void gw_inbox_dispatch(gateway_t *gw);
+
+#endif

@@ -1,0 +1,405 @@
+/* kafka_scan.c - the Kafka reader thread; see kafka_scan.h. */
+#include "kafka_scan.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "holdfast/alloc.h"
+#include "holdfast/envelope.h"
+#include "holdfast/log.h"
+#include "holdfast/logread.h"
+
+#define KAFKA_READ_BATCH 1000 /* records forwarded before commands are looked at again */
+#define KAFKA_EPOCH_MAX  64
+
+typedef enum kafka_cmd_kind { KCMD_PROBE, KCMD_NEED, KCMD_CATCHUP, KCMD_RELEASE } kafka_cmd_kind_t;
+
+typedef struct kafka_cmd {
+    kafka_cmd_kind_t kind;
+    int32_t partition;
+    int64_t from;
+    uint64_t token;
+    struct kafka_cmd *next;
+} kafka_cmd_t;
+
+typedef struct kafka_part {
+    bool scanning;
+    int64_t cursor;         /* next offset to forward */
+    uint64_t scan_token;    /* highest need answered once the assignment is applied */
+    uint64_t probe_token;   /* highest probe waiting to run; 0: none */
+    uint64_t catchup_token; /* 0: none waiting */
+    int64_t catchup_target; /* -1: the log end is still to be queried */
+} kafka_part_t;
+
+struct gw_kafka {
+    char *topic;
+    int timeout_ms;
+    gw_inbox_t *inbox;
+    hf_logread_t *scan;
+    hf_logread_t *probe;
+    int32_t nparts;
+    kafka_part_t *parts; /* the thread's own */
+    bool reassign;       /* the scan's partitions or cursors changed */
+    atomic_int scanning;
+    pthread_t thread;
+    atomic_bool stop;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    kafka_cmd_t *cmds, *cmds_tail;
+    int64_t next_error_log_us;
+};
+
+static int64_t kafka_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void kafka_push(gw_kafka_t *k, gw_msg_kind_t kind, int32_t partition, uint64_t token)
+{
+    gw_msg_t *m = gw_msg_new(kind, NULL, NULL, 0);
+    m->partition = partition;
+    m->token = token;
+    gw_inbox_push(k->inbox, m);
+}
+
+static void kafka_warn(gw_kafka_t *k, const char *what, const char *detail)
+{
+    int64_t now = kafka_now_us();
+    if (now < k->next_error_log_us)
+        return;
+    k->next_error_log_us = now + 5 * 1000000;
+    hf_warn("kafka: %s: %s", what, detail);
+}
+
+/* The epoch stamped on the partition's record at offset; "" when unknown. */
+static void kafka_record_epoch(gw_kafka_t *k, int32_t partition, int64_t offset, char *epoch)
+{
+    epoch[0] = '\0';
+    if (hf_logread_seek(k->probe, partition, offset) != HF_OK)
+        return;
+    int64_t deadline = kafka_now_us() + (int64_t)k->timeout_ms * 1000;
+    while (kafka_now_us() < deadline) {
+        hf_log_record_t rec;
+        char err[256];
+        hf_err_t rc = hf_logread_next(k->probe, 50, &rec, err, sizeof err);
+        if (rc == HF_ERR_TIMEOUT)
+            continue;
+        if (rc != HF_OK || rec.partition != partition || rec.offset < offset)
+            return;
+        hf_envelope_t env;
+        if (hf_envelope_decode(rec.value, rec.value_len, &env, NULL) == HF_OK && env.epoch &&
+            env.epoch_len < KAFKA_EPOCH_MAX) {
+            memcpy(epoch, env.epoch, env.epoch_len);
+            epoch[env.epoch_len] = '\0';
+        }
+        return;
+    }
+}
+
+static void kafka_run_probe(gw_kafka_t *k, int32_t p)
+{
+    gw_msg_t *m = gw_msg_new(GW_MSG_KAFKA_PROBED, NULL, NULL, 0);
+    m->partition = p;
+    m->token = k->parts[p].probe_token;
+    k->parts[p].probe_token = 0;
+    m->ok = hf_logread_watermarks(k->probe, p, k->timeout_ms, &m->low, &m->high) == HF_OK;
+    char epoch[KAFKA_EPOCH_MAX];
+    epoch[0] = '\0';
+    if (m->ok && m->high > m->low)
+        kafka_record_epoch(k, p, m->high - 1, epoch);
+    m->text = hf_strdup(epoch);
+    if (!m->ok)
+        kafka_warn(k, "probe", "watermarks unavailable");
+    gw_inbox_push(k->inbox, m);
+}
+
+static void kafka_handle(gw_kafka_t *k, const kafka_cmd_t *c)
+{
+    kafka_part_t *p = &k->parts[c->partition];
+    switch (c->kind) {
+    case KCMD_PROBE:
+        if (c->token > p->probe_token)
+            p->probe_token = c->token;
+        break;
+    case KCMD_NEED:
+        if (!p->scanning || p->cursor > c->from) {
+            p->scanning = true;
+            p->cursor = c->from < 0 ? 0 : c->from;
+            k->reassign = true;
+        }
+        if (c->token > p->scan_token)
+            p->scan_token = c->token;
+        break;
+    case KCMD_CATCHUP:
+        if (!p->scanning) {
+            kafka_push(k, GW_MSG_KAFKA_CAUGHT_UP, c->partition, c->token);
+        } else {
+            p->catchup_token = c->token;
+            p->catchup_target = -1;
+        }
+        break;
+    case KCMD_RELEASE:
+        if (p->scanning)
+            k->reassign = true;
+        p->scanning = false;
+        p->scan_token = 0;
+        if (p->catchup_token) /* nothing left to catch up with: answer it */
+            kafka_push(k, GW_MSG_KAFKA_CAUGHT_UP, c->partition, p->catchup_token);
+        p->catchup_token = 0;
+        break;
+    }
+}
+
+/* Applies the scan set; then answers the needs it satisfies (records
+ * forwarded after these answers come from the new positions). */
+static void kafka_apply_assignment(gw_kafka_t *k)
+{
+    if (k->reassign) {
+        int32_t *parts = hf_calloc((size_t)k->nparts, sizeof *parts);
+        int64_t *offsets = hf_calloc((size_t)k->nparts, sizeof *offsets);
+        size_t n = 0;
+        for (int32_t i = 0; i < k->nparts; i++)
+            if (k->parts[i].scanning) {
+                parts[n] = i;
+                offsets[n++] = k->parts[i].cursor;
+            }
+        if (hf_logread_assign(k->scan, parts, offsets, n) != HF_OK)
+            kafka_warn(k, "assign", "failed");
+        atomic_store(&k->scanning, (int)n);
+        hf_free(parts);
+        hf_free(offsets);
+        k->reassign = false;
+    }
+    for (int32_t i = 0; i < k->nparts; i++)
+        if (k->parts[i].scan_token && k->parts[i].scanning) {
+            kafka_push(k, GW_MSG_KAFKA_SCANNING, i, k->parts[i].scan_token);
+            k->parts[i].scan_token = 0;
+        }
+}
+
+static bool kafka_take_commands(gw_kafka_t *k, int wait_ms)
+{
+    pthread_mutex_lock(&k->lock);
+    if (!k->cmds && wait_ms > 0 && !atomic_load(&k->stop)) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += (long)wait_ms * 1000000L;
+        until.tv_sec += until.tv_nsec / 1000000000L;
+        until.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&k->wake, &k->lock, &until);
+    }
+    kafka_cmd_t *c = k->cmds;
+    k->cmds = k->cmds_tail = NULL;
+    pthread_mutex_unlock(&k->lock);
+    bool any = c != NULL;
+    while (c) {
+        kafka_cmd_t *next = c->next;
+        kafka_handle(k, c);
+        hf_free(c);
+        c = next;
+    }
+    kafka_apply_assignment(k);
+    for (int32_t i = 0; i < k->nparts; i++)
+        if (k->parts[i].probe_token)
+            kafka_run_probe(k, i);
+    return any;
+}
+
+static void kafka_on_lost(gw_kafka_t *k, int32_t p)
+{
+    int64_t low = 0, high = 0;
+    if (hf_logread_watermarks(k->probe, p, k->timeout_ms, &low, &high) != HF_OK)
+        return; /* retried on the next error */
+    hf_warn("kafka: partition %d offset %lld is no longer in the log; scanning from %lld", p,
+            (long long)k->parts[p].cursor, (long long)low);
+    k->parts[p].cursor = low;
+    k->reassign = true;
+    gw_msg_t *m = gw_msg_new(GW_MSG_KAFKA_LOST, NULL, NULL, 0);
+    m->partition = p;
+    m->low = low;
+    m->high = high;
+    gw_inbox_push(k->inbox, m);
+}
+
+static void kafka_forward(gw_kafka_t *k, const hf_log_record_t *rec)
+{
+    kafka_part_t *p = &k->parts[rec->partition];
+    if (!p->scanning || rec->offset < p->cursor)
+        return; /* from before a rewind or release */
+    p->cursor = rec->offset + 1;
+    gw_inbox_wait_room(k->inbox, 1000);
+    gw_msg_t *m = gw_msg_new(GW_MSG_KAFKA_RECORD, NULL, rec->value, rec->value_len);
+    m->partition = rec->partition;
+    m->offset = rec->offset;
+    m->recv_us = kafka_now_us();
+    gw_inbox_push(k->inbox, m);
+}
+
+static void kafka_read(gw_kafka_t *k)
+{
+    for (int i = 0; i < KAFKA_READ_BATCH; i++) {
+        hf_log_record_t rec;
+        char err[256];
+        hf_err_t rc = hf_logread_next(k->scan, i == 0 ? 10 : 0, &rec, err, sizeof err);
+        if (rc == HF_ERR_TIMEOUT)
+            return;
+        if (rc == HF_ERR_NOT_FOUND && rec.partition >= 0 && rec.partition < k->nparts &&
+            k->parts[rec.partition].scanning) {
+            kafka_on_lost(k, rec.partition);
+            return;
+        }
+        if (rc != HF_OK) {
+            kafka_warn(k, "scan", err);
+            return;
+        }
+        if (rec.partition >= 0 && rec.partition < k->nparts)
+            kafka_forward(k, &rec);
+    }
+}
+
+static void kafka_check_catchups(gw_kafka_t *k)
+{
+    for (int32_t i = 0; i < k->nparts; i++) {
+        kafka_part_t *p = &k->parts[i];
+        if (!p->catchup_token)
+            continue;
+        if (p->catchup_target < 0) {
+            int64_t low, high;
+            if (hf_logread_watermarks(k->probe, i, k->timeout_ms, &low, &high) != HF_OK)
+                continue;
+            p->catchup_target = high;
+        }
+        if (p->cursor >= p->catchup_target) {
+            kafka_push(k, GW_MSG_KAFKA_CAUGHT_UP, i, p->catchup_token);
+            p->catchup_token = 0;
+        }
+    }
+}
+
+static void *kafka_main(void *arg)
+{
+    gw_kafka_t *k = arg;
+    while (!atomic_load(&k->stop)) {
+        bool scanning = atomic_load(&k->scanning) > 0;
+        kafka_take_commands(k, scanning ? 0 : 100);
+        if (atomic_load(&k->scanning) > 0) {
+            kafka_read(k);
+            if (k->reassign)
+                kafka_apply_assignment(k);
+        }
+        kafka_check_catchups(k);
+    }
+    return NULL;
+}
+
+gw_kafka_t *gw_kafka_start(const char *brokers, const char *topic, int timeout_ms, int wait_ms,
+                           gw_inbox_t *inbox, int32_t *partition_count)
+{
+    char err[512];
+    gw_kafka_t *k = hf_calloc(1, sizeof *k);
+    k->topic = hf_strdup(topic);
+    k->timeout_ms = timeout_ms;
+    k->inbox = inbox;
+    k->scan = hf_logread_new(brokers, topic, err, sizeof err);
+    if (k->scan)
+        k->probe = hf_logread_new(brokers, topic, err, sizeof err);
+    int count = 0;
+    hf_err_t rc = k->scan && k->probe ? HF_ERR_UNAVAILABLE : HF_ERR_INVALID;
+    for (int64_t deadline = kafka_now_us() + (int64_t)wait_ms * 1000;
+         rc == HF_ERR_UNAVAILABLE && kafka_now_us() < deadline;) {
+        rc = hf_logread_partition_count(k->scan, timeout_ms, &count);
+        if (rc != HF_OK)
+            usleep(200 * 1000);
+    }
+    if (rc != HF_OK) {
+        hf_error("kafka %s topic %s: %s", brokers, topic,
+                 rc == HF_ERR_INVALID ? err : hf_err_str(rc));
+        hf_logread_free(k->scan);
+        hf_logread_free(k->probe);
+        hf_free(k->topic);
+        hf_free(k);
+        return NULL;
+    }
+    k->nparts = count;
+    k->parts = hf_calloc((size_t)count, sizeof *k->parts);
+    pthread_mutex_init(&k->lock, NULL);
+    pthread_cond_init(&k->wake, NULL);
+    pthread_create(&k->thread, NULL, kafka_main, k);
+    *partition_count = count;
+    return k;
+}
+
+void gw_kafka_stop(gw_kafka_t *k)
+{
+    if (!k)
+        return;
+    atomic_store(&k->stop, true);
+    pthread_mutex_lock(&k->lock);
+    pthread_cond_signal(&k->wake);
+    pthread_mutex_unlock(&k->lock);
+    pthread_join(k->thread, NULL);
+    kafka_cmd_t *c = k->cmds;
+    while (c) {
+        kafka_cmd_t *next = c->next;
+        hf_free(c);
+        c = next;
+    }
+    hf_logread_free(k->scan);
+    hf_logread_free(k->probe);
+    pthread_cond_destroy(&k->wake);
+    pthread_mutex_destroy(&k->lock);
+    hf_free(k->parts);
+    hf_free(k->topic);
+    hf_free(k);
+}
+
+static void kafka_command(gw_kafka_t *k, kafka_cmd_kind_t kind, int32_t partition, int64_t from,
+                          uint64_t token)
+{
+    if (partition < 0 || partition >= k->nparts)
+        return;
+    kafka_cmd_t *c = hf_calloc(1, sizeof *c);
+    c->kind = kind;
+    c->partition = partition;
+    c->from = from;
+    c->token = token;
+    pthread_mutex_lock(&k->lock);
+    if (k->cmds_tail)
+        k->cmds_tail->next = c;
+    else
+        k->cmds = c;
+    k->cmds_tail = c;
+    pthread_cond_signal(&k->wake);
+    pthread_mutex_unlock(&k->lock);
+}
+
+void gw_kafka_probe(gw_kafka_t *k, int32_t partition, uint64_t token)
+{
+    kafka_command(k, KCMD_PROBE, partition, 0, token);
+}
+
+void gw_kafka_need(gw_kafka_t *k, int32_t partition, int64_t from, uint64_t token)
+{
+    kafka_command(k, KCMD_NEED, partition, from, token);
+}
+
+void gw_kafka_catchup(gw_kafka_t *k, int32_t partition, uint64_t token)
+{
+    kafka_command(k, KCMD_CATCHUP, partition, 0, token);
+}
+
+void gw_kafka_release(gw_kafka_t *k, int32_t partition)
+{
+    kafka_command(k, KCMD_RELEASE, partition, 0, 0);
+}
+
+int gw_kafka_scanning(gw_kafka_t *k)
+{
+    return k ? atomic_load(&k->scanning) : 0;
+}

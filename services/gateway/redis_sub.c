@@ -1,0 +1,366 @@
+/* redis_sub.c - the Redis subscriber thread; see redis_sub.h.
+ *
+ * hiredis' blocking API cannot wait for "a reply or a timeout" without
+ * killing the connection, so the thread polls the socket itself and feeds
+ * hiredis' reader (redisBufferRead + redisGetReplyFromReader). */
+#include "redis_sub.h"
+
+#include <hiredis/hiredis.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "holdfast/alloc.h"
+#include "holdfast/config.h"
+#include "holdfast/log.h"
+#include "strmap.h"
+
+#define REDIS_PREFIX "hf:"
+#define REDIS_BATCH  512 /* channels per SUBSCRIBE / UNSUBSCRIBE */
+#define REDIS_WANT   ((void *)1)
+#define REDIS_UNWANT ((void *)2)
+
+struct gw_redis {
+    char host[256];
+    int port;
+    gw_redis_config_t cfg;
+    gw_inbox_t *inbox;
+    pthread_t thread;
+    atomic_bool stop;
+    atomic_bool connected;
+    int wake_fd;
+
+    pthread_mutex_t lock;
+    gw_strmap_t *pending; /* channel -> REDIS_WANT / REDIS_UNWANT, latest wins */
+
+    /* the thread's own */
+    gw_strmap_t *wanted;
+    redisContext *c;
+    bool answered;        /* the first PONG came: Redis is alive, UP was reported */
+    int64_t ping_sent_us; /* 0: no PING outstanding */
+    int64_t last_ping_us;
+    bool warned;
+};
+
+static int64_t redis_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void redis_drop(gw_redis_t *r, const char *why)
+{
+    if (!r->warned)
+        hf_warn("redis %s:%d: %s; delivering from Kafka until it is back", r->host, r->port, why);
+    r->warned = true;
+    if (r->c)
+        redisFree(r->c);
+    r->c = NULL;
+    if (r->answered)
+        gw_inbox_push(r->inbox, gw_msg_new(GW_MSG_REDIS_DOWN, why, NULL, 0));
+    r->answered = false;
+    atomic_store(&r->connected, false);
+}
+
+/* Appends (UN)SUBSCRIBE for up to REDIS_BATCH names at once. */
+typedef struct redis_batch {
+    redisContext *c;
+    const char *cmd;
+    const char *argv[REDIS_BATCH + 1];
+    size_t lens[REDIS_BATCH + 1];
+    char *owned[REDIS_BATCH + 1];
+    int argc;
+} redis_batch_t;
+
+static void redis_batch_flush(redis_batch_t *b)
+{
+    if (b->argc > 1)
+        redisAppendCommandArgv(b->c, b->argc, b->argv, b->lens);
+    for (int i = 1; i < b->argc; i++)
+        hf_free(b->owned[i]);
+    b->argc = 1;
+}
+
+static void redis_batch_init(redis_batch_t *b, redisContext *c, const char *cmd)
+{
+    b->c = c;
+    b->cmd = cmd;
+    b->argv[0] = cmd;
+    b->lens[0] = strlen(cmd);
+    b->argc = 1;
+}
+
+static void redis_batch_add(redis_batch_t *b, const char *channel)
+{
+    size_t n = strlen(channel);
+    char *name = hf_malloc(sizeof REDIS_PREFIX + n);
+    memcpy(name, REDIS_PREFIX, sizeof REDIS_PREFIX - 1);
+    memcpy(name + sizeof REDIS_PREFIX - 1, channel, n + 1);
+    b->owned[b->argc] = name;
+    b->argv[b->argc] = name;
+    b->lens[b->argc] = n + sizeof REDIS_PREFIX - 1;
+    if (++b->argc == REDIS_BATCH + 1)
+        redis_batch_flush(b);
+}
+
+static void redis_subscribe_each(const char *key, void *value, void *arg)
+{
+    (void)value;
+    redis_batch_add(arg, key);
+}
+
+static bool redis_connect(gw_redis_t *r)
+{
+    long long ms = r->cfg.ping_timeout_ms;
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+    r->c = redisConnectWithTimeout(r->host, r->port, tv);
+    if (!r->c || r->c->err) {
+        redis_drop(r, r->c ? r->c->errstr : "out of memory");
+        return false;
+    }
+    redisSetTimeout(r->c, tv); /* bounds writes to a server that stopped reading */
+    /* The PING's answer proves the server alive before anything is reported. */
+    redisAppendCommand(r->c, "PING");
+    r->ping_sent_us = r->last_ping_us = redis_now_us();
+    return true;
+}
+
+/* Sends the wanted set (after connecting) once Redis has answered. */
+static void redis_subscribe_all(gw_redis_t *r)
+{
+    redis_batch_t b;
+    redis_batch_init(&b, r->c, "SUBSCRIBE");
+    gw_strmap_each(r->wanted, redis_subscribe_each, &b);
+    redis_batch_flush(&b);
+}
+
+typedef struct redis_apply {
+    gw_redis_t *r;
+    redis_batch_t sub, unsub;
+} redis_apply_t;
+
+static void redis_apply_one(const char *channel, void *value, void *arg)
+{
+    redis_apply_t *a = arg;
+    bool have = gw_strmap_get(a->r->wanted, channel) != NULL;
+    if (value == REDIS_WANT && !have) {
+        gw_strmap_put(a->r->wanted, channel, REDIS_WANT);
+        if (a->r->c && a->r->answered)
+            redis_batch_add(&a->sub, channel);
+    } else if (value == REDIS_UNWANT && have) {
+        gw_strmap_remove(a->r->wanted, channel);
+        if (a->r->c && a->r->answered)
+            redis_batch_add(&a->unsub, channel);
+    }
+}
+
+static void redis_apply_pending(gw_redis_t *r)
+{
+    uint64_t drained;
+    if (read(r->wake_fd, &drained, sizeof drained) < 0) { /* nothing pending: fine */
+    }
+    pthread_mutex_lock(&r->lock);
+    gw_strmap_t *pending = r->pending;
+    r->pending = gw_strmap_new();
+    pthread_mutex_unlock(&r->lock);
+    redis_apply_t a = {.r = r};
+    redis_batch_init(&a.sub, r->c, "SUBSCRIBE");
+    redis_batch_init(&a.unsub, r->c, "UNSUBSCRIBE");
+    gw_strmap_each(pending, redis_apply_one, &a);
+    redis_batch_flush(&a.sub); /* no-ops while down: nothing was added */
+    redis_batch_flush(&a.unsub);
+    gw_strmap_free(pending);
+}
+
+static bool redis_flush(gw_redis_t *r)
+{
+    int done = 0;
+    while (!done)
+        if (redisBufferWrite(r->c, &done) != REDIS_OK) {
+            redis_drop(r, "write failed");
+            return false;
+        }
+    return true;
+}
+
+static bool redis_is(const redisReply *e, const char *s)
+{
+    return e->type == REDIS_REPLY_STRING && e->len == strlen(s) && memcmp(e->str, s, e->len) == 0;
+}
+
+static void redis_on_pong(gw_redis_t *r)
+{
+    r->ping_sent_us = 0;
+    if (r->answered)
+        return;
+    r->answered = true;
+    atomic_store(&r->connected, true);
+    if (r->warned)
+        hf_info("redis %s:%d is back: resubscribing %zu channels", r->host, r->port,
+                gw_strmap_len(r->wanted));
+    r->warned = false;
+    gw_inbox_push(r->inbox, gw_msg_new(GW_MSG_REDIS_UP, NULL, NULL, 0));
+    redis_subscribe_all(r);
+}
+
+/* One reply; false when the connection must be dropped. */
+static bool redis_on_reply(gw_redis_t *r, redisReply *reply)
+{
+    if (reply->type == REDIS_REPLY_STATUS && strcmp(reply->str, "PONG") == 0) {
+        redis_on_pong(r);
+        return true;
+    }
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2) {
+        if (reply->type == REDIS_REPLY_ERROR)
+            hf_warn("redis: %s", reply->str);
+        return true;
+    }
+    redisReply **e = reply->element;
+    if (redis_is(e[0], "pong")) {
+        redis_on_pong(r);
+    } else if (redis_is(e[0], "message") && reply->elements == 3 &&
+               e[2]->type == REDIS_REPLY_STRING) {
+        gw_msg_t *m = gw_msg_new(GW_MSG_REDIS_EVENT, NULL, e[2]->str, e[2]->len);
+        m->recv_us = redis_now_us();
+        if (!gw_inbox_push_bounded(r->inbox, m)) {
+            redis_drop(r, "gateway inbox full (the lws thread is behind)");
+            return false;
+        }
+    } else if (redis_is(e[0], "subscribe") && e[1]->type == REDIS_REPLY_STRING &&
+               e[1]->len > sizeof REDIS_PREFIX - 1) {
+        char *channel =
+            hf_strndup(e[1]->str + sizeof REDIS_PREFIX - 1, e[1]->len - (sizeof REDIS_PREFIX - 1));
+        if (gw_strmap_get(r->wanted, channel))
+            gw_inbox_push(r->inbox, gw_msg_new(GW_MSG_REDIS_SUBSCRIBED, channel, NULL, 0));
+        hf_free(channel);
+    }
+    return true;
+}
+
+static void redis_read(gw_redis_t *r)
+{
+    if (redisBufferRead(r->c) != REDIS_OK) {
+        redis_drop(r, r->c->err == REDIS_ERR_EOF ? "connection closed by the server"
+                                                 : "connection lost");
+        return;
+    }
+    void *reply = NULL;
+    while (r->c && redisGetReplyFromReader(r->c, &reply) == REDIS_OK && reply) {
+        bool keep = redis_on_reply(r, reply);
+        freeReplyObject(reply);
+        reply = NULL;
+        if (!keep)
+            return;
+    }
+    if (r->c && r->c->err)
+        redis_drop(r, "protocol error");
+}
+
+/* PING every interval; no answer within the timeout means frozen. */
+static void redis_heartbeat(gw_redis_t *r, int64_t now)
+{
+    if (r->ping_sent_us && now - r->ping_sent_us > r->cfg.ping_timeout_ms * 1000) {
+        redis_drop(r, "no answer to PING (server frozen?)");
+        return;
+    }
+    if (!r->ping_sent_us && now - r->last_ping_us >= r->cfg.ping_interval_ms * 1000) {
+        redisAppendCommand(r->c, "PING");
+        r->ping_sent_us = r->last_ping_us = now;
+    }
+}
+
+static void redis_wait(gw_redis_t *r, int timeout_ms)
+{
+    struct pollfd pfd[2] = {{.fd = r->wake_fd, .events = POLLIN},
+                            {.fd = r->c ? r->c->fd : -1, .events = POLLIN}};
+    if (poll(pfd, 2, timeout_ms) > 0 && r->c && (pfd[1].revents & (POLLIN | POLLHUP | POLLERR)))
+        redis_read(r);
+}
+
+static void *redis_main(void *arg)
+{
+    gw_redis_t *r = arg;
+    while (!atomic_load(&r->stop)) {
+        if (!r->c && !redis_connect(r)) {
+            struct pollfd pfd = {.fd = r->wake_fd, .events = POLLIN};
+            poll(&pfd, 1, (int)r->cfg.retry_ms);
+            redis_apply_pending(r); /* keeps the wanted set current while down */
+            continue;
+        }
+        redis_apply_pending(r);
+        redis_heartbeat(r, redis_now_us());
+        if (r->c && redis_flush(r))
+            redis_wait(r, 50);
+    }
+    if (r->c)
+        redisFree(r->c);
+    r->c = NULL;
+    return NULL;
+}
+
+gw_redis_t *gw_redis_start(const gw_redis_config_t *cfg, gw_inbox_t *inbox)
+{
+    gw_redis_t *r = hf_calloc(1, sizeof *r);
+    if (hf_config_parse_redis_url(cfg->url, r->host, sizeof r->host, &r->port) != HF_OK) {
+        hf_error("redis-url %s: expected redis://HOST:PORT", cfg->url);
+        hf_free(r);
+        return NULL;
+    }
+    r->cfg = *cfg;
+    r->inbox = inbox;
+    r->pending = gw_strmap_new();
+    r->wanted = gw_strmap_new();
+    r->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    pthread_mutex_init(&r->lock, NULL);
+    if (r->wake_fd < 0 || pthread_create(&r->thread, NULL, redis_main, r) != 0) {
+        hf_error("cannot start the Redis subscriber thread");
+        if (r->wake_fd >= 0)
+            close(r->wake_fd);
+        gw_strmap_free(r->pending);
+        gw_strmap_free(r->wanted);
+        pthread_mutex_destroy(&r->lock);
+        hf_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+static void redis_wake(gw_redis_t *r)
+{
+    uint64_t one = 1;
+    if (write(r->wake_fd, &one, sizeof one) < 0) { /* counter full: it is awake anyway */
+    }
+}
+
+void gw_redis_stop(gw_redis_t *r)
+{
+    if (!r)
+        return;
+    atomic_store(&r->stop, true);
+    redis_wake(r);
+    pthread_join(r->thread, NULL);
+    close(r->wake_fd);
+    gw_strmap_free(r->pending);
+    gw_strmap_free(r->wanted);
+    pthread_mutex_destroy(&r->lock);
+    hf_free(r);
+}
+
+void gw_redis_want(gw_redis_t *r, const char *channel, bool want)
+{
+    pthread_mutex_lock(&r->lock);
+    gw_strmap_put(r->pending, channel, want ? REDIS_WANT : REDIS_UNWANT);
+    pthread_mutex_unlock(&r->lock);
+    redis_wake(r);
+}
+
+bool gw_redis_connected(gw_redis_t *r)
+{
+    return r && atomic_load(&r->connected);
+}

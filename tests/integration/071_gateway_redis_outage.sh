@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Redis outages under a running stream (invariant 6): clients on two
+# gateways keep receiving every event, in order, once, while Redis is
+#   1. SIGKILLed and restarted 3 s later on the same port,
+#   2. SIGSTOPped for 3 s (its sockets stay open: only the gateways'
+#      heartbeat notices), then continued,
+#   3. SIGKILLed for longer than the rest of the run: the whole tail of the
+#      stream flows from Kafka; then restarted, and the gateways hand back
+#      to Redis (Kafka scans stop, new events come from Redis).
+set -euo pipefail
+source "$(dirname "$0")/../support/lib.sh"
+hf_test_begin "${1:-build}"
+
+WORKERS=4 PER_WORKER=1200 CHANNELS_PER_WORKER=10
+hf_pipeline_start
+hf_ingest_start
+hf_relay_start ra
+hf_gateway_start ga
+hf_gateway_start gb
+
+channels=$(for ((w = 0; w < WORKERS; w++)); do for ((c = 0; c < CHANNELS_PER_WORKER; c++)); do
+    printf 'gw:%d:%d,' "$w" "$c"; done; done)
+hf_ws_clients_start --urls "$WS_ga,$WS_gb" --clients 40 --channels "${channels%,}" \
+    --per-client 2 --msgpack-every 5 --deadline 200
+
+# ~15 s of publishing: a 0.25 s pause every 20 events per worker.
+for ((w = 0; w < WORKERS; w++)); do
+    python3 "$HF_SUPPORT/publish_ingest.py" --url "$HF_INGEST_URL" --worker "$w" --prefix gw \
+        --count "$PER_WORKER" --channels "$CHANNELS_PER_WORKER" --pause 0.25 --pause-every 20 \
+        >"$HF_RUN/publish.$w.out" 2>&1 &
+    echo $! >"$HF_RUN/publish.$w.pid"
+done
+metric() { hf_metric "$1" "$2"; }
+redis_kafka_sum() { echo $(($(metric "$PORT_ga" "$1") + $(metric "$PORT_gb" "$1"))); }
+
+sleep 2
+hf_log "1. SIGKILL Redis, restart after 3 s"
+kill -KILL "$(hf_pid redis)"
+hf_wait_exit redis
+sleep 3
+hf_redis_start "$HF_REDIS_PORT"
+hf_check "both gateways fell back" hf_wait_until 10 "fallbacks counted" \
+    bash -c "[[ \$(curl -fsS http://127.0.0.1:$PORT_ga/metrics | sed -n 's/^holdfast_gateway_redis_fallbacks_total //p') -ge 1 &&
+               \$(curl -fsS http://127.0.0.1:$PORT_gb/metrics | sed -n 's/^holdfast_gateway_redis_fallbacks_total //p') -ge 1 ]]"
+hf_check "... and reconnected" hf_wait_until 10 "redis_connected 1" \
+    bash -c "[[ \$(curl -fsS http://127.0.0.1:$PORT_ga/metrics | sed -n 's/^holdfast_gateway_redis_connected //p') == 1 ]]"
+
+sleep 1
+hf_log "2. SIGSTOP Redis for 3 s"
+before=$(metric "$PORT_ga" holdfast_gateway_redis_fallbacks_total)
+kill -STOP "$(hf_pid redis)"
+sleep 3
+hf_check "a frozen Redis is noticed by the heartbeat" \
+    test "$(metric "$PORT_ga" holdfast_gateway_redis_fallbacks_total)" -gt "$before"
+kill -CONT "$(hf_pid redis)"
+
+sleep 2
+hf_log "3. SIGKILL Redis for the rest of the publishing"
+kill -KILL "$(hf_pid redis)"
+hf_wait_exit redis
+kafka_before=$(redis_kafka_sum 'holdfast_gateway_deliveries_total{source="kafka"}')
+for ((w = 0; w < WORKERS; w++)); do
+    rc=0
+    wait "$(cat "$HF_RUN/publish.$w.pid")" || rc=$?
+    hf_check_eq "publisher $w had all its events accepted" 0 "$rc"
+done
+hf_check "the outbox drains" hf_wait_until 60 "the outbox to drain" hf_outbox_empty
+kafka_after=$(redis_kafka_sum 'holdfast_gateway_deliveries_total{source="kafka"}')
+hf_log "deliveries from Kafka while Redis was down: $((kafka_after - kafka_before))"
+hf_check "with Redis down the stream flowed from Kafka" test "$((kafka_after - kafka_before))" -gt 500
+
+hf_log "Redis back: the gateways hand back"
+hf_redis_start "$HF_REDIS_PORT"
+scans_done() { [[ $(metric "$PORT_ga" holdfast_gateway_kafka_scanning_partitions) == 0 &&
+    $(metric "$PORT_gb" holdfast_gateway_kafka_scanning_partitions) == 0 ]]; }
+hf_check "Kafka scans stop once Redis carries the channels again" hf_wait_until 20 "scans to stop" scans_done
+redis_before=$(redis_kafka_sum 'holdfast_gateway_deliveries_total{source="redis"}')
+HF_NEXT_SEQ=100000
+for ((w = 0; w < WORKERS; w++)); do hf_publish_numbered "gw:$w" "$CHANNELS_PER_WORKER" 40; done
+hf_check "the outbox drains" hf_wait_until 60 "the outbox to drain" hf_outbox_empty
+hf_ws_clients_finish
+redis_after=$(redis_kafka_sum 'holdfast_gateway_deliveries_total{source="redis"}')
+hf_check "after the hand-back events come from Redis" test "$((redis_after - redis_before))" -gt 0
+hf_check "every client got exactly its channels' events, in order, chained" \
+    hf_ws_verify --min-events 9000
+hf_checks_done
