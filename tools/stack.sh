@@ -32,6 +32,7 @@ stack_ports() {
             RELAY_PORT=$(hf_free_port)
             echo "RELAY_PORT=$RELAY_PORT" >>"$HF_RUN/ports.env"
         fi
+        stack_gateway_ports
         return
     fi
     PG_PORT=$(hf_free_port)
@@ -44,6 +45,19 @@ stack_ports() {
         echo "INGEST_PORT=$INGEST_PORT"
         echo "RELAY_PORT=$RELAY_PORT"
     } >"$HF_RUN/ports.env"
+    stack_gateway_ports
+}
+
+# GATEWAY_PORT_<i> for each gateway, added to ports.env when missing.
+stack_gateway_ports() {
+    local i var
+    for ((i = 1; i <= GATEWAYS; i++)); do
+        var=GATEWAY_PORT_$i
+        if [[ -z ${!var:-} ]]; then
+            printf -v "$var" '%s' "$(hf_free_port)"
+            echo "$var=${!var}" >>"$HF_RUN/ports.env"
+        fi
+    done
 }
 
 stack_has() { [[ -x $HF_BIN/$1 ]]; }
@@ -72,19 +86,43 @@ stack_up_kafka() {
     hf_log "starting the dev Kafka broker (in memory; topic $TOPIC, $PARTITIONS partitions)"
     : >"$HF_RUN/kafka.log"
     hf_kafka_start "$PARTITIONS" "$TOPIC"
-    # A new dev broker has new ports and an empty log: the relay restarts
-    # against it (and, finding the log reset, starts a new epoch).
-    if hf_alive relay; then
-        hf_log "restarting the relay for the new broker"
-        hf_stop relay
-    fi
+    # A new dev broker has new ports and an empty log: the relay and the
+    # gateways restart against it (the relay, finding the log reset,
+    # starts a new epoch).
+    local part
+    for part in relay $(stack_gateway_parts); do
+        if hf_alive "$part"; then
+            hf_log "restarting $part for the new broker"
+            hf_stop "$part"
+        fi
+    done
+}
+
+stack_gateway_parts() {
+    local i
+    for ((i = 1; i <= GATEWAYS; i++)); do echo "gateway-$i"; done
+}
+
+stack_up_gateways() {
+    local i port urls=()
+    for ((i = 1; i <= GATEWAYS; i++)); do
+        port=GATEWAY_PORT_$i
+        urls+=("ws://127.0.0.1:${!port}/v1/ws")
+        hf_alive "gateway-$i" && continue
+        hf_log "starting holdfast-gateway $i on ws://127.0.0.1:${!port}/v1/ws"
+        hf_spawn "gateway-$i" "$HF_BIN/holdfast-gateway" --port "${!port}" \
+            --redis-url "$HF_REDIS_URL" --kafka-brokers "$HF_KAFKA_BROKERS" --topic "$TOPIC"
+        hf_wait_until 30 "gateway-$i /readyz" hf_http_ok "http://127.0.0.1:${!port}/readyz" ||
+            hf_die "gateway-$i did not start (see $HF_RUN/gateway-$i.log)"
+    done
+    HF_GATEWAY_URLS="${urls[*]}"
 }
 
 stack_up_ingest() {
     HF_INGEST_URL="http://127.0.0.1:$INGEST_PORT"
     if hf_alive ingest; then return; fi
     hf_log "starting holdfast-ingest on $HF_INGEST_URL"
-    hf_ingest_start "$INGEST_PORT"
+    hf_ingest_start "$INGEST_PORT" --kafka-brokers "$HF_KAFKA_BROKERS" --topic "$TOPIC"
 }
 
 stack_up_relay() {
@@ -122,14 +160,14 @@ stack_up() {
     HF_KAFKA_CONTROL=$(sed -n 's/^control=//p' "$HF_RUN/kafka.log" | tail -n 1)
     stack_up_ingest
     stack_up_relay
+    stack_up_gateways
     stack_write_env
     hf_log "stack is up; endpoints in $HF_RUN/stack.env"
 }
 
 # Parts in stopping order: services first, then what they depend on.
 stack_parts() {
-    local i
-    for ((i = GATEWAYS; i >= 1; i--)); do echo "gateway-$i"; done
+    stack_gateway_parts | tac
     echo relay ingest kafka redis postgres | tr ' ' '\n'
 }
 
@@ -167,7 +205,7 @@ stack_demo() {
     postgres   $HOLDFAST_PG_URL
     redis      $HOLDFAST_REDIS_URL
     kafka      $HOLDFAST_KAFKA_BROKERS   topic $HOLDFAST_TOPIC
-    gateways   ${HOLDFAST_GATEWAY_URLS:-(not part of this version yet)}
+    gateways   $HOLDFAST_GATEWAY_URLS   (WebSocket; /livez, /readyz, /metrics on the same ports)
     tokens     publish: ${HOLDFAST_PUBLISH_TOKEN:-(auth not enabled yet)}
 
   Publish an event:
@@ -179,13 +217,15 @@ stack_demo() {
     kcat -C -b $HOLDFAST_KAFKA_BROKERS -t $HOLDFAST_TOPIC -o beginning -e -f '%p %o %k %h\\n'
   Live on Redis (msgpack envelopes; build/bin/holdfast-tap prints them as JSON):
     redis-cli -u $HOLDFAST_REDIS_URL psubscribe 'hf:*'
+  Subscribe over WebSocket (any client; protocol in schemas/websocket.md):
+    /usr/bin/python3 -m websockets ${HOLDFAST_GATEWAY_URLS%% *}
+    > {"type":"subscribe","channel":"demo"}
 
 EOF
-    hf_log "demo: publishing one event"
-    curl -sS -X POST "$HOLDFAST_INGEST_URL/v1/events" -H 'Content-Type: application/json' \
-        -d "{\"channel\":\"demo\",\"data\":{\"hello\":\"world\",\"at\":\"$(date -Is)\"}}"
-    echo
-    sleep 1 # the relay moves it to Kafka within milliseconds; a second is plenty
+    hf_log "demo: a WebSocket client on each gateway subscribes to \"demo\"; one event is published"
+    /usr/bin/python3 "$ROOT/tools/ws_demo.py" --channel demo --urls "${HOLDFAST_GATEWAY_URLS// /,}" \
+        --publish "$HOLDFAST_INGEST_URL/v1/events" || hf_log "the WebSocket demo failed"
+    sleep 0.5 # the relay wrote the offset back right after producing
     psql "$HOLDFAST_PG_URL" -X -c "SELECT e.id, e.channel, e.partition, e.kafka_offset, convert_from(e.payload, 'UTF8') AS data, o.seq AS outbox_seq FROM holdfast.events e LEFT JOIN holdfast.outbox o ON o.event_id = e.id ORDER BY e.created_at DESC LIMIT 3"
     echo "  Ctrl-C stops everything."
 }
@@ -197,7 +237,7 @@ stack_run() {
     # Stay in the foreground while the parts run; report any that dies.
     while true; do
         local part
-        for part in postgres redis kafka ingest relay; do
+        for part in postgres redis kafka ingest relay $(stack_gateway_parts); do
             if ! hf_alive "$part" && [[ -f $HF_RUN/$part.pid ]]; then
                 hf_log "$part exited; see $HF_RUN/$part.log ('make up' in another shell brings it back)"
                 rm -f "$HF_RUN/$part.pid"

@@ -245,6 +245,27 @@ static void on_redis_event(gateway_t *gw, const gw_msg_t *msg)
     gw_event_frames_free(frames);
 }
 
+/* The client is behind: stop giving it Kafka records (the scan goes on
+ * for others); it asks again from its last offset once its queue drained. */
+static void sub_pause(gw_sub_t *s, int64_t offset)
+{
+    s->kafka_paused = true;
+    s->kafka_ok = false;
+    s->need_token = 0;
+    if (offset > s->fill_until)
+        s->fill_until = offset;
+}
+
+void gw_conn_resume_replay(gateway_t *gw, gw_conn_t *conn)
+{
+    for (gw_sub_t *s = conn->subs; s; s = s->conn_next)
+        if (s->kafka_paused) {
+            s->kafka_paused = false;
+            gw->partitions[s->channel->partition].dirty = true;
+        }
+    gw_partitions_evaluate(gw);
+}
+
 static void on_kafka_record(gateway_t *gw, const gw_msg_t *msg)
 {
     if (msg->partition < 0 || msg->partition >= gw->partition_count)
@@ -265,6 +286,10 @@ static void on_kafka_record(gateway_t *gw, const gw_msg_t *msg)
     for (gw_sub_t *s = ch->subs; s; s = s->ch_next) {
         if (s->state != GW_SUB_ACTIVE || !s->kafka_ok || msg->offset <= s->last)
             continue;
+        if (!gw_conn_room_for_replay(gw, s->conn)) {
+            sub_pause(s, msg->offset);
+            continue;
+        }
         if (!frames)
             frames = gw_event_frames_new(&env, msg->offset);
         gw_conn_deliver(gw, s, frames, s->last_is_event ? s->last : HF_PREV_OFFSET_UNKNOWN);
@@ -389,7 +414,7 @@ static bool sub_wants_kafka(gw_sub_t *s, const gw_partition_t *p)
         s->fill_until = -1; /* the scan went past it: nothing of the channel was there */
     if (s->fill_until >= 0 && s->fill_until <= s->last)
         s->fill_until = -1;
-    return s->state == GW_SUB_ACTIVE && (s->tail || s->fill_until >= 0);
+    return s->state == GW_SUB_ACTIVE && !s->kafka_paused && (s->tail || s->fill_until >= 0);
 }
 
 static void partition_evaluate(gateway_t *gw, int32_t pi)
@@ -409,7 +434,8 @@ static void partition_evaluate(gateway_t *gw, int32_t pi)
         uint64_t token = ++p->next_token;
         for (gw_channel_t *ch = p->channels; ch; ch = ch->part_next)
             for (gw_sub_t *s = ch->subs; s; s = s->ch_next)
-                if (!s->need_token && s->state == GW_SUB_ACTIVE && (s->tail || s->fill_until >= 0))
+                if (!s->need_token && s->state == GW_SUB_ACTIVE && !s->kafka_paused &&
+                    (s->tail || s->fill_until >= 0))
                     s->need_token = token;
         gw_kafka_need(gw->kafka, pi, from, token);
         p->scanning = true;
@@ -470,6 +496,11 @@ void gw_inbox_dispatch(gateway_t *gw)
         gw_msg_free(m);
         m = next;
     }
+    gw_partitions_evaluate(gw);
+}
+
+void gw_partitions_evaluate(gateway_t *gw)
+{
     for (int32_t i = 0; i < gw->partition_count; i++)
         if (gw->partitions[i].dirty)
             partition_evaluate(gw, i);

@@ -6,6 +6,7 @@
  * its queue and never delays anyone else. Frames are encoded once per
  * event (per format and prev_offset) and shared by reference. */
 #include <string.h>
+#include <sys/socket.h>
 
 #include "gateway.h"
 #include "holdfast/alloc.h"
@@ -173,6 +174,15 @@ void gw_conn_send_error(gateway_t *gw, gw_conn_t *c, const char *code, const cha
     conn_send_buf(gw, c, &msg);
 }
 
+bool gw_conn_room_for_replay(const gateway_t *gw, gw_conn_t *c)
+{
+    bool room = c->qlen < (size_t)gw->cfg.send_queue_messages / 2 &&
+                c->qbytes < (size_t)gw->cfg.send_queue_bytes / 2;
+    if (!room)
+        c->kafka_paused = true;
+    return room;
+}
+
 void gw_conns_close_all(gateway_t *gw, int code, const char *reason)
 {
     for (gw_conn_t *c = gw->conns; c; c = c->next)
@@ -226,6 +236,7 @@ static void conn_handle(gateway_t *gw, gw_conn_t *c, const gw_request_t *req)
 static int conn_on_message(gateway_t *gw, gw_conn_t *c, bool binary)
 {
     if (binary != c->msgpack) {
+        hf_counter_inc(gw->m.protocol_errors);
         lws_close_reason(c->wsi, GW_CLOSE_UNSUPPORTED,
                          (unsigned char *)(c->msgpack ? "binary frames only (msgpack)"
                                                       : "text frames only (JSON)"),
@@ -287,6 +298,11 @@ static int conn_on_writeable(gateway_t *gw, gw_conn_t *c)
     }
     if (c->qlen > 0)
         lws_callback_on_writable(c->wsi);
+    if (c->kafka_paused && c->qlen < (size_t)gw->cfg.send_queue_messages / 4 &&
+        c->qbytes < (size_t)gw->cfg.send_queue_bytes / 4) {
+        c->kafka_paused = false;
+        gw_conn_resume_replay(gw, c);
+    }
     return 0;
 }
 
@@ -301,6 +317,12 @@ static bool conn_path_ok(struct lws *wsi)
 
 static void conn_open(gateway_t *gw, gw_conn_t *c, struct lws *wsi)
 {
+    /* A fixed kernel buffer bounds what a stalled client pins in the
+     * kernel and makes the send queue, not the kernel, absorb bursts. */
+    int sndbuf = (int)gw->cfg.socket_sndbuf;
+    if (sndbuf > 0 &&
+        setsockopt(lws_get_socket_fd(wsi), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf) != 0)
+        hf_debug("SO_SNDBUF %d refused", sndbuf);
     memset(c, 0, sizeof *c);
     c->gw = gw;
     c->wsi = wsi;
@@ -343,12 +365,15 @@ static int conn_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     case LWS_CALLBACK_ESTABLISHED:
         conn_open(gw, c, wsi);
         return 0;
+    /* c->gw is set by ESTABLISHED: lws also reports CLOSED for upgrades
+     * it refused (the per-session data is zeroed then). */
     case LWS_CALLBACK_RECEIVE:
-        return c->closing ? 0 : conn_on_receive(gw, c, in, len);
+        return !c->gw || c->closing ? 0 : conn_on_receive(gw, c, in, len);
     case LWS_CALLBACK_SERVER_WRITEABLE:
-        return conn_on_writeable(gw, c);
+        return c->gw ? conn_on_writeable(gw, c) : 0;
     case LWS_CALLBACK_CLOSED:
-        conn_closed(gw, c);
+        if (c->gw)
+            conn_closed(gw, c);
         return 0;
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
         /* Sent to every protocol: the JSON one does the work once. */

@@ -49,6 +49,7 @@ typedef struct gateway_config {
     long long max_subscriptions; /* per connection */
     long long send_queue_bytes;  /* per connection */
     long long send_queue_messages;
+    long long socket_sndbuf; /* SO_SNDBUF of client sockets; 0: the kernel's autotuning */
     long long ws_ping_interval_ms;
     long long ws_idle_timeout_ms;
     long long drain_timeout_ms;
@@ -96,6 +97,7 @@ struct gw_sub {
     bool tail;           /* Redis is not (yet) carrying this channel: read Kafka */
     uint64_t need_token; /* the scan request answered for it; 0: none sent */
     bool kafka_ok;       /* the partition's scan covers every offset after last */
+    bool kafka_paused;   /* its connection's queue is over half full: Kafka waits for it */
     gw_sub_t *ch_prev, *ch_next;
     gw_sub_t *conn_next;
 };
@@ -121,7 +123,8 @@ struct gw_conn {
     bool closing; /* a close was decided; nothing more is queued */
     int close_code;
     char close_reason[100];
-    hf_buf_t rx; /* a client message arriving in fragments */
+    hf_buf_t rx;       /* a client message arriving in fragments */
+    bool kafka_paused; /* some subscription waits for the queue to drain */
     gw_conn_t *prev, *next;
 };
 
@@ -191,6 +194,9 @@ void gw_conn_deliver(gateway_t *gw, gw_sub_t *sub, gw_event_frames_t *frames, in
 void gw_conn_send_subscribed(gateway_t *gw, gw_conn_t *conn, const gw_sub_t *sub, bool recovered);
 void gw_conn_send_error(gateway_t *gw, gw_conn_t *conn, const char *code, const char *channel,
                         const char *message);
+/* Whether conn's queue has room for Kafka catch-up (under half full).
+ * Catch-up is paced by the client; only the live stream can overflow it. */
+bool gw_conn_room_for_replay(const gateway_t *gw, gw_conn_t *conn);
 /* Closes every connection with code and reason (the drain's 1012). */
 void gw_conns_close_all(gateway_t *gw, int code, const char *reason);
 
@@ -202,6 +208,11 @@ void gw_channels_free(gateway_t *gw);
 gw_sub_t *gw_sub_create(gateway_t *gw, gw_conn_t *conn, const gw_request_t *req);
 /* Unlinks sub from its channel and connection and frees it. */
 void gw_sub_destroy(gateway_t *gw, gw_sub_t *sub);
+/* conn's queue drained: its paused subscriptions read Kafka again. */
+void gw_conn_resume_replay(gateway_t *gw, gw_conn_t *conn);
+/* Sends the scan requests and releases that changes since the last call
+ * call for (partitions marked dirty). */
+void gw_partitions_evaluate(gateway_t *gw);
 /* Handles everything the inbox holds; called on the lws thread. */
 void gw_inbox_dispatch(gateway_t *gw);
 

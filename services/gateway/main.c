@@ -39,6 +39,8 @@ static const hf_conf_spec_t gw_settings[] = {
      1LL << 32, "bytes queued for one connection before it is closed (4001)"},
     {"send-queue-messages", HF_CONF_INT, offsetof(gateway_config_t, send_queue_messages), "10000",
      1, 10000000, "messages queued for one connection before it is closed (4001)"},
+    {"socket-sndbuf", HF_CONF_BYTES, offsetof(gateway_config_t, socket_sndbuf), "0", 0, 1 << 30,
+     "kernel send buffer per client socket (0: autotuned, up to net.ipv4.tcp_wmem)"},
     {"ws-ping-interval", HF_CONF_MS, offsetof(gateway_config_t, ws_ping_interval_ms), "30s", 1000,
      3600000, "WebSocket PING to a quiet client after this"},
     {"ws-idle-timeout", HF_CONF_MS, offsetof(gateway_config_t, ws_idle_timeout_ms), "75s", 2000,

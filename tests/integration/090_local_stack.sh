@@ -4,7 +4,8 @@
 # PostgreSQL, the relay moves it to Kafka (offset written back, outbox row
 # gone, record readable with kcat), a killed part comes back with its data
 # on the next `up` while running parts are left alone, `down` stops
-# everything by PID, and `run` stops cleanly on Ctrl-C (SIGINT).
+# everything by PID, and `run` stops cleanly on Ctrl-C (SIGINT). Both
+# gateways deliver a published event to a WebSocket client (the demo).
 set -euo pipefail
 BUILD=${1:-build}
 export HF_BIN=$(cd "$BUILD" && pwd)/bin
@@ -24,10 +25,10 @@ hf_check "stack.env written" test -s "$HOLDFAST_RUN_DIR/stack.env"
 set -a
 source "$HOLDFAST_RUN_DIR/stack.env"
 set +a
-for var in HOLDFAST_INGEST_URL HOLDFAST_RELAY_URL HOLDFAST_PG_URL HOLDFAST_REDIS_URL HOLDFAST_KAFKA_BROKERS HOLDFAST_TOPIC; do
+for var in HOLDFAST_INGEST_URL HOLDFAST_RELAY_URL HOLDFAST_GATEWAY_URLS HOLDFAST_PG_URL HOLDFAST_REDIS_URL HOLDFAST_KAFKA_BROKERS HOLDFAST_TOPIC; do
     hf_check "stack.env sets $var" test -n "${!var}"
 done
-for part in postgres redis kafka ingest relay; do
+for part in postgres redis kafka ingest relay gateway-1 gateway-2; do
     hf_check "pid file for $part" test -s "$HOLDFAST_RUN_DIR/$part.pid"
 done
 hf_check "ingest ready" hf_http_ok "$HOLDFAST_INGEST_URL/readyz"
@@ -42,6 +43,9 @@ hf_check "relay moved it: offset written back, outbox row gone" hf_wait_until 30
 hf_check "the record is in Kafka with its id header" bash -c \
     "timeout 20 kcat -C -b $HOLDFAST_KAFKA_BROKERS -t $HOLDFAST_TOPIC -o beginning -e -q -f '%h\n' | grep -q 'hf-id=$id'"
 hf_check "relay ready" hf_http_ok "$HOLDFAST_RELAY_URL/readyz"
+hf_check "a WebSocket client on each of the two gateways receives a published event" \
+    /usr/bin/python3 "$HF_ROOT/tools/ws_demo.py" --channel stack-ws --urls "${HOLDFAST_GATEWAY_URLS// /,}" \
+    --publish "$HOLDFAST_INGEST_URL/v1/events"
 
 # Kill two parts; `up` brings back exactly those, with their data.
 redis_pid=$(cat "$HOLDFAST_RUN_DIR/redis.pid")

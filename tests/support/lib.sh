@@ -399,7 +399,14 @@ hf_check_eq() { # hf_check_eq DESCRIPTION EXPECTED ACTUAL
     hf_log "CHECK FAILED: $1: expected [$2], got [$3]"
 }
 
+# hf_checks_done: stops everything (so sanitizer reports on exit are
+# written), counts any AddressSanitizer/UBSan report in the parts' logs as
+# a failure, prints the tally and fails the test if anything failed.
 hf_checks_done() {
+    hf_stop_all
+    local reports
+    reports=$(grep -l -E 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$HF_RUN"/*.log 2>/dev/null || true)
+    hf_check_eq "no sanitizer reports in the parts' logs" "" "$reports"
     echo "$((HF_CHECKS - HF_FAILS)) passed, $HF_FAILS failed"
     ((HF_FAILS == 0))
 }

@@ -18,6 +18,7 @@ ap.add_argument("--batch", type=int, default=1)
 ap.add_argument("--pause", type=float, default=0.0)
 ap.add_argument("--pause-every", type=int, default=0)
 ap.add_argument("--deadline", type=float, default=120.0)
+ap.add_argument("--pad", type=int, default=0, help="add a string of this many bytes to each payload")
 args = ap.parse_args()
 
 u = urllib.parse.urlparse(args.url)
@@ -47,7 +48,7 @@ seq = 1
 while seq <= args.count:
     events = []
     for s in range(seq, min(seq + args.batch, args.count + 1)):
-        events.append({"channel": f"{args.prefix}:{args.worker}:{s % args.channels}", "data": {"seq": s}})
+        events.append({"channel": f"{args.prefix}:{args.worker}:{s % args.channels}", "data": {"seq": s, "pad": "x" * args.pad} if args.pad else {"seq": s}})
     body = json.dumps(events if args.batch > 1 else events[0]).encode()
     post(body, f"{args.prefix}-{args.worker}-{seq}")
     seq += len(events)

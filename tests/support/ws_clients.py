@@ -15,8 +15,8 @@ after STOP appears, ends once no event arrived for IDLE seconds, and
 writes OUT (JSON). Bounded by DEADLINE seconds in all cases.
 
 --slow N makes the first N clients stop reading after subscribing (small
-socket buffers, no recv) until STOP appears, then read to the end and
-record how the gateway closed them."""
+socket buffers, no recv) for --slow-pause seconds, then read to the end
+and record how the gateway closed them."""
 import argparse, asyncio, json, os, socket, sys, time, urllib.parse
 
 import websockets
@@ -28,6 +28,7 @@ ap.add_argument("--channels", required=True, help="comma-separated channel names
 ap.add_argument("--per-client", type=int, default=1)
 ap.add_argument("--msgpack-every", type=int, default=0, help="every Nth client speaks msgpack")
 ap.add_argument("--slow", type=int, default=0)
+ap.add_argument("--slow-pause", type=float, default=3.0)
 ap.add_argument("--out", required=True)
 ap.add_argument("--ready", required=True)
 ap.add_argument("--stop", required=True)
@@ -118,8 +119,9 @@ class Client:
                     msg["since"] = {"offset": off, "epoch": epoch}
                 await ws.send(self.encode(msg))
             if self.slow:
-                while not os.path.exists(args.stop) and time.monotonic() < deadline:
-                    await asyncio.sleep(0.1)
+                await asyncio.sleep(0.5)
+                self.confirmed.update(self.channels)  # it reads nothing yet
+                await asyncio.sleep(args.slow_pause)
             while time.monotonic() < deadline:
                 if os.path.exists(args.stop) and time.monotonic() - self.last_event > args.idle:
                     self.done = True

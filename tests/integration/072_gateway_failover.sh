@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Gateways come and go (invariants 7 and 11): three gateways, clients on
+# all of them, a stream of events running. Gateway ga is SIGKILLed: its
+# clients reconnect to another gateway with `since` and miss nothing.
+# Then gb gets SIGTERM: it closes every client with 1012, exits 0 within
+# its drain timeout, and its clients resume on gc, missing nothing.
+set -euo pipefail
+source "$(dirname "$0")/../support/lib.sh"
+hf_test_begin "${1:-build}"
+
+WORKERS=3 PER_WORKER=1000 CHANNELS_PER_WORKER=10
+hf_pipeline_start
+hf_ingest_start
+hf_relay_start ra
+hf_gateway_start ga
+hf_gateway_start gb --drain-timeout 5s
+hf_gateway_start gc
+
+channels=$(for ((w = 0; w < WORKERS; w++)); do for ((c = 0; c < CHANNELS_PER_WORKER; c++)); do
+    printf 'gw:%d:%d,' "$w" "$c"; done; done)
+hf_ws_clients_start --urls "$WS_ga,$WS_gb,$WS_gc" --clients 45 --channels "${channels%,}" \
+    --per-client 2 --msgpack-every 3 --deadline 200
+
+for ((w = 0; w < WORKERS; w++)); do
+    python3 "$HF_SUPPORT/publish_ingest.py" --url "$HF_INGEST_URL" --worker "$w" --prefix gw \
+        --count "$PER_WORKER" --channels "$CHANNELS_PER_WORKER" --pause 0.25 --pause-every 25 \
+        >"$HF_RUN/publish.$w.out" 2>&1 &
+    echo $! >"$HF_RUN/publish.$w.pid"
+done
+sleep 2
+hf_check_eq "ga holds a third of the clients" 15 "$(hf_metric "$PORT_ga" holdfast_gateway_connections)"
+hf_log "SIGKILL gateway ga"
+kill -KILL "$(hf_pid ga)"
+hf_wait_exit ga
+hf_check "ga's clients reconnect elsewhere" hf_wait_until 15 "45 clients on gb+gc" \
+    bash -c "(( \$(curl -fsS http://127.0.0.1:$PORT_gb/metrics | sed -n 's/^holdfast_gateway_connections //p') +
+               \$(curl -fsS http://127.0.0.1:$PORT_gc/metrics | sed -n 's/^holdfast_gateway_connections //p') == 45 ))"
+sleep 2
+hf_log "SIGTERM gateway gb (drain)"
+t0=$SECONDS
+kill -TERM "$(hf_pid gb)"
+hf_wait_exit gb
+hf_check_eq "gb exits 0 after draining" 0 "$HF_EXIT_STATUS"
+hf_check "... within its drain timeout" test $((SECONDS - t0)) -le 6
+hf_check "gb's log tells the drain" grep -q "draining: closing" "$HF_RUN/gb.log"
+hf_check "every client ends up on gc" hf_wait_until 15 "45 clients on gc" \
+    bash -c "[[ \$(curl -fsS http://127.0.0.1:$PORT_gc/metrics | sed -n 's/^holdfast_gateway_connections //p') == 45 ]]"
+
+for ((w = 0; w < WORKERS; w++)); do
+    rc=0
+    wait "$(cat "$HF_RUN/publish.$w.pid")" || rc=$?
+    hf_check_eq "publisher $w had all its events accepted" 0 "$rc"
+done
+hf_check "the outbox drains" hf_wait_until 60 "the outbox to drain" hf_outbox_empty
+hf_ws_clients_finish
+hf_check "every client got exactly its channels' events across two moves (closes 1006 and 1012)" \
+    hf_ws_verify --min-events 5000 --expect-closes 1006,1012
+hf_checks_done
