@@ -155,7 +155,7 @@ static void sub_place(gateway_t *gw, gw_sub_t *sub, const gw_msg_t *probe)
     bool recovered = sub->has_since && strcmp(sub->since_epoch, epoch) == 0 &&
                      sub->since_offset + 1 >= probe->low && sub->since_offset < probe->high;
     sub->last = recovered ? sub->since_offset : probe->high - 1;
-    sub->last_is_event = false;
+    sub->last_event = HF_PREV_OFFSET_UNKNOWN;
     sub->state = GW_SUB_ACTIVE;
     if (recovered && sub->last < probe->high - 1)
         sub->fill_until = probe->high - 1;
@@ -230,8 +230,7 @@ static void on_redis_event(gateway_t *gw, const gw_msg_t *msg)
             if (!frames)
                 frames = gw_event_frames_new(&env, env.offset);
             gw_conn_deliver(gw, s, frames, env.prev_offset);
-            s->last = env.offset;
-            s->last_is_event = true;
+            s->last = s->last_event = env.offset;
             hf_counter_inc(gw->m.delivered_redis);
         } else if (env.offset > s->fill_until) {
             if (s->fill_until < 0)
@@ -292,9 +291,8 @@ static void on_kafka_record(gateway_t *gw, const gw_msg_t *msg)
         }
         if (!frames)
             frames = gw_event_frames_new(&env, msg->offset);
-        gw_conn_deliver(gw, s, frames, s->last_is_event ? s->last : HF_PREV_OFFSET_UNKNOWN);
-        s->last = msg->offset;
-        s->last_is_event = true;
+        gw_conn_deliver(gw, s, frames, s->last_event);
+        s->last = s->last_event = msg->offset;
         hf_counter_inc(gw->m.delivered_kafka);
     }
     if (frames)
@@ -362,12 +360,35 @@ static void on_kafka_lost(gateway_t *gw, const gw_msg_t *msg)
                 continue;
             hf_counter_inc(gw->m.unrecoverable);
             s->last = msg->low - 1;
-            s->last_is_event = false;
+            s->last_event = HF_PREV_OFFSET_UNKNOWN;
             if (s->fill_until <= s->last)
                 s->fill_until = -1;
             gw_conn_send_subscribed(gw, s->conn, s, false);
         }
     p->dirty = true;
+}
+
+/* The relay could not publish offsets [low, high] of a partition to Redis
+ * (it announces that once Redis is back). Subscriptions that may have
+ * missed an event there read Kafka now instead of waiting for their
+ * channel's next event to reveal the gap. One that is in step with Redis
+ * (no gap, not tailing) missed nothing of its channel before low: its
+ * scan starts there, not at an old position of a quiet channel. */
+static void on_redis_skipped(gateway_t *gw, const gw_msg_t *msg)
+{
+    if (msg->partition < 0 || msg->partition >= gw->partition_count)
+        return;
+    gw_partition_t *p = &gw->partitions[msg->partition];
+    for (gw_channel_t *ch = p->channels; ch; ch = ch->part_next)
+        for (gw_sub_t *s = ch->subs; s; s = s->ch_next) {
+            if (s->state != GW_SUB_ACTIVE || s->last >= msg->high)
+                continue;
+            if (!s->tail && s->fill_until < 0 && !s->kafka_ok && s->last < msg->low - 1)
+                s->last = msg->low - 1;
+            if (msg->high > s->fill_until)
+                s->fill_until = msg->high;
+            p->dirty = true;
+        }
 }
 
 static void on_redis_down(gateway_t *gw)
@@ -476,6 +497,9 @@ void gw_inbox_dispatch(gateway_t *gw)
             break;
         case GW_MSG_REDIS_EVENT:
             on_redis_event(gw, m);
+            break;
+        case GW_MSG_REDIS_SKIPPED:
+            on_redis_skipped(gw, m);
             break;
         case GW_MSG_KAFKA_RECORD:
             on_kafka_record(gw, m);

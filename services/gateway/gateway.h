@@ -88,7 +88,8 @@ struct gw_sub {
     gw_channel_t *channel;
     gw_sub_state_t state;
     int64_t last;       /* every event of the channel up to this offset is delivered */
-    bool last_is_event; /* last is the offset of a delivered event (the next one's prev) */
+    int64_t last_event; /* offset of the last event delivered (the next one's prev_offset);
+                           HF_PREV_OFFSET_UNKNOWN before the first */
     bool has_since;
     int64_t since_offset;
     char since_epoch[HF_PROTO_EPOCH_MAX + 1];

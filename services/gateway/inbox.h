@@ -22,6 +22,7 @@ typedef enum gw_msg_kind {
     GW_MSG_REDIS_DOWN,       /* lost, frozen or cut: nothing more comes from Redis until UP */
     GW_MSG_REDIS_SUBSCRIBED, /* text: the channel Redis confirmed */
     GW_MSG_REDIS_EVENT,      /* data: an envelope published on a channel */
+    GW_MSG_REDIS_SKIPPED,    /* partition, low..high: offsets the relay could not publish */
     GW_MSG_KAFKA_RECORD,     /* data: an envelope; partition, offset */
     GW_MSG_KAFKA_PROBED,     /* partition, token, ok, low, high, text: epoch of the latest record */
     GW_MSG_KAFKA_SCANNING,   /* partition, token: the scan now covers the offset asked */

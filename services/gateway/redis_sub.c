@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <time.h>
@@ -20,10 +21,11 @@
 #include "holdfast/log.h"
 #include "strmap.h"
 
-#define REDIS_PREFIX "hf:"
-#define REDIS_BATCH  512 /* channels per SUBSCRIBE / UNSUBSCRIBE */
-#define REDIS_WANT   ((void *)1)
-#define REDIS_UNWANT ((void *)2)
+#define REDIS_PREFIX  "hf:"
+#define REDIS_SKIPPED "hfctl:skipped" /* the relay's "PARTITION:FIRST:LAST" announcements */
+#define REDIS_BATCH   512             /* channels per SUBSCRIBE / UNSUBSCRIBE */
+#define REDIS_WANT    ((void *)1)
+#define REDIS_UNWANT  ((void *)2)
 
 struct gw_redis {
     char host[256];
@@ -134,6 +136,7 @@ static bool redis_connect(gw_redis_t *r)
 /* Sends the wanted set (after connecting) once Redis has answered. */
 static void redis_subscribe_all(gw_redis_t *r)
 {
+    redisAppendCommand(r->c, "SUBSCRIBE %s", REDIS_SKIPPED);
     redis_batch_t b;
     redis_batch_init(&b, r->c, "SUBSCRIBE");
     gw_strmap_each(r->wanted, redis_subscribe_each, &b);
@@ -209,6 +212,24 @@ static void redis_on_pong(gw_redis_t *r)
     redis_subscribe_all(r);
 }
 
+static void redis_on_skipped(gw_redis_t *r, const char *text, size_t len)
+{
+    char buf[96];
+    long long part, first, last;
+    if (len >= sizeof buf)
+        return;
+    memcpy(buf, text, len);
+    buf[len] = '\0';
+    if (sscanf(buf, "%lld:%lld:%lld", &part, &first, &last) != 3 || part < 0 || part > INT32_MAX ||
+        first < 0 || last < first)
+        return;
+    gw_msg_t *m = gw_msg_new(GW_MSG_REDIS_SKIPPED, NULL, NULL, 0);
+    m->partition = (int32_t)part;
+    m->low = first;
+    m->high = last;
+    gw_inbox_push(r->inbox, m);
+}
+
 /* One reply; false when the connection must be dropped. */
 static bool redis_on_reply(gw_redis_t *r, redisReply *reply)
 {
@@ -224,6 +245,9 @@ static bool redis_on_reply(gw_redis_t *r, redisReply *reply)
     redisReply **e = reply->element;
     if (redis_is(e[0], "pong")) {
         redis_on_pong(r);
+    } else if (redis_is(e[0], "message") && reply->elements == 3 && redis_is(e[1], REDIS_SKIPPED) &&
+               e[2]->type == REDIS_REPLY_STRING) {
+        redis_on_skipped(r, e[2]->str, e[2]->len);
     } else if (redis_is(e[0], "message") && reply->elements == 3 &&
                e[2]->type == REDIS_REPLY_STRING) {
         gw_msg_t *m = gw_msg_new(GW_MSG_REDIS_EVENT, NULL, e[2]->str, e[2]->len);
@@ -233,7 +257,8 @@ static bool redis_on_reply(gw_redis_t *r, redisReply *reply)
             return false;
         }
     } else if (redis_is(e[0], "subscribe") && e[1]->type == REDIS_REPLY_STRING &&
-               e[1]->len > sizeof REDIS_PREFIX - 1) {
+               e[1]->len > sizeof REDIS_PREFIX - 1 &&
+               memcmp(e[1]->str, REDIS_PREFIX, sizeof REDIS_PREFIX - 1) == 0) {
         char *channel =
             hf_strndup(e[1]->str + sizeof REDIS_PREFIX - 1, e[1]->len - (sizeof REDIS_PREFIX - 1));
         if (gw_strmap_get(r->wanted, channel))

@@ -445,6 +445,7 @@ void *relay_thread_main(void *arg)
         if (!fetch_due && now < next_poll_us) {
             /* idle: a NOTIFY, the slow poll, the next lease round, a partition's retry or a
              * stop ends the wait */
+            relay_publisher_announce(r->redis);
             int64_t wait =
                 next_poll_us < r->next_lease_tick_us ? next_poll_us : r->next_lease_tick_us;
             if (retry_wake_us && retry_wake_us < wait)

@@ -8,7 +8,15 @@
  * Redis is never allowed to stall the Kafka path: every call has a short
  * timeout, a failure drops the connection, publishes are then skipped
  * (and counted by the caller) and a reconnect is tried at most once per
- * second. Gateways fill whatever was skipped from Kafka (invariant 6). */
+ * second. Gateways fill whatever was skipped from Kafka (invariant 6).
+ *
+ * A gateway notices a skipped event by the chain only when the channel's
+ * next event arrives, which for a quiet channel may be much later. So the
+ * publisher remembers, per partition, the offsets it skipped, and once
+ * Redis takes publishes again it first announces them on the control
+ * channel "hfctl:skipped" (outside the "hf:" namespace of user channels)
+ * as "PARTITION FIRST LAST": gateways then read those offsets from Kafka
+ * right away. */
 #include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,8 +28,13 @@
 #include "holdfast/log.h"
 #include "relay.h"
 
-#define PUBLISH_RECONNECT_US   (1000 * 1000)
-#define PUBLISH_CHANNEL_PREFIX "hf:"
+#define PUBLISH_RECONNECT_US    (1000 * 1000)
+#define PUBLISH_CHANNEL_PREFIX  "hf:"
+#define PUBLISH_SKIPPED_CHANNEL "hfctl:skipped"
+
+typedef struct publisher_skip {
+    int64_t first, last; /* offsets skipped; first < 0: none */
+} publisher_skip_t;
 
 struct relay_publisher {
     char host[256];
@@ -31,6 +44,8 @@ struct relay_publisher {
     int64_t next_connect_us;
     bool warned_down;
     hf_buf_t buf;
+    publisher_skip_t skipped[RELAY_MAX_PARTITIONS];
+    bool any_skipped;
 };
 
 relay_publisher_t *relay_publisher_new(const char *url, long long timeout_ms)
@@ -44,6 +59,8 @@ relay_publisher_t *relay_publisher_new(const char *url, long long timeout_ms)
         return NULL;
     }
     p->timeout_ms = timeout_ms;
+    for (int i = 0; i < RELAY_MAX_PARTITIONS; i++)
+        p->skipped[i].first = -1;
     return p;
 }
 
@@ -119,11 +136,64 @@ static void publisher_envelope(relay_publisher_t *p, const relay_event_t *ev, co
     (void)hf_envelope_encode(&env, &p->buf); /* id, channel, payload always set */
 }
 
+static void publisher_note_skipped(relay_publisher_t *p, const relay_batch_t *batch, size_t from,
+                                   size_t to)
+{
+    for (size_t i = from; i < to; i++) {
+        const relay_event_t *ev = &batch->events[i];
+        if (!ev->delivered || ev->partition < 0 || ev->partition >= RELAY_MAX_PARTITIONS)
+            continue;
+        publisher_skip_t *s = &p->skipped[ev->partition];
+        if (s->first < 0 || ev->offset < s->first)
+            s->first = ev->offset;
+        if (ev->offset > s->last)
+            s->last = ev->offset;
+        p->any_skipped = true;
+    }
+}
+
+/* Announces what was skipped (see the top of this file); false when Redis
+ * failed again (the ranges are kept for the next try). */
+static bool publisher_announce_skipped(relay_publisher_t *p)
+{
+    if (!p->any_skipped)
+        return true;
+    for (int i = 0; i < RELAY_MAX_PARTITIONS; i++) {
+        publisher_skip_t *s = &p->skipped[i];
+        if (s->first < 0)
+            continue;
+        redisReply *reply =
+            redisCommand(p->redis, "PUBLISH %s %d:%lld:%lld", PUBLISH_SKIPPED_CHANNEL, i,
+                         (long long)s->first, (long long)s->last);
+        bool ok = reply && reply->type != REDIS_REPLY_ERROR;
+        if (reply)
+            freeReplyObject(reply);
+        if (!ok) {
+            publisher_drop(p, "announcing skipped events failed");
+            return false;
+        }
+        s->first = -1;
+        s->last = 0;
+    }
+    p->any_skipped = false;
+    return true;
+}
+
+void relay_publisher_announce(relay_publisher_t *p)
+{
+    if (p && p->any_skipped && publisher_connect(p))
+        (void)publisher_announce_skipped(p); /* a failure keeps them for the next call */
+}
+
 size_t relay_publish(relay_publisher_t *p, const relay_batch_t *batch, size_t from, size_t to,
                      const char *epoch)
 {
-    if (!p || !publisher_connect(p))
+    if (!p)
         return 0;
+    if (!publisher_connect(p) || !publisher_announce_skipped(p)) {
+        publisher_note_skipped(p, batch, from, to);
+        return 0;
+    }
     size_t queued = 0;
     for (size_t i = from; i < to; i++) {
         const relay_event_t *ev = &batch->events[i];
@@ -135,6 +205,7 @@ size_t relay_publish(relay_publisher_t *p, const relay_batch_t *batch, size_t fr
         if (redisAppendCommand(p->redis, "PUBLISH %s %b", channel, p->buf.data, p->buf.len) !=
             REDIS_OK) {
             publisher_drop(p, "out of memory");
+            publisher_note_skipped(p, batch, from, to);
             return 0;
         }
         queued++;
@@ -153,6 +224,12 @@ size_t relay_publish(relay_publisher_t *p, const relay_batch_t *batch, size_t fr
             break;
         }
         freeReplyObject(reply);
+    }
+    if (done < queued) { /* the rest may or may not have gone out: announce them all */
+        size_t seen = 0, i = from;
+        for (; i < to && seen < done; i++)
+            seen += batch->events[i].delivered;
+        publisher_note_skipped(p, batch, i, to);
     }
     return done;
 }

@@ -230,6 +230,10 @@ void relay_publisher_free(relay_publisher_t *p);
 size_t relay_publish(relay_publisher_t *p, const relay_batch_t *batch, size_t from, size_t to,
                      const char *epoch);
 bool relay_publisher_connected(const relay_publisher_t *p);
+/* While idle: once Redis is back, announces the offsets skipped while it
+ * was not (publish.c explains), so gateways need not wait for the next
+ * event of a quiet channel. */
+void relay_publisher_announce(relay_publisher_t *p);
 
 /* loop.c */
 void *relay_thread_main(void *arg);

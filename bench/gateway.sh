@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# gateway.sh - the gateway's numbers: connections and memory, fan-out,
+# end-to-end latency, and a Redis kill under load.
+#
+#   bench/gateway.sh [BUILD_DIR] [CLIENTS] [RATE] [SECONDS]
+#   e.g. bench/gateway.sh build 10000 1000 10
+#
+# PostgreSQL (fsync on), Redis, the dev Kafka broker (8 partitions), one
+# relay, two gateways, all on this machine; clients are holdfast-loadgen
+# (one process, one libwebsockets thread). Events are published with
+# pgbench calling holdfast.publish(), one transaction each; latency is a
+# client's receive time minus the event's commit time in PostgreSQL
+# (ts_us), same clock.
+#   1. capacity: CLIENTS idle connections on one gateway, each subscribed
+#      to one of 1,000 channels: connect rate, gateway RSS per connection.
+#   2. fan-out: CLIENTS subscribers of one channel on one gateway, 20
+#      events/s published: deliveries/s the gateway sustains, latency.
+#   3. end-to-end: CLIENTS clients over two gateways and 1,000 channels,
+#      RATE events/s for SECONDS: latency percentiles.
+#   4. Redis kill: the same load (a tenth of the clients), Redis SIGKILLed
+#      3 s in and restarted 5 s later: latency per second, events lost.
+# Writes bench/results/gateway.json. File descriptors: CLIENTS must stay
+# below `ulimit -n` minus a few hundred.
+set -euo pipefail
+BUILD=${1:-build}
+CLIENTS=${2:-10000}
+RATE=${3:-1000}
+SECONDS_RUN=${4:-10}
+HF_BIN=$(cd "$BUILD" && pwd)/bin
+source "$(dirname "$0")/../tests/support/lib.sh"
+hf_init "$(mktemp -d /tmp/holdfast-bench.XXXXXX)"
+trap 'hf_stop_all; [[ -n ${KEEP:-} ]] && echo "kept $HF_RUN" >&2 || rm -rf "$HF_RUN"' EXIT
+command -v pgbench >/dev/null || PATH=$HF_PG_BIN:$PATH
+RESULTS=$(cd "$(dirname "$0")" && pwd)/results
+mkdir -p "$RESULTS"
+
+hf_pg_start ""
+hf_migrate
+hf_redis_start
+hf_kafka_start 8 holdfast.events
+hf_spawn relay "$HF_BIN/holdfast-relay" --port 0 --pg-url "$HF_PG_URL" \
+    --kafka-brokers "$HF_KAFKA_BROKERS" --redis-url "$HF_REDIS_URL" --relay-id bench
+hf_wait_until 30 "the relay to own all partitions" hf_relay_owns bench 8 || hf_die "relay did not start"
+hf_gateway_start ga --redis-ping-interval 500ms --redis-ping-timeout 2s
+hf_gateway_start gb --redis-ping-interval 500ms --redis-ping-timeout 2s
+
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$(hf_pid "$1")/status"; }
+
+# publish RATE SECONDS CHANNELS: pgbench at RATE events/s over CHANNELS
+# channels bench:0..CHANNELS-1 (in the background; PUBLISH_PID).
+publish() {
+    cat >"$HF_RUN/publish.sql" <<SQL
+\set c random(0, $(($3 - 1)))
+SELECT holdfast.publish('bench:' || :c, '{"n":1,"text":"hello holdfast"}'::jsonb);
+SQL
+    pgbench -n -h 127.0.0.1 -p "$HF_PG_PORT" -U holdfast -c 4 -j 2 -R "$1" -T "$2" \
+        -f "$HF_RUN/publish.sql" holdfast >"$HF_RUN/pgbench.out" 2>&1 &
+    PUBLISH_PID=$!
+}
+
+# loadgen NAME [FLAGS...]: holdfast-loadgen in the background; returns once
+# every client is subscribed (LOADGEN_PID; result in NAME.json).
+loadgen() {
+    local name=$1
+    shift
+    rm -f "$HF_RUN/$name.ready"
+    "$HF_BIN/holdfast-loadgen" --ready-file "$HF_RUN/$name.ready" "$@" \
+        >"$HF_RUN/$name.json" 2>"$HF_RUN/$name.err" &
+    LOADGEN_PID=$!
+    hf_wait_until 180 "$name clients subscribed" test -e "$HF_RUN/$name.ready" ||
+        hf_die "$name: clients did not subscribe: $(cat "$HF_RUN/$name.json" "$HF_RUN/$name.err")"
+}
+finish() { wait "$LOADGEN_PID" || hf_log "$1: loadgen reported a problem: $(cat "$HF_RUN/$1.json")"; }
+
+# --- 1. capacity -----------------------------------------------------------
+rss0=$(rss_kb ga)
+loadgen capacity --urls "$WS_ga" --clients "$CLIENTS" --channels 1000 --duration 3 --connect-rate 5000
+sleep 1
+rss1=$(rss_kb ga)
+finish capacity
+hf_log "capacity: $(cat "$HF_RUN/capacity.json")"
+hf_log "gateway RSS ${rss0} kB idle -> ${rss1} kB with $CLIENTS connections"
+
+# --- 2. fan-out --------------------------------------------------------------
+loadgen fanout --urls "$WS_ga" --clients "$CLIENTS" --channels 1 --duration "$SECONDS_RUN" \
+    --connect-rate 5000
+publish 20 "$SECONDS_RUN" 1
+wait "$PUBLISH_PID"
+finish fanout
+hf_log "fan-out: $(cat "$HF_RUN/fanout.json")"
+
+# --- 3. end-to-end -------------------------------------------------------------
+loadgen e2e --urls "$WS_ga,$WS_gb" --clients "$CLIENTS" --channels 1000 \
+    --duration "$SECONDS_RUN" --connect-rate 5000
+publish "$RATE" "$SECONDS_RUN" 1000
+wait "$PUBLISH_PID"
+finish e2e
+hf_log "end-to-end: $(cat "$HF_RUN/e2e.json")"
+
+# --- 4. Redis kill -------------------------------------------------------------
+KILL_CLIENTS=$((CLIENTS / 10))
+loadgen rediskill --urls "$WS_ga,$WS_gb" --clients "$KILL_CLIENTS" --channels 1000 --duration 14 \
+    --connect-rate 5000 --timeline 1 --prefix bench
+publish "$RATE" 13 1000
+sleep 3
+kill -KILL "$(hf_pid redis)"
+hf_wait_exit redis
+t_kill=$(date +%s.%N)
+sleep 5
+hf_redis_start "$HF_REDIS_PORT"
+t_back=$(date +%s.%N)
+wait "$PUBLISH_PID"
+finish rediskill
+hf_log "Redis kill: $(cat "$HF_RUN/rediskill.json")"
+grep '^timeline' "$HF_RUN/rediskill.err" >&2 || true
+for g in ga gb; do
+    port=PORT_$g
+    curl -fsS "http://127.0.0.1:${!port}/metrics" | grep -E '^holdfast_gateway_(gaps|redis_fallbacks|deliveries|duplicates|kafka_scanning)' >"$HF_RUN/$g.metrics" || true
+done
+kafka_deliveries=$(($(hf_metric "$PORT_ga" 'holdfast_gateway_deliveries_total{source="kafka"}') +
+    $(hf_metric "$PORT_gb" 'holdfast_gateway_deliveries_total{source="kafka"}')))
+
+python3 - "$HF_RUN" "$CLIENTS" "$RATE" "$rss0" "$rss1" "$kafka_deliveries" "$RESULTS/gateway.json" <<'PY'
+import json, sys
+run, clients, rate, rss0, rss1, kafka, out = sys.argv[1:]
+load = lambda n: json.load(open(f"{run}/{n}.json"))
+cap, fan, e2e, rk = load("capacity"), load("fanout"), load("e2e"), load("rediskill")
+timeline = [l.split() for l in open(f"{run}/rediskill.err") if l.startswith("timeline")]
+res = {
+    "capacity": {"connections": cap["subscribed"], "connect_per_second": cap["connect_rate"],
+                 "gateway_rss_kb_idle": int(rss0), "gateway_rss_kb_connected": int(rss1),
+                 "rss_bytes_per_connection": round((int(rss1) - int(rss0)) * 1024 / max(1, cap["subscribed"]))},
+    "fanout": {"subscribers": fan["subscribed"], "deliveries_per_second": fan["deliveries_per_second"],
+               "latency_ms": fan["latency_ms"], "duplicates": fan["duplicates"], "chain_breaks": fan["chain_breaks"]},
+    "end_to_end": {"clients": e2e["subscribed"], "events_per_second": int(rate),
+                   "deliveries_per_second": e2e["deliveries_per_second"], "latency_ms": e2e["latency_ms"],
+                   "duplicates": e2e["duplicates"], "chain_breaks": e2e["chain_breaks"], "closes": e2e["closes"]},
+    "redis_kill": {"clients": rk["subscribed"], "deliveries": rk["deliveries"], "latency_ms": rk["latency_ms"],
+                   "duplicates": rk["duplicates"], "chain_breaks": rk["chain_breaks"],
+                   "deliveries_from_kafka": int(kafka), "timeline": [" ".join(t[1:]) for t in timeline]},
+}
+json.dump(res, open(out, "w"), indent=2)
+c = res["capacity"]
+print(f"capacity: {c['connections']} connections on one gateway at {c['connect_per_second']:.0f}/s; "
+      f"RSS {int(rss0)//1024} -> {int(rss1)//1024} MiB = {c['rss_bytes_per_connection']} bytes per idle connection")
+f = res["fanout"]
+print(f"fan-out: {f['subscribers']} subscribers of one channel, 20 ev/s: {f['deliveries_per_second']:.0f} deliveries/s, "
+      f"latency p50 {f['latency_ms']['p50']} ms p99 {f['latency_ms']['p99']} ms max {f['latency_ms']['max']} ms")
+e = res["end_to_end"]
+print(f"end-to-end: {e['clients']} clients, 2 gateways, 1000 channels, {rate} ev/s: {e['deliveries_per_second']:.0f} deliveries/s, "
+      f"commit->client p50 {e['latency_ms']['p50']} ms p90 {e['latency_ms']['p90']} ms p99 {e['latency_ms']['p99']} ms "
+      f"p99.9 {e['latency_ms']['p999']} ms max {e['latency_ms']['max']} ms; duplicates {e['duplicates']}, chain breaks {e['chain_breaks']}")
+r = res["redis_kill"]
+print(f"Redis kill (3 s in, back 5 s later): {r['clients']} clients, {r['deliveries']} deliveries, "
+      f"{r['deliveries_from_kafka']} of them from Kafka, p50 {r['latency_ms']['p50']} ms p99 {r['latency_ms']['p99']} ms "
+      f"max {r['latency_ms']['max']} ms; duplicates {r['duplicates']}, chain breaks {r['chain_breaks']}")
+for t in r["timeline"]:
+    print("   ", t)
+PY
+echo "reproduce: bench/gateway.sh $BUILD $CLIENTS $RATE $SECONDS_RUN"

@@ -1,0 +1,417 @@
+/* loadgen.c - holdfast-loadgen: many WebSocket clients in one process,
+ * for the benchmarks (and anything else that needs load with exact
+ * per-client accounting).
+ *
+ * Opens --clients connections (libwebsockets client, one service thread,
+ * paced at --connect-rate per second) spread round-robin over --urls;
+ * client i subscribes to channel PREFIX:(i mod --channels). Once every
+ * client is subscribed it writes --ready-file, then counts for --duration
+ * seconds (or until --events deliveries arrived) and prints one JSON
+ * object: connections, connect time, deliveries, their rate, latency
+ * percentiles (receive time minus the event's commit time ts_us, or
+ * minus a "t" field in the payload when present, microseconds since the
+ * epoch, same machine's clock), duplicates, chain breaks (prev_offset
+ * not the previous offset), and closes; with --timeline 1 also one line
+ * per second on stderr (deliveries, p50/p99/max). Exit 1 if any client was closed,
+ * got a duplicate or saw its chain break. */
+#include <errno.h>
+#include <inttypes.h>
+#include <libwebsockets.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define LG_HIST_BUCKET_US 10
+#define LG_HIST_BUCKETS   1000000 /* 10 s in 10 us steps; later goes to the last */
+#define LG_MAX_URLS       16
+
+typedef struct lg_client {
+    int index;
+    struct lws *wsi;
+    bool subscribed;
+    bool sent_subscribe;
+    bool closed;
+    int64_t last_offset; /* -2: nothing yet */
+    char rx[4096];
+    size_t rx_len;
+} lg_client_t;
+
+typedef struct lg_url {
+    char host[128];
+    int port;
+    char path[128];
+} lg_url_t;
+
+typedef struct lg {
+    lg_url_t urls[LG_MAX_URLS];
+    int nurls;
+    int clients;
+    int channels;
+    const char *prefix;
+    int connect_rate;
+    double duration_s;
+    long long want_events;
+    const char *ready_file;
+    struct lws_context *ctx;
+    lg_client_t *cl;
+    int next_connect;
+    int connected, subscribed, closes, connect_errors;
+    int64_t t_start_us, t_all_subscribed_us, t_count_start_us;
+    long long events, duplicates, chain_breaks, oversized;
+    uint32_t *hist;
+    int64_t lat_max_us;
+    bool timeline; /* one line per second on stderr */
+    int64_t next_line_us;
+    uint32_t sec_hist[10001]; /* this second's latencies, 1 ms buckets */
+    long long sec_events;
+    int64_t sec_max_us;
+    lws_sorted_usec_list_t tick;
+    bool done;
+} lg_t;
+
+static lg_t G;
+static volatile sig_atomic_t lg_interrupted;
+
+static int64_t lg_now_us(clockid_t clk)
+{
+    struct timespec ts;
+    clock_gettime(clk, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static bool lg_parse_url(const char *text, lg_url_t *u)
+{
+    if (strncmp(text, "ws://", 5) != 0)
+        return false;
+    const char *host = text + 5, *colon = strchr(host, ':'), *slash = strchr(host, '/');
+    if (!colon || !slash || colon > slash || (size_t)(colon - host) >= sizeof u->host)
+        return false;
+    memcpy(u->host, host, (size_t)(colon - host));
+    u->host[colon - host] = '\0';
+    u->port = atoi(colon + 1);
+    snprintf(u->path, sizeof u->path, "%s", slash);
+    return u->port > 0;
+}
+
+/* The integer after "key": in s, or def when absent or null. */
+static int64_t lg_field(const char *s, const char *key, int64_t def)
+{
+    const char *p = strstr(s, key);
+    if (!p)
+        return def;
+    p += strlen(key);
+    if (*p == 'n')
+        return def;
+    return strtoll(p, NULL, 10);
+}
+
+static void lg_on_event(lg_client_t *c, const char *msg)
+{
+    int64_t offset = lg_field(msg, "\"offset\":", -1);
+    int64_t prev = lg_field(msg, "\"prev_offset\":", -3);
+    int64_t t = lg_field(msg, "\"t\":", -1);
+    if (t < 0)
+        t = lg_field(msg, "\"ts_us\":", -1);
+    if (offset <= c->last_offset) {
+        G.duplicates++;
+        return;
+    }
+    if (c->last_offset >= 0 && prev != -3 && prev != c->last_offset)
+        G.chain_breaks++;
+    c->last_offset = offset;
+    if (!G.t_count_start_us)
+        return; /* still connecting: not counted */
+    G.events++;
+    if (t > 0) {
+        int64_t lat = lg_now_us(CLOCK_REALTIME) - t;
+        if (lat < 0)
+            lat = 0;
+        if (lat > G.lat_max_us)
+            G.lat_max_us = lat;
+        int64_t b = lat / LG_HIST_BUCKET_US;
+        G.hist[b < LG_HIST_BUCKETS ? b : LG_HIST_BUCKETS - 1]++;
+        G.sec_hist[lat / 1000 < 10000 ? lat / 1000 : 10000]++;
+        G.sec_events++;
+        if (lat > G.sec_max_us)
+            G.sec_max_us = lat;
+    }
+}
+
+static void lg_on_message(lg_client_t *c, const char *msg)
+{
+    if (strncmp(msg, "{\"type\":\"event\"", 15) == 0) {
+        lg_on_event(c, msg);
+    } else if (strncmp(msg, "{\"type\":\"subscribed\"", 20) == 0 && !c->subscribed) {
+        c->subscribed = true;
+        if (++G.subscribed == G.clients)
+            G.t_all_subscribed_us = lg_now_us(CLOCK_MONOTONIC);
+    }
+}
+
+static int lg_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                       size_t len)
+{
+    lg_client_t *c = (lg_client_t *)lws_get_opaque_user_data(wsi);
+    (void)user;
+    switch (reason) {
+    case LWS_CALLBACK_CLIENT_ESTABLISHED:
+        G.connected++;
+        lws_callback_on_writable(wsi);
+        return 0;
+    case LWS_CALLBACK_CLIENT_WRITEABLE: {
+        if (!c || c->sent_subscribe)
+            return 0;
+        unsigned char buf[LWS_PRE + 256];
+        int n =
+            snprintf((char *)buf + LWS_PRE, 256, "{\"type\":\"subscribe\",\"channel\":\"%s:%d\"}",
+                     G.prefix, c->index % G.channels);
+        c->sent_subscribe = true;
+        return lws_write(wsi, buf + LWS_PRE, (size_t)n, LWS_WRITE_TEXT) < n ? -1 : 0;
+    }
+    case LWS_CALLBACK_CLIENT_RECEIVE:
+        if (!c)
+            return 0;
+        if (lws_is_first_fragment(wsi))
+            c->rx_len = 0;
+        if (c->rx_len + len >= sizeof c->rx) {
+            G.oversized++;
+            c->rx_len = sizeof c->rx; /* dropped; marks the message as unusable */
+            return 0;
+        }
+        memcpy(c->rx + c->rx_len, in, len);
+        c->rx_len += len;
+        if (lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0) {
+            if (c->rx_len < sizeof c->rx) {
+                c->rx[c->rx_len] = '\0';
+                lg_on_message(c, c->rx);
+            }
+            c->rx_len = 0;
+        }
+        return 0;
+    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+        G.connect_errors++;
+        if (c)
+            c->closed = true;
+        return 0;
+    case LWS_CALLBACK_CLIENT_CLOSED:
+        if (c && !G.done) {
+            G.closes++;
+            c->closed = true;
+        }
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+static const struct lws_protocols lg_protocols[] = {
+    {"holdfast.v1.json", lg_callback, 0, 4096, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+static void lg_connect_one(int i)
+{
+    lg_client_t *c = &G.cl[i];
+    const lg_url_t *u = &G.urls[i % G.nurls];
+    struct lws_client_connect_info ci;
+    memset(&ci, 0, sizeof ci);
+    ci.context = G.ctx;
+    ci.address = u->host;
+    ci.port = u->port;
+    ci.path = u->path;
+    ci.host = u->host;
+    ci.origin = u->host;
+    ci.protocol = "holdfast.v1.json";
+    ci.opaque_user_data = c;
+    ci.pwsi = &c->wsi;
+    if (!lws_client_connect_via_info(&ci))
+        G.connect_errors++;
+}
+
+/* t (seconds since counting began), deliveries in the last second, and
+ * their p50/p99/max latency in ms. */
+static void lg_timeline_line(int64_t now)
+{
+    long long seen = 0, p50 = -1, p99 = -1;
+    for (int i = 0; i <= 10000 && G.sec_events; i++) {
+        seen += G.sec_hist[i];
+        if (p50 < 0 && seen * 2 > G.sec_events)
+            p50 = i + 1;
+        if (p99 < 0 && seen * 100 > G.sec_events * 99)
+            p99 = i + 1;
+    }
+    fprintf(stderr, "timeline t=%.0f deliveries=%lld p50_ms<=%lld p99_ms<=%lld max_ms=%.1f\n",
+            (now - G.t_count_start_us) / 1e6, G.sec_events, p50, p99, G.sec_max_us / 1000.0);
+    memset(G.sec_hist, 0, sizeof G.sec_hist);
+    G.sec_events = 0;
+    G.sec_max_us = 0;
+}
+
+static void lg_tick(lws_sorted_usec_list_t *sul)
+{
+    int per_tick = G.connect_rate / 100 > 0 ? G.connect_rate / 100 : 1;
+    for (int k = 0; k < per_tick && G.next_connect < G.clients; k++)
+        lg_connect_one(G.next_connect++);
+    int64_t now = lg_now_us(CLOCK_MONOTONIC);
+    if (G.t_all_subscribed_us && !G.t_count_start_us) {
+        G.t_count_start_us = now;
+        if (G.ready_file) {
+            FILE *f = fopen(G.ready_file, "w");
+            if (f) {
+                fputs("ready\n", f);
+                fclose(f);
+            }
+        }
+    }
+    if (G.timeline && G.t_count_start_us && now >= G.next_line_us) {
+        if (G.next_line_us)
+            lg_timeline_line(now);
+        G.next_line_us = (G.next_line_us ? G.next_line_us : now) + 1000000;
+    }
+    if (G.t_count_start_us && (now - G.t_count_start_us > (int64_t)(G.duration_s * 1e6) ||
+                               (G.want_events > 0 && G.events >= G.want_events)))
+        G.done = true;
+    if (now - G.t_start_us > (int64_t)(G.duration_s * 1e6) + 120 * 1000000LL)
+        G.done = true; /* never subscribed fully: give up, the report says so */
+    lws_sul_schedule(G.ctx, 0, &G.tick, lg_tick, 10 * 1000);
+}
+
+static double lg_percentile(double q)
+{
+    long long total = 0, seen = 0;
+    for (int i = 0; i < LG_HIST_BUCKETS; i++)
+        total += G.hist[i];
+    if (!total)
+        return 0;
+    long long rank = (long long)(q * (double)total);
+    for (int i = 0; i < LG_HIST_BUCKETS; i++) {
+        seen += G.hist[i];
+        if (seen > rank)
+            return (i + 1) * LG_HIST_BUCKET_US / 1000.0;
+    }
+    return G.lat_max_us / 1000.0;
+}
+
+static void lg_report(void)
+{
+    int64_t end = lg_now_us(CLOCK_MONOTONIC);
+    double counted_s = G.t_count_start_us ? (end - G.t_count_start_us) / 1e6 : 0;
+    double connect_s = G.t_all_subscribed_us ? (G.t_all_subscribed_us - G.t_start_us) / 1e6 : -1;
+    printf("{\"clients\":%d,\"connected\":%d,\"subscribed\":%d,\"connect_errors\":%d,"
+           "\"closes\":%d,\"connect_seconds\":%.3f,\"connect_rate\":%.0f,\"counted_seconds\":%.3f,"
+           "\"deliveries\":%lld,\"deliveries_per_second\":%.0f,\"duplicates\":%lld,"
+           "\"chain_breaks\":%lld,\"latency_ms\":{\"p50\":%.2f,\"p90\":%.2f,\"p99\":%.2f,"
+           "\"p999\":%.2f,\"max\":%.2f}}\n",
+           G.clients, G.connected, G.subscribed, G.connect_errors, G.closes, connect_s,
+           connect_s > 0 ? G.clients / connect_s : 0, counted_s, G.events,
+           counted_s > 0 ? G.events / counted_s : 0, G.duplicates, G.chain_breaks,
+           lg_percentile(0.50), lg_percentile(0.90), lg_percentile(0.99), lg_percentile(0.999),
+           G.lat_max_us / 1000.0);
+}
+
+static void lg_on_signal(int sig)
+{
+    (void)sig;
+    lg_interrupted = 1;
+}
+
+static int lg_usage(void)
+{
+    fprintf(stderr, "usage: holdfast-loadgen --urls ws://H:P/v1/ws[,...] [--clients N] "
+                    "[--channels M] [--prefix P] [--connect-rate R] [--duration S] [--events E] "
+                    "[--ready-file F] [--timeline 1]\n");
+    return 2;
+}
+
+static int lg_args(int argc, char **argv)
+{
+    G.clients = 100;
+    G.channels = 1;
+    G.prefix = "bench";
+    G.connect_rate = 2000;
+    G.duration_s = 10;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v)
+            return lg_usage();
+        i++;
+        if (strcmp(a, "--urls") == 0) {
+            char *copy = strdup(v), *save = NULL;
+            for (char *t = strtok_r(copy, ",", &save); t && G.nurls < LG_MAX_URLS;
+                 t = strtok_r(NULL, ",", &save))
+                if (!lg_parse_url(t, &G.urls[G.nurls++])) {
+                    fprintf(stderr, "holdfast-loadgen: bad URL %s\n", t);
+                    free(copy);
+                    return 2;
+                }
+            free(copy);
+        } else if (strcmp(a, "--clients") == 0) {
+            G.clients = atoi(v);
+        } else if (strcmp(a, "--channels") == 0) {
+            G.channels = atoi(v);
+        } else if (strcmp(a, "--prefix") == 0) {
+            G.prefix = v;
+        } else if (strcmp(a, "--connect-rate") == 0) {
+            G.connect_rate = atoi(v);
+        } else if (strcmp(a, "--duration") == 0) {
+            G.duration_s = atof(v);
+        } else if (strcmp(a, "--events") == 0) {
+            G.want_events = atoll(v);
+        } else if (strcmp(a, "--ready-file") == 0) {
+            G.ready_file = v;
+        } else if (strcmp(a, "--timeline") == 0) {
+            G.timeline = atoi(v) != 0;
+        } else {
+            return lg_usage();
+        }
+    }
+    if (G.nurls == 0 || G.clients <= 0 || G.channels <= 0 || G.connect_rate <= 0)
+        return lg_usage();
+    return -1;
+}
+
+int main(int argc, char **argv)
+{
+    int rc = lg_args(argc, argv);
+    if (rc >= 0)
+        return rc;
+    G.cl = calloc((size_t)G.clients, sizeof *G.cl);
+    G.hist = calloc(LG_HIST_BUCKETS, sizeof *G.hist);
+    if (!G.cl || !G.hist)
+        return 1;
+    for (int i = 0; i < G.clients; i++) {
+        G.cl[i].index = i;
+        G.cl[i].last_offset = -2;
+    }
+    signal(SIGINT, lg_on_signal);
+    signal(SIGTERM, lg_on_signal);
+    signal(SIGPIPE, SIG_IGN);
+    lws_set_log_level(LLL_ERR, NULL);
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.port = CONTEXT_PORT_NO_LISTEN;
+    info.protocols = lg_protocols;
+    info.options = LWS_SERVER_OPTION_DISABLE_IPV6;
+    info.fd_limit_per_thread = (unsigned int)G.clients + 64;
+    G.ctx = lws_create_context(&info);
+    if (!G.ctx) {
+        fprintf(stderr, "holdfast-loadgen: no lws context\n");
+        return 1;
+    }
+    G.t_start_us = lg_now_us(CLOCK_MONOTONIC);
+    lws_sul_schedule(G.ctx, 0, &G.tick, lg_tick, 1000);
+    while (!G.done && !lg_interrupted && lws_service(G.ctx, 0) >= 0) {
+    }
+    G.done = true;
+    lg_report();
+    lws_context_destroy(G.ctx);
+    bool clean =
+        G.subscribed == G.clients && G.closes == 0 && G.duplicates == 0 && G.chain_breaks == 0;
+    free(G.cl);
+    free(G.hist);
+    return clean ? 0 : 1;
+}
