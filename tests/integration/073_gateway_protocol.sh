@@ -6,7 +6,8 @@
 # subscription limit, both subprotocols; and resume by position: `since`
 # a known offset replays exactly the later events from Kafka, chained;
 # a stale epoch, an offset older than the log keeps, or one beyond its end
-# answer recovered:false and the live stream.
+# answer recovered:false and the live stream. The heartbeat drops a client
+# that never answers pings and keeps one that does.
 set -euo pipefail
 source "$(dirname "$0")/../support/lib.sh"
 hf_test_begin "${1:-build}"
@@ -33,6 +34,9 @@ epoch=$(hf_psql -c "SELECT epoch FROM holdfast.meta")
 hf_check "protocol and resume checks" /usr/bin/python3 "$HF_SUPPORT/ws_protocol_check.py" \
     --url "$WS_ga" --channel r:1 --offsets "$offsets" --epoch "$epoch" --log-start "$log_start" \
     --max-subscriptions 5 --max-frame 4096
+hf_gateway_start gi --ws-ping-interval 1s --ws-idle-timeout 3s
+hf_check "heartbeat: silent clients dropped, answering ones kept" \
+    /usr/bin/python3 "$HF_SUPPORT/ws_idle_check.py" 127.0.0.1 "$PORT_gi"
 hf_check "refused messages are counted" test "$(hf_metric "$PORT_ga" holdfast_gateway_protocol_errors_total)" -ge 16
 hf_check "the gateway is still alive and ready" hf_http_ok "http://127.0.0.1:$PORT_ga/readyz"
 hf_check_eq "every connection was closed" 0 "$(hf_metric "$PORT_ga" holdfast_gateway_connections)"
