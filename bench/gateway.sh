@@ -20,12 +20,16 @@
 #   4. Redis kill: the same load (a tenth of the clients), Redis SIGKILLed
 #      3 s in and restarted 5 s later: latency per second, events lost.
 # Writes bench/results/gateway.json. File descriptors: CLIENTS must stay
-# below `ulimit -n` minus a few hundred.
+# below `ulimit -n` minus a few hundred. BENCH_PARTS="3 4" runs only those
+# parts. The publish rate reached is pgbench's own count (it falls behind
+# when the machine is saturated) and is reported beside the one asked for.
 set -euo pipefail
 BUILD=${1:-build}
 CLIENTS=${2:-10000}
 RATE=${3:-1000}
 SECONDS_RUN=${4:-10}
+PARTS=${BENCH_PARTS:-1 2 3 4}
+part() { [[ " $PARTS " == *" $1 "* ]]; }
 HF_BIN=$(cd "$BUILD" && pwd)/bin
 source "$(dirname "$0")/../tests/support/lib.sh"
 hf_init "$(mktemp -d /tmp/holdfast-bench.XXXXXX)"
@@ -46,7 +50,7 @@ hf_gateway_start gb --redis-ping-interval 500ms --redis-ping-timeout 2s
 
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$(hf_pid "$1")/status"; }
 
-# publish RATE SECONDS CHANNELS: pgbench at RATE events/s over CHANNELS
+# publish RATE SECONDS CHANNELS NAME: pgbench at RATE events/s over CHANNELS
 # channels bench:0..CHANNELS-1 (in the background; PUBLISH_PID).
 publish() {
     cat >"$HF_RUN/publish.sql" <<SQL
@@ -54,7 +58,7 @@ publish() {
 SELECT holdfast.publish('bench:' || :c, '{"n":1,"text":"hello holdfast"}'::jsonb);
 SQL
     pgbench -n -h 127.0.0.1 -p "$HF_PG_PORT" -U holdfast -c 4 -j 2 -R "$1" -T "$2" \
-        -f "$HF_RUN/publish.sql" holdfast >"$HF_RUN/pgbench.out" 2>&1 &
+        -f "$HF_RUN/publish.sql" holdfast >"$HF_RUN/pgbench.$4.out" 2>&1 &
     PUBLISH_PID=$!
 }
 
@@ -73,35 +77,43 @@ loadgen() {
 finish() { wait "$LOADGEN_PID" || hf_log "$1: loadgen reported a problem: $(cat "$HF_RUN/$1.json")"; }
 
 # --- 1. capacity -----------------------------------------------------------
-rss0=$(rss_kb ga)
+rss0=$(rss_kb ga) rss1=0
+if part 1; then
 loadgen capacity --urls "$WS_ga" --clients "$CLIENTS" --channels 1000 --duration 3 --connect-rate 5000
 sleep 1
 rss1=$(rss_kb ga)
 finish capacity
 hf_log "capacity: $(cat "$HF_RUN/capacity.json")"
 hf_log "gateway RSS ${rss0} kB idle -> ${rss1} kB with $CLIENTS connections"
+fi
 
 # --- 2. fan-out --------------------------------------------------------------
+if part 2; then
 loadgen fanout --urls "$WS_ga" --clients "$CLIENTS" --channels 1 --duration "$SECONDS_RUN" \
     --connect-rate 5000
-publish 20 "$SECONDS_RUN" 1
+publish 20 "$SECONDS_RUN" 1 fanout
 wait "$PUBLISH_PID"
 finish fanout
 hf_log "fan-out: $(cat "$HF_RUN/fanout.json")"
+fi
 
 # --- 3. end-to-end -------------------------------------------------------------
+if part 3; then
 loadgen e2e --urls "$WS_ga,$WS_gb" --clients "$CLIENTS" --channels 1000 \
     --duration "$SECONDS_RUN" --connect-rate 5000
-publish "$RATE" "$SECONDS_RUN" 1000
+publish "$RATE" "$SECONDS_RUN" 1000 e2e
 wait "$PUBLISH_PID"
 finish e2e
 hf_log "end-to-end: $(cat "$HF_RUN/e2e.json")"
+fi
 
 # --- 4. Redis kill -------------------------------------------------------------
+kafka_deliveries=0
+if part 4; then
 KILL_CLIENTS=$((CLIENTS / 10))
 loadgen rediskill --urls "$WS_ga,$WS_gb" --clients "$KILL_CLIENTS" --channels 1000 --duration 14 \
     --connect-rate 5000 --timeline 1 --prefix bench
-publish "$RATE" 13 1000
+publish "$RATE" 13 1000 rediskill
 sleep 3
 kill -KILL "$(hf_pid redis)"
 hf_wait_exit redis
@@ -119,42 +131,60 @@ for g in ga gb; do
 done
 kafka_deliveries=$(($(hf_metric "$PORT_ga" 'holdfast_gateway_deliveries_total{source="kafka"}') +
     $(hf_metric "$PORT_gb" 'holdfast_gateway_deliveries_total{source="kafka"}')))
+fi
 
 python3 - "$HF_RUN" "$CLIENTS" "$RATE" "$rss0" "$rss1" "$kafka_deliveries" "$RESULTS/gateway.json" <<'PY'
-import json, sys
+import json, os, re, sys
 run, clients, rate, rss0, rss1, kafka, out = sys.argv[1:]
-load = lambda n: json.load(open(f"{run}/{n}.json"))
-cap, fan, e2e, rk = load("capacity"), load("fanout"), load("e2e"), load("rediskill")
-timeline = [l.split() for l in open(f"{run}/rediskill.err") if l.startswith("timeline")]
-res = {
-    "capacity": {"connections": cap["subscribed"], "connect_per_second": cap["connect_rate"],
-                 "gateway_rss_kb_idle": int(rss0), "gateway_rss_kb_connected": int(rss1),
-                 "rss_bytes_per_connection": round((int(rss1) - int(rss0)) * 1024 / max(1, cap["subscribed"]))},
-    "fanout": {"subscribers": fan["subscribed"], "deliveries_per_second": fan["deliveries_per_second"],
-               "latency_ms": fan["latency_ms"], "duplicates": fan["duplicates"], "chain_breaks": fan["chain_breaks"]},
-    "end_to_end": {"clients": e2e["subscribed"], "events_per_second": int(rate),
-                   "deliveries_per_second": e2e["deliveries_per_second"], "latency_ms": e2e["latency_ms"],
-                   "duplicates": e2e["duplicates"], "chain_breaks": e2e["chain_breaks"], "closes": e2e["closes"]},
-    "redis_kill": {"clients": rk["subscribed"], "deliveries": rk["deliveries"], "latency_ms": rk["latency_ms"],
-                   "duplicates": rk["duplicates"], "chain_breaks": rk["chain_breaks"],
-                   "deliveries_from_kafka": int(kafka), "timeline": [" ".join(t[1:]) for t in timeline]},
-}
+def load(n):
+    p = f"{run}/{n}.json"
+    return json.load(open(p)) if os.path.exists(p) and os.path.getsize(p) else None
+def tps(n):
+    p = f"{run}/pgbench.{n}.out"
+    m = re.search(r"tps = ([0-9.]+)", open(p).read()) if os.path.exists(p) else None
+    return round(float(m.group(1))) if m else None
+res = {}
+cap = load("capacity")
+if cap:
+    res["capacity"] = {"connections": cap["subscribed"], "connect_per_second": cap["connect_rate"],
+                       "gateway_rss_kb_idle": int(rss0), "gateway_rss_kb_connected": int(rss1),
+                       "rss_bytes_per_connection": round((int(rss1) - int(rss0)) * 1024 / max(1, cap["subscribed"]))}
+    c = res["capacity"]
+    print(f"capacity: {c['connections']} connections on one gateway at {c['connect_per_second']:.0f}/s; "
+          f"RSS {int(rss0)//1024} -> {int(rss1)//1024} MiB = {c['rss_bytes_per_connection']} bytes per idle connection")
+fan = load("fanout")
+if fan:
+    f = res["fanout"] = {"subscribers": fan["subscribed"], "events_per_second_asked": 20,
+                         "events_per_second_published": tps("fanout"),
+                         "deliveries_per_second": fan["deliveries_per_second"], "latency_ms": fan["latency_ms"],
+                         "duplicates": fan["duplicates"], "chain_breaks": fan["chain_breaks"]}
+    print(f"fan-out: {f['subscribers']} subscribers of one channel, {f['events_per_second_published']} ev/s published: "
+          f"{f['deliveries_per_second']:.0f} deliveries/s, latency p50 {f['latency_ms']['p50']} ms "
+          f"p99 {f['latency_ms']['p99']} ms max {f['latency_ms']['max']} ms")
+e2e = load("e2e")
+if e2e:
+    e = res["end_to_end"] = {"clients": e2e["subscribed"], "events_per_second_asked": int(rate),
+                             "events_per_second_published": tps("e2e"),
+                             "deliveries_per_second": e2e["deliveries_per_second"], "latency_ms": e2e["latency_ms"],
+                             "duplicates": e2e["duplicates"], "chain_breaks": e2e["chain_breaks"], "closes": e2e["closes"]}
+    print(f"end-to-end: {e['clients']} clients, 2 gateways, 1000 channels, {rate} ev/s asked, "
+          f"{e['events_per_second_published']} published: {e['deliveries_per_second']:.0f} deliveries/s, "
+          f"commit->client p50 {e['latency_ms']['p50']} ms p90 {e['latency_ms']['p90']} ms p99 {e['latency_ms']['p99']} ms "
+          f"p99.9 {e['latency_ms']['p999']} ms max {e['latency_ms']['max']} ms; duplicates {e['duplicates']}, "
+          f"chain breaks {e['chain_breaks']}")
+rk = load("rediskill")
+if rk:
+    timeline = [l.split() for l in open(f"{run}/rediskill.err") if l.startswith("timeline")]
+    r = res["redis_kill"] = {"clients": rk["subscribed"], "events_per_second_published": tps("rediskill"),
+                             "deliveries": rk["deliveries"], "latency_ms": rk["latency_ms"],
+                             "duplicates": rk["duplicates"], "chain_breaks": rk["chain_breaks"],
+                             "deliveries_from_kafka": int(kafka), "timeline": [" ".join(t[1:]) for t in timeline]}
+    print(f"Redis kill (3 s in, back 5 s later): {r['clients']} clients, {r['events_per_second_published']} ev/s, "
+          f"{r['deliveries']} deliveries, {r['deliveries_from_kafka']} of them from Kafka, p50 {r['latency_ms']['p50']} ms "
+          f"p99 {r['latency_ms']['p99']} ms max {r['latency_ms']['max']} ms; duplicates {r['duplicates']}, "
+          f"chain breaks {r['chain_breaks']}")
+    for t in r["timeline"]:
+        print("   ", t)
 json.dump(res, open(out, "w"), indent=2)
-c = res["capacity"]
-print(f"capacity: {c['connections']} connections on one gateway at {c['connect_per_second']:.0f}/s; "
-      f"RSS {int(rss0)//1024} -> {int(rss1)//1024} MiB = {c['rss_bytes_per_connection']} bytes per idle connection")
-f = res["fanout"]
-print(f"fan-out: {f['subscribers']} subscribers of one channel, 20 ev/s: {f['deliveries_per_second']:.0f} deliveries/s, "
-      f"latency p50 {f['latency_ms']['p50']} ms p99 {f['latency_ms']['p99']} ms max {f['latency_ms']['max']} ms")
-e = res["end_to_end"]
-print(f"end-to-end: {e['clients']} clients, 2 gateways, 1000 channels, {rate} ev/s: {e['deliveries_per_second']:.0f} deliveries/s, "
-      f"commit->client p50 {e['latency_ms']['p50']} ms p90 {e['latency_ms']['p90']} ms p99 {e['latency_ms']['p99']} ms "
-      f"p99.9 {e['latency_ms']['p999']} ms max {e['latency_ms']['max']} ms; duplicates {e['duplicates']}, chain breaks {e['chain_breaks']}")
-r = res["redis_kill"]
-print(f"Redis kill (3 s in, back 5 s later): {r['clients']} clients, {r['deliveries']} deliveries, "
-      f"{r['deliveries_from_kafka']} of them from Kafka, p50 {r['latency_ms']['p50']} ms p99 {r['latency_ms']['p99']} ms "
-      f"max {r['latency_ms']['max']} ms; duplicates {r['duplicates']}, chain breaks {r['chain_breaks']}")
-for t in r["timeline"]:
-    print("   ", t)
 PY
 echo "reproduce: bench/gateway.sh $BUILD $CLIENTS $RATE $SECONDS_RUN"

@@ -71,10 +71,13 @@ typedef struct lg {
     int64_t sec_max_us;
     lws_sorted_usec_list_t tick;
     bool done;
+    bool reported;
 } lg_t;
 
 static lg_t G;
 static volatile sig_atomic_t lg_interrupted;
+
+static void lg_report(void);
 
 static int64_t lg_now_us(clockid_t clk)
 {
@@ -277,6 +280,13 @@ static void lg_tick(lws_sorted_usec_list_t *sul)
         G.done = true;
     if (now - G.t_start_us > (int64_t)(G.duration_s * 1e6) + 120 * 1000000LL)
         G.done = true; /* never subscribed fully: give up, the report says so */
+    if (G.done || lg_interrupted) {
+        G.done = true;
+        lg_report();
+        G.reported = true;
+        lws_context_destroy(G.ctx); /* stops the loop; main finishes the destroy */
+        return;
+    }
     lws_sul_schedule(G.ctx, 0, &G.tick, lg_tick, 10 * 1000);
 }
 
@@ -311,6 +321,13 @@ static void lg_report(void)
            counted_s > 0 ? G.events / counted_s : 0, G.duplicates, G.chain_breaks,
            lg_percentile(0.50), lg_percentile(0.90), lg_percentile(0.99), lg_percentile(0.999),
            G.lat_max_us / 1000.0);
+}
+
+static void lg_uv_signal(void *handle, int sig)
+{
+    (void)handle;
+    (void)sig;
+    lg_interrupted = 1;
 }
 
 static void lg_on_signal(int sig)
@@ -397,6 +414,10 @@ int main(int argc, char **argv)
     info.protocols = lg_protocols;
     info.options = LWS_SERVER_OPTION_DISABLE_IPV6;
     info.fd_limit_per_thread = (unsigned int)G.clients + 64;
+    /* poll() over thousands of sockets per wake-up costs more than the
+     * work: libuv (epoll) when Debian's lws plugin is there. */
+    info.options |= LWS_SERVER_OPTION_LIBUV;
+    info.signal_cb = lg_uv_signal;
     G.ctx = lws_create_context(&info);
     if (!G.ctx) {
         fprintf(stderr, "holdfast-loadgen: no lws context\n");
@@ -404,10 +425,11 @@ int main(int argc, char **argv)
     }
     G.t_start_us = lg_now_us(CLOCK_MONOTONIC);
     lws_sul_schedule(G.ctx, 0, &G.tick, lg_tick, 1000);
-    while (!G.done && !lg_interrupted && lws_service(G.ctx, 0) >= 0) {
+    while (!G.done && lws_service(G.ctx, 0) == 0) {
     }
     G.done = true;
-    lg_report();
+    if (!G.reported)
+        lg_report();
     lws_context_destroy(G.ctx);
     bool clean =
         G.subscribed == G.clients && G.closes == 0 && G.duplicates == 0 && G.chain_breaks == 0;

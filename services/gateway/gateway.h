@@ -55,6 +55,7 @@ typedef struct gateway_config {
     long long drain_timeout_ms;
     long long inbox_max_bytes;
     long long kafka_timeout_ms;
+    char *event_loop; /* "uv" (epoll through libuv) or "poll" */
     char *log_level;
 } gateway_config_t;
 
@@ -161,6 +162,8 @@ struct gateway {
     lws_sorted_usec_list_t cron;
     volatile sig_atomic_t signal_seen;
     bool draining;
+    bool uv;      /* lws runs on libuv: lws_service() returns only once the loop stops */
+    bool stopped; /* the loop was told to stop (uv) */
     int64_t drain_deadline_us;
     int bound_port;
 

@@ -51,6 +51,8 @@ static const hf_conf_spec_t gw_settings[] = {
      1 << 16, 1LL << 34, "events from Redis/Kafka waiting for the service thread"},
     {"kafka-timeout", HF_CONF_MS, offsetof(gateway_config_t, kafka_timeout_ms), "2s", 100, 600000,
      "timeout of one Kafka query (watermarks, probes)"},
+    {"event-loop", HF_CONF_STRING, offsetof(gateway_config_t, event_loop), "uv", 0, 0,
+     "uv (libuv, epoll: for many connections) or poll"},
     {"log-level", HF_CONF_STRING, offsetof(gateway_config_t, log_level), "info", 0, 0,
      "debug, info, warn or error"},
 };
@@ -68,6 +70,15 @@ int64_t gw_now_us(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* libuv owns SIGTERM/SIGINT once lws runs on it: this is its callback. */
+static void gw_on_uv_signal(void *handle, int sig)
+{
+    (void)handle;
+    (void)sig;
+    if (gw_signal_target)
+        gw_signal_target->signal_seen = 1;
 }
 
 static void gw_on_signal(int sig)
@@ -169,6 +180,8 @@ static bool gw_ready(void *ctx, char *why, size_t why_size)
     return true; /* Kafka answered at start; without Redis it still delivers */
 }
 
+static bool gw_drained(gateway_t *gw);
+
 /* Periodic duty on the lws thread: notice signals, start the drain. */
 static void gw_cron(lws_sorted_usec_list_t *sul)
 {
@@ -179,6 +192,13 @@ static void gw_cron(lws_sorted_usec_list_t *sul)
         hf_http_server_set_draining(gw->http);
         hf_info("draining: closing %zu connections with 1012", gw->nconns);
         gw_conns_close_all(gw, GW_CLOSE_RESTART, "gateway restarting: resume elsewhere");
+    }
+    if (gw->uv && gw_drained(gw)) {
+        /* Under libuv the loop runs inside lws_service(); destroying the
+         * context stops it, and main() finishes the destroy. */
+        gw->stopped = true;
+        lws_context_destroy(gw->lws);
+        return;
     }
     lws_sul_schedule(gw->lws, 0, &gw->cron, gw_cron, GW_CRON_US);
 }
@@ -222,8 +242,19 @@ static hf_err_t gw_lws_start(gateway_t *gw, struct lws_protocols *protocols,
     info.keepalive_timeout = 60;
     info.timeout_secs = 20;
     info.retry_and_idle_policy = idle;
+    if (gw->uv) {
+        info.options |= LWS_SERVER_OPTION_LIBUV;
+        info.signal_cb = gw_on_uv_signal;
+    }
     info.user = gw;
     gw->lws = lws_create_context(&info);
+    if (!gw->lws && gw->uv) {
+        hf_warn("libuv event loop unavailable (libwebsockets-evlib-uv missing?): using poll");
+        gw->uv = false;
+        info.options &= ~(uint64_t)LWS_SERVER_OPTION_LIBUV;
+        info.signal_cb = NULL;
+        gw->lws = lws_create_context(&info);
+    }
     if (!gw->lws) {
         hf_error("cannot start the server on %s:%lld", gw->cfg.listen_addr, gw->cfg.port);
         return HF_ERR_IO;
@@ -251,6 +282,12 @@ static int gw_load_config(gateway_t *gw, int argc, char **argv)
                 gw->cfg.log_level);
         return 2;
     }
+    if (strcmp(gw->cfg.event_loop, "uv") != 0 && strcmp(gw->cfg.event_loop, "poll") != 0) {
+        fprintf(stderr, "holdfast-gateway: event-loop=%s is not one of uv, poll\n",
+                gw->cfg.event_loop);
+        return 2;
+    }
+    gw->uv = strcmp(gw->cfg.event_loop, "uv") == 0;
     if (gw->cfg.ws_idle_timeout_ms <= gw->cfg.ws_ping_interval_ms) {
         fprintf(stderr, "holdfast-gateway: ws-idle-timeout must exceed ws-ping-interval\n");
         return 2;
@@ -292,7 +329,12 @@ static void gw_run(gateway_t *gw)
     hf_logf_kv(HF_LOG_INFO, NULL, "listening on ws://%s:%d/v1/ws (%d partitions)",
                gw->cfg.listen_addr, gw->bound_port, gw->partition_count);
     lws_sul_schedule(gw->lws, 0, &gw->cron, gw_cron, GW_CRON_US);
-    while (!gw_drained(gw) && lws_service(gw->lws, 0) >= 0) {
+    if (gw->uv) {
+        while (!gw->stopped && lws_service(gw->lws, 0) == 0) {
+        }
+    } else {
+        while (!gw_drained(gw) && lws_service(gw->lws, 0) >= 0) {
+        }
     }
     lws_context_destroy(gw->lws); /* closes what is left; CLOSED frees their state */
     gw->lws = NULL;
