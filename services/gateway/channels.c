@@ -69,6 +69,8 @@ static gw_channel_t *channel_get_or_create(gateway_t *gw, const char *name)
 
 static void channel_destroy(gateway_t *gw, gw_channel_t *ch)
 {
+    if (ch->handback_at_us)
+        gw->handbacks_pending--;
     gw_partition_t *p = part_of(gw, ch);
     if (ch->part_prev)
         ch->part_prev->part_next = ch->part_next;
@@ -344,10 +346,31 @@ static void on_kafka_caught_up(gateway_t *gw, const gw_msg_t *msg)
         if (!ch->redis_live || !ch->catchup_token || ch->catchup_token > msg->token)
             continue;
         ch->catchup_token = 0;
-        for (gw_sub_t *s = ch->subs; s; s = s->ch_next)
-            s->tail = false;
+        /* Redis carries the channel again, but the relay may still be
+         * reconnecting to it (once a second) and skipping publishes: keep
+         * reading Kafka a little longer rather than waiting for its
+         * announcement. */
+        ch->handback_at_us = gw_now_us() + gw->cfg.redis_handback_grace_ms * 1000;
+        gw->handbacks_pending++;
     }
     p->dirty = true;
+}
+
+void gw_channels_tick(gateway_t *gw, int64_t now_us)
+{
+    if (gw->handbacks_pending == 0)
+        return;
+    for (int32_t i = 0; i < gw->partition_count; i++)
+        for (gw_channel_t *ch = gw->partitions[i].channels; ch; ch = ch->part_next) {
+            if (!ch->handback_at_us || now_us < ch->handback_at_us)
+                continue;
+            ch->handback_at_us = 0;
+            gw->handbacks_pending--;
+            for (gw_sub_t *s = ch->subs; s; s = s->ch_next)
+                s->tail = false;
+            gw->partitions[i].dirty = true;
+        }
+    gw_partitions_evaluate(gw);
 }
 
 static void on_kafka_lost(gateway_t *gw, const gw_msg_t *msg)
@@ -401,6 +424,9 @@ static void on_redis_down(gateway_t *gw)
         for (gw_channel_t *ch = p->channels; ch; ch = ch->part_next) {
             ch->redis_live = false;
             ch->catchup_token = 0;
+            if (ch->handback_at_us)
+                gw->handbacks_pending--;
+            ch->handback_at_us = 0;
             ch->catchup_wanted = false;
             for (gw_sub_t *s = ch->subs; s; s = s->ch_next) {
                 if (s->state == GW_SUB_ACTIVE)

@@ -45,6 +45,7 @@ typedef struct gateway_config {
     long long redis_ping_interval_ms;
     long long redis_ping_timeout_ms;
     long long redis_retry_ms;
+    long long redis_handback_grace_ms;
     long long max_frame;         /* bytes of one client message */
     long long max_subscriptions; /* per connection */
     long long send_queue_bytes;  /* per connection */
@@ -71,6 +72,7 @@ struct gw_channel {
     gw_sub_t *subs; /* doubly linked through gw_sub.ch_prev/ch_next */
     size_t nsubs;
     bool redis_live;        /* Redis confirmed the subscription since it last connected */
+    int64_t handback_at_us; /* caught up: stop reading Kafka at this time; 0: none */
     bool catchup_wanted;    /* went live with subscribers reading Kafka: ask a catch-up */
     uint64_t catchup_token; /* the catch-up asked for when it went live; 0: none */
     int64_t max_seen;       /* highest offset seen on Redis for it */
@@ -174,6 +176,7 @@ struct gateway {
     gw_partition_t *partitions;
     gw_strmap_t *channels; /* name -> gw_channel_t */
     bool redis_up;
+    size_t handbacks_pending; /* channels with handback_at_us set */
 
     gw_conn_t *conns; /* doubly linked */
     size_t nconns;
@@ -217,6 +220,9 @@ void gw_conn_resume_replay(gateway_t *gw, gw_conn_t *conn);
 /* Sends the scan requests and releases that changes since the last call
  * call for (partitions marked dirty). */
 void gw_partitions_evaluate(gateway_t *gw);
+/* Periodic: ends the Kafka reading of channels whose hand-back grace
+ * passed. */
+void gw_channels_tick(gateway_t *gw, int64_t now_us);
 /* Handles everything the inbox holds; called on the lws thread. */
 void gw_inbox_dispatch(gateway_t *gw);
 

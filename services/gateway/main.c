@@ -31,6 +31,9 @@ static const hf_conf_spec_t gw_settings[] = {
      600000, "no PONG within this: Redis counts as down (also the connect timeout)"},
     {"redis-retry", HF_CONF_MS, offsetof(gateway_config_t, redis_retry_ms), "500ms", 10, 600000,
      "pause between Redis reconnect attempts"},
+    {"redis-handback-grace", HF_CONF_MS, offsetof(gateway_config_t, redis_handback_grace_ms),
+     "1500ms", 0, 600000,
+     "after Redis is back, keep reading Kafka this long (the relay reconnects once a second)"},
     {"max-frame", HF_CONF_BYTES, offsetof(gateway_config_t, max_frame), "16KiB", 64, 1 << 24,
      "largest client message; larger closes the connection (1009)"},
     {"max-subscriptions", HF_CONF_INT, offsetof(gateway_config_t, max_subscriptions), "100", 1,
@@ -182,10 +185,11 @@ static bool gw_ready(void *ctx, char *why, size_t why_size)
 
 static bool gw_drained(gateway_t *gw);
 
-/* Periodic duty on the lws thread: notice signals, start the drain. */
+/* Periodic duty on the lws thread: hand-back graces, signals, the drain. */
 static void gw_cron(lws_sorted_usec_list_t *sul)
 {
     gateway_t *gw = lws_container_of(sul, gateway_t, cron);
+    gw_channels_tick(gw, gw_now_us());
     if (gw->signal_seen && !gw->draining) {
         gw->draining = true;
         gw->drain_deadline_us = gw_now_us() + gw->cfg.drain_timeout_ms * 1000;
