@@ -43,6 +43,7 @@ bench: build
 	bash bench/ingest_throughput.sh $(BUILD) $(BENCH_SECONDS) "$(BENCH_CLIENTS)"
 	bash bench/relay.sh $(BUILD) 50000 1000 $(BENCH_SECONDS)
 	bash bench/replay.sh $(BUILD) 120000
+	bash bench/gateway.sh $(BUILD) 10000 1000 $(BENCH_SECONDS)
 
 run: build
 	@bash tools/stack.sh run
