@@ -346,6 +346,13 @@ static void on_kafka_caught_up(gateway_t *gw, const gw_msg_t *msg)
         if (!ch->redis_live || !ch->catchup_token || ch->catchup_token > msg->token)
             continue;
         ch->catchup_token = 0;
+        /* Everything below the target came before Redis carried the
+         * channel; a subscription the scan is not feeding right now
+         * (paused, or its need not answered yet) must still get it. */
+        for (gw_sub_t *s = ch->subs; s; s = s->ch_next)
+            if ((s->kafka_paused || !s->kafka_ok) && msg->offset - 1 > s->last &&
+                msg->offset - 1 > s->fill_until)
+                s->fill_until = msg->offset - 1;
         /* Redis carries the channel again, but the relay may still be
          * reconnecting to it (once a second) and skipping publishes: keep
          * reading Kafka a little longer rather than waiting for its
@@ -394,9 +401,9 @@ static void on_kafka_lost(gateway_t *gw, const gw_msg_t *msg)
 /* The relay could not publish offsets [low, high] of a partition to Redis
  * (it announces that once Redis is back). Subscriptions that may have
  * missed an event there read Kafka now instead of waiting for their
- * channel's next event to reveal the gap. One that is in step with Redis
- * (no gap, not tailing) missed nothing of its channel before low: its
- * scan starts there, not at an old position of a quiet channel. */
+ * channel's next event to reveal the gap. The read starts at each one's
+ * own `last`, never later: an earlier event lost unnoticed (a relay that
+ * died before announcing) must not be stepped over. */
 static void on_redis_skipped(gateway_t *gw, const gw_msg_t *msg)
 {
     if (msg->partition < 0 || msg->partition >= gw->partition_count)
@@ -406,8 +413,6 @@ static void on_redis_skipped(gateway_t *gw, const gw_msg_t *msg)
         for (gw_sub_t *s = ch->subs; s; s = s->ch_next) {
             if (s->state != GW_SUB_ACTIVE || s->last >= msg->high)
                 continue;
-            if (!s->tail && s->fill_until < 0 && !s->kafka_ok && s->last < msg->low - 1)
-                s->last = msg->low - 1;
             if (msg->high > s->fill_until)
                 s->fill_until = msg->high;
             p->dirty = true;
@@ -445,7 +450,9 @@ static void on_redis_subscribed(gateway_t *gw, const char *name)
         return;
     ch->redis_live = true;
     for (gw_sub_t *s = ch->subs; s; s = s->ch_next) {
-        if (s->state == GW_SUB_WAIT_REDIS)
+        /* A probe taken before the confirmation may predate what Redis
+         * now carries: probe again (the older answer is then ignored). */
+        if (s->state == GW_SUB_WAIT_REDIS || s->state == GW_SUB_PROBING)
             sub_probe(gw, s);
         else if (s->state == GW_SUB_ACTIVE && s->tail)
             ch->catchup_wanted = true;

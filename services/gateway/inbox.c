@@ -48,10 +48,12 @@ void gw_inbox_attach(gw_inbox_t *inbox, struct lws_context *lws)
 {
     pthread_mutex_lock(&inbox->lock);
     inbox->lws = lws;
-    bool wake = inbox->head != NULL;
-    pthread_mutex_unlock(&inbox->lock);
-    if (wake)
+    inbox->wake_pending = false;
+    if (lws && inbox->head) {
+        inbox->wake_pending = true;
         lws_cancel_service(lws);
+    }
+    pthread_mutex_unlock(&inbox->lock);
 }
 
 gw_msg_t *gw_msg_new(gw_msg_kind_t kind, const char *text, const void *data, size_t len)
@@ -92,15 +94,16 @@ static void inbox_append_locked(gw_inbox_t *inbox, gw_msg_t *msg, bool *wake)
         inbox->wake_pending = true;
 }
 
+/* The wake-up happens under the lock so that gw_inbox_attach(NULL) before
+ * the context is destroyed guarantees no later use of it. */
 void gw_inbox_push(gw_inbox_t *inbox, gw_msg_t *msg)
 {
     bool wake;
     pthread_mutex_lock(&inbox->lock);
     inbox_append_locked(inbox, msg, &wake);
-    struct lws_context *lws = inbox->lws;
-    pthread_mutex_unlock(&inbox->lock);
     if (wake)
-        lws_cancel_service(lws);
+        lws_cancel_service(inbox->lws);
+    pthread_mutex_unlock(&inbox->lock);
 }
 
 bool gw_inbox_push_bounded(gw_inbox_t *inbox, gw_msg_t *msg)
@@ -111,12 +114,11 @@ bool gw_inbox_push_bounded(gw_inbox_t *inbox, gw_msg_t *msg)
         inbox_append_locked(inbox, msg, &wake);
         queued = true;
     }
-    struct lws_context *lws = inbox->lws;
+    if (wake)
+        lws_cancel_service(inbox->lws);
     pthread_mutex_unlock(&inbox->lock);
     if (!queued)
         gw_msg_free(msg);
-    if (wake)
-        lws_cancel_service(lws);
     return queued;
 }
 
@@ -131,7 +133,7 @@ void gw_inbox_wait_room(gw_inbox_t *inbox, int timeout_ms)
         until.tv_nsec -= 1000000000L;
     }
     pthread_mutex_lock(&inbox->lock);
-    while (inbox->bytes > inbox->max_bytes)
+    while (inbox->bytes > inbox->max_bytes / 2)
         if (pthread_cond_timedwait(&inbox->room, &inbox->lock, &until) == ETIMEDOUT)
             break;
     pthread_mutex_unlock(&inbox->lock);

@@ -49,7 +49,8 @@ typedef struct gw_inbox gw_inbox_t;
 /* max_bytes bounds the data held; gw_inbox_push_bounded refuses beyond it. */
 gw_inbox_t *gw_inbox_new(size_t max_bytes);
 void gw_inbox_free(gw_inbox_t *inbox);
-/* Called once the lws context exists; pushes wake it from then on. */
+/* Called once the lws context exists; pushes wake it from then on. With
+ * NULL (before the context is destroyed) nothing wakes it any more. */
 void gw_inbox_attach(gw_inbox_t *inbox, struct lws_context *lws);
 
 /* A message with copies of text and data (either may be NULL). */
@@ -61,7 +62,8 @@ void gw_inbox_push(gw_inbox_t *inbox, gw_msg_t *msg);
 /* Queues unless the inbox holds max_bytes already: then frees msg and
  * returns false (the Redis thread, which cannot make Redis wait). */
 bool gw_inbox_push_bounded(gw_inbox_t *inbox, gw_msg_t *msg);
-/* Blocks while the inbox is over its bound, up to timeout_ms. */
+/* Blocks while the inbox holds over half its bound, up to timeout_ms (the
+ * Kafka thread, which must leave room for Redis). */
 void gw_inbox_wait_room(gw_inbox_t *inbox, int timeout_ms);
 /* The whole queue, oldest first; NULL when empty. */
 gw_msg_t *gw_inbox_take(gw_inbox_t *inbox);

@@ -14,7 +14,7 @@
 #include "holdfast/logread.h"
 
 #define KAFKA_READ_BATCH 1000 /* records forwarded before commands are looked at again */
-#define KAFKA_EPOCH_MAX  64
+#define KAFKA_EPOCH_MAX  64   /* bytes, as the protocol allows */
 
 typedef enum kafka_cmd_kind { KCMD_PROBE, KCMD_NEED, KCMD_CATCHUP, KCMD_RELEASE } kafka_cmd_kind_t;
 
@@ -68,6 +68,16 @@ static void kafka_push(gw_kafka_t *k, gw_msg_kind_t kind, int32_t partition, uin
     gw_inbox_push(k->inbox, m);
 }
 
+/* offset: the log end the scan reached (-1: none was asked for). */
+static void kafka_push_caught_up(gw_kafka_t *k, int32_t partition, uint64_t token, int64_t target)
+{
+    gw_msg_t *m = gw_msg_new(GW_MSG_KAFKA_CAUGHT_UP, NULL, NULL, 0);
+    m->partition = partition;
+    m->token = token;
+    m->offset = target;
+    gw_inbox_push(k->inbox, m);
+}
+
 static void kafka_warn(gw_kafka_t *k, const char *what, const char *detail)
 {
     int64_t now = kafka_now_us();
@@ -94,7 +104,7 @@ static void kafka_record_epoch(gw_kafka_t *k, int32_t partition, int64_t offset,
             return;
         hf_envelope_t env;
         if (hf_envelope_decode(rec.value, rec.value_len, &env, NULL) == HF_OK && env.epoch &&
-            env.epoch_len < KAFKA_EPOCH_MAX) {
+            env.epoch_len <= KAFKA_EPOCH_MAX) {
             memcpy(epoch, env.epoch, env.epoch_len);
             epoch[env.epoch_len] = '\0';
         }
@@ -109,7 +119,7 @@ static void kafka_run_probe(gw_kafka_t *k, int32_t p)
     m->token = k->parts[p].probe_token;
     k->parts[p].probe_token = 0;
     m->ok = hf_logread_watermarks(k->probe, p, k->timeout_ms, &m->low, &m->high) == HF_OK;
-    char epoch[KAFKA_EPOCH_MAX];
+    char epoch[KAFKA_EPOCH_MAX + 1];
     epoch[0] = '\0';
     if (m->ok && m->high > m->low)
         kafka_record_epoch(k, p, m->high - 1, epoch);
@@ -138,7 +148,7 @@ static void kafka_handle(gw_kafka_t *k, const kafka_cmd_t *c)
         break;
     case KCMD_CATCHUP:
         if (!p->scanning) {
-            kafka_push(k, GW_MSG_KAFKA_CAUGHT_UP, c->partition, c->token);
+            kafka_push_caught_up(k, c->partition, c->token, -1);
         } else {
             p->catchup_token = c->token;
             p->catchup_target = -1;
@@ -150,7 +160,7 @@ static void kafka_handle(gw_kafka_t *k, const kafka_cmd_t *c)
         p->scanning = false;
         p->scan_token = 0;
         if (p->catchup_token) /* nothing left to catch up with: answer it */
-            kafka_push(k, GW_MSG_KAFKA_CAUGHT_UP, c->partition, p->catchup_token);
+            kafka_push_caught_up(k, c->partition, p->catchup_token, p->catchup_target);
         p->catchup_token = 0;
         break;
     }
@@ -169,11 +179,14 @@ static void kafka_apply_assignment(gw_kafka_t *k)
                 parts[n] = i;
                 offsets[n++] = k->parts[i].cursor;
             }
-        if (hf_logread_assign(k->scan, parts, offsets, n) != HF_OK)
-            kafka_warn(k, "assign", "failed");
-        atomic_store(&k->scanning, (int)n);
+        hf_err_t rc = hf_logread_assign(k->scan, parts, offsets, n);
         hf_free(parts);
         hf_free(offsets);
+        if (rc != HF_OK) { /* no answer to the needs until the scan really covers them */
+            kafka_warn(k, "assign", "failed; retrying");
+            return;
+        }
+        atomic_store(&k->scanning, (int)n);
         k->reassign = false;
     }
     for (int32_t i = 0; i < k->nparts; i++)
@@ -214,8 +227,13 @@ static bool kafka_take_commands(gw_kafka_t *k, int wait_ms)
 static void kafka_on_lost(gw_kafka_t *k, int32_t p)
 {
     int64_t low = 0, high = 0;
-    if (hf_logread_watermarks(k->probe, p, k->timeout_ms, &low, &high) != HF_OK)
-        return; /* retried on the next error */
+    if (hf_logread_watermarks(k->probe, p, k->timeout_ms, &low, &high) != HF_OK) {
+        /* The consumer reports the error once and stops fetching: assign
+         * again at the same cursor, which brings the error (and this try)
+         * back. */
+        k->reassign = true;
+        return;
+    }
     hf_warn("kafka: partition %d offset %lld is no longer in the log; scanning from %lld", p,
             (long long)k->parts[p].cursor, (long long)low);
     k->parts[p].cursor = low;
@@ -276,7 +294,7 @@ static void kafka_check_catchups(gw_kafka_t *k)
             p->catchup_target = high;
         }
         if (p->cursor >= p->catchup_target) {
-            kafka_push(k, GW_MSG_KAFKA_CAUGHT_UP, i, p->catchup_token);
+            kafka_push_caught_up(k, i, p->catchup_token, p->catchup_target);
             p->catchup_token = 0;
         }
     }

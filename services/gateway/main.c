@@ -41,7 +41,7 @@ static const hf_conf_spec_t gw_settings[] = {
     {"send-queue-bytes", HF_CONF_BYTES, offsetof(gateway_config_t, send_queue_bytes), "4MiB", 1024,
      1LL << 32, "bytes queued for one connection before it is closed (4001)"},
     {"send-queue-messages", HF_CONF_INT, offsetof(gateway_config_t, send_queue_messages), "10000",
-     1, 10000000, "messages queued for one connection before it is closed (4001)"},
+     4, 10000000, "messages queued for one connection before it is closed (4001)"},
     {"socket-sndbuf", HF_CONF_BYTES, offsetof(gateway_config_t, socket_sndbuf), "0", 0, 1 << 30,
      "kernel send buffer per client socket (0: autotuned, up to net.ipv4.tcp_wmem)"},
     {"ws-ping-interval", HF_CONF_MS, offsetof(gateway_config_t, ws_ping_interval_ms), "30s", 1000,
@@ -201,6 +201,7 @@ static void gw_cron(lws_sorted_usec_list_t *sul)
         /* Under libuv the loop runs inside lws_service(); destroying the
          * context stops it, and main() finishes the destroy. */
         gw->stopped = true;
+        gw_inbox_attach(gw->inbox, NULL);
         lws_context_destroy(gw->lws);
         return;
     }
@@ -340,7 +341,8 @@ static void gw_run(gateway_t *gw)
         while (!gw_drained(gw) && lws_service(gw->lws, 0) >= 0) {
         }
     }
-    lws_context_destroy(gw->lws); /* closes what is left; CLOSED frees their state */
+    gw_inbox_attach(gw->inbox, NULL); /* the Redis and Kafka threads still run */
+    lws_context_destroy(gw->lws);     /* closes what is left; CLOSED frees their state */
     gw->lws = NULL;
 }
 
