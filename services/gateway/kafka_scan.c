@@ -15,6 +15,11 @@
 
 #define KAFKA_READ_BATCH 1000 /* records forwarded before commands are looked at again */
 #define KAFKA_EPOCH_MAX  64   /* bytes, as the protocol allows */
+/* A partition's epoch changes only with a repartitioning or a reset log;
+ * reading its newest record for every probe made subscribe storms crawl
+ * (one fetch per partition per round), so it is reused for this long
+ * while the log end has not gone back. */
+#define KAFKA_EPOCH_REUSE_US (5 * 1000000)
 
 typedef enum kafka_cmd_kind { KCMD_PROBE, KCMD_NEED, KCMD_CATCHUP, KCMD_RELEASE } kafka_cmd_kind_t;
 
@@ -28,11 +33,14 @@ typedef struct kafka_cmd {
 
 typedef struct kafka_part {
     bool scanning;
-    int64_t cursor;         /* next offset to forward */
-    uint64_t scan_token;    /* highest need answered once the assignment is applied */
-    uint64_t probe_token;   /* highest probe waiting to run; 0: none */
-    uint64_t catchup_token; /* 0: none waiting */
-    int64_t catchup_target; /* -1: the log end is still to be queried */
+    int64_t cursor;                  /* next offset to forward */
+    uint64_t scan_token;             /* highest need answered once the assignment is applied */
+    uint64_t probe_token;            /* highest probe waiting to run; 0: none */
+    uint64_t catchup_token;          /* 0: none waiting */
+    int64_t catchup_target;          /* -1: the log end is still to be queried */
+    char epoch[KAFKA_EPOCH_MAX + 1]; /* of the newest record, as last read */
+    int64_t epoch_high;              /* the log end when it was read */
+    int64_t epoch_read_us;
 } kafka_part_t;
 
 struct gw_kafka {
@@ -119,10 +127,21 @@ static void kafka_run_probe(gw_kafka_t *k, int32_t p)
     m->token = k->parts[p].probe_token;
     k->parts[p].probe_token = 0;
     m->ok = hf_logread_watermarks(k->probe, p, k->timeout_ms, &m->low, &m->high) == HF_OK;
+    kafka_part_t *part = &k->parts[p];
     char epoch[KAFKA_EPOCH_MAX + 1];
     epoch[0] = '\0';
-    if (m->ok && m->high > m->low)
-        kafka_record_epoch(k, p, m->high - 1, epoch);
+    int64_t now = kafka_now_us();
+    if (m->ok && m->high > m->low) {
+        if (part->epoch_read_us && now - part->epoch_read_us < KAFKA_EPOCH_REUSE_US &&
+            m->high >= part->epoch_high && part->epoch[0]) {
+            memcpy(epoch, part->epoch, sizeof epoch);
+        } else {
+            kafka_record_epoch(k, p, m->high - 1, epoch);
+            memcpy(part->epoch, epoch, sizeof epoch);
+            part->epoch_high = m->high;
+            part->epoch_read_us = now;
+        }
+    }
     m->text = hf_strdup(epoch);
     if (!m->ok)
         kafka_warn(k, "probe", "watermarks unavailable");
