@@ -357,8 +357,9 @@ static void on_kafka_caught_up(gateway_t *gw, const gw_msg_t *msg)
          * reconnecting to it (once a second) and skipping publishes: keep
          * reading Kafka a little longer rather than waiting for its
          * announcement. */
+        if (!ch->handback_at_us)
+            gw->handbacks_pending++;
         ch->handback_at_us = gw_now_us() + gw->cfg.redis_handback_grace_ms * 1000;
-        gw->handbacks_pending++;
     }
     p->dirty = true;
 }
