@@ -38,13 +38,7 @@ command -v pgbench >/dev/null || PATH=$HF_PG_BIN:$PATH
 RESULTS=$(cd "$(dirname "$0")" && pwd)/results
 mkdir -p "$RESULTS"
 
-hf_pg_start ""
-hf_migrate
-hf_redis_start
-hf_kafka_start 8 holdfast.events
-hf_spawn relay "$HF_BIN/holdfast-relay" --port 0 --pg-url "$HF_PG_URL" \
-    --kafka-brokers "$HF_KAFKA_BROKERS" --redis-url "$HF_REDIS_URL" --relay-id bench
-hf_wait_until 30 "the relay to own all partitions" hf_relay_owns bench 8 || hf_die "relay did not start"
+hf_bench_pipeline_start
 hf_gateway_start ga --redis-ping-interval 500ms --redis-ping-timeout 2s
 hf_gateway_start gb --redis-ping-interval 500ms --redis-ping-timeout 2s
 

@@ -26,13 +26,7 @@ hf_init "$(mktemp -d /tmp/holdfast-bench.XXXXXX)"
 trap 'hf_stop_all; rm -rf "$HF_RUN"' EXIT
 command -v pgbench >/dev/null || PATH=$HF_PG_BIN:$PATH
 
-hf_pg_start ""
-hf_migrate
-hf_redis_start
-hf_kafka_start 8 holdfast.events
-hf_spawn relay "$HF_BIN/holdfast-relay" --port 0 --pg-url "$HF_PG_URL" \
-    --kafka-brokers "$HF_KAFKA_BROKERS" --redis-url "$HF_REDIS_URL" --relay-id bench
-hf_wait_until 30 "the relay to own all partitions" hf_relay_owns bench 8 || hf_die "relay did not start"
+hf_bench_pipeline_start
 
 tap_start() { # tap_start FILE COUNT
         "$HF_BIN/holdfast-tap" --redis-url "$HF_REDIS_URL" --count "$2" --timeout 30s --out "$1" \

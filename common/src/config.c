@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "holdfast/alloc.h"
+#include "holdfast/log.h"
 
 static void config__env_name(const char *name, char *out, size_t outsz)
 {
@@ -244,4 +245,26 @@ hf_err_t hf_config_parse_redis_url(const char *url, char *host, size_t host_size
     host[host_len] = '\0';
     *port = colon ? atoi(colon + 1) : 6379;
     return *port > 0 && *port < 65536 ? HF_OK : HF_ERR_INVALID;
+}
+
+int hf_config_load_daemon(const char *service, const hf_conf_spec_t *specs, size_t nspecs,
+                          void *target, char *const *log_level, int argc, char **argv,
+                          const char *usage)
+{
+    char err[256];
+    bool help;
+    if (hf_config_load(specs, nspecs, target, argc, argv, usage, &help, err, sizeof err) != HF_OK) {
+        fprintf(stderr, "holdfast-%s: %s\n", service, err);
+        return 2;
+    }
+    if (help)
+        return 0;
+    int level = hf_log_level_parse(*log_level);
+    if (level < 0) {
+        fprintf(stderr, "holdfast-%s: log-level=%s is not one of debug, info, warn, error\n",
+                service, *log_level);
+        return 2;
+    }
+    hf_log_init(service, (hf_log_level_t)level);
+    return -1;
 }

@@ -24,14 +24,13 @@
 #include "holdfast/log.h"
 #include "holdfast/partition.h"
 
-hf_err_t gw_channels_init(gateway_t *gw, int32_t partition_count)
+void gw_channels_init(gateway_t *gw, int32_t partition_count)
 {
     gw->partition_count = partition_count;
     gw->partitions = hf_calloc((size_t)partition_count, sizeof *gw->partitions);
     for (int32_t i = 0; i < partition_count; i++)
         gw->partitions[i].scan_seen = -1;
     gw->channels = gw_strmap_new();
-    return HF_OK;
 }
 
 void gw_channels_free(gateway_t *gw)

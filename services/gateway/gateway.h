@@ -208,7 +208,7 @@ bool gw_conn_room_for_replay(const gateway_t *gw, gw_conn_t *conn);
 void gw_conns_close_all(gateway_t *gw, int code, const char *reason);
 
 /* channels.c */
-hf_err_t gw_channels_init(gateway_t *gw, int32_t partition_count);
+void gw_channels_init(gateway_t *gw, int32_t partition_count);
 void gw_channels_free(gateway_t *gw);
 /* A client's subscribe (validated, not a duplicate): creates the
  * subscription, linked into conn; "subscribed" is sent once it is placed. */

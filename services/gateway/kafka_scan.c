@@ -68,21 +68,15 @@ static int64_t kafka_now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static void kafka_push(gw_kafka_t *k, gw_msg_kind_t kind, int32_t partition, uint64_t token)
+/* An answer to the lws thread; offset: for CAUGHT_UP, the log end the
+ * scan reached (-1: none was asked for). */
+static void kafka_push(gw_kafka_t *k, gw_msg_kind_t kind, int32_t partition, uint64_t token,
+                       int64_t offset)
 {
     gw_msg_t *m = gw_msg_new(kind, NULL, NULL, 0);
     m->partition = partition;
     m->token = token;
-    gw_inbox_push(k->inbox, m);
-}
-
-/* offset: the log end the scan reached (-1: none was asked for). */
-static void kafka_push_caught_up(gw_kafka_t *k, int32_t partition, uint64_t token, int64_t target)
-{
-    gw_msg_t *m = gw_msg_new(GW_MSG_KAFKA_CAUGHT_UP, NULL, NULL, 0);
-    m->partition = partition;
-    m->token = token;
-    m->offset = target;
+    m->offset = offset;
     gw_inbox_push(k->inbox, m);
 }
 
@@ -167,7 +161,7 @@ static void kafka_handle(gw_kafka_t *k, const kafka_cmd_t *c)
         break;
     case KCMD_CATCHUP:
         if (!p->scanning) {
-            kafka_push_caught_up(k, c->partition, c->token, -1);
+            kafka_push(k, GW_MSG_KAFKA_CAUGHT_UP, c->partition, c->token, -1);
         } else {
             p->catchup_token = c->token;
             p->catchup_target = -1;
@@ -179,7 +173,8 @@ static void kafka_handle(gw_kafka_t *k, const kafka_cmd_t *c)
         p->scanning = false;
         p->scan_token = 0;
         if (p->catchup_token) /* nothing left to catch up with: answer it */
-            kafka_push_caught_up(k, c->partition, p->catchup_token, p->catchup_target);
+            kafka_push(k, GW_MSG_KAFKA_CAUGHT_UP, c->partition, p->catchup_token,
+                       p->catchup_target);
         p->catchup_token = 0;
         break;
     }
@@ -210,7 +205,7 @@ static void kafka_apply_assignment(gw_kafka_t *k)
     }
     for (int32_t i = 0; i < k->nparts; i++)
         if (k->parts[i].scan_token && k->parts[i].scanning) {
-            kafka_push(k, GW_MSG_KAFKA_SCANNING, i, k->parts[i].scan_token);
+            kafka_push(k, GW_MSG_KAFKA_SCANNING, i, k->parts[i].scan_token, -1);
             k->parts[i].scan_token = 0;
         }
 }
@@ -313,7 +308,7 @@ static void kafka_check_catchups(gw_kafka_t *k)
             p->catchup_target = high;
         }
         if (p->cursor >= p->catchup_target) {
-            kafka_push_caught_up(k, i, p->catchup_token, p->catchup_target);
+            kafka_push(k, GW_MSG_KAFKA_CAUGHT_UP, i, p->catchup_token, p->catchup_target);
             p->catchup_token = 0;
         }
     }

@@ -272,21 +272,10 @@ static hf_err_t gw_lws_start(gateway_t *gw, struct lws_protocols *protocols,
 
 static int gw_load_config(gateway_t *gw, int argc, char **argv)
 {
-    char err[256];
-    bool help;
-    if (hf_config_load(gw_settings, GW_NSETTINGS, &gw->cfg, argc, argv, gw_usage, &help, err,
-                       sizeof err) != HF_OK) {
-        fprintf(stderr, "holdfast-gateway: %s\n", err);
-        return 2;
-    }
-    if (help)
-        return 0;
-    int level = hf_log_level_parse(gw->cfg.log_level);
-    if (level < 0) {
-        fprintf(stderr, "holdfast-gateway: log-level=%s is not one of debug, info, warn, error\n",
-                gw->cfg.log_level);
-        return 2;
-    }
+    int rc = hf_config_load_daemon("gateway", gw_settings, GW_NSETTINGS, &gw->cfg,
+                                   &gw->cfg.log_level, argc, argv, gw_usage);
+    if (rc >= 0)
+        return rc;
     if (strcmp(gw->cfg.event_loop, "uv") != 0 && strcmp(gw->cfg.event_loop, "poll") != 0) {
         fprintf(stderr, "holdfast-gateway: event-loop=%s is not one of uv, poll\n",
                 gw->cfg.event_loop);
@@ -297,7 +286,6 @@ static int gw_load_config(gateway_t *gw, int argc, char **argv)
         fprintf(stderr, "holdfast-gateway: ws-idle-timeout must exceed ws-ping-interval\n");
         return 2;
     }
-    hf_log_init("gateway", (hf_log_level_t)level);
     return -1;
 }
 

@@ -173,23 +173,8 @@ static hf_err_t ingest_lws_start(ingest_t *ing, struct lws_protocols *protocols)
 
 static int ingest_load_config(ingest_t *ing, int argc, char **argv)
 {
-    char err[256];
-    bool help;
-    if (hf_config_load(ingest_settings, INGEST_NSETTINGS, &ing->cfg, argc, argv, ingest_usage,
-                       &help, err, sizeof err) != HF_OK) {
-        fprintf(stderr, "holdfast-ingest: %s\n", err);
-        return 2;
-    }
-    if (help)
-        return 0;
-    int level = hf_log_level_parse(ing->cfg.log_level);
-    if (level < 0) {
-        fprintf(stderr, "holdfast-ingest: log-level=%s is not one of debug, info, warn, error\n",
-                ing->cfg.log_level);
-        return 2;
-    }
-    hf_log_init("ingest", (hf_log_level_t)level);
-    return -1;
+    return hf_config_load_daemon("ingest", ingest_settings, INGEST_NSETTINGS, &ing->cfg,
+                                 &ing->cfg.log_level, argc, argv, ingest_usage);
 }
 
 int main(int argc, char **argv)

@@ -207,23 +207,9 @@ static int relay_check_config(relay_t *r)
 
 static int relay_load_config(relay_t *r, int argc, char **argv)
 {
-    char err[256];
-    bool help;
-    if (hf_config_load(relay_settings, RELAY_NSETTINGS, &r->cfg, argc, argv, relay_usage, &help,
-                       err, sizeof err) != HF_OK) {
-        fprintf(stderr, "holdfast-relay: %s\n", err);
-        return 2;
-    }
-    if (help)
-        return 0;
-    int level = hf_log_level_parse(r->cfg.log_level);
-    if (level < 0) {
-        fprintf(stderr, "holdfast-relay: log-level=%s is not one of debug, info, warn, error\n",
-                r->cfg.log_level);
-        return 2;
-    }
-    hf_log_init("relay", (hf_log_level_t)level);
-    return relay_check_config(r);
+    int rc = hf_config_load_daemon("relay", relay_settings, RELAY_NSETTINGS, &r->cfg,
+                                   &r->cfg.log_level, argc, argv, relay_usage);
+    return rc >= 0 ? rc : relay_check_config(r);
 }
 
 static hf_err_t relay_start(relay_t *r, struct lws_protocols *protocols)

@@ -26,12 +26,7 @@ hf_check "two relays split the 8 partitions" hf_wait_until 30 "a 4/4 split" hf_l
 # over them through ingest, in order (workers 0-1 one event per request,
 # 2-3 batches of 10), pausing briefly every 100 events so the run spans
 # the failover.
-for ((w = 0; w < WORKERS; w++)); do
-    python3 "$HF_SUPPORT/publish_ingest.py" --url "$HF_INGEST_URL" --worker "$w" --count "$PER_WORKER" \
-        --channels "$CHANNELS_PER_WORKER" --batch $((w < 2 ? 1 : 10)) --pause 0.1 --pause-every 100 \
-        >"$HF_RUN/publish.$w.out" 2>&1 &
-    echo $! >"$HF_RUN/publish.$w.pid"
-done
+hf_publishers_start "$WORKERS" "$PER_WORKER" "$CHANNELS_PER_WORKER" --batch 1,1,10,10 --pause 0.1 --pause-every 100
 
 relayed() { [[ $(hf_psql -c "SELECT count(*) FROM holdfast.events WHERE kafka_offset IS NOT NULL") -ge $1 ]]; }
 hf_check "events flow before the kill" hf_wait_until 60 "2,000 events relayed" relayed 2000
@@ -44,11 +39,7 @@ hf_check "rb takes all 8 partitions once ra's leases expire" hf_wait_until 30 "r
 took=$((SECONDS - t_kill))
 hf_log "rb owned all 8 partitions ${took} s after ra was killed (lease TTL 4 s, renew 0.2 s)"
 hf_check "... within two lease TTLs" test "$took" -le 8
-for ((w = 0; w < WORKERS; w++)); do
-    rc=0
-    wait "$(cat "$HF_RUN/publish.$w.pid")" || rc=$?
-    hf_check_eq "publisher $w had all its events accepted" 0 "$rc"
-done
+hf_publishers_wait "$WORKERS"
 hf_check "the outbox drains" hf_wait_until 60 "the outbox to drain" hf_outbox_empty
 hf_check "rb took over ra's partitions" grep -q "taken over from ra" "$HF_RUN/rb.log"
 hf_check "Redis got the tail of the run" hf_wait_until 20 "tap to see the last events" \

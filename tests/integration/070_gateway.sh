@@ -17,22 +17,12 @@ hf_relay_start ra
 hf_gateway_start ga
 hf_gateway_start gb
 
-channels=$(for ((w = 0; w < WORKERS; w++)); do for ((c = 0; c < CHANNELS_PER_WORKER; c++)); do
-    printf 'gw:%d:%d,' "$w" "$c"; done; done)
-hf_ws_clients_start --urls "$WS_ga,$WS_gb" --clients 60 --channels "${channels%,}" \
+channels=$(hf_worker_channels gw "$WORKERS" "$CHANNELS_PER_WORKER")
+hf_ws_clients_start --urls "$WS_ga,$WS_gb" --clients 60 --channels "$channels" \
     --per-client 3 --msgpack-every 4 --deadline 150
 
-for ((w = 0; w < WORKERS; w++)); do
-    python3 "$HF_SUPPORT/publish_ingest.py" --url "$HF_INGEST_URL" --worker "$w" --prefix gw \
-        --count "$PER_WORKER" --channels "$CHANNELS_PER_WORKER" --batch $((w < 2 ? 1 : 10)) \
-        >"$HF_RUN/publish.$w.out" 2>&1 &
-    echo $! >"$HF_RUN/publish.$w.pid"
-done
-for ((w = 0; w < WORKERS; w++)); do
-    rc=0
-    wait "$(cat "$HF_RUN/publish.$w.pid")" || rc=$?
-    hf_check_eq "publisher $w had all its events accepted" 0 "$rc"
-done
+hf_publishers_start "$WORKERS" "$PER_WORKER" "$CHANNELS_PER_WORKER" --prefix gw --batch 1,1,10,10
+hf_publishers_wait "$WORKERS"
 hf_check "the outbox drains" hf_wait_until 60 "the outbox to drain" hf_outbox_empty
 hf_ws_clients_finish
 hf_check "every client got exactly its channels' events, in order, chained" \

@@ -18,18 +18,12 @@ hf_relay_start ra
 hf_gateway_start ga
 hf_gateway_start gb
 
-channels=$(for ((w = 0; w < WORKERS; w++)); do for ((c = 0; c < CHANNELS_PER_WORKER; c++)); do
-    printf 'gw:%d:%d,' "$w" "$c"; done; done)
-hf_ws_clients_start --urls "$WS_ga,$WS_gb" --clients 40 --channels "${channels%,}" \
+channels=$(hf_worker_channels gw "$WORKERS" "$CHANNELS_PER_WORKER")
+hf_ws_clients_start --urls "$WS_ga,$WS_gb" --clients 40 --channels "$channels" \
     --per-client 2 --msgpack-every 5 --deadline 200
 
 # ~15 s of publishing: a 0.25 s pause every 20 events per worker.
-for ((w = 0; w < WORKERS; w++)); do
-    python3 "$HF_SUPPORT/publish_ingest.py" --url "$HF_INGEST_URL" --worker "$w" --prefix gw \
-        --count "$PER_WORKER" --channels "$CHANNELS_PER_WORKER" --pause 0.25 --pause-every 20 \
-        >"$HF_RUN/publish.$w.out" 2>&1 &
-    echo $! >"$HF_RUN/publish.$w.pid"
-done
+hf_publishers_start "$WORKERS" "$PER_WORKER" "$CHANNELS_PER_WORKER" --prefix gw --pause 0.25 --pause-every 20
 metric() { hf_metric "$1" "$2"; }
 redis_kafka_sum() { echo $(($(metric "$PORT_ga" "$1") + $(metric "$PORT_gb" "$1"))); }
 
@@ -59,11 +53,7 @@ hf_log "3. SIGKILL Redis for the rest of the publishing"
 kill -KILL "$(hf_pid redis)"
 hf_wait_exit redis
 kafka_before=$(redis_kafka_sum 'holdfast_gateway_deliveries_total{source="kafka"}')
-for ((w = 0; w < WORKERS; w++)); do
-    rc=0
-    wait "$(cat "$HF_RUN/publish.$w.pid")" || rc=$?
-    hf_check_eq "publisher $w had all its events accepted" 0 "$rc"
-done
+hf_publishers_wait "$WORKERS"
 hf_check "the outbox drains" hf_wait_until 60 "the outbox to drain" hf_outbox_empty
 kafka_after=$(redis_kafka_sum 'holdfast_gateway_deliveries_total{source="kafka"}')
 hf_log "deliveries from Kafka while Redis was down: $((kafka_after - kafka_before))"

@@ -16,17 +16,11 @@ hf_gateway_start ga
 hf_gateway_start gb --drain-timeout 5s
 hf_gateway_start gc
 
-channels=$(for ((w = 0; w < WORKERS; w++)); do for ((c = 0; c < CHANNELS_PER_WORKER; c++)); do
-    printf 'gw:%d:%d,' "$w" "$c"; done; done)
-hf_ws_clients_start --urls "$WS_ga,$WS_gb,$WS_gc" --clients 45 --channels "${channels%,}" \
+channels=$(hf_worker_channels gw "$WORKERS" "$CHANNELS_PER_WORKER")
+hf_ws_clients_start --urls "$WS_ga,$WS_gb,$WS_gc" --clients 45 --channels "$channels" \
     --per-client 2 --msgpack-every 3 --deadline 200
 
-for ((w = 0; w < WORKERS; w++)); do
-    python3 "$HF_SUPPORT/publish_ingest.py" --url "$HF_INGEST_URL" --worker "$w" --prefix gw \
-        --count "$PER_WORKER" --channels "$CHANNELS_PER_WORKER" --pause 0.25 --pause-every 25 \
-        >"$HF_RUN/publish.$w.out" 2>&1 &
-    echo $! >"$HF_RUN/publish.$w.pid"
-done
+hf_publishers_start "$WORKERS" "$PER_WORKER" "$CHANNELS_PER_WORKER" --prefix gw --pause 0.25 --pause-every 25
 sleep 2
 hf_check_eq "ga holds a third of the clients" 15 "$(hf_metric "$PORT_ga" holdfast_gateway_connections)"
 hf_log "SIGKILL gateway ga"
@@ -46,11 +40,7 @@ hf_check "gb's log tells the drain" grep -q "draining: closing" "$HF_RUN/gb.log"
 hf_check "every client ends up on gc" hf_wait_until 15 "45 clients on gc" \
     bash -c "[[ \$(curl -fsS http://127.0.0.1:$PORT_gc/metrics | sed -n 's/^holdfast_gateway_connections //p') == 45 ]]"
 
-for ((w = 0; w < WORKERS; w++)); do
-    rc=0
-    wait "$(cat "$HF_RUN/publish.$w.pid")" || rc=$?
-    hf_check_eq "publisher $w had all its events accepted" 0 "$rc"
-done
+hf_publishers_wait "$WORKERS"
 hf_check "the outbox drains" hf_wait_until 60 "the outbox to drain" hf_outbox_empty
 hf_ws_clients_finish
 hf_check "every client got exactly its channels' events across two moves (closes 1006 and 1012)" \

@@ -285,6 +285,20 @@ hf_pipeline_start() {
     hf_kafka_start "$partitions" holdfast.events
 }
 
+# hf_bench_pipeline_start: what the benchmarks stand on: PostgreSQL with its
+# durable defaults (fsync on), the schema, Redis, the dev broker (8
+# partitions) and one relay "bench" owning every partition.
+hf_bench_pipeline_start() {
+    hf_pg_start ""
+    hf_migrate
+    hf_redis_start
+    hf_kafka_start 8 holdfast.events
+    hf_spawn relay "$HF_BIN/holdfast-relay" --port 0 --pg-url "$HF_PG_URL" \
+        --kafka-brokers "$HF_KAFKA_BROKERS" --redis-url "$HF_REDIS_URL" --relay-id bench
+    hf_wait_until 30 "the relay to own all partitions" hf_relay_owns bench 8 ||
+        hf_die "relay did not start"
+}
+
 hf_outbox_empty() { [[ $(hf_psql -c "SELECT count(*) FROM holdfast.outbox") == 0 ]]; }
 
 # hf_publish_numbered PREFIX CHANNELS N: N events committed in one
@@ -300,6 +314,36 @@ hf_publish_numbered() {
         array(SELECT convert_to('{\"seq\":' || g || '}', 'UTF8') FROM generate_series($HF_NEXT_SEQ, $last) g),
         NULL, NULL)" >/dev/null
     HF_NEXT_SEQ=$((last + 1))
+}
+
+# hf_worker_channels PREFIX WORKERS CHANNELS: the channels publish_ingest.py
+# workers 0..WORKERS-1 publish to (PREFIX:w:c), comma-separated.
+hf_worker_channels() {
+    local w c list=
+    for ((w = 0; w < $2; w++)); do for ((c = 0; c < $3; c++)); do list+="$1:$w:$c,"; done; done
+    echo "${list%,}"
+}
+
+# hf_publishers_start WORKERS COUNT CHANNELS [publish_ingest.py FLAGS...]:
+# WORKERS publishers through ingest in the background, worker w sending
+# COUNT numbered events over its CHANNELS channels; hf_publishers_wait
+# WORKERS checks that each had all its events accepted.
+hf_publishers_start() {
+    local workers=$1 count=$2 channels=$3 w
+    shift 3
+    for ((w = 0; w < workers; w++)); do
+        python3 "$HF_SUPPORT/publish_ingest.py" --url "$HF_INGEST_URL" --worker "$w" --count "$count" \
+            --channels "$channels" "$@" >"$HF_RUN/publish.$w.out" 2>&1 &
+        echo $! >"$HF_RUN/publish.$w.pid"
+    done
+}
+hf_publishers_wait() {
+    local w rc
+    for ((w = 0; w < $1; w++)); do
+        rc=0
+        wait "$(cat "$HF_RUN/publish.$w.pid")" || rc=$?
+        hf_check_eq "publisher $w had all its events accepted" 0 "$rc"
+    done
 }
 
 # hf_metric PORT NAME: the value of an unlabelled metric at 127.0.0.1:PORT/metrics.

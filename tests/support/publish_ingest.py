@@ -14,12 +14,15 @@ ap.add_argument("--worker", type=int, default=0)
 ap.add_argument("--prefix", default="rl")
 ap.add_argument("--count", type=int, default=1000)
 ap.add_argument("--channels", type=int, default=50)
-ap.add_argument("--batch", type=int, default=1)
+ap.add_argument("--batch", default="1",
+                help="events per POST; a list (1,1,10) is indexed by worker, wrapping")
 ap.add_argument("--pause", type=float, default=0.0)
 ap.add_argument("--pause-every", type=int, default=0)
 ap.add_argument("--deadline", type=float, default=120.0)
 ap.add_argument("--pad", type=int, default=0, help="add a string of this many bytes to each payload")
 args = ap.parse_args()
+batches = [int(b) for b in args.batch.split(",")]
+args.batch = batches[args.worker % len(batches)]
 
 u = urllib.parse.urlparse(args.url)
 conn = None

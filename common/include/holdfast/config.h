@@ -42,6 +42,15 @@ hf_err_t hf_config_load(const hf_conf_spec_t *specs, size_t nspecs, void *target
                         char **argv, const char *usage, bool *help_shown, char *errbuf,
                         size_t errbuf_size);
 
+/* A daemon's start: hf_config_load(), then the log level read from the
+ * string setting *log_level (a field of target) and hf_log_init(service).
+ * Returns -1 when the daemon should run; otherwise the exit status
+ * (0 after --help, 2 after a bad setting, explained on stderr as
+ * "holdfast-<service>: ..."). */
+int hf_config_load_daemon(const char *service, const hf_conf_spec_t *specs, size_t nspecs,
+                          void *target, char *const *log_level, int argc, char **argv,
+                          const char *usage);
+
 /* Writes the settings table (flag, env var, default, help) to out. */
 void hf_config_print_help(const hf_conf_spec_t *specs, size_t nspecs, const char *usage, FILE *out);
 
