@@ -44,6 +44,7 @@ bench: build
 	bash bench/relay.sh $(BUILD) 50000 1000 $(BENCH_SECONDS)
 	bash bench/replay.sh $(BUILD) 120000
 	bash bench/gateway.sh $(BUILD) 10000 1000 $(BENCH_SECONDS)
+	BENCH_PARTS="1 2" BENCH_GATEWAY_WORKERS=2 bash bench/gateway.sh $(BUILD) 10000 1000 $(BENCH_SECONDS)
 
 run: build
 	@bash tools/stack.sh run

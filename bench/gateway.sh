@@ -13,15 +13,17 @@
 # (ts_us), same clock.
 #   1. capacity: CLIENTS idle connections on one gateway, each subscribed
 #      to one of 1,000 channels: connect rate, gateway RSS per connection.
-#   2. fan-out: CLIENTS subscribers of one channel on one gateway, 20
-#      events/s published: deliveries/s the gateway sustains, latency.
+#   2. fan-out: CLIENTS subscribers of one channel on one gateway,
+#      BENCH_FANOUT_RATE events/s published (default 20): deliveries/s the
+#      gateway sustains, latency, the gateway's CPU use.
 #   3. end-to-end: CLIENTS clients over two gateways and 1,000 channels,
 #      RATE events/s for SECONDS: latency percentiles.
 #   4. Redis kill: the same load (a tenth of the clients), Redis SIGKILLed
 #      3 s in and restarted 5 s later: latency per second, events lost.
-# Writes bench/results/gateway.json. File descriptors: CLIENTS must stay
+# Writes bench/results/gateway.json (gateway-workersN.json with N workers). File descriptors: CLIENTS must stay
 # below `ulimit -n` minus a few hundred. BENCH_PARTS="3 4" runs only those
-# parts. The publish rate reached is pgbench's own count (it falls behind
+# parts; BENCH_GATEWAY_WORKERS=N gives each gateway N workers (default 1;
+# the gateway's CPU use during fan-out is reported beside it). The publish rate reached is pgbench's own count (it falls behind
 # when the machine is saturated) and is reported beside the one asked for.
 set -euo pipefail
 BUILD=${1:-build}
@@ -29,6 +31,8 @@ CLIENTS=${2:-10000}
 RATE=${3:-1000}
 SECONDS_RUN=${4:-10}
 PARTS=${BENCH_PARTS:-1 2 3 4}
+export HF_GATEWAY_WORKERS=${BENCH_GATEWAY_WORKERS:-1}
+FANOUT_RATE=${BENCH_FANOUT_RATE:-20}
 part() { [[ " $PARTS " == *" $1 "* ]]; }
 HF_BIN=$(cd "$BUILD" && pwd)/bin
 source "$(dirname "$0")/../tests/support/lib.sh"
@@ -43,6 +47,8 @@ hf_gateway_start ga --redis-ping-interval 500ms --redis-ping-timeout 2s
 hf_gateway_start gb --redis-ping-interval 500ms --redis-ping-timeout 2s
 
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$(hf_pid "$1")/status"; }
+# cpu_ticks PART: user + system CPU time of PART so far, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$(hf_pid "$1")/stat"; }
 
 # publish RATE SECONDS CHANNELS NAME: pgbench at RATE events/s over CHANNELS
 # channels bench:0..CHANNELS-1 (in the background; PUBLISH_PID).
@@ -85,8 +91,11 @@ fi
 if part 2; then
 loadgen fanout --urls "$WS_ga" --clients "$CLIENTS" --channels 1 --duration "$SECONDS_RUN" \
     --connect-rate 5000
-publish 20 "$SECONDS_RUN" 1 fanout
+cpu0=$(cpu_ticks ga) t0=$(date +%s.%N)
+publish "$FANOUT_RATE" "$SECONDS_RUN" 1 fanout
 wait "$PUBLISH_PID"
+fanout_cpu=$(awk -v c0="$cpu0" -v c1="$(cpu_ticks ga)" -v t0="$t0" -v t1="$(date +%s.%N)" \
+    -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", (c1 - c0) / hz / (t1 - t0)}')
 finish fanout
 hf_log "fan-out: $(cat "$HF_RUN/fanout.json")"
 fi
@@ -102,7 +111,7 @@ hf_log "end-to-end: $(cat "$HF_RUN/e2e.json")"
 fi
 
 # --- 4. Redis kill -------------------------------------------------------------
-kafka_deliveries=0
+kafka_deliveries=0 fanout_cpu=${fanout_cpu:-0}
 if part 4; then
 KILL_CLIENTS=$((CLIENTS / 10))
 loadgen rediskill --urls "$WS_ga,$WS_gb" --clients "$KILL_CLIENTS" --channels 1000 --duration 14 \
@@ -127,9 +136,12 @@ kafka_deliveries=$(($(hf_metric "$PORT_ga" 'holdfast_gateway_deliveries_total{so
     $(hf_metric "$PORT_gb" 'holdfast_gateway_deliveries_total{source="kafka"}')))
 fi
 
-python3 - "$HF_RUN" "$CLIENTS" "$RATE" "$rss0" "$rss1" "$kafka_deliveries" "$RESULTS/gateway.json" <<'PY'
+out=$RESULTS/gateway.json
+((HF_GATEWAY_WORKERS == 1)) || out=$RESULTS/gateway-workers$HF_GATEWAY_WORKERS.json
+python3 - "$HF_RUN" "$CLIENTS" "$RATE" "$rss0" "$rss1" "$kafka_deliveries" "$out" \
+    "$HF_GATEWAY_WORKERS" "$fanout_cpu" "$FANOUT_RATE" <<'PY'
 import json, os, re, sys
-run, clients, rate, rss0, rss1, kafka, out = sys.argv[1:]
+run, clients, rate, rss0, rss1, kafka, out, workers, fanout_cpu, fanout_rate = sys.argv[1:]
 def load(n):
     p = f"{run}/{n}.json"
     return json.load(open(p)) if os.path.exists(p) and os.path.getsize(p) else None
@@ -137,7 +149,8 @@ def tps(n):
     p = f"{run}/pgbench.{n}.out"
     m = re.search(r"tps = ([0-9.]+)", open(p).read()) if os.path.exists(p) else None
     return round(float(m.group(1))) if m else None
-res = {}
+res = {"gateway_workers": int(workers)}
+print(f"gateways with {workers} worker(s) each")
 cap = load("capacity")
 if cap:
     res["capacity"] = {"connections": cap["subscribed"], "connect_per_second": cap["connect_rate"],
@@ -148,13 +161,14 @@ if cap:
           f"RSS {int(rss0)//1024} -> {int(rss1)//1024} MiB = {c['rss_bytes_per_connection']} bytes per idle connection")
 fan = load("fanout")
 if fan:
-    f = res["fanout"] = {"subscribers": fan["subscribed"], "events_per_second_asked": 20,
+    f = res["fanout"] = {"subscribers": fan["subscribed"], "events_per_second_asked": int(fanout_rate),
                          "events_per_second_published": tps("fanout"),
                          "deliveries_per_second": fan["deliveries_per_second"], "latency_ms": fan["latency_ms"],
-                         "duplicates": fan["duplicates"], "chain_breaks": fan["chain_breaks"]}
+                         "duplicates": fan["duplicates"], "chain_breaks": fan["chain_breaks"],
+                         "gateway_cpu_cores": float(fanout_cpu)}
     print(f"fan-out: {f['subscribers']} subscribers of one channel, {f['events_per_second_published']} ev/s published: "
           f"{f['deliveries_per_second']:.0f} deliveries/s, latency p50 {f['latency_ms']['p50']} ms "
-          f"p99 {f['latency_ms']['p99']} ms max {f['latency_ms']['max']} ms")
+          f"p99 {f['latency_ms']['p99']} ms max {f['latency_ms']['max']} ms; gateway CPU {fanout_cpu} cores")
 e2e = load("e2e")
 if e2e:
     e = res["end_to_end"] = {"clients": e2e["subscribed"], "events_per_second_asked": int(rate),
@@ -181,4 +195,4 @@ if rk:
         print("   ", t)
 json.dump(res, open(out, "w"), indent=2)
 PY
-echo "reproduce: bench/gateway.sh $BUILD $CLIENTS $RATE $SECONDS_RUN"
+echo "reproduce: BENCH_PARTS=\"$PARTS\" BENCH_GATEWAY_WORKERS=$HF_GATEWAY_WORKERS BENCH_FANOUT_RATE=$FANOUT_RATE bench/gateway.sh $BUILD $CLIENTS $RATE $SECONDS_RUN"

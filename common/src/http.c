@@ -85,14 +85,16 @@ hf_http_server_t *hf_http_server_new(const hf_http_config_t *cfg)
     pthread_mutex_init(&srv->lock, NULL);
     if (cfg->metrics) {
         static const char *const classes[] = {"1xx", "2xx", "3xx", "4xx", "5xx", "other"};
+        const char *extra = cfg->metrics_labels ? cfg->metrics_labels : "";
         for (int i = 0; i < 6; i++) {
-            char labels[32];
-            snprintf(labels, sizeof labels, "code=\"%s\"", classes[i]);
+            char labels[160];
+            snprintf(labels, sizeof labels, "%s%scode=\"%s\"", extra, extra[0] ? "," : "",
+                     classes[i]);
             srv->m_requests[i] =
                 hf_metrics_counter(cfg->metrics, "holdfast_http_requests_total", labels,
                                    "HTTP requests answered, by status class.");
         }
-        hf_metrics_gauge_fn(cfg->metrics, "holdfast_http_inflight_requests", NULL,
+        hf_metrics_gauge_fn(cfg->metrics, "holdfast_http_inflight_requests", cfg->metrics_labels,
                             "HTTP requests received and not yet answered (this scrape included).",
                             http__inflight_gauge, srv);
     }

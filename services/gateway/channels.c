@@ -61,6 +61,7 @@ static gw_channel_t *channel_get_or_create(gateway_t *gw, const char *name)
         p->channels->part_prev = ch;
     p->channels = ch;
     gw_strmap_put(gw->channels, name, ch);
+    gw->nchannels++;
     if (gw->redis)
         gw_redis_want(gw->redis, name, true);
     return ch;
@@ -79,6 +80,7 @@ static void channel_destroy(gateway_t *gw, gw_channel_t *ch)
         ch->part_next->part_prev = ch->part_prev;
     p->dirty = true;
     gw_strmap_remove(gw->channels, ch->name);
+    gw->nchannels--;
     if (gw->redis)
         gw_redis_want(gw->redis, ch->name, false);
     hf_free(ch->name);
@@ -548,6 +550,10 @@ void gw_inbox_dispatch(gateway_t *gw)
             break;
         case GW_MSG_KAFKA_LOST:
             on_kafka_lost(gw, m);
+            break;
+        case GW_MSG_SOCKET:
+            gw_conn_adopt(gw, m->fd);
+            m->fd = -1;
             break;
         }
         gw_msg_free(m);

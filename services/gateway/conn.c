@@ -404,6 +404,14 @@ static int conn_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     }
 }
 
+void gw_conn_adopt(gateway_t *gw, int fd)
+{
+    gw->handoffs--;
+    /* On failure lws has closed the socket. */
+    if (!lws_adopt_socket_vhost(lws_get_vhost_by_name(gw->lws, "default"), fd))
+        hf_warn("could not take a client connection");
+}
+
 struct lws_protocols gw_ws_protocol(const char *name)
 {
     struct lws_protocols p = {

@@ -1,8 +1,10 @@
 /* gateway.h - holdfast-gateway: the daemon's state and its modules.
  *
- * Owns nothing itself; declares the one struct holding the daemon's state
- * (gateway_t) and what each module offers the others:
- *   main.c     settings, start-up, signals, drain, metrics
+ * Owns nothing itself; declares the process' state (gw_process_t), the
+ * state of one worker (gateway_t) and what each module offers the others:
+ *   main.c     settings, signals, the workers' threads, metrics
+ *   worker.c   one worker: its backends, its lws context, service loop, drain
+ *   listener.c the listening socket, accepting for every worker
  *   conn.c     WebSocket connections: frames in, send queues out, limits
  *   channels.c channels and subscriptions: the chain rule, gap fill and
  *              fallback bookkeeping (which partitions must be read from Kafka)
@@ -12,14 +14,21 @@
  *   kafka_scan.c the Kafka reader thread (probes, partition scans)
  *   proto.c    the client protocol's messages (schemas/websocket.md)
  *
- * Threading: connections, channels and subscriptions live on the lws
- * service thread only. The Redis and Kafka threads never touch them; they
- * talk to it through the inbox and take commands through their own queues. */
+ * Workers: a process runs --workers of them, each a service thread with
+ * its own lws context, Redis subscriber, Kafka reader, channels and
+ * connections - a gateway in itself, sharing only the listening socket,
+ * the settings, the metrics registry and the stop signal. A connection
+ * lives on one worker for its whole life, so nothing on the delivery path
+ * is shared between workers.
+ *
+ * Threading: a worker's connections, channels and subscriptions live on
+ * its lws service thread only. Its Redis and Kafka threads never touch
+ * them; they talk to it through the inbox and take commands through their
+ * own queues. Counters other threads read for /metrics are atomics. */
 #ifndef HOLDFAST_GATEWAY_H
 #define HOLDFAST_GATEWAY_H
 
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -56,7 +65,8 @@ typedef struct gateway_config {
     long long drain_timeout_ms;
     long long inbox_max_bytes;
     long long kafka_timeout_ms;
-    char *event_loop; /* "uv" (epoll through libuv) or "poll" */
+    char *event_loop;  /* "uv" (epoll through libuv) or "poll" */
+    long long workers; /* service threads; 0: one per CPU the process may use */
     char *log_level;
 } gateway_config_t;
 
@@ -153,21 +163,49 @@ typedef struct gateway_metrics {
     hf_metric_t *protocol_errors;
     hf_metric_t *unrecoverable;
     hf_metric_t *latency;
+    hf_metric_t *accept_refused;
 } gateway_metrics_t;
 
-struct gateway {
+typedef struct gw_listener gw_listener_t;
+typedef struct gw_process gw_process_t;
+
+/* A gauge summing one atomic_size_t field of gateway_t over the workers. */
+typedef struct gw_gauge_arg {
+    gw_process_t *proc;
+    size_t field; /* offsetof(gateway_t, ...) */
+} gw_gauge_arg_t;
+
+/* The process: what its workers share. */
+struct gw_process {
     gateway_config_t cfg;
-    struct lws_context *lws;
-    hf_http_server_t *http;
     hf_metrics_t *metrics;
     gateway_metrics_t m;
+    gw_listener_t *listener;
+    atomic_int stop;    /* SIGTERM or SIGINT: every worker drains */
+    atomic_bool failed; /* a worker's loop ended on an error */
+    gateway_t *workers; /* nworkers of them */
+    size_t nworkers;
+    atomic_size_t next_worker; /* the round robin of accepted connections */
+    gw_gauge_arg_t gauges[4];
+};
+
+struct gateway {
+    gw_process_t *proc;
+    size_t index;
+    char metrics_labels[32]; /* worker="N" */
+    gateway_config_t cfg;    /* the process' settings (strings owned there) */
+    gateway_metrics_t m;     /* the process' metrics */
+    struct lws_context *lws;
+    struct lws_protocols protocols[5]; /* HTTP, JSON, msgpack, the listener; the end */
+    lws_retry_bo_t idle_policy;        /* WebSocket ping and idle timeout */
+    hf_http_server_t *http;
     lws_sorted_usec_list_t cron;
-    volatile sig_atomic_t signal_seen;
+    pthread_t thread;
+    bool thread_started;
     bool draining;
     bool uv;      /* lws runs on libuv: lws_service() returns only once the loop stops */
     bool stopped; /* the loop was told to stop (uv) */
     int64_t drain_deadline_us;
-    int bound_port;
 
     gw_inbox_t *inbox;
     gw_redis_t *redis;
@@ -179,14 +217,34 @@ struct gateway {
     size_t handbacks_pending; /* channels with handback_at_us set */
 
     gw_conn_t *conns; /* doubly linked */
-    size_t nconns;
-    size_t nsubs;
-    size_t queued_bytes; /* across every send queue */
+    atomic_size_t nconns;
+    atomic_size_t nsubs;
+    atomic_size_t nchannels;
+    atomic_size_t queued_bytes; /* across every send queue */
+    atomic_size_t handoffs;     /* accepted sockets on their way to this worker */
 };
 
 int64_t gw_now_us(void);
 
+/* worker.c */
+/* Starts a worker's Redis and Kafka threads; *partitions gets the topic's
+ * partition count. gw_worker_free() undoes any part that was done. */
+hf_err_t gw_worker_init(gateway_t *gw, gw_process_t *proc, size_t index, int32_t *partitions);
+/* Creates its lws context (worker 0 also serves the listening socket). */
+hf_err_t gw_worker_listen(gateway_t *gw);
+/* The service loop, until the drain ends; then destroys the context. */
+void gw_worker_run(gateway_t *gw);
+void gw_worker_free(gateway_t *gw);
+/* main.c */
+/* The listener's callback: gives fd to the next worker (round robin,
+ * skipping one far above the least loaded). */
+void gw_process_accept(void *proc, int fd);
+/* libuv's signal callback (it owns SIGTERM and SIGINT under libuv). */
+void gw_on_uv_signal(void *handle, int sig);
+
 /* conn.c */
+/* Adopts an accepted client socket into gw's context (on its thread). */
+void gw_conn_adopt(gateway_t *gw, int fd);
 /* The lws protocol for one subprotocol name (JSON or msgpack by name). */
 struct lws_protocols gw_ws_protocol(const char *name);
 /* One event's frames, encoded on first use per format and prev_offset and

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <libwebsockets.h>
 
@@ -62,6 +63,7 @@ gw_msg_t *gw_msg_new(gw_msg_kind_t kind, const char *text, const void *data, siz
     m->kind = kind;
     m->partition = -1;
     m->offset = -1;
+    m->fd = -1;
     if (text)
         m->text = hf_strdup(text);
     if (data) {
@@ -75,6 +77,8 @@ void gw_msg_free(gw_msg_t *msg)
 {
     if (!msg)
         return;
+    if (msg->fd >= 0)
+        close(msg->fd);
     hf_free(msg->text);
     hf_free(msg->data);
     hf_free(msg);

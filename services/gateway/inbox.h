@@ -7,7 +7,8 @@
  * before it).
  *
  * Ownership: a pushed message belongs to the inbox; gw_inbox_take() hands
- * the whole batch to the caller, who frees each with gw_msg_free(). */
+ * the whole batch to the caller, who frees each with gw_msg_free(). A
+ * message's descriptor is closed with it unless taken (fd set to -1). */
 #ifndef HOLDFAST_GW_INBOX_H
 #define HOLDFAST_GW_INBOX_H
 
@@ -28,6 +29,7 @@ typedef enum gw_msg_kind {
     GW_MSG_KAFKA_SCANNING,   /* partition, token: the scan now covers the offset asked */
     GW_MSG_KAFKA_CAUGHT_UP,  /* partition, token: the scan reached the log end seen after asking */
     GW_MSG_KAFKA_LOST,       /* partition, low: the scan's offset is gone; restarted at low */
+    GW_MSG_SOCKET,           /* fd: an accepted client connection for this worker */
 } gw_msg_kind_t;
 
 typedef struct gw_msg {
@@ -40,6 +42,7 @@ typedef struct gw_msg {
     char *text;    /* owned, NUL-terminated, or NULL */
     uint8_t *data; /* owned, or NULL */
     size_t len;
+    int fd; /* owned (closed by gw_msg_free) unless -1 */
     int64_t recv_us;
     struct gw_msg *next;
 } gw_msg_t;

@@ -1,18 +1,18 @@
-/* main.c - holdfast-gateway: configuration, start-up, the service loop, drain. */
+/* main.c - holdfast-gateway: settings, signals, workers and their threads, metrics. */
+#include <sched.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "gateway.h"
 #include "holdfast/alloc.h"
 #include "holdfast/config.h"
 #include "holdfast/log.h"
+#include "listener.h"
 
-#define GW_CRON_US       (50 * 1000) /* how often the loop checks signals and drain */
-#define GW_KAFKA_WAIT_MS 30000       /* at start, how long to wait for the brokers */
+#define GW_MAX_WORKERS 64
 
 static const hf_conf_spec_t gw_settings[] = {
     {"listen-addr", HF_CONF_STRING, offsetof(gateway_config_t, listen_addr), "127.0.0.1", 0, 0,
@@ -54,6 +54,9 @@ static const hf_conf_spec_t gw_settings[] = {
      1 << 16, 1LL << 34, "events from Redis/Kafka waiting for the service thread"},
     {"kafka-timeout", HF_CONF_MS, offsetof(gateway_config_t, kafka_timeout_ms), "2s", 100, 600000,
      "timeout of one Kafka query (watermarks, probes)"},
+    {"workers", HF_CONF_INT, offsetof(gateway_config_t, workers), "0", 0, GW_MAX_WORKERS,
+     "service threads, each with its own connections and Redis/Kafka readers (0: one per CPU "
+     "the process may use, cgroup quota included)"},
     {"event-loop", HF_CONF_STRING, offsetof(gateway_config_t, event_loop), "uv", 0, 0,
      "uv (libuv, epoll: for many connections) or poll"},
     {"log-level", HF_CONF_STRING, offsetof(gateway_config_t, log_level), "info", 0, 0,
@@ -66,316 +69,308 @@ static const char gw_usage[] =
     "subprotocols holdfast.v1.json and holdfast.v1.msgpack) from Redis Pub/Sub, filling\n"
     "gaps and falling back to Kafka. GET /livez, /readyz, /metrics.";
 
-static gateway_t *gw_signal_target;
+/* The process SIGTERM and SIGINT stop; a process has one. */
+static gw_process_t *gw_signal_process;
 
-int64_t gw_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-/* libuv owns SIGTERM/SIGINT once lws runs on it: this is its callback. */
-static void gw_on_uv_signal(void *handle, int sig)
+void gw_on_uv_signal(void *handle, int sig)
 {
     (void)handle;
     (void)sig;
-    if (gw_signal_target)
-        gw_signal_target->signal_seen = 1;
+    if (gw_signal_process)
+        atomic_store(&gw_signal_process->stop, 1);
 }
 
 static void gw_on_signal(int sig)
 {
-    (void)sig;
-    if (gw_signal_target)
-        gw_signal_target->signal_seen = 1;
+    gw_on_uv_signal(NULL, sig);
 }
 
-static double gw_gauge_connections(void *arg)
+/* ---- workers ------------------------------------------------------------- */
+
+/* CPUs this process may use: its affinity mask, capped by a cgroup CPU
+ * quota (a container limited to 2 CPUs on a 64-CPU node gets 2). */
+static size_t gw_cpus_available(void)
+{
+    cpu_set_t set;
+    long cpus = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+    FILE *f = fopen("/sys/fs/cgroup/cpu.max", "r");
+    if (f) {
+        long long quota = 0, period = 0;
+        if (fscanf(f, "%lld %lld", &quota, &period) == 2 && quota > 0 && period > 0) {
+            long limit = (long)((quota + period - 1) / period);
+            if (limit < cpus)
+                cpus = limit;
+        }
+        fclose(f);
+    }
+    return cpus < 1 ? 1 : (size_t)cpus;
+}
+
+static size_t gw_worker_load(gateway_t *gw)
+{
+    return gw->nconns + gw->handoffs;
+}
+
+/* Round robin keeps bursts even (a connection counts only once its
+ * upgrade is done); a worker far above the least loaded (after its
+ * clients stayed while others' left) is skipped for the least loaded. */
+void gw_process_accept(void *arg, int fd)
+{
+    gw_process_t *p = arg;
+    gateway_t *best = &p->workers[atomic_fetch_add(&p->next_worker, 1) % p->nworkers];
+    gateway_t *least = best;
+    for (size_t i = 0; i < p->nworkers; i++)
+        if (gw_worker_load(&p->workers[i]) < gw_worker_load(least))
+            least = &p->workers[i];
+    size_t min = gw_worker_load(least);
+    if (gw_worker_load(best) > min + 16 + min / 64)
+        best = least;
+    /* Draining: other workers may have finished; worker 0 accepts, so it
+     * still runs and refuses the upgrade (503) at once. */
+    if (atomic_load(&p->stop))
+        best = &p->workers[0];
+    best->handoffs++;
+    if (best == &p->workers[0]) { /* the listener runs on worker 0's thread */
+        gw_conn_adopt(best, fd);
+        return;
+    }
+    gw_msg_t *m = gw_msg_new(GW_MSG_SOCKET, NULL, NULL, 0);
+    m->fd = fd;
+    gw_inbox_push(best->inbox, m);
+}
+
+static void *gw_worker_thread(void *arg)
+{
+    gw_worker_run(arg);
+    return NULL;
+}
+
+/* ---- metrics ------------------------------------------------------------- */
+
+static double gw_gauge_sum(void *arg)
+{
+    const gw_gauge_arg_t *g = arg;
+    size_t total = 0;
+    for (size_t i = 0; i < g->proc->nworkers; i++)
+        total += atomic_load((atomic_size_t *)((char *)&g->proc->workers[i] + g->field));
+    return (double)total;
+}
+
+static double gw_gauge_worker_connections(void *arg)
 {
     return (double)((gateway_t *)arg)->nconns;
 }
 
-static double gw_gauge_subscriptions(void *arg)
-{
-    return (double)((gateway_t *)arg)->nsubs;
-}
-
-static double gw_gauge_channels(void *arg)
-{
-    return (double)gw_strmap_len(((gateway_t *)arg)->channels);
-}
-
 static double gw_gauge_redis(void *arg)
 {
-    return gw_redis_connected(((gateway_t *)arg)->redis) ? 1 : 0;
+    gw_process_t *p = arg;
+    for (size_t i = 0; i < p->nworkers; i++)
+        if (!gw_redis_connected(p->workers[i].redis))
+            return 0;
+    return 1;
 }
 
 static double gw_gauge_scanning(void *arg)
 {
-    return gw_kafka_scanning(((gateway_t *)arg)->kafka);
-}
-
-static double gw_gauge_queued(void *arg)
-{
-    return (double)((gateway_t *)arg)->queued_bytes;
+    gw_process_t *p = arg;
+    int total = 0;
+    for (size_t i = 0; i < p->nworkers; i++)
+        total += gw_kafka_scanning(p->workers[i].kafka);
+    return total;
 }
 
 static double gw_gauge_inbox(void *arg)
 {
-    return (double)gw_inbox_bytes(((gateway_t *)arg)->inbox);
+    gw_process_t *p = arg;
+    size_t total = 0;
+    for (size_t i = 0; i < p->nworkers; i++)
+        if (p->workers[i].inbox)
+            total += gw_inbox_bytes(p->workers[i].inbox);
+    return (double)total;
 }
 
-static void gw_metrics_register(gateway_t *gw)
+static double gw_gauge_workers(void *arg)
 {
-    hf_metrics_t *r = gw->metrics;
-    hf_metrics_gauge_fn(r, "holdfast_gateway_connections", NULL, "Open WebSocket connections.",
-                        gw_gauge_connections, gw);
-    hf_metrics_gauge_fn(r, "holdfast_gateway_subscriptions", NULL,
-                        "Subscriptions across all connections.", gw_gauge_subscriptions, gw);
-    hf_metrics_gauge_fn(r, "holdfast_gateway_channels", NULL,
-                        "Channels with local subscribers (subscribed on Redis).", gw_gauge_channels,
-                        gw);
+    return (double)((gw_process_t *)arg)->nworkers;
+}
+
+static void gw_gauge_sum_register(gw_process_t *p, int slot, const char *name, const char *help,
+                                  size_t field)
+{
+    p->gauges[slot] = (gw_gauge_arg_t){.proc = p, .field = field};
+    hf_metrics_gauge_fn(p->metrics, name, NULL, help, gw_gauge_sum, &p->gauges[slot]);
+}
+
+static void gw_gauges_register(gw_process_t *p)
+{
+    hf_metrics_t *r = p->metrics;
+    gw_gauge_sum_register(p, 0, "holdfast_gateway_connections", "Open WebSocket connections.",
+                          offsetof(gateway_t, nconns));
+    gw_gauge_sum_register(p, 1, "holdfast_gateway_subscriptions",
+                          "Subscriptions across all connections.", offsetof(gateway_t, nsubs));
+    gw_gauge_sum_register(p, 2, "holdfast_gateway_channels",
+                          "Channels with local subscribers, once per worker holding any (each "
+                          "worker subscribes on Redis itself).",
+                          offsetof(gateway_t, nchannels));
+    gw_gauge_sum_register(p, 3, "holdfast_gateway_send_queue_bytes",
+                          "Bytes waiting in all connections' send queues.",
+                          offsetof(gateway_t, queued_bytes));
     hf_metrics_gauge_fn(r, "holdfast_gateway_redis_connected", NULL,
-                        "1 while the Redis subscriber is connected and answering.", gw_gauge_redis,
-                        gw);
+                        "1 while every worker's Redis subscriber is connected and answering.",
+                        gw_gauge_redis, p);
     hf_metrics_gauge_fn(r, "holdfast_gateway_kafka_scanning_partitions", NULL,
-                        "Partitions being read from Kafka (gap fill, resume or fallback).",
-                        gw_gauge_scanning, gw);
-    hf_metrics_gauge_fn(r, "holdfast_gateway_send_queue_bytes", NULL,
-                        "Bytes waiting in all connections' send queues.", gw_gauge_queued, gw);
+                        "Partitions being read from Kafka (gap fill, resume or fallback), summed "
+                        "over workers.",
+                        gw_gauge_scanning, p);
     hf_metrics_gauge_fn(r, "holdfast_gateway_inbox_bytes", NULL,
-                        "Bytes from Redis and Kafka waiting for the service thread.",
-                        gw_gauge_inbox, gw);
-    gw->m.connections_total = hf_metrics_counter(r, "holdfast_gateway_connections_total", NULL,
-                                                 "WebSocket connections accepted.");
-    gw->m.closed_slow =
+                        "Bytes from Redis and Kafka waiting for the service threads.",
+                        gw_gauge_inbox, p);
+    hf_metrics_gauge_fn(r, "holdfast_gateway_workers", NULL, "Service threads (--workers).",
+                        gw_gauge_workers, p);
+    for (size_t i = 0; i < p->nworkers; i++) {
+        char labels[32];
+        snprintf(labels, sizeof labels, "worker=\"%zu\"", i);
+        hf_metrics_gauge_fn(r, "holdfast_gateway_worker_connections", labels,
+                            "Open WebSocket connections per worker (the balance of the accept).",
+                            gw_gauge_worker_connections, &p->workers[i]);
+    }
+}
+
+static void gw_counters_register(gw_process_t *p)
+{
+    hf_metrics_t *r = p->metrics;
+    gateway_metrics_t *m = &p->m;
+    m->connections_total = hf_metrics_counter(r, "holdfast_gateway_connections_total", NULL,
+                                              "WebSocket connections accepted.");
+    m->accept_refused =
+        hf_metrics_counter(r, "holdfast_gateway_accept_refused_total", NULL,
+                           "Connections closed at accept: no file descriptor left.");
+    m->closed_slow =
         hf_metrics_counter(r, "holdfast_gateway_slow_closes_total", NULL,
                            "Connections closed because their send queue overflowed (4001).");
-    gw->m.delivered_redis =
+    m->delivered_redis =
         hf_metrics_counter(r, "holdfast_gateway_deliveries_total", "source=\"redis\"",
                            "Events queued to clients, by where the gateway got them.");
-    gw->m.delivered_kafka =
+    m->delivered_kafka =
         hf_metrics_counter(r, "holdfast_gateway_deliveries_total", "source=\"kafka\"",
                            "Events queued to clients, by where the gateway got them.");
-    gw->m.duplicates = hf_metrics_counter(r, "holdfast_gateway_duplicates_dropped_total", NULL,
-                                          "Events dropped as already delivered (offset <= last).");
-    gw->m.gaps = hf_metrics_counter(r, "holdfast_gateway_gaps_total", NULL,
-                                    "Gaps in a subscription's chain, filled from Kafka.");
-    gw->m.fallbacks = hf_metrics_counter(r, "holdfast_gateway_redis_fallbacks_total", NULL,
-                                         "Times Redis was lost and delivery fell back to Kafka.");
-    gw->m.protocol_errors =
+    m->duplicates = hf_metrics_counter(r, "holdfast_gateway_duplicates_dropped_total", NULL,
+                                       "Events dropped as already delivered (offset <= last).");
+    m->gaps = hf_metrics_counter(r, "holdfast_gateway_gaps_total", NULL,
+                                 "Gaps in a subscription's chain, filled from Kafka.");
+    m->fallbacks =
+        hf_metrics_counter(r, "holdfast_gateway_redis_fallbacks_total", NULL,
+                           "Times a worker lost Redis and its delivery fell back to Kafka.");
+    m->protocol_errors =
         hf_metrics_counter(r, "holdfast_gateway_protocol_errors_total", NULL,
                            "Client messages refused (malformed, unknown, too big).");
-    gw->m.unrecoverable =
+    m->unrecoverable =
         hf_metrics_counter(r, "holdfast_gateway_unrecoverable_total", NULL,
                            "Subscriptions whose missing events were no longer in Kafka.");
-    gw->m.latency = hf_metrics_histogram(
+    m->latency = hf_metrics_histogram(
         r, "holdfast_gateway_event_age_seconds", NULL,
         "Age of an event (since its commit in PostgreSQL) when queued to clients.", NULL, 0);
 }
 
-static bool gw_ready(void *ctx, char *why, size_t why_size)
-{
-    (void)ctx;
-    (void)why;
-    (void)why_size;
-    return true; /* Kafka answered at start; without Redis it still delivers */
-}
+/* ---- start and stop ------------------------------------------------------ */
 
-static bool gw_drained(gateway_t *gw);
-
-/* Periodic duty on the lws thread: hand-back graces, signals, the drain. */
-static void gw_cron(lws_sorted_usec_list_t *sul)
+static int gw_load_config(gw_process_t *p, int argc, char **argv)
 {
-    gateway_t *gw = lws_container_of(sul, gateway_t, cron);
-    gw_channels_tick(gw, gw_now_us());
-    if (gw->signal_seen && !gw->draining) {
-        gw->draining = true;
-        gw->drain_deadline_us = gw_now_us() + gw->cfg.drain_timeout_ms * 1000;
-        hf_http_server_set_draining(gw->http);
-        hf_info("draining: closing %zu connections with 1012", gw->nconns);
-        gw_conns_close_all(gw, GW_CLOSE_RESTART, "gateway restarting: resume elsewhere");
-    }
-    if (gw->uv && gw_drained(gw)) {
-        /* Under libuv the loop runs inside lws_service(); destroying the
-         * context stops it, and main() finishes the destroy. */
-        gw->stopped = true;
-        gw_inbox_attach(gw->inbox, NULL);
-        lws_context_destroy(gw->lws);
-        return;
-    }
-    lws_sul_schedule(gw->lws, 0, &gw->cron, gw_cron, GW_CRON_US);
-}
-
-static bool gw_drained(gateway_t *gw)
-{
-    if (!gw->draining)
-        return false;
-    if (gw->nconns == 0 && hf_http_server_inflight(gw->http) == 0)
-        return true;
-    if (gw_now_us() > gw->drain_deadline_us) {
-        hf_warn("drain timeout: %zu connections still open", gw->nconns);
-        return true;
-    }
-    return false;
-}
-
-static void gw_lws_log(int level, const char *line)
-{
-    hf_log(level == LLL_ERR ? HF_LOG_ERROR : HF_LOG_WARN, "lws: %.*s", (int)strcspn(line, "\n"),
-           line);
-}
-
-static hf_err_t gw_lws_start(gateway_t *gw, struct lws_protocols *protocols,
-                             const lws_retry_bo_t *idle)
-{
-    /* A client without Sec-WebSocket-Protocol gets JSON. */
-    static const struct lws_protocol_vhost_options gw_default_ws = {NULL, NULL, "default", ""};
-    static const struct lws_protocol_vhost_options gw_pvo = {NULL, &gw_default_ws,
-                                                             GW_SUBPROTOCOL_JSON, ""};
-    lws_set_log_level(LLL_ERR | LLL_WARN, gw_lws_log);
-    struct lws_context_creation_info info;
-    memset(&info, 0, sizeof info);
-    info.port = (int)gw->cfg.port;
-    info.iface = gw->cfg.listen_addr;
-    info.protocols = protocols;
-    info.pvo = &gw_pvo;
-    info.options = LWS_SERVER_OPTION_DISABLE_IPV6 | LWS_SERVER_OPTION_VALIDATE_UTF8;
-    info.max_http_header_pool = 1024;
-    info.max_http_header_data = 4096;
-    info.keepalive_timeout = 60;
-    info.timeout_secs = 20;
-    info.retry_and_idle_policy = idle;
-    if (gw->uv) {
-        info.options |= LWS_SERVER_OPTION_LIBUV;
-        info.signal_cb = gw_on_uv_signal;
-    }
-    info.user = gw;
-    gw->lws = lws_create_context(&info);
-    if (!gw->lws && gw->uv) {
-        hf_warn("libuv event loop unavailable (libwebsockets-evlib-uv missing?): using poll");
-        gw->uv = false;
-        info.options &= ~(uint64_t)LWS_SERVER_OPTION_LIBUV;
-        info.signal_cb = NULL;
-        gw->lws = lws_create_context(&info);
-    }
-    if (!gw->lws) {
-        hf_error("cannot start the server on %s:%lld", gw->cfg.listen_addr, gw->cfg.port);
-        return HF_ERR_IO;
-    }
-    hf_http_server_attach(gw->http, gw->lws);
-    gw_inbox_attach(gw->inbox, gw->lws);
-    gw->bound_port = lws_get_vhost_listen_port(lws_get_vhost_by_name(gw->lws, "default"));
-    return HF_OK;
-}
-
-static int gw_load_config(gateway_t *gw, int argc, char **argv)
-{
-    int rc = hf_config_load_daemon("gateway", gw_settings, GW_NSETTINGS, &gw->cfg,
-                                   &gw->cfg.log_level, argc, argv, gw_usage);
+    int rc = hf_config_load_daemon("gateway", gw_settings, GW_NSETTINGS, &p->cfg, &p->cfg.log_level,
+                                   argc, argv, gw_usage);
     if (rc >= 0)
         return rc;
-    if (strcmp(gw->cfg.event_loop, "uv") != 0 && strcmp(gw->cfg.event_loop, "poll") != 0) {
+    if (strcmp(p->cfg.event_loop, "uv") != 0 && strcmp(p->cfg.event_loop, "poll") != 0) {
         fprintf(stderr, "holdfast-gateway: event-loop=%s is not one of uv, poll\n",
-                gw->cfg.event_loop);
+                p->cfg.event_loop);
         return 2;
     }
-    gw->uv = strcmp(gw->cfg.event_loop, "uv") == 0;
-    if (gw->cfg.ws_idle_timeout_ms <= gw->cfg.ws_ping_interval_ms) {
+    if (p->cfg.ws_idle_timeout_ms <= p->cfg.ws_ping_interval_ms) {
         fprintf(stderr, "holdfast-gateway: ws-idle-timeout must exceed ws-ping-interval\n");
         return 2;
     }
     return -1;
 }
 
-static hf_err_t gw_start_backends(gateway_t *gw)
+/* Workers' backends, then their contexts: a failure stops before any
+ * client is served. */
+static hf_err_t gw_process_start(gw_process_t *p)
 {
-    int32_t count = 0;
-    gw->kafka = gw_kafka_start(gw->cfg.kafka_brokers, gw->cfg.topic, (int)gw->cfg.kafka_timeout_ms,
-                               GW_KAFKA_WAIT_MS, gw->inbox, &count);
-    if (!gw->kafka)
-        return HF_ERR_UNAVAILABLE;
-    gw_channels_init(gw, count);
-    gw_redis_config_t rc = {
-        .url = gw->cfg.redis_url,
-        .ping_interval_ms = gw->cfg.redis_ping_interval_ms,
-        .ping_timeout_ms = gw->cfg.redis_ping_timeout_ms,
-        .retry_ms = gw->cfg.redis_retry_ms,
-    };
-    gw->redis = gw_redis_start(&rc, gw->inbox);
-    return gw->redis ? HF_OK : HF_ERR_INVALID;
+    if (gw_listener_open(p->cfg.listen_addr, (int)p->cfg.port, &p->listener) != HF_OK)
+        return HF_ERR_IO;
+    int32_t partitions = -1;
+    for (size_t i = 0; i < p->nworkers; i++) {
+        int32_t count = 0;
+        if (gw_worker_init(&p->workers[i], p, i, &count) != HF_OK)
+            return HF_ERR_UNAVAILABLE;
+        if (i > 0 && count != partitions) {
+            hf_error("the topic's partition count changed during start-up (%d, then %d)",
+                     partitions, count);
+            return HF_ERR_UNAVAILABLE;
+        }
+        partitions = count;
+    }
+    for (size_t i = 0; i < p->nworkers; i++)
+        if (gw_worker_listen(&p->workers[i]) != HF_OK)
+            return HF_ERR_IO;
+    hf_info("listening on ws://%s:%d/v1/ws (%d partitions, %zu workers)", p->cfg.listen_addr,
+            gw_listener_port(p->listener), partitions, p->nworkers);
+    return HF_OK;
 }
 
-static void gw_run(gateway_t *gw)
+static void gw_process_run(gw_process_t *p)
 {
-    struct lws_protocols protocols[4] = {hf_http_protocol(gw->http),
-                                         gw_ws_protocol(GW_SUBPROTOCOL_JSON),
-                                         gw_ws_protocol(GW_SUBPROTOCOL_MSGPACK),
-                                         {NULL, NULL, 0, 0, 0, NULL, 0}};
-    lws_retry_bo_t idle = {
-        .secs_since_valid_ping = (uint16_t)(gw->cfg.ws_ping_interval_ms / 1000),
-        .secs_since_valid_hangup = (uint16_t)(gw->cfg.ws_idle_timeout_ms / 1000),
-    };
-    if (gw_lws_start(gw, protocols, &idle) != HF_OK)
-        return;
-    hf_logf_kv(HF_LOG_INFO, NULL, "listening on ws://%s:%d/v1/ws (%d partitions)",
-               gw->cfg.listen_addr, gw->bound_port, gw->partition_count);
-    lws_sul_schedule(gw->lws, 0, &gw->cron, gw_cron, GW_CRON_US);
-    if (gw->uv) {
-        while (!gw->stopped && lws_service(gw->lws, 0) == 0) {
+    for (size_t i = 1; i < p->nworkers; i++) {
+        gateway_t *gw = &p->workers[i];
+        if (pthread_create(&gw->thread, NULL, gw_worker_thread, gw) != 0) {
+            hf_error("cannot start worker %zu's thread", i);
+            atomic_store(&p->failed, true);
+            atomic_store(&p->stop, 1);
+            break;
         }
-    } else {
-        while (!gw_drained(gw) && lws_service(gw->lws, 0) >= 0) {
-        }
+        gw->thread_started = true;
     }
-    gw_inbox_attach(gw->inbox, NULL); /* the Redis and Kafka threads still run */
-    lws_context_destroy(gw->lws);     /* closes what is left; CLOSED frees their state */
-    gw->lws = NULL;
+    gw_worker_run(&p->workers[0]);
+    for (size_t i = 1; i < p->nworkers; i++)
+        if (p->workers[i].thread_started)
+            pthread_join(p->workers[i].thread, NULL);
 }
 
 int main(int argc, char **argv)
 {
-    gateway_t *gw = hf_calloc(1, sizeof *gw);
-    int rc = gw_load_config(gw, argc, argv);
+    gw_process_t *p = hf_calloc(1, sizeof *p);
+    int rc = gw_load_config(p, argc, argv);
     if (rc >= 0) {
-        hf_config_free(gw_settings, GW_NSETTINGS, &gw->cfg);
-        hf_free(gw);
+        hf_config_free(gw_settings, GW_NSETTINGS, &p->cfg);
+        hf_free(p);
         return rc;
     }
-    gw->metrics = hf_metrics_new();
-    gw->inbox = gw_inbox_new((size_t)gw->cfg.inbox_max_bytes);
-    hf_http_config_t http_cfg = {
-        .service = "gateway",
-        .ctx = gw,
-        .ready = gw_ready,
-        .metrics = gw->metrics,
-        .max_body = 1024,
-        .body_timeout_s = 10,
-    };
-    gw->http = hf_http_server_new(&http_cfg);
+    p->nworkers = p->cfg.workers > 0 ? (size_t)p->cfg.workers : gw_cpus_available();
+    if (p->nworkers > GW_MAX_WORKERS)
+        p->nworkers = GW_MAX_WORKERS;
+    p->workers = hf_calloc(p->nworkers, sizeof *p->workers);
+    p->metrics = hf_metrics_new();
+    gw_counters_register(p);
 
-    gw_signal_target = gw;
+    gw_signal_process = p;
     struct sigaction sa = {.sa_handler = gw_on_signal};
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     rc = 1;
-    if (gw_start_backends(gw) == HF_OK) {
-        gw_metrics_register(gw);
-        gw_run(gw);
-        rc = 0;
+    if (gw_process_start(p) == HF_OK) {
+        gw_gauges_register(p);
+        gw_process_run(p);
+        rc = atomic_load(&p->failed) ? 1 : 0;
     }
-    gw_redis_stop(gw->redis);
-    gw_kafka_stop(gw->kafka);
-    if (gw->partitions)
-        gw_channels_free(gw);
-    gw_inbox_free(gw->inbox);
-    hf_http_server_free(gw->http);
-    hf_metrics_free(gw->metrics);
+    for (size_t i = 0; i < p->nworkers; i++)
+        gw_worker_free(&p->workers[i]);
+    gw_listener_free(p->listener);
+    hf_metrics_free(p->metrics);
     hf_info("stopped");
-    hf_config_free(gw_settings, GW_NSETTINGS, &gw->cfg);
-    hf_free(gw);
+    hf_config_free(gw_settings, GW_NSETTINGS, &p->cfg);
+    hf_free(p->workers);
+    hf_free(p);
     return rc;
 }

@@ -2,7 +2,8 @@
 # The gateway's delivery contract (invariants 6-7) through the whole
 # stack: ingest -> PostgreSQL -> relay -> Kafka + Redis -> two gateways.
 # 60 clients (Python websockets, every fourth speaking msgpack) spread
-# over both gateways, 3 of 40 channels each, while 4 publishers send
+# over both gateways (ga with two workers, gb with one), 3 of 40 channels
+# each, while 4 publishers send
 # 4,000 numbered events through ingest. Every client must receive exactly
 # the events of its channels published after it subscribed, in publish
 # order, none missing, none twice, each prev_offset the offset before it.
@@ -14,12 +15,17 @@ WORKERS=4 PER_WORKER=1000 CHANNELS_PER_WORKER=10
 hf_pipeline_start
 hf_ingest_start
 hf_relay_start ra
-hf_gateway_start ga
+hf_gateway_start ga --workers 2
 hf_gateway_start gb
 
 channels=$(hf_worker_channels gw "$WORKERS" "$CHANNELS_PER_WORKER")
 hf_ws_clients_start --urls "$WS_ga,$WS_gb" --clients 60 --channels "$channels" \
     --per-client 3 --msgpack-every 4 --deadline 150
+
+# ga's 30 clients are spread over its workers (round robin: 30 in a row split evenly).
+hf_check_eq "ga runs two workers" 2 "$(hf_metric "$PORT_ga" holdfast_gateway_workers)"
+hf_check_eq "ga's worker 0 held 15 clients" 15 "$(hf_metric "$PORT_ga" 'holdfast_gateway_worker_connections{worker="0"}')"
+hf_check_eq "ga's worker 1 held 15 clients" 15 "$(hf_metric "$PORT_ga" 'holdfast_gateway_worker_connections{worker="1"}')"
 
 hf_publishers_start "$WORKERS" "$PER_WORKER" "$CHANNELS_PER_WORKER" --prefix gw --batch 1,1,10,10
 hf_publishers_wait "$WORKERS"

@@ -7,6 +7,7 @@
 #   3. SIGKILLed for longer than the rest of the run: the whole tail of the
 #      stream flows from Kafka; then restarted, and the gateways hand back
 #      to Redis (Kafka scans stop, new events come from Redis).
+# ga runs two workers, each with its own Redis subscriber and Kafka reader.
 set -euo pipefail
 source "$(dirname "$0")/../support/lib.sh"
 hf_test_begin "${1:-build}"
@@ -15,7 +16,7 @@ WORKERS=4 PER_WORKER=1200 CHANNELS_PER_WORKER=10
 hf_pipeline_start
 hf_ingest_start
 hf_relay_start ra
-hf_gateway_start ga
+hf_gateway_start ga --workers 2
 hf_gateway_start gb
 
 channels=$(hf_worker_channels gw "$WORKERS" "$CHANNELS_PER_WORKER")

@@ -3,7 +3,8 @@
 # all of them, a stream of events running. Gateway ga is SIGKILLed: its
 # clients reconnect to another gateway with `since` and miss nothing.
 # Then gb gets SIGTERM: it closes every client with 1012, exits 0 within
-# its drain timeout, and its clients resume on gc, missing nothing.
+# its drain timeout, and its clients resume on gc, missing nothing. gb
+# and gc run two workers each: the drain must cover every worker.
 set -euo pipefail
 source "$(dirname "$0")/../support/lib.sh"
 hf_test_begin "${1:-build}"
@@ -13,8 +14,8 @@ hf_pipeline_start
 hf_ingest_start
 hf_relay_start ra
 hf_gateway_start ga
-hf_gateway_start gb --drain-timeout 5s
-hf_gateway_start gc
+hf_gateway_start gb --drain-timeout 5s --workers 2
+hf_gateway_start gc --workers 2
 
 channels=$(hf_worker_channels gw "$WORKERS" "$CHANNELS_PER_WORKER")
 hf_ws_clients_start --urls "$WS_ga,$WS_gb,$WS_gc" --clients 45 --channels "$channels" \
@@ -36,7 +37,7 @@ kill -TERM "$(hf_pid gb)"
 hf_wait_exit gb
 hf_check_eq "gb exits 0 after draining" 0 "$HF_EXIT_STATUS"
 hf_check "... within its drain timeout" test $((SECONDS - t0)) -le 6
-hf_check "gb's log tells the drain" grep -q "draining: closing" "$HF_RUN/gb.log"
+hf_check_eq "both of gb's workers drained" 2 "$(grep -c "draining: closing" "$HF_RUN/gb.log")"
 hf_check "every client ends up on gc" hf_wait_until 15 "45 clients on gc" \
     bash -c "[[ \$(curl -fsS http://127.0.0.1:$PORT_gc/metrics | sed -n 's/^holdfast_gateway_connections //p') == 45 ]]"
 

@@ -383,7 +383,8 @@ hf_gateway_start() {
     port=$(hf_free_port)
     hf_spawn "$name" "$HF_BIN/holdfast-gateway" --port "$port" --redis-url "$HF_REDIS_URL" \
         --kafka-brokers "$HF_KAFKA_BROKERS" --topic "${HF_TOPIC:-holdfast.events}" \
-        --redis-ping-interval 200ms --redis-ping-timeout 1s --redis-retry 200ms "$@"
+        --redis-ping-interval 200ms --redis-ping-timeout 1s --redis-retry 200ms \
+        --workers "${HF_GATEWAY_WORKERS:-1}" "$@"
     printf -v "PORT_$name" '%s' "$port"
     printf -v "WS_$name" '%s' "ws://127.0.0.1:$port/v1/ws"
     hf_wait_until 30 "$name /readyz" hf_http_ok "http://127.0.0.1:$port/readyz" ||

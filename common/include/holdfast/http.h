@@ -45,11 +45,13 @@ typedef struct hf_http_config {
     const char *service;           /* name used in logs */
     const hf_http_route_t *routes; /* the daemon's table; /livez etc. are added implicitly */
     size_t nroutes;
-    void *ctx;              /* passed to handlers and ready */
-    hf_http_ready_fn ready; /* NULL: always ready (unless draining) */
-    hf_metrics_t *metrics;  /* served on /metrics; not owned */
-    size_t max_body;        /* bytes; larger bodies get 413 */
-    int body_timeout_s;     /* a body must arrive within this (slow clients get cut) */
+    void *ctx;                  /* passed to handlers and ready */
+    hf_http_ready_fn ready;     /* NULL: always ready (unless draining) */
+    hf_metrics_t *metrics;      /* served on /metrics; not owned */
+    const char *metrics_labels; /* added to the server's own series (several servers
+                                   sharing one registry, e.g. "worker=\"1\""); NULL: none */
+    size_t max_body;            /* bytes; larger bodies get 413 */
+    int body_timeout_s;         /* a body must arrive within this (slow clients get cut) */
 } hf_http_config_t;
 
 /* cfg is copied (routes and metrics must outlive the server). */
