@@ -18,6 +18,7 @@
 #define LISTENER_PROTOCOL "holdfast-accept"
 #define LISTENER_BACKLOG  4096
 #define LISTENER_BATCH    256 /* accepts per wake-up, so one burst cannot starve the loop */
+#define LISTENER_PAUSE_US (100 * 1000) /* out of descriptors, no spare: wait this long */
 
 struct gw_listener {
     int fd;    /* -1 once libwebsockets owns it */
@@ -27,6 +28,8 @@ struct gw_listener {
     void *accept_ctx;
     hf_metric_t *refused;
     time_t warned_at; /* the last out-of-descriptors warning (one a second at most) */
+    struct lws *wsi;  /* the listening socket's, once attached */
+    lws_sorted_usec_list_t resume;
 };
 
 static hf_err_t listener_resolve(const char *addr, int port, struct sockaddr_in *sa)
@@ -61,9 +64,9 @@ hf_err_t gw_listener_open(const char *addr, int port, gw_listener_t **out)
     int one = 1;
     socklen_t len = sizeof sa;
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-        bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, LISTENER_BACKLOG) != 0 ||
+        bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
         getsockname(fd, (struct sockaddr *)&sa, &len) != 0) {
-        hf_error("cannot listen on %s:%d: %s", addr, port, strerror(errno));
+        hf_error("cannot bind %s:%d: %s", addr, port, strerror(errno));
         close(fd);
         return HF_ERR_IO;
     }
@@ -80,26 +83,48 @@ int gw_listener_port(const gw_listener_t *l)
     return l->port;
 }
 
+static void listener_warn(gw_listener_t *l, const char *what)
+{
+    time_t now = time(NULL);
+    if (now != l->warned_at) {
+        l->warned_at = now;
+        hf_warn("out of file descriptors: %s (holdfast_gateway_accept_refused_total counts "
+                "refused connections)",
+                what);
+    }
+}
+
+static void listener_resume(lws_sorted_usec_list_t *sul)
+{
+    gw_listener_t *l = lws_container_of(sul, gw_listener_t, resume);
+    lws_rx_flow_control(l->wsi, 1);
+}
+
 /* Out of descriptors: the pending connection would keep the socket
  * readable and the loop spinning. Free the spare, take the connection and
  * close it (the client sees a reset, not a hang), then hold the spare
- * again - the technique of libuv and nginx. */
+ * again - the technique of libuv and nginx. Another thread may take the
+ * freed slot first; with no spare the socket is not watched for a moment
+ * instead. */
 static void listener_shed(gw_listener_t *l, int listen_fd)
 {
+    if (l->spare < 0)
+        l->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (l->spare >= 0) {
         close(l->spare);
         int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
         if (fd >= 0)
             close(fd);
         l->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            hf_counter_inc(l->refused);
+            listener_warn(l, "refusing connections");
+            return;
+        }
     }
-    hf_counter_inc(l->refused);
-    time_t now = time(NULL);
-    if (now != l->warned_at) {
-        l->warned_at = now;
-        hf_warn("out of file descriptors: refusing connections "
-                "(holdfast_gateway_accept_refused_total counts them)");
-    }
+    lws_rx_flow_control(l->wsi, 0);
+    lws_sul_schedule(lws_get_context(l->wsi), 0, &l->resume, listener_resume, LISTENER_PAUSE_US);
+    listener_warn(l, "not accepting for 100 ms");
 }
 
 static void listener_accept_batch(gw_listener_t *l, int listen_fd)
@@ -145,6 +170,10 @@ hf_err_t gw_listener_attach(gw_listener_t *l, struct lws_vhost *vh, gw_accept_fn
     l->accept_fn = fn;
     l->accept_ctx = ctx;
     l->refused = refused;
+    if (listen(l->fd, LISTENER_BACKLOG) != 0) {
+        hf_error("cannot listen on port %d: %s", l->port, strerror(errno));
+        return HF_ERR_IO;
+    }
     lws_adopt_desc_t desc = {
         .vh = vh,
         .type = LWS_ADOPT_RAW_FILE_DESC,
@@ -152,7 +181,8 @@ hf_err_t gw_listener_attach(gw_listener_t *l, struct lws_vhost *vh, gw_accept_fn
         .vh_prot_name = LISTENER_PROTOCOL,
         .opaque = l,
     };
-    if (!lws_adopt_descriptor_vhost_via_info(&desc)) {
+    l->wsi = lws_adopt_descriptor_vhost_via_info(&desc);
+    if (!l->wsi) {
         hf_error("cannot watch the listening socket");
         return HF_ERR_INTERNAL;
     }

@@ -12,7 +12,8 @@
 #include "holdfast/log.h"
 #include "listener.h"
 
-#define GW_MAX_WORKERS 64
+#define GW_MAX_WORKERS      64
+#define GW_AUTO_WORKERS_MAX 8 /* each worker costs Redis and Kafka connections */
 
 static const hf_conf_spec_t gw_settings[] = {
     {"listen-addr", HF_CONF_STRING, offsetof(gateway_config_t, listen_addr), "127.0.0.1", 0, 0,
@@ -56,7 +57,7 @@ static const hf_conf_spec_t gw_settings[] = {
      "timeout of one Kafka query (watermarks, probes)"},
     {"workers", HF_CONF_INT, offsetof(gateway_config_t, workers), "0", 0, GW_MAX_WORKERS,
      "service threads, each with its own connections and Redis/Kafka readers (0: one per CPU "
-     "the process may use, cgroup quota included)"},
+     "the process may use, cgroup CPU quota included, at most 8)"},
     {"event-loop", HF_CONF_STRING, offsetof(gateway_config_t, event_loop), "uv", 0, 0,
      "uv (libuv, epoll: for many connections) or poll"},
     {"log-level", HF_CONF_STRING, offsetof(gateway_config_t, log_level), "info", 0, 0,
@@ -75,8 +76,7 @@ static gw_process_t *gw_signal_process;
 void gw_on_uv_signal(void *handle, int sig)
 {
     (void)handle;
-    (void)sig;
-    if (gw_signal_process)
+    if ((sig == SIGTERM || sig == SIGINT) && gw_signal_process)
         atomic_store(&gw_signal_process->stop, 1);
 }
 
@@ -87,22 +87,93 @@ static void gw_on_signal(int sig)
 
 /* ---- workers ------------------------------------------------------------- */
 
-/* CPUs this process may use: its affinity mask, capped by a cgroup CPU
- * quota (a container limited to 2 CPUs on a 64-CPU node gets 2). */
+/* The CPU quota of this process' cgroup (v2) and its parents, in whole
+ * CPUs rounded up; 0: none. */
+static long gw_cgroup_cpu_limit(void)
+{
+    char line[512], dir[600];
+    FILE *f = fopen("/proc/self/cgroup", "r");
+    if (!f)
+        return 0;
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f))
+        if (strncmp(line, "0::", 3) == 0) {
+            line[strcspn(line, "\n")] = '\0';
+            snprintf(dir, sizeof dir, "/sys/fs/cgroup%s", line + 3);
+            found = true;
+        }
+    fclose(f);
+    long limit = 0;
+    const size_t root = strlen("/sys/fs/cgroup");
+    while (found) { /* the cgroup, then each parent up to the root */
+        char path[640];
+        snprintf(path, sizeof path, "%s/cpu.max", dir);
+        FILE *q = fopen(path, "r");
+        long long quota = 0, period = 0;
+        if (q && fscanf(q, "%lld %lld", &quota, &period) == 2 && quota > 0 && period > 0) {
+            long cpus = (long)((quota + period - 1) / period);
+            if (limit == 0 || cpus < limit)
+                limit = cpus;
+        }
+        if (q)
+            fclose(q);
+        char *slash = strrchr(dir, '/');
+        found = strlen(dir) > root && slash && (size_t)(slash - dir) >= root;
+        if (found)
+            *slash = '\0';
+    }
+    return limit;
+}
+
+/* The CPU quota of this process' cgroup v1 "cpu" controller; 0: none. */
+static long gw_cgroup_v1_cpu_limit(void)
+{
+    char line[512], path[700];
+    FILE *f = fopen("/proc/self/cgroup", "r");
+    if (!f)
+        return 0;
+    long limit = 0;
+    while (limit == 0 && fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = '\0';
+        char *controllers = strchr(line, ':');
+        char *cgroup = controllers ? strchr(controllers + 1, ':') : NULL;
+        if (!cgroup || strncmp(controllers + 1, "cpu", 3) != 0 ||
+            (controllers[4] != ':' && controllers[4] != ','))
+            continue;
+        *cgroup++ = '\0';
+        snprintf(path, sizeof path, "/sys/fs/cgroup/%s%s/cpu.cfs_quota_us", controllers + 1,
+                 cgroup);
+        FILE *q = fopen(path, "r");
+        snprintf(path, sizeof path, "/sys/fs/cgroup/%s%s/cpu.cfs_period_us", controllers + 1,
+                 cgroup);
+        FILE *per = fopen(path, "r");
+        long long quota = 0, period = 0;
+        if (q && per && fscanf(q, "%lld", &quota) == 1 && fscanf(per, "%lld", &period) == 1 &&
+            quota > 0 && period > 0)
+            limit = (long)((quota + period - 1) / period);
+        if (q)
+            fclose(q);
+        if (per)
+            fclose(per);
+    }
+    fclose(f);
+    return limit;
+}
+
+/* --workers 0: the CPUs this process may use (its affinity mask, capped by
+ * its cgroup's CPU quota: a container limited to 2 CPUs on a 64-CPU node
+ * gets 2), at most GW_AUTO_WORKERS_MAX. */
 static size_t gw_cpus_available(void)
 {
     cpu_set_t set;
     long cpus = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
-    FILE *f = fopen("/sys/fs/cgroup/cpu.max", "r");
-    if (f) {
-        long long quota = 0, period = 0;
-        if (fscanf(f, "%lld %lld", &quota, &period) == 2 && quota > 0 && period > 0) {
-            long limit = (long)((quota + period - 1) / period);
-            if (limit < cpus)
-                cpus = limit;
-        }
-        fclose(f);
-    }
+    long limit = gw_cgroup_cpu_limit();
+    if (limit == 0)
+        limit = gw_cgroup_v1_cpu_limit();
+    if (limit > 0 && limit < cpus)
+        cpus = limit;
+    if (cpus > GW_AUTO_WORKERS_MAX)
+        cpus = GW_AUTO_WORKERS_MAX;
     return cpus < 1 ? 1 : (size_t)cpus;
 }
 
@@ -126,7 +197,7 @@ void gw_process_accept(void *arg, int fd)
     if (gw_worker_load(best) > min + 16 + min / 64)
         best = least;
     /* Draining: other workers may have finished; worker 0 accepts, so it
-     * still runs and refuses the upgrade (503) at once. */
+     * still runs and refuses the upgrade at once. */
     if (atomic_load(&p->stop))
         best = &p->workers[0];
     best->handoffs++;
@@ -362,6 +433,9 @@ int main(int argc, char **argv)
     if (gw_process_start(p) == HF_OK) {
         gw_gauges_register(p);
         gw_process_run(p);
+        /* libuv put the default action back when its last loop closed. */
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGINT, &sa, NULL);
         rc = atomic_load(&p->failed) ? 1 : 0;
     }
     for (size_t i = 0; i < p->nworkers; i++)

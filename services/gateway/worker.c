@@ -66,7 +66,8 @@ static bool gw_drained(gateway_t *gw)
 {
     if (!gw->draining)
         return false;
-    if (gw->nconns == 0 && hf_http_server_inflight(gw->http) == 0)
+    /* A socket handed over meanwhile is still to be refused (1012 path). */
+    if (gw->nconns == 0 && gw->handoffs == 0 && hf_http_server_inflight(gw->http) == 0)
         return true;
     if (gw_now_us() > gw->drain_deadline_us) {
         hf_warn("drain timeout: %zu connections still open", (size_t)gw->nconns);
@@ -109,14 +110,17 @@ static struct lws_context *gw_lws_create(gateway_t *gw, struct lws_context_creat
 {
     info->user = gw;
     if (gw->uv) {
-        info->options |= LWS_SERVER_OPTION_LIBUV;
+        /* Without NO_SIGSEGV_SIGFPE_SPIN lws' libuv loops catch SIGSEGV
+         * and SIGFPE too: a crash would hang instead of dying. */
+        info->options |= LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN;
         info->signal_cb = gw_on_uv_signal;
     }
     struct lws_context *lws = lws_create_context(info);
     if (!lws && gw->uv) {
         hf_warn("libuv event loop unavailable (libwebsockets-evlib-uv missing?): using poll");
         gw->uv = false;
-        info->options &= ~(uint64_t)LWS_SERVER_OPTION_LIBUV;
+        info->options &=
+            ~(uint64_t)(LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN);
         info->signal_cb = NULL;
         lws = lws_create_context(info);
     }
@@ -152,7 +156,6 @@ hf_err_t gw_worker_listen(gateway_t *gw)
         hf_error("worker %zu: cannot create its libwebsockets context", gw->index);
         return HF_ERR_IO;
     }
-    hf_http_server_attach(gw->http, gw->lws);
     gw_inbox_attach(gw->inbox, gw->lws);
     if (gw->index == 0 &&
         gw_listener_attach(gw->proc->listener, lws_get_vhost_by_name(gw->lws, "default"),
@@ -164,6 +167,9 @@ hf_err_t gw_worker_listen(gateway_t *gw)
 
 void gw_worker_run(gateway_t *gw)
 {
+    /* Here, on the thread that serves it: responses from other threads
+     * are queued to it, its own are written at once. */
+    hf_http_server_attach(gw->http, gw->lws);
     if (gw->uv) {
         while (!gw->stopped && lws_service(gw->lws, 0) == 0) {
         }

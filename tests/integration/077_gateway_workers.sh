@@ -26,10 +26,12 @@ hf_check_eq "ga runs three workers" 3 "$(hf_metric "$PORT_ga" holdfast_gateway_w
 channels=$(hf_worker_channels wk "$WORKERS" "$CHANNELS_PER_WORKER")
 hf_ws_clients_start --urls "ws://127.0.0.1:$port/v1/ws" --clients 12 --channels "$channels" \
     --per-client 3 --msgpack-every 3 --deadline 120
-for w in 0 1 2; do
-    hf_check_eq "worker $w holds 4 of the 12 clients" 4 \
-        "$(hf_metric "$PORT_ga" "holdfast_gateway_worker_connections{worker=\"$w\"}")"
-done
+# Round robin: 12 connects in a row give 4 each; a handshake the client
+# timed out and retried on a slow machine may shift one.
+counts=$(for w in 0 1 2; do hf_metric "$PORT_ga" "holdfast_gateway_worker_connections{worker=\"$w\"}"; done)
+hf_check_eq "the workers hold all 12 clients" 12 "$(($(echo "$counts" | paste -sd+)))"
+hf_check "... spread evenly (4/4/4, give or take one retried handshake): $(echo $counts)" \
+    test "$(echo "$counts" | sort -n | sed -n '$p')" -le $(($(echo "$counts" | sort -n | head -1) + 2))
 hf_check_eq "every worker's Redis subscriber is connected" 1 \
     "$(hf_metric "$PORT_ga" holdfast_gateway_redis_connected)"
 
@@ -45,8 +47,9 @@ time.sleep(1)
 for s in held:
     s.close()
 PY
+refused() { [[ $(hf_metric "$PORT_ga" holdfast_gateway_accept_refused_total) -gt 0 ]]; }
 hf_check "connections beyond the descriptor limit are refused and counted" \
-    test "$(hf_metric "$PORT_ga" holdfast_gateway_accept_refused_total)" -gt 0
+    hf_wait_until 10 "the refusals to be counted" refused
 hf_check "ga still runs" hf_alive ga
 
 hf_publishers_start "$WORKERS" "$PER_WORKER" "$CHANNELS_PER_WORKER" --prefix wk
@@ -56,11 +59,18 @@ hf_ws_clients_finish
 hf_check "every client got exactly its channels' events, in order, chained" \
     hf_ws_verify --min-events 1000
 
-# --workers 0: one per CPU of the affinity mask, capped by a cgroup quota.
+# --workers 0: one per CPU of the affinity mask, capped by a cgroup quota
+# and at 8 (the test reads the quota at the cgroup root only).
 expected=$(nproc)
+((expected > 8)) && expected=8
 if [[ -r /sys/fs/cgroup/cpu.max ]] && read -r quota period </sys/fs/cgroup/cpu.max &&
     [[ $quota != max ]]; then
     limit=$(((quota + period - 1) / period))
+    ((limit < expected)) && expected=$limit
+fi
+if [[ -r /sys/fs/cgroup/cpu/cpu.cfs_quota_us ]] && read -r quota </sys/fs/cgroup/cpu/cpu.cfs_quota_us &&
+    ((quota > 0)); then
+    limit=$(((quota + $(cat /sys/fs/cgroup/cpu/cpu.cfs_period_us) - 1) / $(cat /sys/fs/cgroup/cpu/cpu.cfs_period_us)))
     ((limit < expected)) && expected=$limit
 fi
 hf_gateway_start gauto --workers 0
