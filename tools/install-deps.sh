@@ -10,6 +10,8 @@ PACKAGES=(
     postgresql postgresql-client redis-server redis-tools kcat curl python3 util-linux procps
     # WebSocket clients the project did not write, for the gateway tests
     python3-websockets python3-msgpack
+    # offline checks of deploy/k8s (the schema validator runs on Node)
+    yamllint python3-yaml nodejs npm
 )
 # load generators, only for `make bench`
 [[ ${HOLDFAST_BENCH:-0} == 1 ]] && PACKAGES+=(wrk)
@@ -19,12 +21,39 @@ for pkg in "${PACKAGES[@]}"; do
     status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
     [[ $status == "install ok installed" ]] || missing+=("$pkg")
 done
-((${#missing[@]} == 0)) && exit 0
-echo "installing missing packages: ${missing[*]}" >&2
-SUDO=()
-[[ $(id -u) == 0 ]] || SUDO=(sudo)
-export DEBIAN_FRONTEND=noninteractive
-"${SUDO[@]}" apt-get update -qq
-# Debian starts a system-wide redis/postgres on install where it can; the
-# stack never uses those (it runs its own on free ports).
-"${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# A machine with Node.js from elsewhere (a nodejs package of another origin
+# conflicts with Debian's npm) keeps it.
+if command -v node >/dev/null && command -v npm >/dev/null; then
+    filtered=()
+    for pkg in "${missing[@]}"; do [[ $pkg == nodejs || $pkg == npm ]] || filtered+=("$pkg"); done
+    missing=("${filtered[@]}")
+fi
+apt_install() {
+    echo "installing missing packages: $*" >&2
+    SUDO=()
+    [[ $(id -u) == 0 ]] || SUDO=(sudo)
+    export DEBIAN_FRONTEND=noninteractive
+    "${SUDO[@]}" apt-get update -qq
+    # Debian starts a system-wide redis/postgres on install where it can; the
+    # stack never uses those (it runs its own on free ports).
+    "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+((${#missing[@]} == 0)) || apt_install "${missing[@]}"
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# promtool (checks /metrics and alert rules) from Debian's prometheus
+# package, unpacked into .deps/ rather than installed: installing it would
+# start a Prometheus server.
+if [[ ! -x $ROOT/.deps/bin/promtool ]]; then
+    mkdir -p "$ROOT/.deps/pkg" "$ROOT/.deps/bin"
+    (cd "$ROOT/.deps/pkg" && apt-get download prometheus >/dev/null 2>&1 ||
+        { apt-get update -qq && apt-get download prometheus >/dev/null; })
+    dpkg-deb -x "$ROOT"/.deps/pkg/prometheus_*.deb "$ROOT/.deps/pkg/root"
+    cp "$ROOT/.deps/pkg/root/usr/bin/promtool" "$ROOT/.deps/bin/promtool"
+    rm -rf "$ROOT/.deps/pkg"
+fi
+# The k8s schema validator's npm packages (versions locked in its
+# package-lock.json).
+if [[ ! -d $ROOT/tools/k8s-validate/node_modules ]]; then
+    npm ci --prefix "$ROOT/tools/k8s-validate" --no-audit --no-fund --loglevel=error >/dev/null
+fi

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# holdfast-migrate: four runs at once on an empty database all succeed and
-# apply each migration once; re-runs change nothing; a changed migration is
+# holdfast-migrate: --check says 3 (pending) on an empty database and
+# creates nothing; four runs at once on an empty database all succeed and
+# apply each migration once; --check then says 0; re-runs change nothing; a changed migration is
 # refused; the SQL partition function agrees with the shared vectors (and
 # so with C).
 set -euo pipefail
@@ -8,6 +9,11 @@ source "$(dirname "$0")/../support/lib.sh"
 hf_test_begin "${1:-build}"
 
 hf_pg_start "" fsync=off
+
+rc=0
+"$HF_BIN/holdfast-migrate" --pg-url "$HF_PG_URL" --check >"$HF_RUN/check0.log" 2>&1 || rc=$?
+hf_check_eq "--check on an empty database: 3 (pending)" 3 "$rc"
+hf_check_eq "... and it created nothing" "" "$(hf_psql -c "SELECT to_regnamespace('holdfast')")"
 
 pids=()
 for i in 1 2 3 4; do
@@ -20,6 +26,9 @@ hf_check_eq "concurrent migrations that failed" 0 "$failed"
 nsql=$(ls "$HF_ROOT"/schemas/sql/[0-9][0-9][0-9]_*.sql | wc -l)
 hf_check_eq "each migration recorded once" "$nsql" "$(hf_psql -c "SELECT count(*) FROM holdfast.schema_migrations")"
 hf_check_eq "exactly one run applied them" 1 "$(grep -l '"applied migration 001_core.sql"' "$HF_RUN"/migrate.*.log | wc -l)"
+rc=0
+"$HF_BIN/holdfast-migrate" --pg-url "$HF_PG_URL" --check >"$HF_RUN/check1.log" 2>&1 || rc=$?
+hf_check_eq "--check once migrated: 0" 0 "$rc"
 hf_check_eq "partition count of a new schema" 12 "$(hf_psql -c "SELECT partition_count FROM holdfast.meta")"
 epoch=$(hf_psql -c "SELECT epoch FROM holdfast.meta")
 hf_check "an epoch was made" test -n "$epoch"

@@ -24,6 +24,7 @@ typedef struct migrate_config {
     char *pg_url;         /* libpq connection URI */
     long long partitions; /* partition count for a new schema */
     bool status;          /* print what is applied and exit */
+    bool check;           /* exit 3 while a migration is pending; change nothing */
     char *log_level;      /* debug, info, warn, error */
 } migrate_config_t;
 
@@ -34,6 +35,9 @@ static const hf_conf_spec_t migrate_settings[] = {
      "partition count written when the schema is created (must match the Kafka topic)"},
     {"status", HF_CONF_BOOL, offsetof(migrate_config_t, status), "false", 0, 0,
      "list applied and pending migrations, change nothing"},
+    {"check", HF_CONF_BOOL, offsetof(migrate_config_t, check), "false", 0, 0,
+     "exit 0 if every migration is applied, 3 if one is pending; change nothing (an init "
+     "container waiting for the migration job)"},
     {"log-level", HF_CONF_STRING, offsetof(migrate_config_t, log_level), "info", 0, 0,
      "debug, info, warn or error"},
 };
@@ -154,6 +158,29 @@ static hf_err_t migrate_partitions(PGconn *conn, long long partitions, bool fres
     return HF_OK;
 }
 
+/* Migrations not yet applied (all of them when the schema does not exist),
+ * or -1 on error. Reads only. */
+static int migrate_pending(PGconn *conn)
+{
+    PGresult *res = PQexec(conn, "SELECT to_regclass('holdfast.schema_migrations') IS NULL");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        hf_error("%s", PQresultErrorMessage(res));
+        PQclear(res);
+        return -1;
+    }
+    bool missing = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    if (missing)
+        return migrations_count;
+    int pending = 0;
+    for (int i = 0; i < migrations_count; i++) {
+        char *applied = migrate_applied_md5(conn, migrations[i].version);
+        pending += applied == NULL;
+        free(applied);
+    }
+    return pending;
+}
+
 static hf_err_t migrate_run(PGconn *conn, const migrate_config_t *cfg)
 {
     if (migrate_exec(conn, "SELECT pg_advisory_lock(" MIGRATE_LOCK_KEY ")") != HF_OK)
@@ -200,6 +227,11 @@ int main(int argc, char **argv)
         if (PQstatus(conn) != CONNECTION_OK) {
             hf_error("cannot connect to PostgreSQL: %s", PQerrorMessage(conn));
             rc = 1;
+        } else if (cfg.check) {
+            int pending = migrate_pending(conn);
+            if (pending > 0)
+                hf_info("%d migration(s) pending", pending);
+            rc = pending < 0 ? 1 : pending > 0 ? 3 : 0;
         } else if (migrate_run(conn, &cfg) != HF_OK) {
             rc = 1;
         }

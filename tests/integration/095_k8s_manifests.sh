@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# deploy/k8s and the Dockerfile, checked without a cluster or a Docker
+# engine: yamllint; every kustomization
+# renders (kubectl kustomize); every built-in object validates against
+# Kubernetes' schemas with no unknown field, and every custom resource
+# against its CRD (tools/k8s-validate); the manifests agree with the
+# binaries (tests/support/k8s_check.py: probe paths and ports, env vars,
+# selectors, HPA targets, images, partitions, grace periods), and that
+# check fails when a probe path, a port or an env var is made to disagree;
+# promtool accepts the alert rules and a real /metrics scrape of ingest,
+# relay and gateway; the image's runtime packages provide every library
+# the binaries link and it contains every binary the manifests run.
+set -euo pipefail
+source "$(dirname "$0")/../support/lib.sh"
+hf_test_begin "${1:-build}"
+
+K8S=$HF_ROOT/deploy/k8s
+PROMTOOL=$HF_ROOT/.deps/bin/promtool
+VALIDATOR=$HF_ROOT/tools/k8s-validate
+command -v kubectl >/dev/null || hf_die "kubectl is not installed (Debian 12 has none current; see deploy/k8s/README.md)"
+[[ -x $PROMTOOL && -d $VALIDATOR/node_modules ]] || hf_die "run tools/install-deps.sh first"
+CRDS=${HOLDFAST_K8S_CRDS:-}
+for dir in "$HF_ROOT/../shared/k8s-crds" /work/shared/k8s-crds; do
+    [[ -z $CRDS && -d $dir ]] && CRDS=$dir
+done
+[[ -n $CRDS ]] || hf_die "no CRD copies found: set HOLDFAST_K8S_CRDS to a folder of CRD YAML files"
+
+hf_check "yamllint" yamllint -s -c "$K8S/.yamllint" "$K8S"
+for k in base dependencies monitoring overlays/example; do
+    hf_check "kubectl kustomize $k renders" bash -c "kubectl kustomize '$K8S/$k' >'$HF_RUN/${k//\//-}.yaml'"
+done
+R=$HF_RUN/overlays-example.yaml
+{ cat "$R"; echo ---; cat "$K8S/base/secret.template.yaml"; echo ---
+  cat "$K8S/monitoring/prometheus-adapter-rules.yaml"; } >"$HF_RUN/all.yaml"
+hf_check "schemas: built-in objects (no unknown field) and custom resources (their CRDs)" \
+    node "$VALIDATOR/validate.mjs" "$HF_RUN/all.yaml" "$CRDS"
+hf_check "the manifests agree with the binaries" \
+    /usr/bin/python3 "$HF_SUPPORT/k8s_check.py" "$R" "$HF_BIN" "$HF_ROOT"
+
+hf_check "the Dockerfile's image holds what the manifests run and the binaries link" \
+    /usr/bin/python3 "$HF_SUPPORT/dockerfile_check.py" "$HF_ROOT/Dockerfile" "$R" "$HF_BIN"
+
+# The checks must catch a disagreement with the code.
+mutant() { # mutant DESCRIPTION SED-EXPRESSION: k8s_check must fail on it
+    sed -e "$2" "$R" >"$HF_RUN/mutant.yaml"
+    if cmp -s "$R" "$HF_RUN/mutant.yaml"; then
+        hf_check "$1 (the mutation applies)" false
+        return
+    fi
+    hf_check "$1 is caught" bash -c "! /usr/bin/python3 '$HF_SUPPORT/k8s_check.py' '$HF_RUN/mutant.yaml' '$HF_BIN' '$HF_ROOT' >'$HF_RUN/mutant.out'"
+}
+mutant "a readiness probe on a path the binary does not serve" '0,/path: \/readyz/s//path: \/ready/'
+mutant "a listening port the probes do not use" '0,/value: "8090"/s//value: "8091"/'
+mutant "an env var the binary does not read" '0,/- name: HOLDFAST_LOG_LEVEL/s//- name: HOLDFAST_LOGLEVEL/'
+mutant "a partition count the topic does not have" 's/^  partitions: 8$/  partitions: 12/'
+mutant "an image without a fixed tag" '0,/holdfast\/holdfast:0.1.0/s//holdfast\/holdfast:latest/'
+sed -e '0,/    listeners:/s//    listenerz: []\n    listeners:/' -e '0,/      terminationGracePeriodSeconds: 40/s//      terminationGracePeriodSeconds: 40\n      terminationGrace: 1/' \
+    "$R" >"$HF_RUN/unknown.yaml"
+hf_check "unknown fields in a built-in object and a custom resource are caught" bash -c \
+    "! node '$VALIDATOR/validate.mjs' '$HF_RUN/unknown.yaml' '$CRDS' >'$HF_RUN/unknown.out' &&
+     grep -q terminationGrace '$HF_RUN/unknown.out' && grep -q listenerz '$HF_RUN/unknown.out'"
+
+# promtool: the shipped alert rules, and each service's real /metrics.
+/usr/bin/python3 - "$R" >"$HF_RUN/rules.yaml" <<'PY'
+import sys, yaml
+rules = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] == "PrometheusRule"]
+print(yaml.safe_dump({"groups": [g for r in rules for g in r["spec"]["groups"]]}))
+PY
+hf_check "promtool check rules" "$PROMTOOL" check rules "$HF_RUN/rules.yaml"
+hf_pipeline_start
+hf_ingest_start
+hf_relay_start ra
+hf_gateway_start ga --workers 2
+for url in "$HF_INGEST_URL" "http://127.0.0.1:$PORT_ra" "http://127.0.0.1:$PORT_ga"; do
+    hf_check "promtool check metrics $url/metrics" bash -c "curl -fsS '$url/metrics' | '$PROMTOOL' check metrics"
+done
+hf_checks_done
