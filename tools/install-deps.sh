@@ -46,8 +46,10 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # start a Prometheus server.
 if [[ ! -x $ROOT/.deps/bin/promtool ]]; then
     mkdir -p "$ROOT/.deps/pkg" "$ROOT/.deps/bin"
+    SUDO=()
+    [[ $(id -u) == 0 ]] || SUDO=(sudo)
     (cd "$ROOT/.deps/pkg" && apt-get download prometheus >/dev/null 2>&1 ||
-        { apt-get update -qq && apt-get download prometheus >/dev/null; })
+        { "${SUDO[@]}" apt-get update -qq && apt-get download prometheus >/dev/null; })
     dpkg-deb -x "$ROOT"/.deps/pkg/prometheus_*.deb "$ROOT/.deps/pkg/root"
     cp "$ROOT/.deps/pkg/root/usr/bin/promtool" "$ROOT/.deps/bin/promtool"
     rm -rf "$ROOT/.deps/pkg"

@@ -34,11 +34,12 @@ R=$HF_RUN/overlays-example.yaml
   cat "$K8S/monitoring/prometheus-adapter-rules.yaml"; } >"$HF_RUN/all.yaml"
 hf_check "schemas: built-in objects (no unknown field) and custom resources (their CRDs)" \
     node "$VALIDATOR/validate.mjs" "$HF_RUN/all.yaml" "$CRDS"
+ADAPTER=$K8S/monitoring/prometheus-adapter-rules.yaml
 hf_check "the manifests agree with the binaries" \
-    /usr/bin/python3 "$HF_SUPPORT/k8s_check.py" "$R" "$HF_BIN" "$HF_ROOT"
+    /usr/bin/python3 "$HF_SUPPORT/k8s_check.py" "$R" "$HF_BIN" "$HF_ROOT" "$ADAPTER"
 
 hf_check "the Dockerfile's image holds what the manifests run and the binaries link" \
-    /usr/bin/python3 "$HF_SUPPORT/dockerfile_check.py" "$HF_ROOT/Dockerfile" "$R" "$HF_BIN"
+    /usr/bin/python3 "$HF_SUPPORT/dockerfile_check.py" "$HF_ROOT/Dockerfile" "$R" "$HF_BIN" "$HF_ROOT"
 
 # The checks must catch a disagreement with the code.
 mutant() { # mutant DESCRIPTION SED-EXPRESSION: k8s_check must fail on it
@@ -47,13 +48,20 @@ mutant() { # mutant DESCRIPTION SED-EXPRESSION: k8s_check must fail on it
         hf_check "$1 (the mutation applies)" false
         return
     fi
-    hf_check "$1 is caught" bash -c "! /usr/bin/python3 '$HF_SUPPORT/k8s_check.py' '$HF_RUN/mutant.yaml' '$HF_BIN' '$HF_ROOT' >'$HF_RUN/mutant.out'"
+    hf_check "$1 is caught" bash -c "! /usr/bin/python3 '$HF_SUPPORT/k8s_check.py' '$HF_RUN/mutant.yaml' '$HF_BIN' '$HF_ROOT' '$ADAPTER' >'$HF_RUN/mutant.out'"
 }
 mutant "a readiness probe on a path the binary does not serve" '0,/path: \/readyz/s//path: \/ready/'
 mutant "a listening port the probes do not use" '0,/value: "8090"/s//value: "8091"/'
 mutant "an env var the binary does not read" '0,/- name: HOLDFAST_LOG_LEVEL/s//- name: HOLDFAST_LOGLEVEL/'
 mutant "a partition count the topic does not have" 's/^  partitions: 8$/  partitions: 12/'
 mutant "an image without a fixed tag" '0,/holdfast\/holdfast:0.1.0/s//holdfast\/holdfast:latest/'
+mutant "a server listening on loopback only" '0,/value: 0.0.0.0/s//value: 127.0.0.1/'
+mutant "a ConfigMap key that does not exist" '0,/key: kafka-brokers/s//key: kafka-broker/'
+mutant "an HPA metric the adapter does not serve" 's/name: holdfast_gateway_connections$/name: holdfast_gateway_conns/'
+mutant "an Ingress backend that does not exist" 's/^            name: holdfast-ingest$/            name: holdfast-nowhere/'
+mutant "a liveness probe on a path other than /livez" '0,/path: \/livez/s//path: \/healthz/'
+mutant "brokers that are not the Kafka's bootstrap" 's/holdfast-kafka-kafka-bootstrap:9092/holdfast-kafka-bootstrap:9092/'
+mutant "a container keeping its capabilities" '0,/drop:/{n;s/- ALL/- NET_RAW/}'
 sed -e '0,/    listeners:/s//    listenerz: []\n    listeners:/' -e '0,/      terminationGracePeriodSeconds: 40/s//      terminationGracePeriodSeconds: 40\n      terminationGrace: 1/' \
     "$R" >"$HF_RUN/unknown.yaml"
 hf_check "unknown fields in a built-in object and a custom resource are caught" bash -c \

@@ -1,21 +1,26 @@
 #!/usr/bin/env python3
 """dockerfile_check.py - the image holds what the manifests run and what it links.
 
-    dockerfile_check.py DOCKERFILE RENDERED.yaml BIN_DIR
+    dockerfile_check.py DOCKERFILE RENDERED.yaml BIN_DIR REPO_ROOT
 
 No Docker engine is needed: the runtime stage's apt-get install list must
 provide (directly or through Debian dependencies) the package of every
 shared library the binaries need (readelf NEEDED, dpkg -S), plus the
 libwebsockets event-loop plugin the gateway loads at run time; every
 holdfast-* binary the manifests run must be one the build stage copies;
-the runtime stage must not run as root. Exit 1 with one line per problem."""
+the runtime stage must not run as root; every top-level folder the CMake
+build reads (add_subdirectory, ${PROJECT_SOURCE_DIR}/X) is copied into the
+build stage and not excluded by .dockerignore. Exit 1 with one line per
+problem."""
+import glob
+import os
 import re
 import subprocess
 import sys
 
 import yaml
 
-dockerfile, rendered, bin_dir = sys.argv[1:4]
+dockerfile, rendered, bin_dir, root = sys.argv[1:5]
 text = open(dockerfile).read().replace("\\\n", " ")
 stages = re.split(r"^FROM ", text, flags=re.M)[1:]
 build, runtime = stages[0], stages[-1]
@@ -64,6 +69,20 @@ for binary in sorted(copied):
         elif not owners & provided:
             problems.append(f"{binary}: needs {lib} ({', '.join(sorted(owners))}), "
                             "not installed in the runtime stage")
+# The build's inputs: what the root CMakeLists adds and any file named
+# through ${PROJECT_SOURCE_DIR} anywhere.
+inputs = set(re.findall(r"^add_subdirectory\((\w+)\)", open(f"{root}/CMakeLists.txt").read(), re.M))
+for cm in glob.glob(f"{root}/**/CMakeLists.txt", recursive=True):
+    if "/build" in os.path.relpath(cm, root).split(os.sep)[0]:
+        continue
+    inputs |= set(re.findall(r"\$\{(?:PROJECT|CMAKE)_SOURCE_DIR\}/(\w+)/", open(cm).read()))
+copies = {m.split()[0].rstrip("/") for m in re.findall(r"^COPY (?!--from)(.+)$", build, re.M)}
+ignore = open(os.path.join(os.path.dirname(dockerfile), ".dockerignore")).read().split("\n")
+for folder in sorted(inputs):
+    if folder not in copies:
+        problems.append(f"the CMake build reads {folder}/, which the build stage does not COPY")
+    if "*" in ignore and f"!{folder}/" not in ignore:
+        problems.append(f".dockerignore excludes {folder}/, which the CMake build reads")
 if "libwebsockets-evlib-uv" not in runtime_pkgs:
     problems.append("the gateway's libuv event loop (libwebsockets-evlib-uv) is not installed")
 

@@ -1,16 +1,20 @@
 #!/usr/bin/env python3
 """k8s_check.py - deploy/k8s agrees with the binaries it runs.
 
-    k8s_check.py RENDERED.yaml BIN_DIR REPO_ROOT
+    k8s_check.py RENDERED.yaml BIN_DIR REPO_ROOT [ADAPTER_RULES.yaml]
 
 Reads the rendered manifests (kubectl kustomize) and each binary's --help,
 and checks what a schema cannot: every container running a Holdfast
 binary sets only HOLDFAST_* variables that binary reads; its probes use
 paths the shared HTTP server serves (common/src/http.c) on the port the
-binary listens on (HOLDFAST_PORT, or the binary's default); Services,
-HPAs, PDBs and the PodMonitor point at things that exist; one Holdfast
-image, tagged, never latest; the migration's partition count equals the
-KafkaTopic's; the gateway's grace period covers preStop plus its drain.
+binary listens on (HOLDFAST_PORT, or the binary's default), on an address
+other pods reach; liveness and startup on /livez, readiness on /readyz;
+ConfigMap and Secret references resolve; Services, HPAs (and the
+adapter's metric names), PDBs, Ingress backends and the PodMonitor point at
+things that exist; every pod meets Pod Security "restricted"; one Holdfast
+image, tagged, never latest; the shared settings name the example stores'
+real services and topic; the migration's partition count equals the
+KafkaTopic's; grace periods cover preStop plus drain.
 Prints one line per problem and exits 1 if there is any."""
 import re
 import shlex
@@ -20,6 +24,7 @@ import sys
 import yaml
 
 rendered, bin_dir, root = sys.argv[1:4]
+adapter_rules = sys.argv[4] if len(sys.argv) > 4 else None
 docs = [d for d in yaml.safe_load_all(open(rendered)) if d]
 problems = []
 
@@ -63,9 +68,14 @@ def holdfast_binary(container):
     return None, words
 
 
+PROBE_PATHS = {"startupProbe": "/livez", "livenessProbe": "/livez", "readinessProbe": "/readyz"}
+
+
 def check_container(obj, c, paths, needs_probes):
     binary, words = holdfast_binary(c)
     if not binary:
+        if "/holdfast/" in c["image"] or c["image"] == "holdfast":
+            problem(obj, f"{c['name']}: runs the Holdfast image without naming a binary")
         return
     h = binary_help(binary)
     for w in words:
@@ -78,6 +88,10 @@ def check_container(obj, c, paths, needs_probes):
         if var.startswith("HOLDFAST_") and var not in h["env"]:
             problem(obj, f"{c['name']}: {binary} does not read {var}")
     port = env.get("HOLDFAST_PORT") or h["env"].get("HOLDFAST_PORT")
+    listen = env.get("HOLDFAST_LISTEN_ADDR") or h["env"].get("HOLDFAST_LISTEN_ADDR")
+    if c.get("ports") and listen and (listen.startswith("127.") or listen == "localhost"):
+        problem(obj, f"{c['name']}: {binary} listens on {listen}, which no probe or Service reaches")
+    check_refs(obj, c)
     ports = {p.get("name"): p["containerPort"] for p in c.get("ports", [])}
     for p in c.get("ports", []):
         if port and str(p["containerPort"]) != str(port):
@@ -94,9 +108,34 @@ def check_container(obj, c, paths, needs_probes):
             continue
         if get["path"] not in paths:
             problem(obj, f"{c['name']}: {kind} path {get['path']} is not served ({sorted(paths)})")
+        elif get["path"] != PROBE_PATHS[kind]:
+            problem(obj, f"{c['name']}: {kind} on {get['path']}, not {PROBE_PATHS[kind]}")
         p = ports.get(get["port"], get["port"])
         if str(p) != str(port):
             problem(obj, f"{c['name']}: {kind} port {get['port']} ({p}) but {binary} listens on {port}")
+
+
+CNPG_APP_KEYS = {"uri", "username", "password", "host", "port", "dbname", "jdbc-uri", "pgpass"}
+
+
+def check_refs(obj, c):
+    """configMapKeyRef and secretKeyRef resolve (a CloudNativePG Cluster
+    named X makes the Secret X-app)."""
+    for e in c.get("env", []):
+        src = e.get("valueFrom", {})
+        if "configMapKeyRef" in src:
+            ref = src["configMapKeyRef"]
+            cm = by_kind.get("ConfigMap", {}).get(ref["name"])
+            if not cm or ref["key"] not in cm.get("data", {}):
+                problem(obj, f"{c['name']}: {e['name']} reads ConfigMap {ref['name']} key {ref['key']}, which does not exist")
+        if "secretKeyRef" in src:
+            ref = src["secretKeyRef"]
+            secret = by_kind.get("Secret", {}).get(ref["name"])
+            made_by_cnpg = any(f"{n}-app" == ref["name"] for n in by_kind.get("Cluster", {}))
+            if secret and ref["key"] not in {**secret.get("data", {}), **secret.get("stringData", {})}:
+                problem(obj, f"{c['name']}: Secret {ref['name']} has no key {ref['key']}")
+            elif not secret and not (made_by_cnpg and ref["key"] in CNPG_APP_KEYS):
+                problem(obj, f"{c['name']}: Secret {ref['name']} key {ref['key']} comes from nowhere")
 
 
 def labels_match(selector, labels):
@@ -104,9 +143,33 @@ def labels_match(selector, labels):
         if labels.get(k) != v:
             return False
     for e in selector.get("matchExpressions") or []:
-        if e["operator"] == "In" and labels.get(e["key"]) not in e["values"]:
+        op, key, values = e["operator"], e["key"], e.get("values", [])
+        if (op == "In" and labels.get(key) not in values) or \
+                (op == "NotIn" and labels.get(key) in values) or \
+                (op == "Exists" and key not in labels) or \
+                (op == "DoesNotExist" and key in labels):
             return False
     return True
+
+
+def check_restricted(obj, spec):
+    """Pod Security "restricted" (the example namespace enforces it)."""
+    psc = spec.get("securityContext", {})
+    for c in spec.get("initContainers", []) + spec["containers"]:
+        csc = c.get("securityContext", {})
+        if not (csc.get("runAsNonRoot", psc.get("runAsNonRoot"))):
+            problem(obj, f"{c['name']}: may run as root")
+        seccomp = csc.get("seccompProfile", psc.get("seccompProfile", {})).get("type")
+        if seccomp not in ("RuntimeDefault", "Localhost"):
+            problem(obj, f"{c['name']}: no seccomp profile")
+        if csc.get("allowPrivilegeEscalation") is not False:
+            problem(obj, f"{c['name']}: privilege escalation allowed")
+        if "ALL" not in csc.get("capabilities", {}).get("drop", []):
+            problem(obj, f"{c['name']}: capabilities not dropped")
+        if not csc.get("readOnlyRootFilesystem"):
+            problem(obj, f"{c['name']}: root filesystem writable")
+        if "resources" not in c or "limits" not in c["resources"]:
+            problem(obj, f"{c['name']}: no resource limits")
 
 
 def pods_selected(selector):
@@ -119,6 +182,10 @@ def seconds(text):
     return {"ms": n / 1000, "s": n, "m": n * 60, None: n}[m.group(2)]
 
 
+by_kind = {}
+for d in docs:
+    by_kind.setdefault(d["kind"], {})[d["metadata"]["name"]] = d
+
 paths = served_paths()
 images = set()
 for obj, tmpl in workloads():
@@ -128,18 +195,10 @@ for obj, tmpl in workloads():
         if ":" not in c["image"].rsplit("/", 1)[-1] or c["image"].endswith(":latest"):
             problem(obj, f"{c['name']}: image {c['image']} has no fixed tag")
         check_container(obj, c, paths, obj["kind"] == "Deployment" and c in spec["containers"])
+    check_restricted(obj, spec)
     if obj["kind"] == "Deployment":
         if not spec.get("topologySpreadConstraints"):
             problem(obj, "no topologySpreadConstraints")
-        sc = spec.get("securityContext", {})
-        if not sc.get("runAsNonRoot"):
-            problem(obj, "pods may run as root")
-        for c in spec.get("initContainers", []) + spec["containers"]:
-            csc = c.get("securityContext", {})
-            if not (csc.get("readOnlyRootFilesystem") and csc.get("allowPrivilegeEscalation") is False):
-                problem(obj, f"{c['name']}: root filesystem writable or privilege escalation allowed")
-            if "resources" not in c or "limits" not in c["resources"]:
-                problem(obj, f"{c['name']}: no resource limits")
         for c in spec["containers"]:
             binary, _ = holdfast_binary(c)
             drain = {e["name"]: e.get("value") for e in c.get("env", [])}.get("HOLDFAST_DRAIN_TIMEOUT")
@@ -156,10 +215,6 @@ holdfast_images = {i for i in images if "/holdfast/" in i or i.startswith("holdf
 if len(holdfast_images) != 1:
     problems.append(f"Holdfast containers use {len(holdfast_images)} images: {sorted(holdfast_images)}")
 
-by_kind = {}
-for d in docs:
-    by_kind.setdefault(d["kind"], {})[d["metadata"]["name"]] = d
-
 for svc in by_kind.get("Service", {}).values():
     pods = pods_selected({"matchLabels": svc["spec"]["selector"]})
     if not pods:
@@ -175,6 +230,42 @@ for hpa in by_kind.get("HorizontalPodAutoscaler", {}).values():
     ref = hpa["spec"]["scaleTargetRef"]
     if ref["name"] not in by_kind.get(ref["kind"], {}):
         problem(hpa, f"scales {ref['kind']}/{ref['name']}, which does not exist")
+adapter_metrics = set()
+if adapter_rules:
+    for d in yaml.safe_load_all(open(adapter_rules)):
+        for rule in yaml.safe_load(d["data"]["config.yaml"]).get("rules", []):
+            adapter_metrics.add(rule["name"]["as"])
+for hpa in by_kind.get("HorizontalPodAutoscaler", {}).values():
+    for m in hpa["spec"].get("metrics", []):
+        if m["type"] == "Pods" and adapter_rules and m["pods"]["metric"]["name"] not in adapter_metrics:
+            problem(hpa, f"metric {m['pods']['metric']['name']} is not served by the adapter rules")
+for ing in by_kind.get("Ingress", {}).values():
+    for rule in ing["spec"]["rules"]:
+        for p in rule["http"]["paths"]:
+            b = p["backend"]["service"]
+            svc = by_kind.get("Service", {}).get(b["name"])
+            want = b["port"].get("name", b["port"].get("number"))
+            if not svc:
+                problem(ing, f"{p['path']} goes to Service {b['name']}, which does not exist")
+            elif want not in {x.get("name") for x in svc["spec"]["ports"]} | {x["port"] for x in svc["spec"]["ports"]}:
+                problem(ing, f"{p['path']} goes to port {want}, which Service {b['name']} lacks")
+# The shared settings against the example stores.
+cm = by_kind.get("ConfigMap", {}).get("holdfast-config", {}).get("data", {})
+kafkas = by_kind.get("Kafka", {})
+if cm and kafkas:
+    host, _, port = cm.get("kafka-brokers", "").split(",")[0].partition(":")
+    ok = any(host == f"{n}-kafka-bootstrap" and int(port or 0) in {l["port"] for l in k["spec"]["kafka"]["listeners"]}
+             for n, k in kafkas.items())
+    if not ok:
+        problems.append(f"ConfigMap/holdfast-config: kafka-brokers {cm.get('kafka-brokers')} is no Kafka's bootstrap")
+if cm and by_kind.get("KafkaTopic"):
+    if cm.get("topic") not in {t["spec"].get("topicName", n) for n, t in by_kind["KafkaTopic"].items()}:
+        problems.append(f"ConfigMap/holdfast-config: topic {cm.get('topic')} is no KafkaTopic")
+m = re.match(r"redis://([^:/]+):(\d+)", cm.get("redis-url", ""))
+if cm and by_kind.get("StatefulSet", {}).get("holdfast-redis"):
+    svc = by_kind.get("Service", {}).get(m.group(1)) if m else None
+    if not svc or int(m.group(2)) not in {p["port"] for p in svc["spec"]["ports"]}:
+        problems.append(f"ConfigMap/holdfast-config: redis-url {cm.get('redis-url')} is no Service")
 for pdb in by_kind.get("PodDisruptionBudget", {}).values():
     if not pods_selected(pdb["spec"]["selector"]):
         problem(pdb, "selects no pods")
