@@ -15,7 +15,10 @@
 #      to one of 1,000 channels: connect rate, gateway RSS per connection.
 #   2. fan-out: CLIENTS subscribers of one channel on one gateway,
 #      BENCH_FANOUT_RATE events/s published (default 20): deliveries/s the
-#      gateway sustains, latency, the gateway's CPU use.
+#      gateway sustains, latency, the gateway's CPU use; then the same
+#      clients against holdfast-fanout-raw (bench/fanout_raw.c: one epoll
+#      thread writing pre-encoded frames of the same shape), the baseline
+#      the gateway is reported against (gateway / raw).
 #   3. end-to-end: CLIENTS clients over two gateways and 1,000 channels,
 #      RATE events/s for SECONDS: latency percentiles.
 #   4. Redis kill: the same load (a tenth of the clients), Redis SIGKILLed
@@ -98,6 +101,15 @@ fanout_cpu=$(awk -v c0="$cpu0" -v c1="$(cpu_ticks ga)" -v t0="$t0" -v t1="$(date
     -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", (c1 - c0) / hz / (t1 - t0)}')
 finish fanout
 hf_log "fan-out: $(cat "$HF_RUN/fanout.json")"
+raw_port=$(hf_free_port)
+hf_spawn fanout_raw "$HF_BIN/holdfast-fanout-raw" --port "$raw_port" --rate "$FANOUT_RATE" \
+    --clients "$CLIENTS" --duration "$SECONDS_RUN"
+hf_wait_until 10 "the raw baseline to listen" bash -c "exec 3<>/dev/tcp/127.0.0.1/$raw_port" 2>/dev/null
+loadgen fanout_raw --urls "ws://127.0.0.1:$raw_port/v1/ws" --clients "$CLIENTS" --channels 1 \
+    --duration "$SECONDS_RUN" --connect-rate 5000
+finish fanout_raw
+hf_wait_exit fanout_raw
+hf_log "fan-out, raw epoll baseline: $(cat "$HF_RUN/fanout_raw.json")"
 fi
 
 # --- 3. end-to-end -------------------------------------------------------------
@@ -169,6 +181,14 @@ if fan:
     print(f"fan-out: {f['subscribers']} subscribers of one channel, {f['events_per_second_published']} ev/s published: "
           f"{f['deliveries_per_second']:.0f} deliveries/s, latency p50 {f['latency_ms']['p50']} ms "
           f"p99 {f['latency_ms']['p99']} ms max {f['latency_ms']['max']} ms; gateway CPU {fanout_cpu} cores")
+    raw = load("fanout_raw")
+    if raw:
+        f["raw_baseline"] = {"subscribers": raw["subscribed"], "deliveries_per_second": raw["deliveries_per_second"],
+                             "latency_ms": raw["latency_ms"]}
+        f["gateway_over_raw"] = round(f["deliveries_per_second"] / max(1, raw["deliveries_per_second"]), 3)
+        print(f"fan-out, raw epoll baseline (same clients, same rate): {raw['deliveries_per_second']:.0f} deliveries/s, "
+              f"latency p50 {raw['latency_ms']['p50']} ms p99 {raw['latency_ms']['p99']} ms; "
+              f"gateway / raw = {f['gateway_over_raw']}")
 e2e = load("e2e")
 if e2e:
     e = res["end_to_end"] = {"clients": e2e["subscribed"], "events_per_second_asked": int(rate),
