@@ -1,6 +1,7 @@
 // validate.mjs - offline validation of rendered Kubernetes manifests.
 //
-//   node validate.mjs RENDERED.yaml CRD_DIR
+//   node validate.mjs RENDERED.yaml CRD_DIR   (CRD_DIR "-": custom resources
+//                                              are listed as not validated)
 //
 // Built-in kinds: kubernetes-models' schema validation (types, required
 // fields, enums), then TypeScript's excess-property check against the same
@@ -64,7 +65,12 @@ function strict(schema) {
   return out;
 }
 
+const skipped = [];
 function validateCustom(doc, schemas, ajv) {
+  if (crdDir === "-") {
+    skipped.push(name(doc));
+    return;
+  }
   const schema = schemas.get(`${doc.apiVersion}/${doc.kind}`);
   if (!schema) {
     problems.push(`${name(doc)}: no CRD for ${doc.apiVersion} ${doc.kind} in ${crdDir}`);
@@ -129,7 +135,7 @@ function checkUnknownFields(typed) {
   }
 }
 
-const schemas = crdSchemas(crdDir);
+const schemas = crdDir === "-" ? new Map() : crdSchemas(crdDir);
 // CRD patterns are Go (RE2) syntax: "(?i)" becomes the i flag.
 function goRegExp(source, flags) {
   const insensitive = source.includes("(?i)");
@@ -153,5 +159,6 @@ for (const doc of docs) {
 }
 checkUnknownFields(typed);
 for (const p of problems) console.log(`k8s-validate: ${p}`);
+if (skipped.length) console.log(`k8s-validate: NOT validated (no CRD folder): ${skipped.join(", ")}`);
 console.log(`k8s-validate: ${docs.length} objects (${typed.length} built-in, ${docs.length - typed.length} custom), ${problems.length} problems`);
 process.exit(problems.length ? 1 : 0);
