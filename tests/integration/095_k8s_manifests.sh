@@ -25,11 +25,8 @@ if ! command -v kubectl >/dev/null; then
     hf_checks_done
     exit 0
 fi
-CRDS=${HOLDFAST_K8S_CRDS:-}
-for dir in "$HF_ROOT/../shared/k8s-crds" /work/shared/k8s-crds; do
-    [[ -z $CRDS && -d $dir ]] && CRDS=$dir
-done
-if [[ -z $CRDS ]]; then
+CRDS=${HOLDFAST_K8S_CRDS:-$HF_ROOT/../shared/k8s-crds}
+if [[ ! -d $CRDS ]]; then
     hf_log "NOT CHECKED: no CRD copies found (set HOLDFAST_K8S_CRDS): custom resources are not validated"
     CRDS=-
 fi

@@ -73,8 +73,8 @@ for binary in sorted(copied):
 # through ${PROJECT_SOURCE_DIR} anywhere.
 inputs = set(re.findall(r"^add_subdirectory\((\w+)\)", open(f"{root}/CMakeLists.txt").read(), re.M))
 for cm in glob.glob(f"{root}/**/CMakeLists.txt", recursive=True):
-    if "/build" in os.path.relpath(cm, root).split(os.sep)[0]:
-        continue
+    if os.path.relpath(cm, root).split(os.sep)[0].startswith(("build", ".")):
+        continue  # build trees, .deps and the like
     inputs |= set(re.findall(r"\$\{(?:PROJECT|CMAKE)_SOURCE_DIR\}/(\w+)/", open(cm).read()))
 copies = {m.split()[0].rstrip("/") for m in re.findall(r"^COPY (?!--from)(.+)$", build, re.M)}
 ignore = open(os.path.join(os.path.dirname(dockerfile), ".dockerignore")).read().split("\n")
