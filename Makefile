@@ -5,12 +5,16 @@ BUILD_ASAN ?= build-asan
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST_ARGS ?=
 
-.PHONY: all deps build build-asan test test-fast bench run up down status format clean
+.PHONY: all deps deps-test build build-asan test test-fast bench run up down status format clean
 
 all: build
 
 deps:
 	@bash tools/install-deps.sh
+
+# What only the tests need besides (the deploy/k8s checks' tools).
+deps-test:
+	@HOLDFAST_TEST=1 bash tools/install-deps.sh
 
 $(BUILD)/CMakeCache.txt: | deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
@@ -25,13 +29,13 @@ build-asan: deps $(BUILD_ASAN)/CMakeCache.txt
 	cmake --build $(BUILD_ASAN) -j $(JOBS)
 
 # Every test, in the release build and again under AddressSanitizer + UBSan.
-test: build build-asan
+test: deps-test build build-asan
 	cd $(BUILD) && ctest --output-on-failure $(CTEST_ARGS)
 	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure $(CTEST_ARGS)
 
 # The release build only (quicker while developing).
-test-fast: build
+test-fast: deps-test build
 	cd $(BUILD) && ctest --output-on-failure $(CTEST_ARGS)
 
 # Benchmarks (not part of `make test`): they print their numbers and the

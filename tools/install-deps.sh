@@ -10,9 +10,10 @@ PACKAGES=(
     postgresql postgresql-client redis-server redis-tools kcat curl python3 util-linux procps
     # WebSocket clients the project did not write, for the gateway tests
     python3-websockets python3-msgpack
-    # offline checks of deploy/k8s (the schema validator runs on Node)
-    yamllint python3-yaml nodejs npm
 )
+# offline checks of deploy/k8s, only for the tests (the schema validator
+# runs on Node)
+[[ ${HOLDFAST_TEST:-0} == 1 ]] && PACKAGES+=(yamllint python3-yaml nodejs npm)
 # load generators, only for `make bench`
 [[ ${HOLDFAST_BENCH:-0} == 1 ]] && PACKAGES+=(wrk)
 missing=()
@@ -40,6 +41,7 @@ apt_install() {
 }
 ((${#missing[@]} == 0)) || apt_install "${missing[@]}"
 
+[[ ${HOLDFAST_TEST:-0} == 1 ]] || exit 0
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # promtool (checks /metrics and alert rules) from Debian's prometheus
 # package, unpacked into .deps/ rather than installed: installing it would
