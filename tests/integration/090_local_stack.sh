@@ -63,7 +63,7 @@ hf_check "ingest on the same address" hf_http_ok "$HOLDFAST_INGEST_URL/readyz"
 pids=$(cat "$HOLDFAST_RUN_DIR"/*.pid)
 $STACK down >"$HF_RUN/down.log" 2>&1
 for pid in $pids; do
-    hf_check "pid $pid stopped by down" bash -c "! kill -0 $pid 2>/dev/null || grep -q '^[^ ]* [^ ]* Z' /proc/$pid/stat"
+    hf_check "pid $pid stopped by down" hf_pid_gone "$pid"
 done
 hf_check "stack.env removed" test ! -e "$HOLDFAST_RUN_DIR/stack.env"
 
@@ -84,7 +84,7 @@ rc=0
 wait "$runner" || rc=$?
 hf_check_eq "run exits 0 on Ctrl-C" 0 "$rc"
 for pid in $pids; do
-    hf_check "pid $pid stopped by Ctrl-C" bash -c "! kill -0 $pid 2>/dev/null || grep -q '^[^ ]* [^ ]* Z' /proc/$pid/stat"
+    hf_check "pid $pid stopped by Ctrl-C" hf_pid_gone "$pid"
 done
 
 hf_checks_done

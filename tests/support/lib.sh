@@ -65,6 +65,14 @@ hf_alive() {
     [[ -n $state && $state != Z ]]
 }
 
+# hf_pid_gone PID: true when PID has exited: gone, or a zombie its parent
+# has not reaped yet (which may happen at any moment, so /proc is read once).
+hf_pid_gone() {
+    local state
+    state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || true
+    [[ -z $state || $state == Z ]]
+}
+
 # hf_spawn PART CMD...: runs CMD in the background, logging to PART.log.
 hf_spawn() {
     local part=$1
