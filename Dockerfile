@@ -17,6 +17,7 @@ COPY common common
 COPY services services
 COPY schemas schemas
 COPY bench bench
+COPY chaos chaos
 COPY tests tests
 RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     && cmake --build /build -j "$(nproc)" --target \

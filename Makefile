@@ -5,7 +5,7 @@ BUILD_ASAN ?= build-asan
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST_ARGS ?=
 
-.PHONY: all deps deps-test build build-asan test test-fast bench run up down status format clean
+.PHONY: all deps deps-test build build-asan test test-fast bench chaos run up down status format clean
 
 all: build
 
@@ -49,6 +49,13 @@ bench: build
 	bash bench/replay.sh $(BUILD) 120000
 	bash bench/gateway.sh $(BUILD) 10000 1000 $(BENCH_SECONDS)
 	BENCH_PARTS="1 2" BENCH_GATEWAY_WORKERS=2 bash bench/gateway.sh $(BUILD) 10000 1000 $(BENCH_SECONDS)
+
+# The chaos suite (not part of `make test`, which runs its short version):
+# every scenario against a fresh local stack of its own, then a table.
+# CHAOS_ARGS go to every scenario (e.g. --duration 60 --clients 500).
+CHAOS_ARGS ?=
+chaos: build
+	bash chaos/all.sh --own-stack $(CHAOS_ARGS)
 
 run: build
 	@bash tools/stack.sh run

@@ -31,6 +31,19 @@ static hf_err_t config__parse_ll(const char *text, long long *out, const char **
     return HF_OK;
 }
 
+hf_err_t hf_config_parse_int(const char *text, long long min, long long max, long long *out)
+{
+    /* Digits only: strtoll alone would take " +5" or "5abc". */
+    const char *digits = text && *text == '-' ? text + 1 : text;
+    long long v;
+    const char *rest;
+    if (!digits || !isdigit((unsigned char)*digits) || config__parse_ll(text, &v, &rest) != HF_OK ||
+        *rest != '\0' || v < min || v > max)
+        return HF_ERR_INVALID;
+    *out = v;
+    return HF_OK;
+}
+
 static hf_err_t config__scale(const char *text, long long *out, const char *const *units,
                               const long long *factors, size_t nunits)
 {

@@ -47,6 +47,28 @@ hf_check "the manifests agree with the binaries" \
 hf_check "the Dockerfile's image holds what the manifests run and the binaries link" \
     /usr/bin/python3 "$HF_SUPPORT/dockerfile_check.py" "$HF_ROOT/Dockerfile" "$R" "$HF_BIN" "$HF_ROOT"
 
+# chaos/ --k8s: every kubectl command the scenarios would run (their
+# --dry-run) names a namespace, resource, selector, port or container this
+# deployment has, and scales nothing an HPA owns.
+CMDS=$HF_RUN/chaos-k8s.cmds
+for run in kill-redis freeze-redis kill-gateway kill-relay "kill-relay --replica" \
+    restart-postgres kafka-brokers-down redis-buffer-cut; do
+    # shellcheck disable=SC2086 # "kill-relay --replica" is two words
+    bash "$HF_ROOT/chaos/${run%% *}.sh" ${run#"${run%% *}"} --k8s --dry-run --out "$HF_RUN/chaos" \
+        2>&1 | grep '^kubectl ' >>"$CMDS" || true
+done
+hf_check "chaos --k8s: the scenarios' kubectl commands fit the deployment" \
+    /usr/bin/python3 "$HF_SUPPORT/chaos_k8s_check.py" "$R" "$CMDS"
+chaos_mutant() { # chaos_mutant DESCRIPTION SED-EXPRESSION
+    sed -e "$2" "$CMDS" >"$HF_RUN/chaos-mutant.cmds"
+    hf_check "chaos --k8s: $1 is caught" bash -c "! cmp -s '$CMDS' '$HF_RUN/chaos-mutant.cmds' &&
+        ! /usr/bin/python3 '$HF_SUPPORT/chaos_k8s_check.py' '$R' '$HF_RUN/chaos-mutant.cmds' >/dev/null"
+}
+chaos_mutant "a StatefulSet name the deployment lacks" 's/statefulset\/holdfast-redis/statefulset\/holdfast-redys/'
+chaos_mutant "a Service port the Service lacks" 's/svc\/holdfast-ingest PORT:80/svc\/holdfast-ingest PORT:8080/'
+chaos_mutant "scaling the HPA-owned gateways" 's/deployment\/holdfast-relay --replicas/deployment\/holdfast-gateway --replicas/'
+chaos_mutant "another namespace" '0,/-n holdfast /s//-n default /'
+
 # The checks must catch a disagreement with the code.
 mutant() { # mutant DESCRIPTION SED-EXPRESSION: k8s_check must fail on it
     sed -e "$2" "$R" >"$HF_RUN/mutant.yaml"

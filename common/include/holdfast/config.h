@@ -59,6 +59,8 @@ void hf_config_free(const hf_conf_spec_t *specs, size_t nspecs, void *target);
 
 /* Parsers shared with other modules; return HF_ERR_INVALID on bad text. */
 hf_err_t hf_config_parse_ms(const char *text, long long *out);
+/* A whole decimal integer ("-" and digits only) within [min, max]. */
+hf_err_t hf_config_parse_int(const char *text, long long min, long long max, long long *out);
 hf_err_t hf_config_parse_bytes(const char *text, long long *out);
 /* "redis://HOST:PORT" (or "HOST:PORT", or "HOST" for port 6379) into host
  * (NUL-terminated, at most host_size-1 bytes) and port. user:pass@ is

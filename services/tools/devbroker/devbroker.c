@@ -71,6 +71,8 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
+#include "holdfast/config.h"
+#include "holdfast/file.h"
 #include "holdfast/log.h"
 
 #define DEVBROKER_LINE_MAX    256
@@ -131,18 +133,13 @@ static void devbroker__usage(FILE *out)
             DEVBROKER_BROKERS_MAX, DEVBROKER_PARTS_MAX, DEVBROKER_LINE_MAX);
 }
 
-/* Strict decimal parse: digits only (strtol alone would take " +5"), within [min, max]. */
+/* Strict decimal within [min, max] (hf_config_parse_int), into an int. */
 static bool devbroker__parse_int(const char *s, long min, long max, int *out)
 {
-    if (!s || !isdigit((unsigned char)*s))
-        return false;
-    char *end = NULL;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || *end != '\0' || v < min || v > max)
-        return false;
-    *out = (int)v;
-    return true;
+    long long v;
+    bool ok = hf_config_parse_int(s, min, max, &v) == HF_OK;
+    *out = ok ? (int)v : *out;
+    return ok;
 }
 
 /* Kafka accepts [a-zA-Z0-9._-]{1,249}; reject anything else here rather than letting
@@ -357,24 +354,11 @@ static bool devbroker__listen(devbroker_t *db)
 
 static bool devbroker__write_bootstrap_file(devbroker_t *db, const char *bootstrap)
 {
-    char tmp[4096];
-    int n = snprintf(tmp, sizeof tmp, "%s.tmp.%ld", db->bootstrap_file, (long)getpid());
-    if (n < 0 || (size_t)n >= sizeof tmp) {
-        hf_error("bootstrap file path too long");
+    char text[4096];
+    int n = snprintf(text, sizeof text, "%s\n", bootstrap);
+    if (n < 0 || (size_t)n >= sizeof text ||
+        hf_file_write_atomic(db->bootstrap_file, text) != HF_OK)
         return false;
-    }
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        hf_error("writing %s: %s", tmp, strerror(errno));
-        return false;
-    }
-    bool ok = fprintf(f, "%s\n", bootstrap) > 0;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, db->bootstrap_file) != 0) {
-        hf_error("writing %s: %s", db->bootstrap_file, strerror(errno));
-        unlink(tmp);
-        return false;
-    }
     db->bootstrap_written = true;
     return true;
 }

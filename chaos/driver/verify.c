@@ -1,0 +1,270 @@
+/* verify.c - the verdict: every client's record against PostgreSQL's
+ * holdfast.events, the source of truth.
+ *
+ * For each client: the events of its channel with a Kafka offset above
+ * the one it first subscribed at must each have arrived exactly once, in
+ * offset order, each prev_offset naming the event before it, each carrying
+ * the seq PostgreSQL has for that offset. For the publisher: every
+ * acknowledged event is in PostgreSQL exactly once (by Idempotency-Key).
+ * The relay may still be moving the last events when the run ends, so this
+ * waits (bounded) until every one of the run's events has its offset. */
+#include "driver.h"
+
+#include <libpq-fe.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "holdfast/alloc.h"
+
+#define VERIFY_RELAY_WAIT_US 30000000
+
+typedef struct verify_event {
+    int64_t offset; /* Kafka offset */
+    int64_t seq;    /* from the Idempotency-Key; -1 when it has none of ours */
+} verify_event_t;
+
+typedef struct verify_channel {
+    verify_event_t *ev; /* owned: by offset */
+    size_t n, cap;      /* length, capacity */
+} verify_channel_t;
+
+/* Keeps the first violation's description for the summary. */
+__attribute__((format(printf, 2, 3))) static void verify__problem(cd_verdict_t *v, const char *fmt,
+                                                                  ...)
+{
+    if (v->first_problem[0])
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(v->first_problem, sizeof v->first_problem, fmt, ap);
+    va_end(ap);
+}
+
+static PGresult *verify__query(PGconn *pg, const char *sql, const char *pattern)
+{
+    const char *params[1] = {pattern};
+    PGresult *res = PQexecParams(pg, sql, 1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        fprintf(stderr, "holdfast-chaos-driver: PostgreSQL: %s", PQerrorMessage(pg));
+        PQclear(res);
+        return NULL;
+    }
+    return res;
+}
+
+/* Waits until the relay gave every event of the run its offset. */
+static int verify__wait_relayed(PGconn *pg, const char *pattern, cd_verdict_t *v)
+{
+    int64_t deadline = cd_mono_us() + VERIFY_RELAY_WAIT_US;
+    for (;;) {
+        PGresult *res = verify__query(pg,
+                                      "SELECT count(*), count(*) FILTER (WHERE kafka_offset IS "
+                                      "NULL) FROM holdfast.events WHERE channel LIKE $1",
+                                      pattern);
+        if (!res)
+            return -1;
+        v->pg_events = atoll(PQgetvalue(res, 0, 0));
+        v->pg_unrelayed = atoll(PQgetvalue(res, 0, 1));
+        PQclear(res);
+        if (v->pg_unrelayed == 0 || cd_mono_us() > deadline)
+            return 0;
+        struct timespec ts = {.tv_nsec = 200000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static int64_t verify__seq_of(const cd_run_t *run, const char *key)
+{
+    size_t n = strlen(run->prefix);
+    if (!key || strncmp(key, run->prefix, n) != 0 || key[n] != '-')
+        return -1;
+    char *end;
+    long long seq = strtoll(key + n + 1, &end, 10);
+    return *end == '\0' && seq >= 0 ? seq : -1;
+}
+
+/* Loads the run's events per channel, and counts each acknowledged seq. */
+static int verify__load(cd_run_t *run, PGconn *pg, const char *pattern, verify_channel_t *ch,
+                        int *copies)
+{
+    PGresult *res = verify__query(pg,
+                                  "SELECT channel, kafka_offset, idempotency_key FROM "
+                                  "holdfast.events WHERE channel LIKE $1 ORDER BY channel, "
+                                  "kafka_offset",
+                                  pattern);
+    if (!res)
+        return -1;
+    size_t plen = strlen(run->prefix);
+    for (int r = 0; r < PQntuples(res); r++) {
+        int64_t seq = verify__seq_of(run, PQgetisnull(res, r, 2) ? NULL : PQgetvalue(res, r, 2));
+        if (seq >= 0 && seq < run->nevents)
+            copies[seq]++;
+        int c = atoi(PQgetvalue(res, r, 0) + plen + 1);
+        if (PQgetisnull(res, r, 1) || c < 0 || c >= run->nchannels)
+            continue;
+        verify_channel_t *vc = &ch[c];
+        if (vc->n == vc->cap) {
+            vc->cap = vc->cap ? vc->cap * 2 : 256;
+            vc->ev = hf_realloc(vc->ev, vc->cap * sizeof *vc->ev);
+        }
+        vc->ev[vc->n++] = (verify_event_t){atoll(PQgetvalue(res, r, 1)), seq};
+    }
+    PQclear(res);
+    return 0;
+}
+
+static void verify__publisher(const cd_run_t *run, const int *copies, cd_verdict_t *v)
+{
+    for (long long s = 0; s < run->nevents; s++) {
+        if (!run->events[s].acked_us)
+            continue;
+        if (copies[s] == 0) {
+            v->acked_missing++;
+            verify__problem(v, "event seq %lld acknowledged but not in PostgreSQL", s);
+        } else if (copies[s] > 1) {
+            v->acked_doubled++;
+            verify__problem(v, "event seq %lld stored %d times", s, copies[s]);
+        }
+    }
+}
+
+static size_t verify__find(const verify_channel_t *vc, int64_t offset)
+{
+    size_t lo = 0, hi = vc->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (vc->ev[mid].offset < offset)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < vc->n && vc->ev[lo].offset == offset ? lo : SIZE_MAX;
+}
+
+static void verify__client(const cd_client_t *c, const verify_channel_t *vc, unsigned *seen,
+                           cd_verdict_t *v)
+{
+    long long owed = 0, missing = 0;
+    memset(seen, 0, vc->n * sizeof *seen);
+    for (size_t k = 0; k < c->ngot; k++) {
+        const cd_delivery_t *d = &c->got[k];
+        size_t i = verify__find(vc, d->offset);
+        if (i == SIZE_MAX || d->offset <= c->start_offset) {
+            v->unexpected++;
+            verify__problem(v, "client %d: offset %lld not owed", c->index, (long long)d->offset);
+        } else if (seen[i]++) {
+            v->duplicates++;
+            verify__problem(v, "client %d: offset %lld twice", c->index, (long long)d->offset);
+        } else if (vc->ev[i].seq != d->seq) {
+            v->content_mismatches++;
+            verify__problem(v, "client %d: offset %lld carried seq %lld", c->index,
+                            (long long)d->offset, (long long)d->seq);
+        }
+        if (k > 0 && d->offset < c->got[k - 1].offset) {
+            v->order_violations++;
+            verify__problem(v, "client %d: offset %lld after %lld", c->index, (long long)d->offset,
+                            (long long)c->got[k - 1].offset);
+        }
+        int64_t before = k > 0 ? c->got[k - 1].offset : c->start_offset;
+        if (d->prev != -2 && (k > 0 ? d->prev != before : d->prev > before)) {
+            v->chain_breaks++;
+            verify__problem(v, "client %d: offset %lld has prev_offset %lld", c->index,
+                            (long long)d->offset, (long long)d->prev);
+        }
+    }
+    for (size_t i = 0; i < vc->n; i++) {
+        if (vc->ev[i].offset <= c->start_offset)
+            continue;
+        owed++;
+        if (!seen[i]) {
+            if (!missing)
+                verify__problem(v, "client %d: offset %lld never arrived", c->index,
+                                (long long)vc->ev[i].offset);
+            missing++;
+        }
+    }
+    v->expected += owed;
+    v->missing += missing;
+    v->delivered += (long long)c->ngot;
+    v->unexpected += c->wrong_channel;
+    v->not_recovered += c->not_recovered;
+    v->client_errors += c->errors;
+    if (c->errors)
+        verify__problem(v, "client %d: %d errors, the last: %s", c->index, c->errors,
+                        c->last_error);
+    v->clients_incomplete += missing > 0;
+    if (v->per_client_min < 0 || (long long)c->ngot < v->per_client_min)
+        v->per_client_min = (long long)c->ngot;
+    if ((long long)c->ngot > v->per_client_max)
+        v->per_client_max = (long long)c->ngot;
+}
+
+static PGconn *verify_pg; /* the drain's connection, kept between calls */
+
+long long cd_verify_unrelayed(cd_run_t *run)
+{
+    if (verify_pg && PQstatus(verify_pg) != CONNECTION_OK)
+        cd_verify_close(); /* PostgreSQL restarted: a new connection */
+    if (!verify_pg)
+        verify_pg = PQconnectdb(run->pg_url);
+    if (PQstatus(verify_pg) != CONNECTION_OK)
+        return -1;
+    char pattern[80];
+    snprintf(pattern, sizeof pattern, "%s:%%", run->prefix);
+    PGresult *res = verify__query(
+        verify_pg,
+        "SELECT count(*) FROM holdfast.events WHERE channel LIKE $1 AND kafka_offset IS NULL",
+        pattern);
+    if (!res) {
+        cd_verify_close();
+        return -1;
+    }
+    long long n = atoll(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return n;
+}
+
+void cd_verify_close(void)
+{
+    PQfinish(verify_pg);
+    verify_pg = NULL;
+}
+
+int cd_verify(cd_run_t *run, cd_verdict_t *v)
+{
+    memset(v, 0, sizeof *v);
+    v->per_client_min = -1;
+    cd_verify_close();
+    PGconn *pg = PQconnectdb(run->pg_url);
+    if (PQstatus(pg) != CONNECTION_OK) {
+        fprintf(stderr, "holdfast-chaos-driver: PostgreSQL: %s", PQerrorMessage(pg));
+        PQfinish(pg);
+        return -1;
+    }
+    char pattern[80];
+    snprintf(pattern, sizeof pattern, "%s:%%", run->prefix);
+    verify_channel_t *ch = hf_calloc((size_t)run->nchannels, sizeof *ch);
+    int *copies = hf_calloc((size_t)run->nevents + 1, sizeof *copies);
+    int rc = verify__wait_relayed(pg, pattern, v);
+    if (rc == 0)
+        rc = verify__load(run, pg, pattern, ch, copies);
+    PQfinish(pg);
+    if (rc == 0) {
+        size_t most = 1;
+        for (int c = 0; c < run->nchannels; c++)
+            most = ch[c].n > most ? ch[c].n : most;
+        unsigned *seen = hf_calloc(most, sizeof *seen);
+        verify__publisher(run, copies, v);
+        for (int i = 0; i < run->nclients; i++)
+            verify__client(&run->clients[i], &ch[i % run->nchannels], seen, v);
+        hf_free(seen);
+    }
+    for (int c = 0; c < run->nchannels; c++)
+        hf_free(ch[c].ev);
+    hf_free(ch);
+    hf_free(copies);
+    return rc;
+}

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# kill-relay: SIGKILL the relay while it moves events (at any rate it is
+# always mid-batch). Alone (default) it is started again after --pause
+# seconds and takes up its outbox where PostgreSQL says it stopped. With
+# --replica, a second relay runs from the start and takes over the dead
+# one's partitions when their leases expire (the relay's --lease-ttl).
+# Kafka may get a batch twice; nobody may see it twice.
+source "$(dirname "$0")/lib.sh"
+CHAOS_REPLICA=0
+CHAOS_HELP="  --replica          run a second relay; the killed one's partitions fail over to it"
+chaos_option() {
+    CHAOS_OPTION_TAKES_VALUE=0
+    [[ $1 == --replica ]] && CHAOS_REPLICA=1
+}
+
+chaos_replica_owns_some() {
+    [[ $(hf_psql -c "SELECT count(*) FROM holdfast.relay_leases
+                     WHERE owner = 'chaos-relay-2' AND expires_at > now()") -gt 0 ]]
+}
+
+chaos_setup() {
+    if ((CHAOS_K8S)); then
+        chaos_k8s_relay_replicas $((CHAOS_REPLICA ? 2 : 1))
+        return 0
+    fi
+    ((CHAOS_REPLICA)) || return 0
+    local port
+    port=$(hf_free_port)
+    hf_spawn relay-2 "$HF_BIN/holdfast-relay" --port "$port" --pg-url "$HOLDFAST_PG_URL" \
+        --kafka-brokers "$HOLDFAST_KAFKA_BROKERS" --topic "$HOLDFAST_TOPIC" \
+        --redis-url "$HOLDFAST_REDIS_URL" --relay-id chaos-relay-2
+    hf_wait_until 30 "second relay /livez" hf_http_ok "http://127.0.0.1:$port/livez" ||
+        hf_die "the second relay did not start (see $HF_RUN/relay-2.log)"
+    hf_wait_until 60 "second relay holds leases" chaos_replica_owns_some ||
+        hf_log "$CHAOS_NAME: the second relay holds no lease yet; going on"
+}
+
+# The deploy/k8s Deployment runs two: back to that.
+chaos_teardown() { ((!CHAOS_K8S)) || chaos_k8s_relay_replicas 2; }
+chaos_inject() { chaos_target_kill relay; }
+chaos_repair() { chaos_target_restore relay; }
+chaos_main "$@"

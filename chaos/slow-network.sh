@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# slow-network: a gateway whose link to Redis turns bad under load. This
+# kernel has no tc netem, so the scenario puts holdfast-faultproxy (a TCP
+# proxy with latency, stall and reset) between Redis and a gateway of its
+# own, and half the clients on that gateway. The fault, in order:
+# --delay-ms of latency each way for half the pause, then a stall (sockets
+# open, nothing moves: the gateway's heartbeat must notice) for the other;
+# the repair resets the proxied connections and restores the link.
+# Only the Redis link is proxied: Kafka's protocol hands out broker
+# addresses, so a proxy on the bootstrap address alone would be bypassed.
+source "$(dirname "$0")/lib.sh"
+CHAOS_DELAY_MS=300
+CHAOS_HELP="  --delay-ms MS      latency added each way during the first half (default $CHAOS_DELAY_MS)"
+chaos_option() {
+    CHAOS_OPTION_TAKES_VALUE=1
+    [[ $1 == --delay-ms ]] && CHAOS_DELAY_MS=$2
+}
+
+chaos_proxy() { # chaos_proxy COMMAND: one command to the proxy's control port
+    local reply
+    exec 8<>"/dev/tcp/127.0.0.1/$CHAOS_PROXY_CONTROL" || return 1
+    printf '%s\n' "$*" >&8
+    IFS= read -r -t 5 reply <&8 || true
+    exec 8>&-
+    hf_log "$CHAOS_NAME: proxy $*: $reply"
+    [[ $reply == ok* ]]
+}
+
+chaos_setup() {
+    ((CHAOS_K8S)) && hf_die "slow-network needs a proxy between a gateway and Redis: local stack only"
+    local redis=${HOLDFAST_REDIS_URL#redis://} port
+    hf_spawn proxy "$HF_BIN/holdfast-faultproxy" --listen 127.0.0.1:0 --target "$redis" \
+        --ready-file "$HF_RUN/proxy.ready"
+    hf_wait_until 10 "fault proxy ready" test -s "$HF_RUN/proxy.ready" ||
+        hf_die "the fault proxy did not start (see $HF_RUN/proxy.log)"
+    CHAOS_PROXY_LISTEN=$(sed -n 's/^listen=//p' "$HF_RUN/proxy.ready")
+    CHAOS_PROXY_CONTROL=$(sed -n 's/^control=127.0.0.1://p' "$HF_RUN/proxy.ready")
+    port=$(hf_free_port)
+    hf_spawn gateway-proxied "$HF_BIN/holdfast-gateway" --port "$port" \
+        --redis-url "redis://$CHAOS_PROXY_LISTEN" --kafka-brokers "$HOLDFAST_KAFKA_BROKERS" \
+        --topic "$HOLDFAST_TOPIC"
+    hf_wait_until 30 "proxied gateway /readyz" hf_http_ok "http://127.0.0.1:$port/readyz" ||
+        hf_die "the proxied gateway did not start (see $HF_RUN/gateway-proxied.log)"
+    # Its clients first: client i goes to URL i mod 2.
+    CHAOS_GATEWAY_URLS="ws://127.0.0.1:$port/v1/ws ${CHAOS_GATEWAY_URLS%% *}"
+    CHAOS_METRICS_PORTS+=("$port")
+}
+
+chaos_inject() {
+    chaos_proxy delay "$CHAOS_DELAY_MS"
+    sleep "$(awk "BEGIN{print $CHAOS_PAUSE/2}")"
+    chaos_proxy stall
+}
+
+chaos_repair() {
+    chaos_proxy reset
+    chaos_proxy normal
+}
+chaos_main "$@"

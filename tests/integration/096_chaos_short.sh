@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# The chaos suite, short: every scenario in chaos/ against a local stack
+# (tools/stack.sh, in this test's folder), each run checked against
+# PostgreSQL by holdfast-chaos-driver: nothing missing, doubled or out of
+# order. Each scenario must also show that its fault took effect (gateways
+# fell back to Kafka, clients were cut and resumed, ingest answered 503...),
+# or a passing run would prove nothing. Two mutants show the verdict can
+# fail: an event PostgreSQL has but nobody was sent, and an acknowledged
+# event removed from PostgreSQL.
+source "$(dirname "$0")/../support/lib.sh"
+hf_test_begin "$1"
+STACK_DIR=$HF_RUN/stack
+OUT=$HF_RUN/chaos
+mkdir -p "$OUT"
+# Quicker failure detection than the defaults, as an operator may set them.
+export HOLDFAST_LEASE_TTL=4s HOLDFAST_LEASE_RENEW=200ms HOLDFAST_PRODUCE_TIMEOUT=1s
+export HOLDFAST_REDIS_PING_INTERVAL=200ms HOLDFAST_REDIS_PING_TIMEOUT=1s HOLDFAST_REDIS_RETRY=200ms
+export HF_BIN
+HOLDFAST_RUN_DIR=$STACK_DIR bash "$HF_ROOT/tools/stack.sh" up >"$HF_RUN/stack-up.log" 2>&1 ||
+    hf_die "the stack did not start (see $HF_RUN/stack-up.log)"
+trap 'HOLDFAST_RUN_DIR=$STACK_DIR bash "$HF_ROOT/tools/stack.sh" down >/dev/null 2>&1;
+      hf_stop_all; [[ -n ${KEEP:-} ]] && echo "kept $HF_RUN" >&2 || rm -rf "$HF_RUN"' EXIT
+source "$STACK_DIR/stack.env"
+HF_PG_URL=$HOLDFAST_PG_URL
+
+# scenario NAME SCRIPT [OPTIONS...]: a short run; its verdict is a check.
+scenario() {
+    local name=$1 script=$2
+    shift 2
+    hf_check "$name: no loss, duplicate or reordering" \
+        bash "$HF_ROOT/chaos/$script" --short --run-dir "$STACK_DIR" --out "$OUT" --name "$name" \
+        "$@" >"$OUT/$name.log" 2>&1 || cat "$OUT/$name.log" >&2
+    sed -n '/^chaos /,$p' "$OUT/$name.txt" >&2 || true
+}
+field() { # field NAME PYTHON-EXPR-ON-r
+    python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print($2)" "$OUT/$1.json"
+}
+fallbacks() { sed -n 's/.*fell back from Redis to Kafka \([0-9]*\) times.*/\1/p' "$OUT/$1.txt"; }
+
+scenario kill-redis kill-redis.sh
+hf_check "kill-redis: the gateways fell back to Kafka" test "$(fallbacks kill-redis)" -gt 0
+
+scenario kill-redis-no-restart kill-redis.sh --no-repair
+hf_check "kill-redis --no-repair: fell back" test "$(fallbacks kill-redis-no-restart)" -gt 0
+hf_check_eq "kill-redis --no-repair: no repair mark" "-1.0" "$(field kill-redis-no-restart 'r["fault"]["repaired_at_s"]')"
+
+scenario freeze-redis freeze-redis.sh --pause 3
+hf_check "freeze-redis: the heartbeat noticed" test "$(fallbacks freeze-redis)" -gt 0
+
+scenario redis-buffer-cut redis-buffer-cut.sh
+hf_check "redis-buffer-cut: subscriptions were cut" test "$(fallbacks redis-buffer-cut)" -gt 0
+hf_check "redis-buffer-cut: ballast events delivered too" \
+    test "$(field redis-buffer-cut 'r["deliveries"]["per_client_max"] - r["deliveries"]["per_client_min"]')" -gt 0
+
+scenario kill-gateway kill-gateway.sh --cross-check 8
+hf_check "kill-gateway: clients were cut (1006)" test "$(field kill-gateway 'r["connections"]["closed_1006"]')" -gt 0
+hf_check "kill-gateway: and resubscribed" test "$(field kill-gateway 'r["connections"]["resubscribed"]')" -gt 0
+hf_check "kill-gateway: Python clients agree" grep -q "missing 0" "$OUT/kill-gateway.cross-check.txt"
+
+relay_pid=$(cat "$STACK_DIR/relay.pid")
+scenario kill-relay kill-relay.sh
+hf_check "kill-relay: the relay was killed and started again" test "$(cat "$STACK_DIR/relay.pid")" != "$relay_pid"
+
+scenario kill-relay-replica kill-relay.sh --replica --pause 4
+hf_check "kill-relay --replica: the second relay held leases before the kill" \
+    bash -c "! grep -q 'holds no lease yet' '$OUT/kill-relay-replica.log'"
+
+scenario restart-postgres restart-postgres.sh
+hf_check "restart-postgres: ingest refused while it was down (retries)" \
+    test "$(field restart-postgres 'r["published"]["retries"]')" -gt 0
+
+scenario kafka-brokers-down kafka-brokers-down.sh
+hf_check "kafka-brokers-down: the brokers went down and up" \
+    grep -q "broker(s) all up" "$OUT/kafka-brokers-down.log"
+
+scenario slow-network slow-network.sh --pause 3
+hf_check "slow-network: the stalled link was noticed" test "$(fallbacks slow-network)" -gt 0
+
+# The table all.sh prints, from these results.
+hf_check "the summary table" python3 "$HF_ROOT/chaos/table.py" "$OUT" kill-redis slow-network
+
+# --- mutants: the verdict must fail when PostgreSQL disagrees ----------------
+# mutant NAME SQL: a quiet run (no fault) during which SQL (with :prefix)
+# runs once every client is subscribed; the driver must exit 1.
+mutant() {
+    local name=$1 sql=$2 prefix=chaos-mutant-$1-$$
+    rm -f "$OUT/$name.ready"
+    hf_spawn "driver-$name" "$HF_BIN/holdfast-chaos-driver" --scenario "$name" \
+        --gateway-urls "$HOLDFAST_GATEWAY_URLS" --ingest-url "$HOLDFAST_INGEST_URL" \
+        --pg-url "$HOLDFAST_PG_URL" --prefix "$prefix" --clients 8 --channels 4 --rate 100 \
+        --duration 2s --idle 1s --out "$OUT/$name.json" --ready-file "$OUT/$name.ready"
+    hf_wait_until 30 "$name subscribed" test -e "$OUT/$name.ready"
+    sleep 1
+    hf_psql -v prefix="$prefix" <<<"$sql" >/dev/null
+    hf_wait_exit "driver-$name"
+    hf_check_eq "mutant $name: the driver fails" 1 "$HF_EXIT_STATUS"
+}
+# An event in PostgreSQL with an offset nobody delivered: owed, missing.
+mutant phantom "INSERT INTO holdfast.events (id, channel, partition, payload, kafka_offset, epoch)
+    VALUES (gen_random_uuid(), :'prefix' || ':0', 0, '{}', 1000000000, 'x');"
+hf_check "phantom: reported missing" test "$(field phantom 'r["missing"]')" -gt 0
+# An acknowledged event gone from PostgreSQL.
+mutant vanished "DELETE FROM holdfast.events WHERE idempotency_key = :'prefix' || '-3';"
+hf_check "vanished: reported acknowledged but lost" test "$(field vanished 'r["acked_missing"]')" -eq 1
+
+hf_checks_done
