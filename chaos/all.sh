@@ -23,8 +23,8 @@ while (($#)); do
 done
 if ((OWN_STACK)); then
     RUN_DIR=$ROOT/.run/chaos-stack
-    HOLDFAST_RUN_DIR=$RUN_DIR bash "$ROOT/tools/stack.sh" up
     trap 'HOLDFAST_RUN_DIR=$RUN_DIR bash "$ROOT/tools/stack.sh" down' EXIT
+    HOLDFAST_RUN_DIR=$RUN_DIR bash "$ROOT/tools/stack.sh" up
 fi
 OUT=${OUT:-$RUN_DIR/chaos}
 mkdir -p "$OUT"

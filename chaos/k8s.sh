@@ -7,14 +7,19 @@
 # `kubectl port-forward` on 127.0.0.1: ingest's Service, each gateway pod
 # (so clients spread over pods and move on when one dies), PostgreSQL's
 # read-write Service. Faults are Kubernetes operations:
-#   kill PART      pod deleted with --grace-period=0 --force (SIGKILL); Redis:
-#                  the StatefulSet scaled to 0 first, so it stays down until
-#                  the repair scales it back
-#   freeze redis   CLIENT PAUSE ALL (a container's PID 1 cannot be SIGSTOPped
-#                  from inside, and SIGSTOP needs node access): sockets stay
-#                  open, no command is answered; the repair unpauses
+#   kill PART      pod deleted with --grace-period=0 --force: the API object
+#                  goes at once, a replacement starts at once, but the kubelet
+#                  still stops the old container with SIGTERM, then SIGKILL
+#                  after 2 s: a gateway drains (1012) rather than being cut
+#                  (1006). Redis: the StatefulSet scaled to 0 first, so it
+#                  stays down until the repair scales it back
+#   freeze redis   CLIENT PAUSE --pause ms ALL (a container's PID 1 cannot be
+#                  SIGSTOPped from inside, and SIGSTOP needs node access):
+#                  sockets stay open, no command is answered until it ends
+#                  (an UNPAUSE would wait behind the pause too)
 #   stop postgres  the CloudNativePG primary pod deleted; it fails over
-#   kafka down     one broker pod deleted (Strimzi recreates it)
+#   kafka down     one broker pod deleted (Strimzi recreates it); the repair
+#                  waits for the replacement pod to be Ready
 # --dry-run prints the kubectl commands instead of running them (the
 # deploy/k8s check verifies every resource they name exists).
 
@@ -29,19 +34,24 @@ chaos_kubectl() {
 }
 
 # chaos_k8s_forward NAME TARGET REMOTE_PORT [LOCAL_PORT]: a port-forward as a
-# part (stopped by PID at the end); prints the local port.
+# part (in this shell, so stopped by PID at the end); the local port in
+# CHAOS_K8S_PORT. Three tries (a Service may have no ready pod for a while
+# after a failover).
 chaos_k8s_forward() {
-    local name=$1 target=$2 remote=$3 local_port=${4:-}
-    [[ -n $local_port ]] || local_port=$(hf_free_port)
-    hf_spawn "$name" kubectl -n "$CHAOS_NAMESPACE" port-forward --address 127.0.0.1 "$target" \
-        "$local_port:$remote"
-    hf_wait_until 20 "port-forward $target" hf_port_in_use "$local_port" ||
-        hf_die "kubectl port-forward $target failed (see $HF_RUN/$name.log)"
-    echo "$local_port"
+    local name=$1 target=$2 remote=$3 tries
+    CHAOS_K8S_PORT=${4:-$(hf_free_port)}
+    for ((tries = 0; tries < 3; tries++)); do
+        hf_spawn "$name" kubectl -n "$CHAOS_NAMESPACE" port-forward --address 127.0.0.1 \
+            "$target" "$CHAOS_K8S_PORT:$remote"
+        hf_wait_until 20 "port-forward $target" hf_port_in_use "$CHAOS_K8S_PORT" && return 0
+        hf_stop "$name"
+    done
+    hf_die "kubectl port-forward $target failed (see $HF_RUN/$name.log)"
 }
 
 chaos_k8s_forward_pg() {
-    CHAOS_K8S_PG_PORT=$(chaos_k8s_forward pg-forward svc/holdfast-pg-rw 5432 "${CHAOS_K8S_PG_PORT:-}")
+    chaos_k8s_forward pg-forward svc/holdfast-pg-rw 5432 "${CHAOS_K8S_PG_PORT:-}"
+    CHAOS_K8S_PG_PORT=$CHAOS_K8S_PORT
 }
 
 chaos_k8s_secret() { # chaos_k8s_secret KEY: from the app user's Secret (CloudNativePG)
@@ -60,16 +70,15 @@ chaos_k8s_attach() {
     command -v kubectl >/dev/null || hf_die "--k8s needs kubectl"
     kubectl -n "$CHAOS_NAMESPACE" get deployment holdfast-gateway >/dev/null ||
         hf_die "no holdfast-gateway Deployment in namespace $CHAOS_NAMESPACE"
-    local port pods pod i=0 urls=()
-    port=$(chaos_k8s_forward ingest-forward svc/holdfast-ingest 80)
-    HOLDFAST_INGEST_URL=http://127.0.0.1:$port
-    pods=$(kubectl -n "$CHAOS_NAMESPACE" get pods -l app.kubernetes.io/name=holdfast-gateway \
-        --field-selector=status.phase=Running -o name | head -n 4)
+    local pods pod i=0 urls=()
+    chaos_k8s_forward ingest-forward svc/holdfast-ingest 80
+    HOLDFAST_INGEST_URL=http://127.0.0.1:$CHAOS_K8S_PORT
+    pods=$(chaos_k8s_live_pods app.kubernetes.io/name=holdfast-gateway | head -n 4)
     [[ -n $pods ]] || hf_die "no running gateway pod"
     for pod in $pods; do
         i=$((i + 1))
-        port=$(chaos_k8s_forward "gateway-forward-$i" "$pod" 8090)
-        urls+=("ws://127.0.0.1:$port/v1/ws")
+        chaos_k8s_forward "gateway-forward-$i" "$pod" 8090
+        urls+=("ws://127.0.0.1:$CHAOS_K8S_PORT/v1/ws")
     done
     CHAOS_GATEWAY_URLS="${urls[*]}"
     CHAOS_K8S_FIRST_GATEWAY=${pods%%$'\n'*}
@@ -78,15 +87,51 @@ chaos_k8s_attach() {
     HF_PG_URL=$HOLDFAST_PG_URL
 }
 
-chaos_k8s_first_pod() { # chaos_k8s_first_pod SELECTOR
-    if ((CHAOS_DRY_RUN)); then echo "pod/SELECTED-BY-$1"; return; fi
+# chaos_k8s_live_pods SELECTOR: running pods not being deleted, pod/NAME each.
+chaos_k8s_live_pods() {
     kubectl -n "$CHAOS_NAMESPACE" get pods -l "$1" --field-selector=status.phase=Running \
-        -o name | head -n 1
+        -o jsonpath='{range .items[*]}{.metadata.name} {.metadata.deletionTimestamp}{"\n"}{end}' |
+        awk 'NF == 1 {print "pod/" $1}'
 }
 
+chaos_k8s_first_pod() { # chaos_k8s_first_pod SELECTOR
+    if ((CHAOS_DRY_RUN)); then echo "pod/SELECTED-BY-$1"; return; fi
+    local pod
+    pod=$(chaos_k8s_live_pods "$1" | head -n 1)
+    [[ -n $pod ]] || hf_die "no running pod for $1"
+    echo "$pod"
+}
+
+# Deletes a pod at once, remembering its UID so the repair can wait for
+# its replacement.
 chaos_k8s_kill_pod() {
-    hf_log "$CHAOS_NAME: deleting $1 with SIGKILL (--grace-period=0 --force)"
-    chaos_kubectl delete "$1" --grace-period=0 --force --wait=false
+    [[ -n $1 ]] || hf_die "no pod to delete"
+    hf_log "$CHAOS_NAME: deleting $1 (--grace-period=0 --force)"
+    CHAOS_K8S_KILLED=$1 CHAOS_K8S_KILLED_UID=
+    ((CHAOS_DRY_RUN)) || CHAOS_K8S_KILLED_UID=$(kubectl -n "$CHAOS_NAMESPACE" get "$1" \
+        -o jsonpath='{.metadata.uid}' 2>/dev/null || true)
+    chaos_kubectl delete "$1" --grace-period=0 --force --wait=false --ignore-not-found
+}
+
+# A pod for SELECTOR other than the deleted one is Ready.
+chaos_k8s_pod_replaced() {
+    local pod uid
+    for pod in $(chaos_k8s_live_pods "$1"); do
+        uid=$(kubectl -n "$CHAOS_NAMESPACE" get "$pod" -o jsonpath='{.metadata.uid}')
+        [[ $uid == "$CHAOS_K8S_KILLED_UID" ]] && continue
+        kubectl -n "$CHAOS_NAMESPACE" wait "$pod" --for=condition=Ready --timeout=5s \
+            >/dev/null 2>&1 && return 0
+    done
+    return 1
+}
+
+chaos_k8s_wait_replaced() { # chaos_k8s_wait_replaced SELECTOR (bounded: 5 minutes)
+    if ((CHAOS_DRY_RUN)); then
+        chaos_kubectl wait "pod/SELECTED-BY-$1" --for=condition=Ready
+        return 0
+    fi
+    hf_wait_until 300 "a replacement for $CHAOS_K8S_KILLED Ready" chaos_k8s_pod_replaced "$1" ||
+        hf_die "no replacement for $CHAOS_K8S_KILLED became Ready"
 }
 
 chaos_target_kill() {
@@ -112,7 +157,9 @@ chaos_target_restore() {
     gateway-1) chaos_kubectl rollout status deployment/holdfast-gateway --timeout=120s ;;
     relay) chaos_kubectl rollout status deployment/holdfast-relay --timeout=120s ;;
     postgres)
-        chaos_kubectl wait cluster/holdfast-pg --for=condition=Ready --timeout=180s
+        chaos_k8s_wait_replaced cnpg.io/cluster=holdfast-pg,cnpg.io/instanceRole=primary
+        chaos_kubectl wait clusters.postgresql.cnpg.io/holdfast-pg --for=condition=Ready \
+            --timeout=180s
         ((CHAOS_DRY_RUN)) || { hf_stop pg-forward; chaos_k8s_forward_pg; }
         ;;
     *) hf_die "no Kubernetes restore for $1" ;;
@@ -125,18 +172,21 @@ chaos_target_stop() {
 }
 
 chaos_target_freeze() {
-    local ms
-    ms=$(awk "BEGIN{print int(($CHAOS_PAUSE + 60) * 1000)}")
-    chaos_target_redis_cli CLIENT PAUSE "$ms" ALL
+    chaos_target_redis_cli CLIENT PAUSE "$(awk "BEGIN{print int($CHAOS_PAUSE * 1000)}")" ALL
 }
-chaos_target_thaw() { chaos_target_redis_cli CLIENT UNPAUSE; }
+# The pause ends by itself; wait it out (an UNPAUSE would queue behind it).
+chaos_target_thaw() {
+    ((CHAOS_DRY_RUN)) || hf_wait_until 60 "Redis answering again" chaos_target_redis_cli PING
+}
 
 chaos_target_kafka() {
-    local state=$1
-    if [[ $state == down ]]; then
-        chaos_k8s_kill_pod "$(chaos_k8s_first_pod strimzi.io/cluster=holdfast-kafka,strimzi.io/pool-name=broker)"
+    local brokers=strimzi.io/cluster=holdfast-kafka,strimzi.io/pool-name=broker
+    if [[ $1 == down ]]; then
+        chaos_k8s_kill_pod "$(chaos_k8s_first_pod "$brokers")"
     else
-        chaos_kubectl wait kafka/holdfast-kafka --for=condition=Ready --timeout=300s
+        chaos_k8s_wait_replaced "$brokers"
+        chaos_kubectl wait kafkas.kafka.strimzi.io/holdfast-kafka --for=condition=Ready \
+            --timeout=300s
     fi
 }
 

@@ -38,5 +38,22 @@ chaos_setup() {
 # The deploy/k8s Deployment runs two: back to that.
 chaos_teardown() { ((!CHAOS_K8S)) || chaos_k8s_relay_replicas 2; }
 chaos_inject() { chaos_target_kill relay; }
-chaos_repair() { chaos_target_restore relay; }
+
+chaos_replica_owns_all() {
+    [[ $(hf_psql -c "SELECT count(*) FILTER (WHERE owner = 'chaos-relay-2' AND expires_at > now())
+                     = count(*) FROM holdfast.relay_leases") == t ]]
+}
+
+# With a replica, the repair first waits (bounded: a lease TTL and then
+# some) for it to hold every partition: the takeover is what is tested.
+chaos_repair() {
+    if ((CHAOS_REPLICA && !CHAOS_K8S)); then
+        if hf_wait_until 60 "the second relay holds every partition" chaos_replica_owns_all; then
+            hf_log "$CHAOS_NAME: the second relay took over every partition"
+        else
+            hf_log "$CHAOS_NAME: the second relay did NOT take over every partition"
+        fi
+    fi
+    chaos_target_restore relay
+}
 chaos_main "$@"

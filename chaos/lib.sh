@@ -199,7 +199,9 @@ chaos_driver_start() {
         --channels "$CHAOS_CHANNELS" --rate "$CHAOS_RATE" --duration "${CHAOS_DURATION}s" \
         --out "$CHAOS_OUT/$CHAOS_NAME.json" --ready-file "$CHAOS_OUT/$CHAOS_NAME.ready" \
         "${CHAOS_DRIVER_ARGS[@]}"
-    hf_wait_until 90 "$CHAOS_NAME: clients subscribed" test -e "$CHAOS_OUT/$CHAOS_NAME.ready" ||
+    hf_wait_until 90 "$CHAOS_NAME: clients subscribed" \
+        bash -c "test -e '$CHAOS_OUT/$CHAOS_NAME.ready' || ! kill -0 $(hf_pid driver) 2>/dev/null" &&
+        test -e "$CHAOS_OUT/$CHAOS_NAME.ready" ||
         hf_die "$CHAOS_NAME: the driver did not get its clients subscribed (see $HF_RUN/driver.log)"
 }
 
@@ -231,13 +233,17 @@ chaos_driver_mark() {
 
 # Waits for the driver's verdict; sets CHAOS_RC.
 chaos_driver_finish() {
+    # Publishing, retries (--retry, 60 s) and the drain (60 s) are bounded
+    # in the driver; this bounds the rest.
     local deadline=$((SECONDS + ${CHAOS_DURATION%.*} + 240))
     while hf_alive driver && ((SECONDS < deadline)); do sleep 0.2; done
-    hf_wait_exit driver
-    CHAOS_RC=$HF_EXIT_STATUS
     if hf_alive driver; then
-        hf_log "$CHAOS_NAME: the driver did not finish in time"
+        hf_log "$CHAOS_NAME: the driver did not finish in time; stopping it (it still reports)"
+        hf_stop driver TERM 30
         CHAOS_RC=1
+    else
+        hf_wait_exit driver
+        CHAOS_RC=$HF_EXIT_STATUS
     fi
     {
         sed -n '/^chaos /,$p' "$HF_RUN/driver.log"
@@ -285,6 +291,8 @@ chaos_main() {
     else
         chaos_local_attach
     fi
+    # No result of an earlier run may pass for this one's.
+    rm -f "$CHAOS_OUT/$CHAOS_NAME".{json,txt,cross-check.txt}
     trap chaos_cleanup EXIT
     if ((CHAOS_DRY_RUN)); then
         chaos_dry_run

@@ -65,7 +65,9 @@ typedef struct cd_client {
     int64_t reconnect_at;    /* CLOCK_MONOTONIC us of the next connect; 0 = none due */
     int sessions;            /* connections that reached subscribed */
     int not_recovered;       /* resubscriptions answered recovered:false */
-    int errors;              /* error messages received */
+    int errors;              /* error messages received (unavailable aside) */
+    int unavailable;         /* `unavailable` answers: subscribed again after a pause */
+    int64_t resubscribe_at;  /* CLOCK_MONOTONIC us of that new subscribe; 0 = none */
     char last_error[96];     /* the last one's code */
     int close_code;          /* the gateway's close code on this connection; 0 = none yet */
     long long wrong_channel; /* events of a channel it did not subscribe to */
@@ -139,7 +141,7 @@ typedef struct cd_run {
     volatile sig_atomic_t repaired_mark; /* SIGUSR2 arrived */
     int64_t fault_us;                    /* when */
     int64_t repaired_us;                 /* when */
-    volatile sig_atomic_t interrupted;   /* SIGINT/SIGTERM: stop early, still report */
+    atomic_int interrupted;              /* SIGINT/SIGTERM: stop early, still report */
 } cd_run_t;
 
 /* Time, microseconds. */
@@ -160,6 +162,9 @@ int cd_fleet_init(cd_run_t *run);
 /* Runs the loop until every client is subscribed (true) or connect_s
  * passed or an interrupt (false). */
 bool cd_fleet_wait_subscribed(cd_run_t *run);
+/* Every client has received at least up to its channel's offset in
+ * max_offset (indexed by channel; -1 = nothing owed). */
+bool cd_fleet_reached(const cd_run_t *run, const int64_t *max_offset);
 /* One turn of the loop (at most a tick, 10 ms); false on a loop failure. */
 bool cd_fleet_service(cd_run_t *run);
 /* Every client is connected and subscribed at this moment. */
@@ -184,6 +189,7 @@ typedef struct cd_verdict {
     long long content_mismatches; /* offset delivered with another event's seq */
     long long not_recovered;      /* resubscriptions answered recovered:false */
     long long client_errors;      /* error messages, unparsable or oversized messages */
+    long long unavailable;        /* `unavailable` answers (retried, not errors) */
     long long per_client_min;     /* fewest deliveries one client got */
     long long per_client_max;     /* most */
     int clients_incomplete;       /* clients with anything missing */
@@ -194,6 +200,9 @@ int cd_verify(cd_run_t *run, cd_verdict_t *v);
  * (the relay has not moved them); -1 when PostgreSQL cannot be asked. Keeps
  * one connection open between calls; cd_verify_close() ends it. */
 long long cd_verify_unrelayed(cd_run_t *run);
+/* Fills max_offset[channel] with the highest Kafka offset PostgreSQL has
+ * for each of the run's channels (-1 for none); -1 when it cannot be asked. */
+int cd_verify_max_offsets(cd_run_t *run, int64_t *max_offset);
 void cd_verify_close(void);
 
 /* report.c: latency per phase, recovery, the JSON file and the summary.

@@ -41,12 +41,14 @@ static void fleet__connect(cd_client_t *c)
     ci.opaque_user_data = c;
     ci.pwsi = &c->wsi;
     c->reconnect_at = 0;
+    c->resubscribe_at = 0;
     c->subscribed = false;
     c->want_subscribe = false;
     c->close_code = 0;
     c->rx_len = 0;
-    if (!lws_client_connect_via_info(&ci)) {
-        /* Refused before any callback: try the next gateway later. */
+    if (!lws_client_connect_via_info(&ci) && !c->reconnect_at) {
+        /* Refused before any callback (none scheduled a retry): try the
+         * next gateway later. */
         c->wsi = NULL;
         fleet_run->close_codes[4]++;
         c->url_index = (c->url_index + 1) % fleet_run->ngateways;
@@ -163,9 +165,16 @@ static void fleet__on_message(cd_client_t *c)
     } else if (strcmp(type, "subscribed") == 0) {
         fleet__on_subscribed(c, m);
     } else if (strcmp(type, "error") == 0) {
-        c->errors++;
         const char *code = json_string_value(json_object_get(m, "code"));
-        snprintf(c->last_error, sizeof c->last_error, "%s", code ? code : "?");
+        if (code && strcmp(code, "unavailable") == 0 && !c->subscribed) {
+            /* The protocol's "subscribe again shortly" (Kafka unreachable
+             * while the gateway looks up a position). */
+            c->unavailable++;
+            c->resubscribe_at = cd_mono_us() + FLEET_RECONNECT_US * 5;
+        } else {
+            c->errors++;
+            snprintf(c->last_error, sizeof c->last_error, "%s", code ? code : "?");
+        }
     }
     json_decref(m);
 }
@@ -246,6 +255,11 @@ static void fleet__tick(lws_sorted_usec_list_t *sul)
         cd_client_t *c = &run->clients[i];
         if (!c->wsi && c->reconnect_at && now >= c->reconnect_at)
             fleet__connect(c);
+        if (c->wsi && c->resubscribe_at && now >= c->resubscribe_at) {
+            c->resubscribe_at = 0;
+            c->want_subscribe = true;
+            lws_callback_on_writable(c->wsi);
+        }
     }
     lws_sul_schedule(run->lws, 0, sul, fleet__tick, FLEET_TICK_US);
 }
@@ -279,7 +293,8 @@ int cd_fleet_init(cd_run_t *run)
 bool cd_fleet_wait_subscribed(cd_run_t *run)
 {
     int64_t deadline = cd_mono_us() + (int64_t)(run->connect_s * 1e6);
-    while (run->nsubscribed < run->nclients && !run->interrupted && cd_mono_us() < deadline)
+    while (run->nsubscribed < run->nclients && !atomic_load(&run->interrupted) &&
+           cd_mono_us() < deadline)
         if (lws_service(run->lws, 0) < 0)
             return false;
     return run->nsubscribed == run->nclients;
@@ -290,6 +305,17 @@ bool cd_fleet_all_subscribed_now(const cd_run_t *run)
     for (int i = 0; i < run->nclients; i++)
         if (!run->clients[i].subscribed)
             return false;
+    return true;
+}
+
+bool cd_fleet_reached(const cd_run_t *run, const int64_t *max_offset)
+{
+    for (int i = 0; i < run->nclients; i++) {
+        const cd_client_t *c = &run->clients[i];
+        int64_t want = max_offset[i % run->nchannels];
+        if (want >= 0 && (!c->ngot || c->got[c->ngot - 1].offset < want))
+            return false;
+    }
     return true;
 }
 

@@ -120,7 +120,7 @@ static void cd_on_signal(int sig)
         cd_run.repaired_mark = 1;
         cd_run.repaired_us = cd_now_us();
     } else if (sig == SIGINT || sig == SIGTERM) {
-        cd_run.interrupted = 1;
+        atomic_store(&cd_run.interrupted, 1);
     }
 }
 
@@ -211,8 +211,9 @@ static void cd_run_free(cd_run_t *run)
 static void cd_run_load(cd_run_t *run)
 {
     int64_t drain_deadline = 0, next_check = 0, idle_us = (int64_t)(run->idle_s * 1e6);
-    long long unrelayed = -1;
-    while (!run->interrupted && cd_fleet_service(run)) {
+    bool reached = false;
+    int64_t *max_offset = hf_calloc((size_t)run->nchannels, sizeof *max_offset);
+    while (!atomic_load(&run->interrupted) && cd_fleet_service(run)) {
         if (!atomic_load(&run->pub_done))
             continue;
         int64_t now = cd_mono_us();
@@ -223,17 +224,20 @@ static void cd_run_load(cd_run_t *run)
         }
         if (now >= drain_deadline)
             break;
-        if (now - run->last_recv_us < idle_us || !cd_fleet_all_subscribed_now(run))
-            continue;
-        /* Idle, but the relay may still hold events back (a relay down,
-         * a lease not yet taken over): those are on their way too. */
-        if (now >= next_check) {
-            unrelayed = cd_verify_unrelayed(run);
-            next_check = now + 500000;
+        /* Done once every event of the run is relayed and every client has
+         * its channel's last one, then quiet for the idle time (a late
+         * duplicate would still be seen). The relay writes offsets before
+         * it publishes, so "relayed" alone would end too early. */
+        if (!reached && now >= next_check) {
+            next_check = now + 200000;
+            reached = cd_verify_unrelayed(run) == 0 &&
+                      cd_verify_max_offsets(run, max_offset) == 0 &&
+                      cd_fleet_reached(run, max_offset);
         }
-        if (unrelayed == 0)
+        if (reached && now - run->last_recv_us >= idle_us && cd_fleet_all_subscribed_now(run))
             break;
     }
+    hf_free(max_offset);
 }
 
 /* Load, drain, verify. Returns the exit status. */
@@ -254,7 +258,8 @@ static int cd_run_execute(cd_run_t *run)
     }
     cd_run_load(run);
     /* An interrupt during the drain still ends the publisher promptly. */
-    run->interrupted = run->interrupted || !atomic_load(&run->pub_done);
+    if (!atomic_load(&run->pub_done))
+        atomic_store(&run->interrupted, 1);
     cd_publish_join();
     cd_fleet_stop(run);
     cd_verdict_t verdict;

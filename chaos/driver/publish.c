@@ -14,6 +14,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -205,7 +206,7 @@ static void pub__event(cd_run_t *run, pub_conn_t *c, long long seq, int64_t dead
         return;
     }
     int64_t backoff = PUB_BACKOFF_MIN;
-    while (!run->interrupted) {
+    while (!atomic_load(&run->interrupted)) {
         int status = pub__attempt(c, &run->ingest, req, reqlen, answer, sizeof answer);
         e->attempts++;
         e->last_status = status;
@@ -235,7 +236,11 @@ static void *pub__main(void *arg)
     pub_conn_t conn = {.fd = -1};
     int64_t start = cd_mono_us();
     int64_t deadline = start + (int64_t)((run->duration_s + run->retry_s) * 1e6);
-    for (long long seq = 0; seq < run->nevents && !run->interrupted && !run->pub_error[0]; seq++) {
+    for (long long seq = 0; seq < run->nevents; seq++) {
+        if (atomic_load(&run->interrupted) || run->pub_error[0] || cd_mono_us() > deadline) {
+            run->pub_failed += run->nevents - seq; /* never sent: the run fails */
+            break;
+        }
         pub__sleep_us(start + (int64_t)((double)seq * 1e6 / run->rate) - cd_mono_us());
         pub__event(run, &conn, seq, deadline);
     }
@@ -247,7 +252,18 @@ static void *pub__main(void *arg)
 
 int cd_publish_start(cd_run_t *run)
 {
+    /* The scenario's marks and stops are for the main thread: a signal
+     * landing here would cut a blocking connect() short (EINTR) and fake a
+     * transport error. The thread inherits this mask; main's is restored. */
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGUSR1);
+    sigaddset(&block, SIGUSR2);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
     int err = pthread_create(&pub_thread, NULL, pub__main, run);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (err) {
         fprintf(stderr, "holdfast-chaos-driver: publisher thread: %s\n", strerror(err));
         return -1;

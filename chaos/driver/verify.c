@@ -60,10 +60,11 @@ static int verify__wait_relayed(PGconn *pg, const char *pattern, cd_verdict_t *v
 {
     int64_t deadline = cd_mono_us() + VERIFY_RELAY_WAIT_US;
     for (;;) {
-        PGresult *res = verify__query(pg,
-                                      "SELECT count(*), count(*) FILTER (WHERE kafka_offset IS "
-                                      "NULL) FROM holdfast.events WHERE channel LIKE $1",
-                                      pattern);
+        PGresult *res =
+            verify__query(pg,
+                          "SELECT count(*), count(*) FILTER (WHERE kafka_offset IS "
+                          "NULL) FROM holdfast.events WHERE left(channel, length($1)) = $1",
+                          pattern);
         if (!res)
             return -1;
         v->pg_events = atoll(PQgetvalue(res, 0, 0));
@@ -90,11 +91,12 @@ static int64_t verify__seq_of(const cd_run_t *run, const char *key)
 static int verify__load(cd_run_t *run, PGconn *pg, const char *pattern, verify_channel_t *ch,
                         int *copies)
 {
-    PGresult *res = verify__query(pg,
-                                  "SELECT channel, kafka_offset, idempotency_key FROM "
-                                  "holdfast.events WHERE channel LIKE $1 ORDER BY channel, "
-                                  "kafka_offset",
-                                  pattern);
+    PGresult *res =
+        verify__query(pg,
+                      "SELECT channel, kafka_offset, idempotency_key FROM "
+                      "holdfast.events WHERE left(channel, length($1)) = $1 ORDER BY channel, "
+                      "kafka_offset",
+                      pattern);
     if (!res)
         return -1;
     size_t plen = strlen(run->prefix);
@@ -114,6 +116,30 @@ static int verify__load(cd_run_t *run, PGconn *pg, const char *pattern, verify_c
     }
     PQclear(res);
     return 0;
+}
+
+/* What the log itself must show: per channel, Kafka offsets in publish
+ * (seq) order, and each event on the channel its seq was published to. */
+static void verify__log_order(const cd_run_t *run, const verify_channel_t *ch, cd_verdict_t *v)
+{
+    for (int c = 0; c < run->nchannels; c++) {
+        int64_t last = -1;
+        for (size_t i = 0; i < ch[c].n; i++) {
+            int64_t seq = ch[c].ev[i].seq;
+            if (seq < 0)
+                continue; /* not the publisher's (a scenario's ballast) */
+            if (seq % run->nchannels != c) {
+                v->content_mismatches++;
+                verify__problem(v, "seq %lld stored on channel %d", (long long)seq, c);
+            }
+            if (seq < last) {
+                v->order_violations++;
+                verify__problem(v, "channel %d: seq %lld at offset %lld after seq %lld", c,
+                                (long long)seq, (long long)ch[c].ev[i].offset, (long long)last);
+            }
+            last = seq;
+        }
+    }
 }
 
 static void verify__publisher(const cd_run_t *run, const int *copies, cd_verdict_t *v)
@@ -152,7 +178,7 @@ static void verify__client(const cd_client_t *c, const verify_channel_t *vc, uns
     for (size_t k = 0; k < c->ngot; k++) {
         const cd_delivery_t *d = &c->got[k];
         size_t i = verify__find(vc, d->offset);
-        if (i == SIZE_MAX || d->offset <= c->start_offset) {
+        if (i == SIZE_MAX) {
             v->unexpected++;
             verify__problem(v, "client %d: offset %lld not owed", c->index, (long long)d->offset);
         } else if (seen[i]++) {
@@ -176,8 +202,9 @@ static void verify__client(const cd_client_t *c, const verify_channel_t *vc, uns
         }
     }
     for (size_t i = 0; i < vc->n; i++) {
-        if (vc->ev[i].offset <= c->start_offset)
-            continue;
+        /* Every event of the channel is owed: the clients subscribed before
+         * the first was published (a gateway answering `subscribed` past
+         * one of them must not make it unowed). */
         owed++;
         if (!seen[i]) {
             if (!missing)
@@ -192,6 +219,7 @@ static void verify__client(const cd_client_t *c, const verify_channel_t *vc, uns
     v->unexpected += c->wrong_channel;
     v->not_recovered += c->not_recovered;
     v->client_errors += c->errors;
+    v->unavailable += c->unavailable;
     if (c->errors)
         verify__problem(v, "client %d: %d errors, the last: %s", c->index, c->errors,
                         c->last_error);
@@ -213,11 +241,11 @@ long long cd_verify_unrelayed(cd_run_t *run)
     if (PQstatus(verify_pg) != CONNECTION_OK)
         return -1;
     char pattern[80];
-    snprintf(pattern, sizeof pattern, "%s:%%", run->prefix);
-    PGresult *res = verify__query(
-        verify_pg,
-        "SELECT count(*) FROM holdfast.events WHERE channel LIKE $1 AND kafka_offset IS NULL",
-        pattern);
+    snprintf(pattern, sizeof pattern, "%s:", run->prefix);
+    PGresult *res = verify__query(verify_pg,
+                                  "SELECT count(*) FROM holdfast.events WHERE left(channel, "
+                                  "length($1)) = $1 AND kafka_offset IS NULL",
+                                  pattern);
     if (!res) {
         cd_verify_close();
         return -1;
@@ -225,6 +253,29 @@ long long cd_verify_unrelayed(cd_run_t *run)
     long long n = atoll(PQgetvalue(res, 0, 0));
     PQclear(res);
     return n;
+}
+
+int cd_verify_max_offsets(cd_run_t *run, int64_t *max_offset)
+{
+    if (!verify_pg || PQstatus(verify_pg) != CONNECTION_OK)
+        return -1;
+    char pattern[80];
+    snprintf(pattern, sizeof pattern, "%s:", run->prefix);
+    PGresult *res = verify__query(verify_pg,
+                                  "SELECT channel, max(kafka_offset) FROM holdfast.events WHERE "
+                                  "left(channel, length($1)) = $1 GROUP BY channel",
+                                  pattern);
+    if (!res)
+        return -1;
+    for (int c = 0; c < run->nchannels; c++)
+        max_offset[c] = -1;
+    for (int r = 0; r < PQntuples(res); r++) {
+        int c = atoi(PQgetvalue(res, r, 0) + strlen(pattern));
+        if (c >= 0 && c < run->nchannels && !PQgetisnull(res, r, 1))
+            max_offset[c] = atoll(PQgetvalue(res, r, 1));
+    }
+    PQclear(res);
+    return 0;
 }
 
 void cd_verify_close(void)
@@ -245,7 +296,7 @@ int cd_verify(cd_run_t *run, cd_verdict_t *v)
         return -1;
     }
     char pattern[80];
-    snprintf(pattern, sizeof pattern, "%s:%%", run->prefix);
+    snprintf(pattern, sizeof pattern, "%s:", run->prefix);
     verify_channel_t *ch = hf_calloc((size_t)run->nchannels, sizeof *ch);
     int *copies = hf_calloc((size_t)run->nevents + 1, sizeof *copies);
     int rc = verify__wait_relayed(pg, pattern, v);
@@ -258,6 +309,7 @@ int cd_verify(cd_run_t *run, cd_verdict_t *v)
             most = ch[c].n > most ? ch[c].n : most;
         unsigned *seen = hf_calloc(most, sizeof *seen);
         verify__publisher(run, copies, v);
+        verify__log_order(run, ch, v);
         for (int i = 0; i < run->nclients; i++)
             verify__client(&run->clients[i], &ch[i % run->nchannels], seen, v);
         hf_free(seen);

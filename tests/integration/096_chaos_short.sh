@@ -64,6 +64,8 @@ hf_check "kill-relay: the relay was killed and started again" test "$(cat "$STAC
 scenario kill-relay-replica kill-relay.sh --replica --pause 4
 hf_check "kill-relay --replica: the second relay held leases before the kill" \
     bash -c "! grep -q 'holds no lease yet' '$OUT/kill-relay-replica.log'"
+hf_check "kill-relay --replica: and took over every partition after it" \
+    grep -q "the second relay took over every partition" "$OUT/kill-relay-replica.log"
 
 scenario restart-postgres restart-postgres.sh
 hf_check "restart-postgres: ingest refused while it was down (retries)" \
@@ -88,7 +90,7 @@ mutant() {
     hf_spawn "driver-$name" "$HF_BIN/holdfast-chaos-driver" --scenario "$name" \
         --gateway-urls "$HOLDFAST_GATEWAY_URLS" --ingest-url "$HOLDFAST_INGEST_URL" \
         --pg-url "$HOLDFAST_PG_URL" --prefix "$prefix" --clients 8 --channels 4 --rate 100 \
-        --duration 2s --idle 1s --out "$OUT/$name.json" --ready-file "$OUT/$name.ready"
+        --duration 2s --idle 1s --drain 3s --out "$OUT/$name.json" --ready-file "$OUT/$name.ready"
     hf_wait_until 30 "$name subscribed" test -e "$OUT/$name.ready"
     sleep 1
     hf_psql -v prefix="$prefix" <<<"$sql" >/dev/null

@@ -89,8 +89,8 @@ def resource_ok(ref, port=None):
         if port is not None and port not in {p.get("port") for p in s["spec"]["ports"]}:
             return f"Service {name} has no port {port}"
         return None
-    kinds = {"statefulset": "StatefulSet", "deployment": "Deployment", "cluster": "Cluster",
-             "kafka": "Kafka"}
+    kinds = {"statefulset": "StatefulSet", "deployment": "Deployment",
+             "clusters.postgresql.cnpg.io": "Cluster", "kafkas.kafka.strimzi.io": "Kafka"}
     if kind not in kinds:
         return f"unknown resource kind {kind}"
     return None if have(kinds[kind], name) else f"no {kinds[kind]} {name}"
