@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "holdfast/alloc.h"
@@ -80,9 +81,30 @@ static void report__latencies(const cd_run_t *run, cd_hist_t *h, cd_hist_t *base
     }
 }
 
-/* The last event published after the fault that was slower than the
- * threshold to reach all its clients marks the end of the disruption;
- * recovery is when every event up to it had arrived. */
+static int report__cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The p99 of the time events [from, to) took to reach all their clients
+ * (never: INT64_MAX). Sorts scratch. */
+static int64_t report__window_p99(const cd_run_t *run, long long from, long long to,
+                                  int64_t *scratch)
+{
+    for (long long s = from; s < to; s++) {
+        const cd_publish_t *e = &run->events[s];
+        scratch[s - from] = e->all_recv_us ? e->all_recv_us - e->first_try_us : INT64_MAX;
+    }
+    qsort(scratch, (size_t)(to - from), sizeof *scratch, report__cmp_i64);
+    return scratch[(long long)((double)(to - from - 1) * 0.99)];
+}
+
+/* Events published after the fault, in one-second windows: the last window
+ * whose p99 (time to reach all clients) is over the threshold ends the
+ * disruption; recovery is when every event up to it had arrived. A window,
+ * not single events: one slow delivery in a second on a loaded machine is
+ * not a disruption. */
 static report_recovery_t report__recovery(const cd_run_t *run, const cd_hist_t *before)
 {
     report_recovery_t r = {.recovered = true};
@@ -92,22 +114,29 @@ static report_recovery_t report__recovery(const cd_run_t *run, const cd_hist_t *
     r.threshold_ms = (double)threshold / 1000.0;
     if (!run->fault_us)
         return r;
-    long long first = -1, last_slow = -1, last = -1;
-    for (long long s = 0; s < run->pub_sent; s++) {
-        const cd_publish_t *e = &run->events[s];
-        if (e->first_try_us < run->fault_us)
-            continue;
-        first = first < 0 ? s : first;
-        last = s;
-        if (!e->all_recv_us || e->all_recv_us - e->first_try_us > threshold)
-            last_slow = s;
+    long long first = 0;
+    while (first < run->pub_sent && run->events[first].first_try_us < run->fault_us)
+        first++;
+    int64_t *scratch = hf_calloc((size_t)(run->pub_sent - first) + 1, sizeof *scratch);
+    long long slow_end = -1, from = first;
+    bool last_slow = false;
+    while (from < run->pub_sent) {
+        long long to = from;
+        int64_t window_end = run->events[from].first_try_us + 1000000;
+        while (to < run->pub_sent && run->events[to].first_try_us < window_end)
+            to++;
+        last_slow = report__window_p99(run, from, to, scratch) > threshold;
+        if (last_slow)
+            slow_end = to;
+        from = to;
     }
-    if (last_slow < 0)
+    hf_free(scratch);
+    if (slow_end < 0)
         return r;
     r.disrupted = true;
-    r.recovered = last_slow < last;
+    r.recovered = !last_slow;
     int64_t done = run->fault_us;
-    for (long long s = first; s <= last_slow; s++)
+    for (long long s = first; s < slow_end; s++)
         if (run->events[s].all_recv_us > done)
             done = run->events[s].all_recv_us;
     r.seconds = (double)(done - run->fault_us) / 1e6;
