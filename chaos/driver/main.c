@@ -160,6 +160,13 @@ static int cd_settings_apply(const cd_settings_t *s, cd_run_t *run)
                         "no more channels than clients\n");
         return 2;
     }
+    /* The prefix names channels and keys, and goes into a text[] literal. */
+    if (s->prefix && (!*s->prefix || strlen(s->prefix) >= sizeof run->prefix ||
+                      strspn(s->prefix, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                        "0123456789._-") != strlen(s->prefix))) {
+        fprintf(stderr, "holdfast-chaos-driver: --prefix: 1-63 of [A-Za-z0-9._-]\n");
+        return 2;
+    }
     if (s->prefix)
         snprintf(run->prefix, sizeof run->prefix, "%s", s->prefix);
     else
@@ -228,7 +235,9 @@ static void cd_run_load(cd_run_t *run)
          * its channel's last one, then quiet for the idle time (a late
          * duplicate would still be seen). The relay writes offsets before
          * it publishes, so "relayed" alone would end too early. */
-        if (!reached && now >= next_check) {
+        /* PostgreSQL is asked only in a quiet moment: the loop blocks on
+         * it, and deliveries must not wait behind it. */
+        if (!reached && now >= next_check && now - run->last_recv_us >= 100000) {
             next_check = now + 200000;
             reached = cd_verify_unrelayed(run) == 0 &&
                       cd_verify_max_offsets(run, max_offset) == 0 &&
