@@ -19,10 +19,12 @@ mkdir -p "$OUT"
 export HOLDFAST_LEASE_TTL=4s HOLDFAST_LEASE_RENEW=200ms HOLDFAST_PRODUCE_TIMEOUT=1s
 export HOLDFAST_REDIS_PING_INTERVAL=200ms HOLDFAST_REDIS_PING_TIMEOUT=1s HOLDFAST_REDIS_RETRY=200ms
 export HF_BIN
-HOLDFAST_RUN_DIR=$STACK_DIR bash "$HF_ROOT/tools/stack.sh" up >"$HF_RUN/stack-up.log" 2>&1 ||
-    hf_die "the stack did not start (see $HF_RUN/stack-up.log)"
+# The stack's parts are stopped by tools/stack.sh down (their PIDs are in
+# STACK_DIR), set before it starts: a half-started stack is stopped too.
 trap 'HOLDFAST_RUN_DIR=$STACK_DIR bash "$HF_ROOT/tools/stack.sh" down >/dev/null 2>&1;
       hf_stop_all; [[ -n ${KEEP:-} ]] && echo "kept $HF_RUN" >&2 || rm -rf "$HF_RUN"' EXIT
+HOLDFAST_RUN_DIR=$STACK_DIR bash "$HF_ROOT/tools/stack.sh" up >"$HF_RUN/stack-up.log" 2>&1 ||
+    hf_die "the stack did not start (see $HF_RUN/stack-up.log)"
 source "$STACK_DIR/stack.env"
 HF_PG_URL=$HOLDFAST_PG_URL
 
