@@ -37,8 +37,6 @@ typedef enum cd_phase { CD_BEFORE = 0, CD_DURING = 1, CD_AFTER = 2 } cd_phase_t;
 typedef struct cd_publish {
     int64_t first_try_us; /* CLOCK_REALTIME of the first attempt: the payload's "t" */
     int64_t acked_us;     /* when ingest acknowledged it; 0 = never */
-    int attempts;         /* HTTP requests sent for it */
-    int last_status;      /* last HTTP status; 0 = transport error */
     int64_t all_recv_us;  /* main thread: latest receive among the clients that got it */
 } cd_publish_t;
 
@@ -63,7 +61,6 @@ typedef struct cd_client {
     char pos_epoch[72];      /* its epoch; "" with pos_epoch_null */
     bool pos_epoch_null;     /* the epoch was null */
     int64_t reconnect_at;    /* CLOCK_MONOTONIC us of the next connect; 0 = none due */
-    int sessions;            /* connections that reached subscribed */
     int not_recovered;       /* resubscriptions answered recovered:false */
     int errors;              /* error messages received (unavailable aside) */
     int unavailable;         /* `unavailable` answers: subscribed again after a pause */
@@ -126,7 +123,6 @@ typedef struct cd_run {
     long long pub_sent;           /* events attempted (acked + failed) */
     char pub_error[160];          /* a 4xx answer, which stops the publisher */
     atomic_bool pub_done;         /* set by the publisher thread as it ends */
-    int64_t pub_end_us;           /* CLOCK_REALTIME when the publisher ended */
     /* clients (fleet.c) */
     struct lws_context *lws;  /* the clients' lws context */
     cd_client_t *clients;     /* owned: nclients */

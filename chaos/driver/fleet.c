@@ -124,7 +124,6 @@ static void fleet__on_subscribed(cd_client_t *c, json_t *m)
      * moves the position on a first subscription or a refused resume. */
     fleet__set_position(c, offset, json_object_get(m, "epoch"));
     c->subscribed = true;
-    c->sessions++;
 }
 
 static void fleet__on_event(cd_client_t *c, json_t *m)

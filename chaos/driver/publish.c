@@ -208,8 +208,6 @@ static void pub__event(cd_run_t *run, pub_conn_t *c, long long seq, int64_t dead
     int64_t backoff = PUB_BACKOFF_MIN;
     while (!atomic_load(&run->interrupted)) {
         int status = pub__attempt(c, &run->ingest, req, reqlen, answer, sizeof answer);
-        e->attempts++;
-        e->last_status = status;
         if (status == 200 || status == 201) {
             e->acked_us = cd_now_us();
             run->pub_acked++;
@@ -245,7 +243,6 @@ static void *pub__main(void *arg)
         pub__event(run, &conn, seq, deadline);
     }
     pub__close(&conn);
-    run->pub_end_us = cd_now_us();
     atomic_store(&run->pub_done, true);
     return NULL;
 }
