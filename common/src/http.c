@@ -18,11 +18,12 @@
 
 #include "holdfast/alloc.h"
 #include "holdfast/buf.h"
+#include "holdfast/http_parse.h"
 #include "holdfast/log.h"
 
-#define HTTP_MAX_QUERY_ARGS 16
+#define HTTP_MAX_QUERY_ARGS HF_HTTP_QUERY_ARGS_MAX
 #define HTTP_MAX_EXTRA      4 /* extra response headers */
-#define HTTP_HEADER_MAX     1024
+#define HTTP_HEADER_MAX     HF_HTTP_HEADER_MAX
 
 typedef enum { REQ_READING, REQ_HANDLING, REQ_RESPONDED } http_req_state_t;
 
@@ -227,11 +228,7 @@ void hf_http_respond_error(hf_http_req_t *req, int status, const char *code, con
                            int retry_after_s)
 {
     hf_buf_t body = HF_BUF_INIT;
-    hf_buf_append_str(&body, "{\"error\":{\"code\":\"");
-    hf_buf_append_json_escaped(&body, code, strlen(code));
-    hf_buf_append_str(&body, "\",\"message\":\"");
-    hf_buf_append_json_escaped(&body, message, strlen(message));
-    hf_buf_append_str(&body, "\"}}\n");
+    hf_http_error_body(&body, code, message);
     char retry[16];
     snprintf(retry, sizeof retry, "%d", retry_after_s);
     const char *extra[] = {"Retry-After", retry, NULL};
@@ -351,16 +348,13 @@ static char *http__copy_custom_header(struct lws *wsi, const char *name)
 
 static void http__parse_query(struct lws *wsi, hf_http_req_t *req)
 {
-    char frag[1024];
+    char frag[HF_HTTP_QUERY_FRAG_MAX];
     for (int i = 0; req->nquery < HTTP_MAX_QUERY_ARGS; i++) {
         int n = lws_hdr_copy_fragment(wsi, frag, sizeof frag, WSI_TOKEN_HTTP_URI_ARGS, i);
         if (n < 0)
             break;
-        char *eq = strchr(frag, '=');
         /* lws already URL-decoded the fragment. */
-        req->query_names[req->nquery] =
-            eq ? hf_strndup(frag, (size_t)(eq - frag)) : hf_strdup(frag);
-        req->query_values[req->nquery] = hf_strdup(eq ? eq + 1 : "");
+        hf_http_query_split(frag, &req->query_names[req->nquery], &req->query_values[req->nquery]);
         req->nquery++;
     }
 }
@@ -395,17 +389,9 @@ static hf_http_req_t *http__req_new(hf_http_server_t *srv, struct lws *wsi, cons
     req->authorization = http__copy_header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
     req->idempotency_key = http__copy_custom_header(wsi, "idempotency-key:");
     char *cl = http__copy_header(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
-    req->content_length = cl ? strtoull(cl, NULL, 10) : 0;
+    req->content_length = hf_http_content_length(cl);
     hf_free(cl);
     return req;
-}
-
-static bool http__path_matches(const char *pattern, const char *path)
-{
-    size_t plen = strlen(pattern);
-    if (plen && pattern[plen - 1] == '*')
-        return strncmp(pattern, path, plen - 1) == 0;
-    return strcmp(pattern, path) == 0;
 }
 
 /* Finds the route; *path_known tells 405 from 404 when none matches. */
@@ -413,18 +399,13 @@ static const hf_http_route_t *http__route(const hf_http_server_t *srv, const hf_
                                           bool *path_known)
 {
     *path_known = false;
-    for (int pass = 0; pass < 2; pass++) {
-        const hf_http_route_t *routes = pass ? srv->cfg.routes : http_ops_routes;
-        size_t n = pass ? srv->cfg.nroutes : sizeof http_ops_routes / sizeof http_ops_routes[0];
-        for (size_t i = 0; i < n; i++) {
-            if (!http__path_matches(routes[i].path, req->path))
-                continue;
-            *path_known = true;
-            if (strcmp(routes[i].method, req->method) == 0)
-                return &routes[i];
-        }
-    }
-    return NULL;
+    const hf_http_route_t *route =
+        hf_http_route_find(http_ops_routes, sizeof http_ops_routes / sizeof http_ops_routes[0],
+                           req->method, req->path, path_known);
+    if (!route)
+        route = hf_http_route_find(srv->cfg.routes, srv->cfg.nroutes, req->method, req->path,
+                                   path_known);
+    return route;
 }
 
 static void http__serve_ops(hf_http_server_t *srv, hf_http_req_t *req)
@@ -488,11 +469,14 @@ static int http__on_request(hf_http_server_t *srv, struct lws *wsi, http_pss_t *
         req->route->handler(req, srv->cfg.ctx);
         return 0;
     }
-    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0) {
+    int body_status =
+        hf_http_body_status(lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0,
+                            req->content_length, srv->cfg.max_body);
+    if (body_status == 411) {
         hf_http_respond_error(req, 411, "length_required", "Content-Length header is required", 0);
         return 0;
     }
-    if (req->content_length > srv->cfg.max_body) {
+    if (body_status == 413) {
         char msg[96];
         snprintf(msg, sizeof msg, "body is larger than the limit of %zu bytes", srv->cfg.max_body);
         hf_http_respond_error(req, 413, "body_too_large", msg, 0);

@@ -1,0 +1,49 @@
+/* http_parse.h - the pure parts of HTTP request handling (see http.h).
+ *
+ * Owns the decisions http.c makes on what a client sent, kept apart from
+ * libwebsockets so that they can be tested and fuzzed without a socket:
+ * splitting a query argument, reading Content-Length, admitting a body
+ * against the limit, matching a path against the route table, and the
+ * JSON error shape. http.c copies headers and query fragments out of lws
+ * and hands them here.
+ *
+ * Threading: no state; any thread. Ownership is said per function. */
+#ifndef HOLDFAST_HTTP_PARSE_H
+#define HOLDFAST_HTTP_PARSE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "holdfast/buf.h"
+#include "holdfast/http.h"
+
+#define HF_HTTP_QUERY_ARGS_MAX 16   /* query arguments kept per request; the rest are ignored */
+#define HF_HTTP_QUERY_FRAG_MAX 1024 /* bytes of one argument copied out of lws, NUL included */
+#define HF_HTTP_HEADER_MAX     1024 /* longer header values are cut to this */
+
+/* Splits one URL-decoded query fragment "name=value" at its first '='
+ * ("name" alone has the value ""). *name and *value are the caller's, to
+ * free with hf_free. */
+void hf_http_query_split(const char *frag, char **name, char **value);
+
+/* The Content-Length header's value as a number; 0 when absent (NULL). */
+size_t hf_http_content_length(const char *value);
+
+/* Whether a route that takes a body may start reading it: 0 yes, 411 when
+ * the request has no Content-Length header, 413 when it announces more
+ * than max_body bytes. */
+int hf_http_body_status(bool has_content_length, size_t content_length, size_t max_body);
+
+/* pattern is an exact path, or a prefix when it ends in '*'. */
+bool hf_http_path_matches(const char *pattern, const char *path);
+
+/* The first of routes[0..n) matching method and path, or NULL. Sets
+ * *path_known when some route has the path (405 rather than 404), and
+ * leaves it as it was otherwise, so several tables can be searched in a row. */
+const hf_http_route_t *hf_http_route_find(const hf_http_route_t *routes, size_t n,
+                                          const char *method, const char *path, bool *path_known);
+
+/* Appends {"error":{"code":code,"message":message}} and a newline. */
+void hf_http_error_body(hf_buf_t *out, const char *code, const char *message);
+
+#endif
