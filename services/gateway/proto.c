@@ -8,13 +8,63 @@
 
 #include "holdfast/event_json.h"
 
-#define PROTO_MAX_KEYS 16 /* a client message has at most a handful of fields */
+#define PROTO_MAX_KEYS     16 /* a client message has at most a handful of fields */
+#define PROTO_MP_MAX_DEPTH 32 /* msgpack-c's unpacker stack (MSGPACK_EMBED_STACK_SIZE) */
+
+/* Length of the well-formed UTF-8 sequence at p (as strict as jansson:
+ * no overlong forms, surrogates or code points above U+10FFFF), or 0. */
+static size_t proto_utf8_len(const unsigned char *p)
+{
+    size_t n;
+    uint32_t cp, min;
+    if (p[0] < 0x80)
+        return 1;
+    if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+        n = 2;
+        cp = p[0] & 0x1f;
+        min = 0x80;
+    } else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+        n = 3;
+        cp = p[0] & 0x0f;
+        min = 0x800;
+    } else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+        n = 4;
+        cp = p[0] & 0x07;
+        min = 0x10000;
+    } else {
+        return 0;
+    }
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (p[i] & 0x3f);
+    }
+    return cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) ? 0 : n;
+}
+
+/* The message goes back in a text frame, which must be UTF-8 (a client
+ * fails the connection otherwise), but details quote the client's bytes:
+ * for an escaped non-ASCII character jansson's error text ends with its
+ * first byte only ("invalid escape near '"\xe5'"), and a cut at a length
+ * limit may split a character. */
+static void proto_scrub_utf8(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    while (*p) {
+        size_t n = proto_utf8_len(p);
+        if (n == 0)
+            *p++ = '?';
+        else
+            p += n;
+    }
+}
 
 static hf_err_t proto_fail(gw_proto_error_t *err, const char *code, const char *fmt,
                            const char *detail)
 {
     err->code = code;
     snprintf(err->message, sizeof err->message, fmt, detail ? detail : "");
+    proto_scrub_utf8(err->message);
     return HF_ERR_INVALID;
 }
 
@@ -170,9 +220,86 @@ static void proto_mp_since(const msgpack_object *since, proto_fields_t *f)
     }
 }
 
+/* Big-endian length or count of n bytes at data[*pos]. Past len: false,
+ * with *pos at len (a truncated message; msgpack-c refuses it). */
+static bool proto_mp_be(const uint8_t *data, size_t len, size_t *pos, size_t n, size_t *out)
+{
+    if (len - *pos < n) {
+        *pos = len;
+        return false;
+    }
+    *out = 0;
+    for (size_t i = 0; i < n; i++)
+        *out = *out << 8 | data[(*pos)++];
+    return true;
+}
+
+/* Walks the value at data[*pos] and everything in it. False when a
+ * container declares more elements than the bytes left could hold (each
+ * takes at least one byte); anything else (truncation, nesting deeper
+ * than its stack) msgpack-c judges itself. msgpack-c allocates for a
+ * declared count before it checks the input holds that much, so five
+ * bytes (dd 02 fa f0 80, "an array of 50M") cost it gigabytes. */
+static bool proto_mp_counts_fit(const uint8_t *data, size_t len, size_t *pos, int depth)
+{
+    if (*pos >= len)
+        return true; /* truncated: msgpack-c refuses it without allocating */
+    uint8_t c = data[(*pos)++];
+    size_t count = 0, skip = 0;
+    bool map = false, container = true;
+    if (c >= 0x80 && c <= 0x8f) {
+        count = c & 0x0f;
+        map = true;
+    } else if (c >= 0x90 && c <= 0x9f) {
+        count = c & 0x0f;
+    } else if (c == 0xdc || c == 0xdd || c == 0xde || c == 0xdf) {
+        map = c >= 0xde;
+        if (!proto_mp_be(data, len, pos, c == 0xdc || c == 0xde ? 2 : 4, &count))
+            return true;
+    } else {
+        container = false;
+        if (c >= 0xa0 && c <= 0xbf)
+            skip = c & 0x1f;
+        else if (c == 0xc4 || c == 0xd9 || c == 0xc5 || c == 0xda || c == 0xc6 || c == 0xdb) {
+            size_t n = c == 0xc4 || c == 0xd9 ? 1 : c == 0xc5 || c == 0xda ? 2 : 4;
+            if (!proto_mp_be(data, len, pos, n, &skip))
+                return true;
+        } else if (c == 0xc7 || c == 0xc8 || c == 0xc9) {
+            if (!proto_mp_be(data, len, pos, (size_t)1 << (c - 0xc7), &skip))
+                return true;
+            skip++; /* the type byte */
+        } else if (c >= 0xd4 && c <= 0xd8) {
+            skip = 1 + ((size_t)1 << (c - 0xd4));
+        } else if (c == 0xca || c == 0xcb || (c >= 0xcc && c <= 0xd3)) {
+            static const uint8_t width[] = {4, 8, 1, 2, 4, 8, 1, 2, 4, 8};
+            skip = width[c - 0xca];
+        }
+    }
+    if (!container) {
+        *pos += skip < len - *pos ? skip : len - *pos;
+        return true;
+    }
+    if (depth >= PROTO_MP_MAX_DEPTH) {
+        /* msgpack-c refuses this container before allocating it, and
+         * reads no further: nothing left to check. */
+        *pos = len;
+        return true;
+    }
+    if (count > (len - *pos) / (map ? 2 : 1))
+        return false;
+    for (size_t i = 0; i < count * (map ? 2 : 1); i++)
+        if (!proto_mp_counts_fit(data, len, pos, depth + 1))
+            return false;
+    return true;
+}
+
 hf_err_t gw_proto_parse_msgpack(const uint8_t *data, size_t len, gw_request_t *req,
                                 gw_proto_error_t *err)
 {
+    size_t pos = 0;
+    if (!proto_mp_counts_fit(data, len, &pos, 0))
+        return proto_fail(err, "bad_message",
+                          "a msgpack array or map claims more elements than it holds%s", NULL);
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);
     size_t off = 0;

@@ -1,10 +1,12 @@
 /* test_gateway_proto.c - the gateway's client protocol: every message
  * type in JSON and msgpack, every refusal with its code, and the server
  * messages' exact encodings. */
+#include <jansson.h>
 #include <msgpack.h>
 #include <string.h>
 
 #include "check.h"
+#include "holdfast/alloc.h"
 #include "proto.h"
 
 static const char *json_code(const char *text)
@@ -107,10 +109,72 @@ static void test_msgpack_requests(void)
     CHECK_INT_EQ(gw_proto_parse_msgpack(NULL, 0, &req, &err), HF_ERR_INVALID);
 }
 
+/* Found by fuzz_ws_client_message: msgpack-c allocates for the element
+ * count a header declares before it checks the input holds them, so five
+ * bytes cost gigabytes (and abort under ASan). Such counts are refused
+ * before msgpack-c sees them. */
+static void test_msgpack_hostile_counts(void)
+{
+    static const struct {
+        uint8_t bytes[8];
+        size_t len;
+    } hostile[] = {
+        {{0xdd, 0x02, 0xfa, 0xf0, 0x80}, 5},            /* array32 of 50M */
+        {{0xdd, 0xff, 0xff, 0xff, 0xff}, 5},            /* array32 of 4G */
+        {{0xdf, 0xff, 0xff, 0xff, 0xff}, 5},            /* map32 of 4G pairs */
+        {{0x81, 0xa1, 'x', 0xdc, 0xff, 0xff, 0x01}, 7}, /* {"x": array16 of 65535 in one byte} */
+    };
+    gw_request_t req;
+    gw_proto_error_t err;
+    for (size_t i = 0; i < sizeof hostile / sizeof hostile[0]; i++) {
+        uint8_t *copy = hf_malloc(hostile[i].len);
+        memcpy(copy, hostile[i].bytes, hostile[i].len);
+        err.code = NULL;
+        CHECK_INT_EQ(gw_proto_parse_msgpack(copy, hostile[i].len, &req, &err), HF_ERR_INVALID);
+        CHECK_STR_EQ(err.code, "bad_message");
+        CHECK_STR_EQ(err.message, "a msgpack array or map claims more elements than it holds");
+        hf_free(copy);
+    }
+    /* A declared count the bytes do hold is still fine, as an unknown key's value. */
+    static const uint8_t fits[] = {0x82, 0xa4, 't',  'y', 'p',  'e',  0xa4, 'p', 'i',
+                                   'n',  'g',  0xa1, 'x', 0x93, 0x01, 0x02, 0x03};
+    CHECK_INT_EQ(gw_proto_parse_msgpack(fits, sizeof fits, &req, &err), HF_OK);
+    CHECK_INT_EQ(req.type, GW_REQ_PING);
+}
+
 static const char *render(hf_buf_t *b)
 {
     hf_buf_append(b, "", 1);
     return b->data;
+}
+
+/* Found by fuzz_ws_client_message: a refusal quotes the client's bytes,
+ * and for an escape of a non-ASCII character jansson's error text ends
+ * with that character's first byte only ("invalid escape near '"\xe5'");
+ * the message goes back in a text frame, which a client refuses unless it
+ * is UTF-8. */
+static void test_refusals_are_utf8(void)
+{
+    static const char *const bad[] = {
+        "\"\\\xe5\x83\x9f\x99\x99\x99\x99\x99", /* the fuzzer's input */
+        "{\"type\":\"\\\xc3\xa9\"}",
+        "{\"type\":\"subscribe\",\"channel\":\"a\\\xe2\x82\xac\"}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        gw_request_t req;
+        gw_proto_error_t err;
+        CHECK_INT_EQ(gw_proto_parse_json(bad[i], strlen(bad[i]), &req, &err), HF_ERR_INVALID);
+        CHECK_STR_EQ(err.code, "bad_message");
+        json_t *text = json_string(err.message); /* NULL unless UTF-8 */
+        CHECK(text != NULL);
+        json_decref(text);
+        hf_buf_t frame = HF_BUF_INIT;
+        gw_proto_error(&frame, false, err.code, NULL, err.message);
+        json_t *msg = json_loadb(frame.data, frame.len, 0, NULL);
+        CHECK(msg != NULL);
+        json_decref(msg);
+        hf_buf_free(&frame);
+    }
 }
 
 static void test_server_messages(void)
@@ -162,6 +226,8 @@ int main(void)
 {
     test_json_requests();
     test_msgpack_requests();
+    test_msgpack_hostile_counts();
+    test_refusals_are_utf8();
     test_server_messages();
     CHECK_MAIN_END();
 }
