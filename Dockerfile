@@ -8,7 +8,7 @@ FROM debian:bookworm AS build
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
         cmake make gcc libc6-dev pkg-config libssl-dev \
-        libwebsockets-dev librdkafka-dev libhiredis-dev libpq-dev libmsgpack-dev libjansson-dev \
+        libwebsockets-dev librdkafka-dev libhiredis-dev libpq-dev libmsgpack-dev libjansson-dev libjwt-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
@@ -34,7 +34,7 @@ FROM debian:bookworm-slim
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
         libwebsockets17 libwebsockets-evlib-uv librdkafka1 libhiredis0.14 libpq5 libmsgpackc2 \
-        libjansson4 ca-certificates \
+        libjansson4 libjwt0 ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 holdfast \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin holdfast

@@ -65,6 +65,7 @@ chaos_k8s_attach() {
         chaos_kubectl port-forward "$(chaos_k8s_first_pod app.kubernetes.io/name=holdfast-gateway)" PORT:8090
         chaos_kubectl port-forward svc/holdfast-pg-rw PORT:5432
         chaos_kubectl get secret holdfast-pg-app
+        chaos_kubectl get secret holdfast-auth
         return 0
     fi
     command -v kubectl >/dev/null || hf_die "--k8s needs kubectl"
@@ -85,6 +86,22 @@ chaos_k8s_attach() {
     chaos_k8s_forward_pg
     HOLDFAST_PG_URL="postgresql://$(chaos_k8s_secret username):$(chaos_k8s_secret password)@127.0.0.1:$CHAOS_K8S_PG_PORT/$(chaos_k8s_secret dbname)"
     HF_PG_URL=$HOLDFAST_PG_URL
+    chaos_k8s_tokens
+}
+
+# Tokens for the driver, unless given (HOLDFAST_PUBLISH_TOKEN and
+# HOLDFAST_SUBSCRIBE_TOKEN): minted for an hour from the HS256 secret the
+# services use, which never touches the disk.
+chaos_k8s_tokens() {
+    [[ -n ${HOLDFAST_PUBLISH_TOKEN:-} && -n ${HOLDFAST_SUBSCRIBE_TOKEN:-} ]] && return 0
+    local secret
+    secret=$(kubectl -n "$CHAOS_NAMESPACE" get secret holdfast-auth -o 'jsonpath={.data.secret}' |
+        base64 -d) || hf_die "no Secret holdfast-auth: set HOLDFAST_PUBLISH_TOKEN and HOLDFAST_SUBSCRIBE_TOKEN"
+    HOLDFAST_PUBLISH_TOKEN=$("$HF_BIN/holdfast-token" --key-file <(printf '%s' "$secret") \
+        --sub chaos-driver --publish "chaos-*" --ttl 3600)
+    HOLDFAST_SUBSCRIBE_TOKEN=$("$HF_BIN/holdfast-token" --key-file <(printf '%s' "$secret") \
+        --sub chaos-driver --subscribe "chaos-*" --ttl 3600)
+    export HOLDFAST_PUBLISH_TOKEN HOLDFAST_SUBSCRIBE_TOKEN
 }
 
 # chaos_k8s_live_pods SELECTOR: running pods not being deleted, pod/NAME each.

@@ -22,6 +22,7 @@ chaos_ballast() {
     end=$((SECONDS + ${CHAOS_PAUSE%.*} + 1))
     for ((n = 0; n < 200 && SECONDS < end; n++)); do
         curl -fsS -o /dev/null --max-time 5 -H 'Content-Type: application/json' \
+            -H "Authorization: Bearer ${HOLDFAST_PUBLISH_TOKEN:-}" \
             --data-binary "$body" "$HOLDFAST_INGEST_URL/v1/events" || true
         sleep 0.3
     done

@@ -38,7 +38,8 @@ chaos_setup() {
     port=$(hf_free_port)
     hf_spawn gateway-proxied "$HF_BIN/holdfast-gateway" --port "$port" \
         --redis-url "redis://$CHAOS_PROXY_LISTEN" --kafka-brokers "$HOLDFAST_KAFKA_BROKERS" \
-        --topic "$HOLDFAST_TOPIC"
+        --topic "$HOLDFAST_TOPIC" --max-conns-per-subject 100000 \
+        ${HOLDFAST_AUTH_KEY_FILE:+--auth-key-file "$HOLDFAST_AUTH_KEY_FILE"}
     hf_wait_until 30 "proxied gateway /readyz" hf_http_ok "http://127.0.0.1:$port/readyz" ||
         hf_die "the proxied gateway did not start (see $HF_RUN/gateway-proxied.log)"
     # Its clients first: client i goes to URL i mod 2.

@@ -5,11 +5,15 @@ set -euo pipefail
 PACKAGES=(
     # build
     cmake make gcc pkg-config clang-format
-    libwebsockets-dev librdkafka-dev libhiredis-dev libpq-dev libmsgpack-dev libjansson-dev
+    libwebsockets-dev librdkafka-dev libhiredis-dev libpq-dev libmsgpack-dev libjansson-dev libjwt-dev
+    # the fuzzers (libFuzzer comes with clang's runtime)
+    clang libclang-rt-14-dev
     # run the local stack and the tests against real servers
     postgresql postgresql-client redis-server redis-tools kcat curl python3 util-linux procps
     # WebSocket clients the project did not write, for the gateway tests
     python3-websockets python3-msgpack
+    # tokens signed by a JWT library the project did not write, for the auth tests
+    python3-jwt python3-cryptography openssl
 )
 # offline checks of deploy/k8s, only for the tests (the schema validator
 # runs on Node)

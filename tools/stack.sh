@@ -111,7 +111,8 @@ stack_up_gateways() {
         hf_alive "gateway-$i" && continue
         hf_log "starting holdfast-gateway $i on ws://127.0.0.1:${!port}/v1/ws"
         hf_spawn "gateway-$i" "$HF_BIN/holdfast-gateway" --port "${!port}" \
-            --redis-url "$HF_REDIS_URL" --kafka-brokers "$HF_KAFKA_BROKERS" --topic "$TOPIC"
+            --redis-url "$HF_REDIS_URL" --kafka-brokers "$HF_KAFKA_BROKERS" --topic "$TOPIC" \
+            --max-conns-per-subject 100000
         hf_wait_until 30 "gateway-$i /readyz" hf_http_ok "http://127.0.0.1:${!port}/readyz" ||
             hf_die "gateway-$i did not start (see $HF_RUN/gateway-$i.log)"
     done
@@ -136,6 +137,22 @@ stack_up_relay() {
         hf_die "relay did not start (see $HF_RUN/relay.log)"
 }
 
+# Auth is on, as in production: a secret made on first start (kept in
+# .run/auth.secret, mode 600) and two demo tokens valid 30 days, minted
+# again on every start. Every demo and chaos client shares the subscribe
+# token, so the gateways allow many connections per subject here.
+stack_auth() {
+    local secret=$HF_RUN/auth.secret
+    if [[ ! -s $secret ]]; then
+        (umask 077 && head -c 48 /dev/urandom | base64 -w0 >"$secret")
+    fi
+    export HF_AUTH=true HOLDFAST_AUTH_KEY_FILE=$secret
+    HF_PUBLISH_TOKEN=$("$HF_BIN/holdfast-token" --key-file "$secret" --sub demo-publisher \
+        --publish '*' --ttl 2592000)
+    HF_SUBSCRIBE_TOKEN=$("$HF_BIN/holdfast-token" --key-file "$secret" --sub demo-subscriber \
+        --subscribe '*' --ttl 2592000)
+}
+
 stack_write_env() {
     cat >"$HF_RUN/stack.env" <<EOF
 # Written by tools/stack.sh; source it: . .run/stack.env
@@ -147,8 +164,9 @@ HOLDFAST_REDIS_URL=$HF_REDIS_URL
 HOLDFAST_KAFKA_BROKERS=$HF_KAFKA_BROKERS
 HOLDFAST_KAFKA_CONTROL=$HF_KAFKA_CONTROL
 HOLDFAST_TOPIC=$TOPIC
-HOLDFAST_PUBLISH_TOKEN=
-HOLDFAST_SUBSCRIBE_TOKEN=
+HOLDFAST_AUTH_KEY_FILE=$HOLDFAST_AUTH_KEY_FILE
+HOLDFAST_PUBLISH_TOKEN=$HF_PUBLISH_TOKEN
+HOLDFAST_SUBSCRIBE_TOKEN=$HF_SUBSCRIBE_TOKEN
 EOF
 }
 
@@ -158,6 +176,7 @@ stack_up() {
     stack_up_redis
     stack_up_kafka
     HF_KAFKA_CONTROL=$(sed -n 's/^control=//p' "$HF_RUN/kafka.log" | tail -n 1)
+    stack_auth
     stack_up_ingest
     stack_up_relay
     stack_up_gateways
@@ -206,10 +225,13 @@ stack_demo() {
     redis      $HOLDFAST_REDIS_URL
     kafka      $HOLDFAST_KAFKA_BROKERS   topic $HOLDFAST_TOPIC
     gateways   $HOLDFAST_GATEWAY_URLS   (WebSocket; /livez, /readyz, /metrics on the same ports)
-    tokens     publish: ${HOLDFAST_PUBLISH_TOKEN:-(auth not enabled yet)}
+    tokens     (HS256, secret in $HOLDFAST_AUTH_KEY_FILE; mint more with build/bin/holdfast-token)
+      publish to any channel:    HOLDFAST_PUBLISH_TOKEN=$HOLDFAST_PUBLISH_TOKEN
+      subscribe to any channel:  HOLDFAST_SUBSCRIBE_TOKEN=$HOLDFAST_SUBSCRIBE_TOKEN
 
   Publish an event:
     curl -X POST $HOLDFAST_INGEST_URL/v1/events -H 'Content-Type: application/json' \\
+         -H "Authorization: Bearer \$HOLDFAST_PUBLISH_TOKEN" \\
          -d '{"channel":"demo","data":{"hello":"world"}}'
   See it in PostgreSQL with the Kafka offset the relay wrote back:
     psql $HOLDFAST_PG_URL -c 'SELECT id, channel, partition, kafka_offset, convert_from(payload, '"'"'UTF8'"'"') AS data FROM holdfast.events ORDER BY created_at DESC LIMIT 5'
@@ -218,12 +240,13 @@ stack_demo() {
   Live on Redis (msgpack envelopes; build/bin/holdfast-tap prints them as JSON):
     redis-cli -u $HOLDFAST_REDIS_URL psubscribe 'hf:*'
   Subscribe over WebSocket (any client; protocol in schemas/websocket.md):
-    /usr/bin/python3 -m websockets ${HOLDFAST_GATEWAY_URLS%% *}
+    /usr/bin/python3 -m websockets "${HOLDFAST_GATEWAY_URLS%% *}?token=\$HOLDFAST_SUBSCRIBE_TOKEN"
     > {"type":"subscribe","channel":"demo"}
 
 EOF
     hf_log "demo: a WebSocket client on each gateway subscribes to \"demo\"; one event is published"
-    /usr/bin/python3 "$ROOT/tools/ws_demo.py" --channel demo --urls "${HOLDFAST_GATEWAY_URLS// /,}" \
+    HOLDFAST_PUBLISH_TOKEN=$HOLDFAST_PUBLISH_TOKEN HOLDFAST_SUBSCRIBE_TOKEN=$HOLDFAST_SUBSCRIBE_TOKEN \
+        /usr/bin/python3 "$ROOT/tools/ws_demo.py" --channel demo --urls "${HOLDFAST_GATEWAY_URLS// /,}" \
         --publish "$HOLDFAST_INGEST_URL/v1/events" || hf_log "the WebSocket demo failed"
     sleep 0.5 # the relay wrote the offset back right after producing
     psql "$HOLDFAST_PG_URL" -X -c "SELECT e.id, e.channel, e.partition, e.kafka_offset, convert_from(e.payload, 'UTF8') AS data, o.seq AS outbox_seq FROM holdfast.events e LEFT JOIN holdfast.outbox o ON o.event_id = e.id ORDER BY e.created_at DESC LIMIT 3"

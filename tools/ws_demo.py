@@ -2,7 +2,7 @@
 """The local stack's live demo: one WebSocket client per gateway subscribes
 to a channel, one event is published through ingest, and each client
 prints what it received (the same event, with its Kafka position)."""
-import argparse, asyncio, json, time, urllib.request
+import argparse, asyncio, json, os, time, urllib.request
 
 import websockets
 
@@ -13,8 +13,15 @@ ap.add_argument("--publish", required=True)
 args = ap.parse_args()
 
 
+def bearer(var):
+    """Authorization header from a token in the environment (.run/stack.env)."""
+    token = os.environ.get(var)
+    return {"Authorization": "Bearer " + token} if token else {}
+
+
 async def client(url, ready, published):
-    async with websockets.connect(url, subprotocols=["holdfast.v1.json"]) as ws:
+    async with websockets.connect(url, subprotocols=["holdfast.v1.json"],
+                                  extra_headers=bearer("HOLDFAST_SUBSCRIBE_TOKEN")) as ws:
         await ws.send(json.dumps({"type": "subscribe", "channel": args.channel}))
         sub = json.loads(await asyncio.wait_for(ws.recv(), 10))
         print(f"  {url}  <- {json.dumps(sub)}")
@@ -37,7 +44,8 @@ async def main():
     body = json.dumps({"channel": args.channel,
                        "data": {"hello": "world", "at": time.strftime("%H:%M:%S")}})
     req = urllib.request.Request(args.publish, data=body.encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
+                                 headers={"Content-Type": "application/json"}
+                                 | bearer("HOLDFAST_PUBLISH_TOKEN"))
     answer = urllib.request.urlopen(req, timeout=10).read().decode()
     print(f"  POST {args.publish} {body}\n  -> {answer}")
     published.set()

@@ -76,9 +76,9 @@ typedef struct cd_client {
 } cd_client_t;
 
 typedef struct cd_url {
-    char host[128]; /* loopback address */
-    int port;       /* TCP port */
-    char path[128]; /* e.g. /v1/ws */
+    char host[128];  /* loopback address */
+    int port;        /* TCP port */
+    char path[2048]; /* e.g. /v1/ws, or /v1/ws?token=... */
 } cd_url_t;
 
 /* Latency histogram: 100 us buckets up to 60 s, the rest in the last. */
@@ -106,6 +106,7 @@ typedef struct cd_run {
     double drain_s;                 /* longest wait for deliveries after publishing */
     double connect_s;               /* longest wait for every client to subscribe */
     char prefix[64];                /* channel and idempotency-key prefix of this run */
+    char auth_header[2048];         /* "Authorization: Bearer ...\r\n" or "" */
     const char *out_path;           /* JSON result file, or NULL */
     const char *ready_path;         /* written once every client is subscribed */
     const char *scenario;           /* name shown in the report */

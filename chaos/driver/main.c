@@ -24,23 +24,25 @@
 #include "holdfast/config.h"
 
 typedef struct cd_settings {
-    char *gateway_urls; /* ws:// URLs, comma or space separated */
-    char *ingest_url;   /* http://127.0.0.1:PORT */
-    char *pg_url;       /* libpq connection string */
-    char *scenario;     /* name in the report */
-    char *prefix;       /* channel prefix; default chaos-<time>-<pid> */
-    char *out;          /* JSON result file */
-    char *ready_file;   /* written when every client is subscribed */
-    long long clients;  /* WebSocket clients */
-    long long channels; /* channels */
-    long long rate;     /* events per second */
-    long long payload;  /* padding bytes per event */
-    long long duration; /* ms of publishing */
-    long long retry;    /* ms of retries allowed after publishing */
-    long long idle;     /* ms without deliveries that ends the drain */
-    long long drain;    /* ms the drain may take at most */
-    long long connect;  /* ms for every client to subscribe */
-    char *log_level;    /* unused; the config loader's convention */
+    char *gateway_urls;    /* ws:// URLs, comma or space separated */
+    char *ingest_url;      /* http://127.0.0.1:PORT */
+    char *pg_url;          /* libpq connection string */
+    char *scenario;        /* name in the report */
+    char *prefix;          /* channel prefix; default chaos-<time>-<pid> */
+    char *out;             /* JSON result file */
+    char *ready_file;      /* written when every client is subscribed */
+    long long clients;     /* WebSocket clients */
+    long long channels;    /* channels */
+    long long rate;        /* events per second */
+    long long payload;     /* padding bytes per event */
+    long long duration;    /* ms of publishing */
+    long long retry;       /* ms of retries allowed after publishing */
+    long long idle;        /* ms without deliveries that ends the drain */
+    long long drain;       /* ms the drain may take at most */
+    long long connect;     /* ms for every client to subscribe */
+    char *publish_token;   /* bearer token for ingest; NULL: auth off */
+    char *subscribe_token; /* token for the gateways (?token=); NULL: auth off */
+    char *log_level;       /* unused; the config loader's convention */
 } cd_settings_t;
 
 #define S(field) offsetof(cd_settings_t, field)
@@ -68,6 +70,10 @@ static const hf_conf_spec_t cd_specs[] = {
     {"drain", HF_CONF_MS, S(drain), "60s", 1000, 3600000, "after publishing: end by then anyway"},
     {"connect-timeout", HF_CONF_MS, S(connect), "60s", 1000, 600000,
      "every client must be subscribed by then"},
+    {"publish-token", HF_CONF_STRING, S(publish_token), NULL, 0, 0,
+     "token allowed to publish to the run's channels (.run/stack.env has one)"},
+    {"subscribe-token", HF_CONF_STRING, S(subscribe_token), NULL, 0, 0,
+     "token allowed to subscribe to the run's channels"},
     {"log-level", HF_CONF_STRING, S(log_level), "info", 0, 0, "unused"},
 };
 #undef S
@@ -138,6 +144,28 @@ static int cd_signals_install(void)
     return 0;
 }
 
+/* Tokens are URL- and header-safe (base64url and dots) or refused. */
+static int cd_settings_tokens(const cd_settings_t *s, cd_run_t *run)
+{
+    static const char safe[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.";
+    const char *pub = s->publish_token, *sub = s->subscribe_token;
+    if ((pub && (strspn(pub, safe) != strlen(pub) || strlen(pub) > 1500)) ||
+        (sub && (strspn(sub, safe) != strlen(sub) || strlen(sub) > 1500))) {
+        fprintf(stderr, "holdfast-chaos-driver: a token must be at most 1500 characters of "
+                        "[A-Za-z0-9-_.]\n");
+        return 2;
+    }
+    if (pub && *pub)
+        snprintf(run->auth_header, sizeof run->auth_header, "Authorization: Bearer %s\r\n", pub);
+    for (int i = 0; sub && *sub && i < run->ngateways; i++) {
+        cd_url_t *u = &run->gateways[i];
+        size_t n = strlen(u->path);
+        snprintf(u->path + n, sizeof u->path - n, "%stoken=%s", strchr(u->path, '?') ? "&" : "?",
+                 sub);
+    }
+    return 0;
+}
+
 static int cd_settings_apply(const cd_settings_t *s, cd_run_t *run)
 {
     if (!s->gateway_urls || !s->ingest_url || !s->pg_url) {
@@ -155,6 +183,8 @@ static int cd_settings_apply(const cd_settings_t *s, cd_run_t *run)
         }
     }
     hf_free(copy);
+    if (cd_settings_tokens(s, run) != 0)
+        return 2;
     if (!run->ngateways || !cd_url_parse(s->ingest_url, &run->ingest) || s->channels > s->clients) {
         fprintf(stderr, "holdfast-chaos-driver: need a gateway URL, a loopback ingest URL and "
                         "no more channels than clients\n");

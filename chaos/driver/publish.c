@@ -175,8 +175,9 @@ static size_t pub__request(const cd_run_t *run, long long seq, int64_t t, char *
         return 0;
     int n = snprintf(req, size,
                      "POST /v1/events HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\n"
-                     "Idempotency-Key: %s-%lld\r\nContent-Length: %d\r\n\r\n%s",
-                     run->ingest.host, run->ingest.port, run->prefix, seq, blen, body);
+                     "%sIdempotency-Key: %s-%lld\r\nContent-Length: %d\r\n\r\n%s",
+                     run->ingest.host, run->ingest.port, run->auth_header, run->prefix, seq, blen,
+                     body);
     return n > 0 && (size_t)n < size ? (size_t)n : 0;
 }
 
@@ -196,7 +197,7 @@ static void pub__note_failure(cd_run_t *run, int status)
 static void pub__event(cd_run_t *run, pub_conn_t *c, long long seq, int64_t deadline_mono)
 {
     cd_publish_t *e = &run->events[seq];
-    char req[2048], answer[512];
+    char req[4096], answer[512];
     run->pub_sent++;
     e->first_try_us = cd_now_us();
     size_t reqlen = pub__request(run, seq, e->first_try_us, req, sizeof req);

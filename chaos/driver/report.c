@@ -160,8 +160,11 @@ static json_t *report__json(const cd_run_t *run, const cd_verdict_t *v, const cd
 {
     json_t *gateways = json_array();
     for (int i = 0; i < run->ngateways; i++)
-        json_array_append_new(gateways, json_sprintf("ws://%s:%d%s", run->gateways[i].host,
-                                                     run->gateways[i].port, run->gateways[i].path));
+        /* without the query: it may hold a token */
+        json_array_append_new(gateways, json_sprintf("ws://%s:%d%.*s", run->gateways[i].host,
+                                                     run->gateways[i].port,
+                                                     (int)strcspn(run->gateways[i].path, "?"),
+                                                     run->gateways[i].path));
     json_t *lat = json_object();
     static const char *const names[] = {"before", "during", "after", "all"};
     for (int p = 0; p <= CD_PHASES; p++)

@@ -24,6 +24,8 @@ const char *hf_err_str(hf_err_t err)
         return "internal error";
     case HF_ERR_SHUTDOWN:
         return "shutting down";
+    case HF_ERR_AUTH:
+        return "not authenticated";
     }
     return "unknown error";
 }

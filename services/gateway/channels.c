@@ -30,12 +30,12 @@ void gw_channels_init(gateway_t *gw, int32_t partition_count)
     gw->partitions = hf_calloc((size_t)partition_count, sizeof *gw->partitions);
     for (int32_t i = 0; i < partition_count; i++)
         gw->partitions[i].scan_seen = -1;
-    gw->channels = gw_strmap_new();
+    gw->channels = hf_strmap_new();
 }
 
 void gw_channels_free(gateway_t *gw)
 {
-    gw_strmap_free(gw->channels); /* connections freed their subscriptions */
+    hf_strmap_free(gw->channels); /* connections freed their subscriptions */
     hf_free(gw->partitions);
 }
 
@@ -48,7 +48,7 @@ static gw_partition_t *part_of(gateway_t *gw, const gw_channel_t *ch)
 
 static gw_channel_t *channel_get_or_create(gateway_t *gw, const char *name)
 {
-    gw_channel_t *ch = gw_strmap_get(gw->channels, name);
+    gw_channel_t *ch = hf_strmap_get(gw->channels, name);
     if (ch)
         return ch;
     ch = hf_calloc(1, sizeof *ch);
@@ -60,7 +60,7 @@ static gw_channel_t *channel_get_or_create(gateway_t *gw, const char *name)
     if (p->channels)
         p->channels->part_prev = ch;
     p->channels = ch;
-    gw_strmap_put(gw->channels, name, ch);
+    hf_strmap_put(gw->channels, name, ch);
     gw->nchannels++;
     if (gw->redis)
         gw_redis_want(gw->redis, name, true);
@@ -79,7 +79,7 @@ static void channel_destroy(gateway_t *gw, gw_channel_t *ch)
     if (ch->part_next)
         ch->part_next->part_prev = ch->part_prev;
     p->dirty = true;
-    gw_strmap_remove(gw->channels, ch->name);
+    hf_strmap_remove(gw->channels, ch->name);
     gw->nchannels--;
     if (gw->redis)
         gw_redis_want(gw->redis, ch->name, false);
@@ -178,7 +178,7 @@ static gw_channel_t *channel_of(gateway_t *gw, const hf_envelope_t *env)
         return NULL;
     memcpy(name, env->channel, env->channel_len);
     name[env->channel_len] = '\0';
-    return gw_strmap_get(gw->channels, name);
+    return hf_strmap_get(gw->channels, name);
 }
 
 static void note_epoch(gw_partition_t *p, const hf_envelope_t *env)
@@ -447,7 +447,7 @@ static void on_redis_down(gateway_t *gw)
 
 static void on_redis_subscribed(gateway_t *gw, const char *name)
 {
-    gw_channel_t *ch = gw_strmap_get(gw->channels, name);
+    gw_channel_t *ch = hf_strmap_get(gw->channels, name);
     if (!ch || !gw->redis_up)
         return;
     ch->redis_live = true;

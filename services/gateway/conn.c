@@ -15,6 +15,7 @@
 
 #define CONN_WRITES_PER_CALLBACK 32 /* frames written per WRITEABLE while the socket takes them */
 #define CONN_CLOSE_GRACE_S       5  /* a close frame that cannot be sent: cut after this */
+#define CONN_CLOSE_ACK_S         2  /* a close frame sent: wait this long for the client's */
 #define CONN_QUEUE_INITIAL       16
 /* lws 4.1's own opcode for a close frame (private: lws_close_reason() is
  * its public path, which its libuv loop skips when closing). */
@@ -100,7 +101,7 @@ static void conn_queue_clear(gateway_t *gw, gw_conn_t *c)
     c->qhead = c->qlen = c->qbytes = 0;
 }
 
-static void conn_close(gateway_t *gw, gw_conn_t *c, int code, const char *reason)
+void gw_conn_close(gateway_t *gw, gw_conn_t *c, int code, const char *reason)
 {
     if (c->closing)
         return;
@@ -134,7 +135,7 @@ static void conn_enqueue(gateway_t *gw, gw_conn_t *c, gw_frame_t *f)
         hf_counter_inc(gw->m.closed_slow);
         hf_debug("connection closed: send queue full (%zu messages, %zu bytes)", c->qlen,
                  c->qbytes);
-        conn_close(gw, c, GW_CLOSE_SLOW, "send queue overflow: resume from your last position");
+        gw_conn_close(gw, c, GW_CLOSE_SLOW, "send queue overflow: resume from your last position");
         return;
     }
     /* Nothing queued and the socket takes more: write now. Going through
@@ -144,7 +145,7 @@ static void conn_enqueue(gateway_t *gw, gw_conn_t *c, gw_frame_t *f)
     if (c->qlen == 0 && !lws_send_pipe_choked(c->wsi)) {
         if (lws_write(c->wsi, f->data + LWS_PRE, f->len,
                       f->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT) < 0)
-            conn_close(gw, c, GW_CLOSE_INTERNAL, "write failed");
+            gw_conn_close(gw, c, GW_CLOSE_INTERNAL, "write failed");
         return;
     }
     if (c->qlen == c->qcap)
@@ -199,7 +200,7 @@ bool gw_conn_room_for_replay(const gateway_t *gw, gw_conn_t *c)
 void gw_conns_close_all(gateway_t *gw, int code, const char *reason)
 {
     for (gw_conn_t *c = gw->conns; c; c = c->next)
-        conn_close(gw, c, code, reason);
+        gw_conn_close(gw, c, code, reason);
 }
 
 /* ---- client messages ----------------------------------------------------- */
@@ -225,6 +226,8 @@ static void conn_handle(gateway_t *gw, gw_conn_t *c, const gw_request_t *req)
         if (sub) {
             gw_conn_send_error(gw, c, "already_subscribed", req->channel,
                                "this connection is already subscribed to the channel");
+        } else if (!gw_access_may_subscribe(gw, c, req->channel)) {
+            return;
         } else if (c->nsubs >= (size_t)gw->cfg.max_subscriptions) {
             gw_conn_send_error(gw, c, "too_many_subscriptions", req->channel,
                                "subscription limit per connection reached");
@@ -256,6 +259,8 @@ static int conn_on_message(gateway_t *gw, gw_conn_t *c, bool binary)
                          c->msgpack ? 28 : 23);
         return -1;
     }
+    if (!gw_access_message_allowed(gw, c))
+        return 0;
     gw_request_t req;
     gw_proto_error_t err;
     hf_err_t rc = c->msgpack
@@ -290,16 +295,25 @@ static int conn_on_receive(gateway_t *gw, gw_conn_t *c, const void *in, size_t l
 
 static int conn_on_writeable(gateway_t *gw, gw_conn_t *c)
 {
+    if (c->close_sent)
+        return -1;
     if (c->closing) {
         /* The close frame is written here rather than left to lws: on its
-         * libuv loop lws 4.1 closes the socket without sending it. */
+         * libuv loop lws 4.1 closes the socket without sending it. Then
+         * the socket stays open until the client answers (or a short
+         * timeout): closing it with the client's messages unread would
+         * send a reset, and the client's TCP stack would drop the close
+         * frame with the reason before its application read it. */
         unsigned char frame[LWS_PRE + 2 + sizeof c->close_reason];
         size_t n = strlen(c->close_reason);
         frame[LWS_PRE] = (unsigned char)(c->close_code >> 8);
         frame[LWS_PRE + 1] = (unsigned char)(c->close_code & 0xff);
         memcpy(frame + LWS_PRE + 2, c->close_reason, n);
-        lws_write(c->wsi, frame + LWS_PRE, 2 + n, CONN_WRITE_CLOSE);
-        return -1;
+        if (lws_write(c->wsi, frame + LWS_PRE, 2 + n, CONN_WRITE_CLOSE) < 0)
+            return -1;
+        c->close_sent = true;
+        lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_ACK, CONN_CLOSE_ACK_S);
+        return 0;
     }
     for (int i = 0; i < CONN_WRITES_PER_CALLBACK && c->qlen > 0; i++) {
         gw_frame_t *f = c->queue[c->qhead];
@@ -354,11 +368,14 @@ static void conn_open(gateway_t *gw, gw_conn_t *c, struct lws *wsi)
     gw->nconns++;
     hf_counter_inc(gw->m.connections_total);
     if (gw->draining)
-        conn_close(gw, c, GW_CLOSE_RESTART, "gateway restarting: resume elsewhere");
+        gw_conn_close(gw, c, GW_CLOSE_RESTART, "gateway restarting: resume elsewhere");
+    else
+        gw_access_admit(gw, c, wsi);
 }
 
 static void conn_closed(gateway_t *gw, gw_conn_t *c)
 {
+    gw_access_release(gw, c);
     while (c->subs)
         gw_sub_destroy(gw, c->subs);
     conn_queue_clear(gw, c);

@@ -6,6 +6,8 @@
  *   worker.c   one worker: its backends, its lws context, service loop, drain
  *   listener.c the listening socket, accepting for every worker
  *   conn.c     WebSocket connections: frames in, send queues out, limits
+ *   access.c   tokens at the upgrade and on subscribe, connection counts per
+ *              address and subject (process-wide, one lock), message rates
  *   channels.c channels and subscriptions: the chain rule, gap fill and
  *              fallback bookkeeping (which partitions must be read from Kafka)
  *   inbox.c    the queue by which the Redis and Kafka threads hand results
@@ -17,7 +19,8 @@
  * Workers: a process runs --workers of them, each a service thread with
  * its own lws context, Redis subscriber, Kafka reader, channels and
  * connections - a gateway in itself, sharing only the listening socket,
- * the settings, the metrics registry and the stop signal. A connection
+ * the settings, the metrics registry, the token verifier, the connection
+ * counts and the stop signal. A connection
  * lives on one worker for its whole life, so nothing on the delivery path
  * is shared between workers.
  *
@@ -36,14 +39,16 @@
 
 #include <libwebsockets.h>
 
+#include "holdfast/auth.h"
 #include "holdfast/envelope.h"
 #include "holdfast/http.h"
 #include "holdfast/metrics.h"
+#include "holdfast/ratelimit.h"
+#include "holdfast/strmap.h"
 #include "inbox.h"
 #include "kafka_scan.h"
 #include "proto.h"
 #include "redis_sub.h"
-#include "strmap.h"
 
 typedef struct gateway_config {
     char *listen_addr;
@@ -67,6 +72,11 @@ typedef struct gateway_config {
     long long kafka_timeout_ms;
     char *event_loop;  /* "uv" (epoll through libuv) or "poll" */
     long long workers; /* service threads; 0: one per CPU the process may use */
+    hf_auth_config_t auth;
+    long long max_conns_per_ip;      /* per client address; 0: unlimited */
+    long long max_conns_per_subject; /* per token subject; 0: unlimited */
+    long long client_msg_rate;       /* client messages/s per connection; 0: unlimited */
+    long long client_msg_burst;
     char *log_level;
 } gateway_config_t;
 
@@ -134,11 +144,16 @@ struct gw_conn {
     gw_frame_t **queue; /* ring of frames waiting for the socket */
     size_t qcap, qhead, qlen;
     size_t qbytes;
-    bool closing; /* a close was decided; nothing more is queued */
+    bool closing;    /* a close was decided; nothing more is queued */
+    bool close_sent; /* its close frame is out; waiting for the client's */
     int close_code;
     char close_reason[100];
-    hf_buf_t rx;       /* a client message arriving in fragments */
-    bool kafka_paused; /* some subscription waits for the queue to drain */
+    hf_buf_t rx;             /* a client message arriving in fragments */
+    bool kafka_paused;       /* some subscription waits for the queue to drain */
+    hf_auth_identity_t *who; /* owned; NULL until admitted */
+    bool counted;            /* counted in the per-address and per-subject limits */
+    char peer[48];           /* client address */
+    hf_bucket_t msg_bucket;  /* client messages */
     gw_conn_t *prev, *next;
 };
 
@@ -164,6 +179,11 @@ typedef struct gateway_metrics {
     hf_metric_t *unrecoverable;
     hf_metric_t *latency;
     hf_metric_t *accept_refused;
+    hf_metric_t *auth_failed;
+    hf_metric_t *auth_forbidden;
+    hf_metric_t *limited_conns_ip;
+    hf_metric_t *limited_conns_subject;
+    hf_metric_t *limited_msg_rate;
 } gateway_metrics_t;
 
 typedef struct gw_listener gw_listener_t;
@@ -187,6 +207,10 @@ struct gw_process {
     size_t nworkers;
     atomic_size_t next_worker; /* the round robin of accepted connections */
     gw_gauge_arg_t gauges[4];
+    hf_auth_t *auth;                /* immutable: every worker verifies with it */
+    pthread_mutex_t access_lock;    /* guards the two counts below */
+    hf_strmap_t *conns_per_ip;      /* address -> open connections */
+    hf_strmap_t *conns_per_subject; /* subject -> open connections */
 };
 
 struct gateway {
@@ -206,13 +230,14 @@ struct gateway {
     bool uv;      /* lws runs on libuv: lws_service() returns only once the loop stops */
     bool stopped; /* the loop was told to stop (uv) */
     int64_t drain_deadline_us;
+    int64_t expiry_checked_s; /* the second tokens were last checked for expiry */
 
     gw_inbox_t *inbox;
     gw_redis_t *redis;
     gw_kafka_t *kafka;
     int32_t partition_count;
     gw_partition_t *partitions;
-    gw_strmap_t *channels; /* name -> gw_channel_t */
+    hf_strmap_t *channels; /* name -> gw_channel_t */
     bool redis_up;
     size_t handbacks_pending; /* channels with handback_at_us set */
 
@@ -242,6 +267,21 @@ void gw_process_accept(void *proc, int fd);
 /* libuv's signal callback (it owns SIGTERM and SIGINT under libuv). */
 void gw_on_uv_signal(void *handle, int sig);
 
+/* access.c */
+hf_err_t gw_access_init(gw_process_t *p, char *errbuf, size_t errbuf_size);
+void gw_access_free(gw_process_t *p);
+/* At the upgrade: the token and the connection limits. false: c is being
+ * closed (4401 or 1008) and must not be served. */
+bool gw_access_admit(gateway_t *gw, gw_conn_t *c, struct lws *wsi);
+/* At close: gives back c's place in the limits, frees its identity. */
+void gw_access_release(gateway_t *gw, gw_conn_t *c);
+/* false: an error was sent, or c is being closed (token expired). */
+bool gw_access_may_subscribe(gateway_t *gw, gw_conn_t *c, const char *channel);
+/* One client message against c's rate; false: c is being closed (1008). */
+bool gw_access_message_allowed(gateway_t *gw, gw_conn_t *c);
+/* Closes connections whose token expired (the cron, once a second). */
+void gw_access_expire(gateway_t *gw, int64_t now_s);
+
 /* conn.c */
 /* Adopts an accepted client socket into gw's context (on its thread). */
 void gw_conn_adopt(gateway_t *gw, int fd);
@@ -263,6 +303,8 @@ void gw_conn_send_error(gateway_t *gw, gw_conn_t *conn, const char *code, const 
  * Catch-up is paced by the client; only the live stream can overflow it. */
 bool gw_conn_room_for_replay(const gateway_t *gw, gw_conn_t *conn);
 /* Closes every connection with code and reason (the drain's 1012). */
+/* Closes c with code and reason once what is being written is out. */
+void gw_conn_close(gateway_t *gw, gw_conn_t *c, int code, const char *reason);
 void gw_conns_close_all(gateway_t *gw, int code, const char *reason);
 
 /* channels.c */

@@ -60,6 +60,18 @@ static const hf_conf_spec_t gw_settings[] = {
      "the process may use, cgroup CPU quota included, at most 8)"},
     {"event-loop", HF_CONF_STRING, offsetof(gateway_config_t, event_loop), "uv", 0, 0,
      "uv (libuv, epoll: for many connections) or poll"},
+    HF_AUTH_SETTINGS(gateway_config_t, auth),
+    {"max-conns-per-ip", HF_CONF_INT, offsetof(gateway_config_t, max_conns_per_ip), "0", 0,
+     100000000,
+     "open connections one client address may hold (0: unlimited; behind a proxy every "
+     "client has the proxy's address)"},
+    {"max-conns-per-subject", HF_CONF_INT, offsetof(gateway_config_t, max_conns_per_subject),
+     "1000", 0, 100000000,
+     "open connections one token subject may hold (0: unlimited; not applied with auth off)"},
+    {"client-msg-rate", HF_CONF_INT, offsetof(gateway_config_t, client_msg_rate), "50", 0, 1000000,
+     "client messages per second per connection (0: unlimited); over it: close 1008"},
+    {"client-msg-burst", HF_CONF_INT, offsetof(gateway_config_t, client_msg_burst), "200", 1,
+     1000000, "client messages a connection may send at once above its rate"},
     {"log-level", HF_CONF_STRING, offsetof(gateway_config_t, log_level), "info", 0, 0,
      "debug, info, warn or error"},
 };
@@ -338,6 +350,20 @@ static void gw_counters_register(gw_process_t *p)
     m->unrecoverable =
         hf_metrics_counter(r, "holdfast_gateway_unrecoverable_total", NULL,
                            "Subscriptions whose missing events were no longer in Kafka.");
+    m->auth_failed = hf_metrics_counter(r, "holdfast_gateway_auth_failed_total", NULL,
+                                        "Connections closed 4401: missing, bad or expired token.");
+    m->auth_forbidden =
+        hf_metrics_counter(r, "holdfast_gateway_auth_forbidden_total", NULL,
+                           "Subscribes refused: a channel the token does not allow.");
+    m->limited_conns_ip =
+        hf_metrics_counter(r, "holdfast_gateway_limited_total", "limit=\"connections_per_ip\"",
+                           "Connections closed 1008 by a limit, by limit.");
+    m->limited_conns_subject =
+        hf_metrics_counter(r, "holdfast_gateway_limited_total", "limit=\"connections_per_subject\"",
+                           "Connections closed 1008 by a limit, by limit.");
+    m->limited_msg_rate =
+        hf_metrics_counter(r, "holdfast_gateway_limited_total", "limit=\"message_rate\"",
+                           "Connections closed 1008 by a limit, by limit.");
     m->latency = hf_metrics_histogram(
         r, "holdfast_gateway_event_age_seconds", NULL,
         "Age of an event (since its commit in PostgreSQL) when queued to clients.", NULL, 0);
@@ -416,6 +442,13 @@ int main(int argc, char **argv)
         hf_free(p);
         return rc;
     }
+    char err[512];
+    if (gw_access_init(p, err, sizeof err) != HF_OK) {
+        fprintf(stderr, "holdfast-gateway: %s\n", err);
+        hf_config_free(gw_settings, GW_NSETTINGS, &p->cfg);
+        hf_free(p);
+        return 2;
+    }
     p->nworkers = p->cfg.workers > 0 ? (size_t)p->cfg.workers : gw_cpus_available();
     if (p->nworkers > GW_MAX_WORKERS)
         p->nworkers = GW_MAX_WORKERS;
@@ -441,6 +474,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < p->nworkers; i++)
         gw_worker_free(&p->workers[i]);
     gw_listener_free(p->listener);
+    gw_access_free(p);
     hf_metrics_free(p->metrics);
     hf_info("stopped");
     hf_config_free(gw_settings, GW_NSETTINGS, &p->cfg);

@@ -23,12 +23,14 @@
 #define GW_SUBPROTOCOL_MSGPACK "holdfast.v1.msgpack"
 
 /* Close codes (schemas/websocket.md). */
-#define GW_CLOSE_NORMAL      1000
-#define GW_CLOSE_UNSUPPORTED 1003 /* a text frame under msgpack, or binary under JSON */
-#define GW_CLOSE_TOO_BIG     1009 /* a client message over the frame limit */
-#define GW_CLOSE_INTERNAL    1011
-#define GW_CLOSE_RESTART     1012 /* the gateway is draining: resume elsewhere */
-#define GW_CLOSE_SLOW        4001 /* send queue overflow: resume from your last position */
+#define GW_CLOSE_NORMAL       1000
+#define GW_CLOSE_POLICY       1008 /* a limit: connections per address or subject, message rate */
+#define GW_CLOSE_UNSUPPORTED  1003 /* a text frame under msgpack, or binary under JSON */
+#define GW_CLOSE_TOO_BIG      1009 /* a client message over the frame limit */
+#define GW_CLOSE_INTERNAL     1011
+#define GW_CLOSE_RESTART      1012 /* the gateway is draining: resume elsewhere */
+#define GW_CLOSE_SLOW         4001 /* send queue overflow: resume from your last position */
+#define GW_CLOSE_UNAUTHORIZED 4401 /* no token, a bad one, or it expired */
 
 typedef enum gw_req_type {
     GW_REQ_SUBSCRIBE,

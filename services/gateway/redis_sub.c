@@ -19,7 +19,7 @@
 #include "holdfast/alloc.h"
 #include "holdfast/config.h"
 #include "holdfast/log.h"
-#include "strmap.h"
+#include "holdfast/strmap.h"
 
 #define REDIS_PREFIX  "hf:"
 #define REDIS_SKIPPED "hfctl:skipped" /* the relay's "PARTITION:FIRST:LAST" announcements */
@@ -38,14 +38,14 @@ struct gw_redis {
     int wake_fd;
 
     pthread_mutex_t lock;
-    gw_strmap_t *pending; /* channel -> REDIS_WANT / REDIS_UNWANT, latest wins */
+    hf_strmap_t *pending; /* channel -> REDIS_WANT / REDIS_UNWANT, latest wins */
 
     /* the thread's own */
-    gw_strmap_t *wanted;
+    hf_strmap_t *wanted;
     /* channel -> SUBSCRIBEs sent and not yet confirmed on this connection:
      * only the last confirmation counts, so one that answers an older
      * SUBSCRIBE (before an UNSUBSCRIBE) is not taken for the current one */
-    gw_strmap_t *outstanding;
+    hf_strmap_t *outstanding;
     redisContext *c;
     bool answered;        /* the first PONG came: Redis is alive, UP was reported */
     int64_t ping_sent_us; /* 0: no PING outstanding */
@@ -68,8 +68,8 @@ static void redis_drop(gw_redis_t *r, const char *why)
     if (r->c)
         redisFree(r->c);
     r->c = NULL;
-    gw_strmap_free(r->outstanding);
-    r->outstanding = gw_strmap_new();
+    hf_strmap_free(r->outstanding);
+    r->outstanding = hf_strmap_new();
     if (r->answered)
         gw_inbox_push(r->inbox, gw_msg_new(GW_MSG_REDIS_DOWN, why, NULL, 0));
     r->answered = false;
@@ -84,7 +84,7 @@ typedef struct redis_batch {
     size_t lens[REDIS_BATCH + 1];
     char *owned[REDIS_BATCH + 1];
     int argc;
-    gw_strmap_t *outstanding; /* SUBSCRIBE batches count what awaits confirmation */
+    hf_strmap_t *outstanding; /* SUBSCRIBE batches count what awaits confirmation */
 } redis_batch_t;
 
 static void redis_batch_flush(redis_batch_t *b)
@@ -97,7 +97,7 @@ static void redis_batch_flush(redis_batch_t *b)
 }
 
 static void redis_batch_init(redis_batch_t *b, redisContext *c, const char *cmd,
-                             gw_strmap_t *outstanding)
+                             hf_strmap_t *outstanding)
 {
     b->outstanding = outstanding;
     b->c = c;
@@ -117,8 +117,8 @@ static void redis_batch_add(redis_batch_t *b, const char *channel)
     b->argv[b->argc] = name;
     b->lens[b->argc] = n + sizeof REDIS_PREFIX - 1;
     if (b->outstanding) {
-        intptr_t count = (intptr_t)gw_strmap_get(b->outstanding, channel);
-        gw_strmap_put(b->outstanding, channel, (void *)(count + 1));
+        intptr_t count = (intptr_t)hf_strmap_get(b->outstanding, channel);
+        hf_strmap_put(b->outstanding, channel, (void *)(count + 1));
     }
     if (++b->argc == REDIS_BATCH + 1)
         redis_batch_flush(b);
@@ -152,7 +152,7 @@ static void redis_subscribe_all(gw_redis_t *r)
     redisAppendCommand(r->c, "SUBSCRIBE %s", REDIS_SKIPPED);
     redis_batch_t b;
     redis_batch_init(&b, r->c, "SUBSCRIBE", r->outstanding);
-    gw_strmap_each(r->wanted, redis_subscribe_each, &b);
+    hf_strmap_each(r->wanted, redis_subscribe_each, &b);
     redis_batch_flush(&b);
 }
 
@@ -164,15 +164,15 @@ typedef struct redis_apply {
 static void redis_apply_one(const char *channel, void *value, void *arg)
 {
     redis_apply_t *a = arg;
-    bool have = gw_strmap_get(a->r->wanted, channel) != NULL;
+    bool have = hf_strmap_get(a->r->wanted, channel) != NULL;
     if (value == REDIS_WANT) {
         /* Even when already wanted: the gateway re-created the channel and
          * waits for a confirmation (re-subscribing is harmless). */
-        gw_strmap_put(a->r->wanted, channel, REDIS_WANT);
+        hf_strmap_put(a->r->wanted, channel, REDIS_WANT);
         if (a->r->c && a->r->answered)
             redis_batch_add(&a->sub, channel);
     } else if (value == REDIS_UNWANT && have) {
-        gw_strmap_remove(a->r->wanted, channel);
+        hf_strmap_remove(a->r->wanted, channel);
         if (a->r->c && a->r->answered)
             redis_batch_add(&a->unsub, channel);
     }
@@ -184,16 +184,16 @@ static void redis_apply_pending(gw_redis_t *r)
     if (read(r->wake_fd, &drained, sizeof drained) < 0) { /* nothing pending: fine */
     }
     pthread_mutex_lock(&r->lock);
-    gw_strmap_t *pending = r->pending;
-    r->pending = gw_strmap_new();
+    hf_strmap_t *pending = r->pending;
+    r->pending = hf_strmap_new();
     pthread_mutex_unlock(&r->lock);
     redis_apply_t a = {.r = r};
     redis_batch_init(&a.sub, r->c, "SUBSCRIBE", r->outstanding);
     redis_batch_init(&a.unsub, r->c, "UNSUBSCRIBE", NULL);
-    gw_strmap_each(pending, redis_apply_one, &a);
+    hf_strmap_each(pending, redis_apply_one, &a);
     redis_batch_flush(&a.sub); /* no-ops while down: nothing was added */
     redis_batch_flush(&a.unsub);
-    gw_strmap_free(pending);
+    hf_strmap_free(pending);
 }
 
 static bool redis_flush(gw_redis_t *r)
@@ -221,7 +221,7 @@ static void redis_on_pong(gw_redis_t *r)
     atomic_store(&r->connected, true);
     if (r->warned)
         hf_info("redis %s:%d is back: resubscribing %zu channels", r->host, r->port,
-                gw_strmap_len(r->wanted));
+                hf_strmap_len(r->wanted));
     r->warned = false;
     gw_inbox_push(r->inbox, gw_msg_new(GW_MSG_REDIS_UP, NULL, NULL, 0));
     redis_subscribe_all(r);
@@ -276,12 +276,12 @@ static bool redis_on_reply(gw_redis_t *r, redisReply *reply)
                memcmp(e[1]->str, REDIS_PREFIX, sizeof REDIS_PREFIX - 1) == 0) {
         char *channel =
             hf_strndup(e[1]->str + sizeof REDIS_PREFIX - 1, e[1]->len - (sizeof REDIS_PREFIX - 1));
-        intptr_t left = (intptr_t)gw_strmap_get(r->outstanding, channel) - 1;
+        intptr_t left = (intptr_t)hf_strmap_get(r->outstanding, channel) - 1;
         if (left > 0)
-            gw_strmap_put(r->outstanding, channel, (void *)left);
+            hf_strmap_put(r->outstanding, channel, (void *)left);
         else
-            gw_strmap_remove(r->outstanding, channel);
-        if (left <= 0 && gw_strmap_get(r->wanted, channel))
+            hf_strmap_remove(r->outstanding, channel);
+        if (left <= 0 && hf_strmap_get(r->wanted, channel))
             gw_inbox_push(r->inbox, gw_msg_new(GW_MSG_REDIS_SUBSCRIBED, channel, NULL, 0));
         hf_free(channel);
     }
@@ -359,18 +359,18 @@ gw_redis_t *gw_redis_start(const gw_redis_config_t *cfg, gw_inbox_t *inbox)
     }
     r->cfg = *cfg;
     r->inbox = inbox;
-    r->pending = gw_strmap_new();
-    r->wanted = gw_strmap_new();
-    r->outstanding = gw_strmap_new();
+    r->pending = hf_strmap_new();
+    r->wanted = hf_strmap_new();
+    r->outstanding = hf_strmap_new();
     r->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     pthread_mutex_init(&r->lock, NULL);
     if (r->wake_fd < 0 || pthread_create(&r->thread, NULL, redis_main, r) != 0) {
         hf_error("cannot start the Redis subscriber thread");
         if (r->wake_fd >= 0)
             close(r->wake_fd);
-        gw_strmap_free(r->pending);
-        gw_strmap_free(r->wanted);
-        gw_strmap_free(r->outstanding);
+        hf_strmap_free(r->pending);
+        hf_strmap_free(r->wanted);
+        hf_strmap_free(r->outstanding);
         pthread_mutex_destroy(&r->lock);
         hf_free(r);
         return NULL;
@@ -393,9 +393,9 @@ void gw_redis_stop(gw_redis_t *r)
     redis_wake(r);
     pthread_join(r->thread, NULL);
     close(r->wake_fd);
-    gw_strmap_free(r->pending);
-    gw_strmap_free(r->wanted);
-    gw_strmap_free(r->outstanding);
+    hf_strmap_free(r->pending);
+    hf_strmap_free(r->wanted);
+    hf_strmap_free(r->outstanding);
     pthread_mutex_destroy(&r->lock);
     hf_free(r);
 }
@@ -403,7 +403,7 @@ void gw_redis_stop(gw_redis_t *r)
 void gw_redis_want(gw_redis_t *r, const char *channel, bool want)
 {
     pthread_mutex_lock(&r->lock);
-    gw_strmap_put(r->pending, channel, want ? REDIS_WANT : REDIS_UNWANT);
+    hf_strmap_put(r->pending, channel, want ? REDIS_WANT : REDIS_UNWANT);
     pthread_mutex_unlock(&r->lock);
     redis_wake(r);
 }

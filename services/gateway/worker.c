@@ -81,6 +81,11 @@ static void gw_cron(lws_sorted_usec_list_t *sul)
 {
     gateway_t *gw = lws_container_of(sul, gateway_t, cron);
     gw_channels_tick(gw, gw_now_us());
+    int64_t now_s = (int64_t)time(NULL);
+    if (now_s != gw->expiry_checked_s) {
+        gw->expiry_checked_s = now_s;
+        gw_access_expire(gw, now_s);
+    }
     if (atomic_load(&gw->proc->stop) && !gw->draining) {
         gw->draining = true;
         gw->drain_deadline_us = gw_now_us() + gw->cfg.drain_timeout_ms * 1000;

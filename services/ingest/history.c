@@ -405,6 +405,21 @@ void ingest_history_route(hf_http_req_t *req, void *ctx)
         hf_http_respond_error(req, 400, "invalid_channel", msg, 0);
         return;
     }
+    hf_auth_identity_t *who = ingest_authenticate(ing, req);
+    if (!who) {
+        hf_free(job);
+        return;
+    }
+    bool allowed = hf_auth_may_subscribe(who, job->channel);
+    hf_auth_identity_free(who);
+    if (!allowed) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "token may not read channel '%s'", job->channel);
+        hf_free(job);
+        hf_counter_inc(ing->m.auth_forbidden);
+        hf_http_respond_error(req, 403, "forbidden", msg, 0);
+        return;
+    }
     if (!history_query_int(req, "since", -1, -1, INT64_MAX - 1, &job->since) ||
         !history_query_int(req, "limit", HISTORY_LIMIT_DEFAULT, 1, HISTORY_LIMIT_MAX,
                            &job->limit) ||

@@ -17,10 +17,12 @@
 
 #include <libwebsockets.h>
 
+#include "holdfast/auth.h"
 #include "holdfast/buf.h"
 #include "holdfast/err.h"
 #include "holdfast/http.h"
 #include "holdfast/metrics.h"
+#include "holdfast/ratelimit.h"
 
 #define INGEST_MAX_WRITERS 64
 
@@ -43,6 +45,9 @@ typedef struct ingest_config {
     char *kafka_brokers;            /* history reads Kafka here; empty: PostgreSQL only */
     char *topic;                    /* the event topic */
     long long history_queue_max;    /* history requests waiting before 503 */
+    hf_auth_config_t auth;          /* who may publish and read history */
+    long long publish_rate;         /* events/s per subject; 0: unlimited */
+    long long publish_burst;        /* events a subject may send at once */
 } ingest_config_t;
 
 /* One accepted HTTP request on its way to PostgreSQL. Owned by the queue,
@@ -74,6 +79,9 @@ typedef struct ingest_metrics {
     hf_metric_t *commit_seconds;       /* one group transaction, BEGIN to COMMIT */
     hf_metric_t *group_size;           /* requests per transaction */
     hf_metric_t *request_seconds;      /* enqueue to answer */
+    hf_metric_t *auth_failed;          /* 401: no, bad or expired credentials */
+    hf_metric_t *auth_forbidden;       /* 403: a channel the credentials do not cover */
+    hf_metric_t *rate_limited;         /* 429: a subject over its publish rate */
 } ingest_metrics_t;
 
 typedef struct ingest {
@@ -99,6 +107,8 @@ typedef struct ingest {
     lws_sorted_usec_list_t cron; /* periodic duties on the lws thread */
     int bound_port;
     ingest_history_t *history; /* GET /v1/channels/{channel}/events */
+    hf_auth_t *auth;
+    hf_ratelimit_t *publish_limit; /* per subject; used on the lws thread only */
 } ingest_t;
 
 /* parse.c: turns a request body into a job. On error returns
@@ -115,6 +125,9 @@ size_t ingest_writers_queue_len(ingest_t *ing);
 void ingest_writers_stop(ingest_t *ing);
 
 /* routes.c */
+/* Verifies the request's bearer credentials; on failure answers 401 and
+ * returns NULL. The caller frees the identity. */
+hf_auth_identity_t *ingest_authenticate(ingest_t *ing, hf_http_req_t *req);
 extern const hf_http_route_t ingest_routes[];
 extern const size_t ingest_nroutes;
 

@@ -48,6 +48,11 @@ static const hf_conf_spec_t ingest_settings[] = {
      "the event topic"},
     {"history-queue-max", HF_CONF_INT, offsetof(ingest_config_t, history_queue_max), "64", 1,
      100000, "history requests waiting for the history worker before 503"},
+    HF_AUTH_SETTINGS(ingest_config_t, auth),
+    {"publish-rate", HF_CONF_INT, offsetof(ingest_config_t, publish_rate), "10000", 0, 100000000,
+     "events per second one subject may publish (token bucket; 0: unlimited)"},
+    {"publish-burst", HF_CONF_INT, offsetof(ingest_config_t, publish_burst), "20000", 1, 100000000,
+     "events one subject may publish at once above its rate"},
     {"log-level", HF_CONF_STRING, offsetof(ingest_config_t, log_level), "info", 0, 0,
      "debug, info, warn or error"},
 };
@@ -106,6 +111,15 @@ static void ingest_metrics_register(ingest_t *ing)
     ing->m.group_size =
         hf_metrics_histogram(r, "holdfast_ingest_group_requests", NULL,
                              "Requests committed per transaction.", group_buckets, 10);
+    ing->m.auth_failed =
+        hf_metrics_counter(r, "holdfast_ingest_auth_failed_total", NULL,
+                           "Requests refused 401: missing, bad or expired credentials.");
+    ing->m.auth_forbidden =
+        hf_metrics_counter(r, "holdfast_ingest_auth_forbidden_total", NULL,
+                           "Requests refused 403: a channel the credentials do not cover.");
+    ing->m.rate_limited =
+        hf_metrics_counter(r, "holdfast_ingest_rate_limited_total", NULL,
+                           "Requests refused 429: a subject over its publish rate.");
     ing->m.request_seconds = hf_metrics_histogram(
         r, "holdfast_ingest_request_seconds", NULL,
         "Time from a request's arrival at the writers to its answer.", NULL, 0);
@@ -186,6 +200,16 @@ int main(int argc, char **argv)
         hf_free(ing);
         return rc;
     }
+    char err[512];
+    ing->auth = hf_auth_new(&ing->cfg.auth, err, sizeof err);
+    if (!ing->auth) {
+        fprintf(stderr, "holdfast-ingest: %s\n", err);
+        hf_config_free(ingest_settings, INGEST_NSETTINGS, &ing->cfg);
+        hf_free(ing);
+        return 2;
+    }
+    ing->publish_limit =
+        hf_ratelimit_new((double)ing->cfg.publish_rate, (double)ing->cfg.publish_burst);
     pthread_mutex_init(&ing->lock, NULL);
     pthread_cond_init(&ing->wake, NULL);
     ing->metrics = hf_metrics_new();
@@ -228,6 +252,8 @@ int main(int argc, char **argv)
         lws_context_destroy(ing->lws);
     hf_http_server_free(ing->http);
     hf_metrics_free(ing->metrics);
+    hf_ratelimit_free(ing->publish_limit);
+    hf_auth_free(ing->auth);
     hf_info("stopped");
     hf_config_free(ingest_settings, INGEST_NSETTINGS, &ing->cfg);
     pthread_cond_destroy(&ing->wake);

@@ -2,7 +2,12 @@
 #include <string.h>
 #include <strings.h>
 
+#include <stdio.h>
+#include <time.h>
+
 #include "holdfast/alloc.h"
+#include "holdfast/channel.h"
+#include "holdfast/http_parse.h"
 #include "history.h"
 #include "ingest.h"
 
@@ -37,9 +42,58 @@ static void routes__reject(ingest_t *ing, hf_http_req_t *req, int status, const 
     hf_http_respond_error(req, status, code, message, 0);
 }
 
+static void routes__publish(ingest_t *ing, hf_http_req_t *req, const hf_auth_identity_t *who);
+
+hf_auth_identity_t *ingest_authenticate(ingest_t *ing, hf_http_req_t *req)
+{
+    hf_auth_identity_t *who = NULL;
+    char why[200];
+    const char *token = hf_auth_bearer(hf_http_req_header(req, "authorization"));
+    if (hf_auth_verify(ing->auth, token, (int64_t)time(NULL), &who, why, sizeof why) == HF_OK)
+        return who;
+    hf_counter_inc(ing->m.auth_failed);
+    hf_buf_t body = HF_BUF_INIT;
+    hf_http_error_body(&body, "unauthorized", why);
+    static const char *const challenge[] = {"WWW-Authenticate", "Bearer", NULL};
+    size_t len;
+    char *data = hf_buf_release(&body, &len);
+    hf_http_respond(req, 401, "application/json", data, len, challenge);
+    return NULL;
+}
+
+/* Names each channel of the job's text[] literal {"a","b"} (validated
+ * names hold no quote or backslash) the identity may not publish to. */
+static bool routes__may_publish_all(const hf_auth_identity_t *who, const ingest_job_t *job,
+                                    char *denied, size_t denied_size)
+{
+    const char *p = job->channels.data;
+    char name[HF_CHANNEL_MAX + 1];
+    while ((p = strchr(p, '"')) != NULL) {
+        const char *end = strchr(p + 1, '"');
+        snprintf(name, sizeof name, "%.*s", (int)(end - p - 1), p + 1);
+        if (!hf_auth_may_publish(who, name)) {
+            snprintf(denied, denied_size, "token of '%s' may not publish to channel '%s'",
+                     who->subject, name);
+            return false;
+        }
+        p = end + 1;
+    }
+    return true;
+}
+
 static void routes__post_events(hf_http_req_t *req, void *ctx)
 {
     ingest_t *ing = ctx;
+    hf_auth_identity_t *who = ingest_authenticate(ing, req);
+    if (!who)
+        return;
+    routes__publish(ing, req, who);
+    hf_auth_identity_free(who);
+}
+
+/* Everything after authentication; the route frees who. */
+static void routes__publish(ingest_t *ing, hf_http_req_t *req, const hf_auth_identity_t *who)
+{
     if (!routes__is_json(hf_http_req_header(req, "content-type"))) {
         routes__reject(ing, req, 415, "unsupported_media_type",
                        "Content-Type must be application/json");
@@ -60,6 +114,23 @@ static void routes__post_events(hf_http_req_t *req, void *ctx)
         ingest_job_free(job);
         routes__reject(ing, req, rc == HF_ERR_TOO_LARGE ? 413 : 400,
                        rc == HF_ERR_TOO_LARGE ? "batch_too_large" : "invalid_request", err);
+        return;
+    }
+    char denied[512];
+    int retry_after_s = 1;
+    if (!routes__may_publish_all(who, job, denied, sizeof denied)) {
+        ingest_job_free(job);
+        hf_counter_inc(ing->m.auth_forbidden);
+        hf_http_respond_error(req, 403, "forbidden", denied, 0);
+        return;
+    }
+    if (!hf_ratelimit_take(ing->publish_limit, who->subject, job->nevents, ingest_now_us(),
+                           &retry_after_s)) {
+        ingest_job_free(job);
+        hf_counter_inc(ing->m.rate_limited);
+        snprintf(denied, sizeof denied, "'%s' is over %lld events/s; retry after %d s",
+                 who->subject, ing->cfg.publish_rate, retry_after_s);
+        hf_http_respond_error(req, 429, "rate_limited", denied, retry_after_s);
         return;
     }
     job->req = req;

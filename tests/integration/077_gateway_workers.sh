@@ -18,7 +18,7 @@ hf_relay_start ra
 port=$(hf_free_port)
 hf_spawn ga prlimit --nofile=160:160 "$HF_BIN/holdfast-gateway" --port "$port" \
     --redis-url "$HF_REDIS_URL" --kafka-brokers "$HF_KAFKA_BROKERS" --workers 3 \
-    --redis-ping-interval 200ms --redis-ping-timeout 1s
+    --redis-ping-interval 200ms --redis-ping-timeout 1s "$(hf_auth_flag)"
 PORT_ga=$port
 hf_wait_until 30 "ga /readyz" hf_http_ok "http://127.0.0.1:$port/readyz" || hf_die "ga did not start"
 hf_check_eq "ga runs three workers" 3 "$(hf_metric "$PORT_ga" holdfast_gateway_workers)"

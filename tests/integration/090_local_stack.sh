@@ -25,7 +25,7 @@ hf_check "stack.env written" test -s "$HOLDFAST_RUN_DIR/stack.env"
 set -a
 source "$HOLDFAST_RUN_DIR/stack.env"
 set +a
-for var in HOLDFAST_INGEST_URL HOLDFAST_RELAY_URL HOLDFAST_GATEWAY_URLS HOLDFAST_PG_URL HOLDFAST_REDIS_URL HOLDFAST_KAFKA_BROKERS HOLDFAST_TOPIC; do
+for var in HOLDFAST_INGEST_URL HOLDFAST_RELAY_URL HOLDFAST_GATEWAY_URLS HOLDFAST_PG_URL HOLDFAST_REDIS_URL HOLDFAST_KAFKA_BROKERS HOLDFAST_TOPIC HOLDFAST_PUBLISH_TOKEN HOLDFAST_SUBSCRIBE_TOKEN HOLDFAST_AUTH_KEY_FILE; do
     hf_check "stack.env sets $var" test -n "${!var}"
 done
 for part in postgres redis kafka ingest relay gateway-1 gateway-2; do
@@ -34,7 +34,13 @@ done
 hf_check "ingest ready" hf_http_ok "$HOLDFAST_INGEST_URL/readyz"
 hf_check "redis answers" bash -c "redis-cli -u $HOLDFAST_REDIS_URL ping | grep -q PONG"
 hf_check "kafka answers kcat" bash -c "timeout 10 kcat -b $HOLDFAST_KAFKA_BROKERS -L -t $HOLDFAST_TOPIC >/dev/null"
+# Auth is on by default (invariant 10): no token, no publish.
+hf_check_eq "a publish without a token is refused 401" 401 "$(curl -sS -o /dev/null -w '%{http_code}' \
+    -X POST "$HOLDFAST_INGEST_URL/v1/events" -H 'Content-Type: application/json' \
+    -d '{"channel":"stack","data":{"n":0}}')"
+hf_check "the secret file is private (mode 600)" test "$(stat -c %a "$HOLDFAST_AUTH_KEY_FILE")" = 600
 id=$(curl -fsS -X POST "$HOLDFAST_INGEST_URL/v1/events" -H 'Content-Type: application/json' \
+    -H "Authorization: Bearer $HOLDFAST_PUBLISH_TOKEN" \
     -d '{"channel":"stack","data":{"n":1}}' | sed -n 's/.*"id":"\([^"]*\)".*/\1/p')
 hf_check_eq "event visible with psql" 1 \
     "$(psql "$HOLDFAST_PG_URL" -XqtAc "SELECT count(*) FROM holdfast.events WHERE id = '$id'")"

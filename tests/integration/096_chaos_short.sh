@@ -27,6 +27,8 @@ HOLDFAST_RUN_DIR=$STACK_DIR bash "$HF_ROOT/tools/stack.sh" up >"$HF_RUN/stack-up
     hf_die "the stack did not start (see $HF_RUN/stack-up.log)"
 source "$STACK_DIR/stack.env"
 HF_PG_URL=$HOLDFAST_PG_URL
+# the mutants' driver runs here, not through a scenario: it needs the tokens
+export HOLDFAST_PUBLISH_TOKEN HOLDFAST_SUBSCRIBE_TOKEN
 
 SUBSET=0
 grep -q '^HOLDFAST_SANITIZE:BOOL=ON' "$1/CMakeCache.txt" 2>/dev/null && SUBSET=1

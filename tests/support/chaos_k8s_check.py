@@ -9,7 +9,7 @@ Resources the operators create are derived from their custom resources:
 CloudNativePG Cluster X gives Service X-rw, Secret X-app and pods labelled
 cnpg.io/cluster=X; Strimzi Kafka X with KafkaNodePool P gives pods labelled
 strimzi.io/cluster=X, strimzi.io/pool-name=P. Exit 1 listing every problem."""
-import shlex, sys
+import os, shlex, sys
 
 import yaml
 
@@ -18,6 +18,10 @@ commands = [l.strip() for l in open(sys.argv[2]) if l.startswith("kubectl ")]
 problems = []
 objs = {(d["kind"], d["metadata"]["name"]): d for d in docs}
 namespaces = {d["metadata"].get("namespace") for d in docs} - {None}
+# Secrets the operator creates (deploy/k8s/base/secret.template.yaml).
+OPERATOR_SECRETS = {d["metadata"]["name"] for d in yaml.safe_load_all(open(os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "../../deploy/k8s/base/secret.template.yaml")))
+    if d and d.get("kind") == "Secret"}
 
 
 def have(kind, name):
@@ -112,7 +116,8 @@ for line in commands:
         bad = resource_ok(rest[0], int(rest[1].split(":")[1]))
     elif verb == "get" and rest[0] == "secret":
         name = rest[1]
-        if not (have("Secret", name) or (name.endswith("-app") and have("Cluster", name[:-4]))):
+        if not (have("Secret", name) or name in OPERATOR_SECRETS
+                or (name.endswith("-app") and have("Cluster", name[:-4]))):
             bad = f"no Secret {name}"
     elif verb in ("delete", "wait", "exec"):
         bad = resource_ok(rest[0])

@@ -16,6 +16,7 @@ image, tagged, never latest; the shared settings name the example stores'
 real services and topic; the migration's partition count equals the
 KafkaTopic's; grace periods cover preStop plus drain.
 Prints one line per problem and exits 1 if there is any."""
+import os
 import re
 import shlex
 import subprocess
@@ -115,6 +116,11 @@ def check_container(obj, c, paths, needs_probes):
             problem(obj, f"{c['name']}: {kind} port {get['port']} ({p}) but {binary} listens on {port}")
 
 
+# Secrets the operator creates (deploy/k8s/base/secret.template.yaml).
+OPERATOR_SECRETS = {d["metadata"]["name"]: d for d in yaml.safe_load_all(open(os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "../../deploy/k8s/base/secret.template.yaml")))
+    if d and d.get("kind") == "Secret"}
+
 CNPG_APP_KEYS = {"uri", "username", "password", "host", "port", "dbname", "jdbc-uri", "pgpass"}
 
 
@@ -130,7 +136,7 @@ def check_refs(obj, c):
                 problem(obj, f"{c['name']}: {e['name']} reads ConfigMap {ref['name']} key {ref['key']}, which does not exist")
         if "secretKeyRef" in src:
             ref = src["secretKeyRef"]
-            secret = by_kind.get("Secret", {}).get(ref["name"])
+            secret = by_kind.get("Secret", {}).get(ref["name"]) or OPERATOR_SECRETS.get(ref["name"])
             made_by_cnpg = any(f"{n}-app" == ref["name"] for n in by_kind.get("Cluster", {}))
             if secret and ref["key"] not in {**secret.get("data", {}), **secret.get("stringData", {})}:
                 problem(obj, f"{c['name']}: Secret {ref['name']} has no key {ref['key']}")

@@ -236,11 +236,17 @@ hf_kafka_control() {
 
 hf_http_ok() { curl -fsS -o /dev/null --max-time 2 "$1"; }
 
+# Services start with auth off (each says so in a warning) unless HF_AUTH
+# is true: the tests of auth (035) and the local stack turn it on, with
+# HOLDFAST_AUTH_KEY_FILE in the environment.
+hf_auth_flag() { echo "--auth=${HF_AUTH:-false}"; }
+
 # hf_ingest_start [PORT] [EXTRA FLAGS...]: sets HF_INGEST_URL.
 hf_ingest_start() {
     local port=${1:-$(hf_free_port)}
     shift || true
-    hf_spawn ingest "$HF_BIN/holdfast-ingest" --port "$port" --pg-url "$HF_PG_URL" "$@"
+    hf_spawn ingest "$HF_BIN/holdfast-ingest" --port "$port" --pg-url "$HF_PG_URL" \
+        "$(hf_auth_flag)" "$@"
     HF_INGEST_PORT=$port
     HF_INGEST_URL="http://127.0.0.1:$port"
     hf_wait_until 30 "ingest /livez" hf_http_ok "$HF_INGEST_URL/livez" ||
@@ -392,7 +398,7 @@ hf_gateway_start() {
     hf_spawn "$name" "$HF_BIN/holdfast-gateway" --port "$port" --redis-url "$HF_REDIS_URL" \
         --kafka-brokers "$HF_KAFKA_BROKERS" --topic "${HF_TOPIC:-holdfast.events}" \
         --redis-ping-interval 200ms --redis-ping-timeout 1s --redis-retry 200ms \
-        --workers "${HF_GATEWAY_WORKERS:-1}" "$@"
+        --workers "${HF_GATEWAY_WORKERS:-1}" "$(hf_auth_flag)" "$@"
     printf -v "PORT_$name" '%s' "$port"
     printf -v "WS_$name" '%s' "ws://127.0.0.1:$port/v1/ws"
     hf_wait_until 30 "$name /readyz" hf_http_ok "http://127.0.0.1:$port/readyz" ||

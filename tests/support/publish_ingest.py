@@ -6,7 +6,7 @@ Idempotency-Key and retried with it on a 503 or a broken connection, so
 every event is committed once, in its channel's publish order. Sleeps
 PAUSE seconds every PAUSE_EVERY events so a run can span a fault.
 Bounded: gives up (exit 1) after DEADLINE seconds."""
-import argparse, http.client, json, sys, time, urllib.parse
+import argparse, http.client, json, os, sys, time, urllib.parse
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--url", required=True)
@@ -28,14 +28,18 @@ u = urllib.parse.urlparse(args.url)
 conn = None
 deadline = time.monotonic() + args.deadline
 
+HEADERS = {"Content-Type": "application/json"}
+if os.environ.get("HOLDFAST_PUBLISH_TOKEN"):
+    HEADERS["Authorization"] = "Bearer " + os.environ["HOLDFAST_PUBLISH_TOKEN"]
+
+
 def post(body, key):
     global conn
     while time.monotonic() < deadline:
         try:
             if conn is None:
                 conn = http.client.HTTPConnection(u.hostname, u.port, timeout=20)
-            conn.request("POST", "/v1/events", body=body,
-                         headers={"Content-Type": "application/json", "Idempotency-Key": key})
+            conn.request("POST", "/v1/events", body=body, headers=HEADERS | {"Idempotency-Key": key})
             r = conn.getresponse()
             data = r.read()
             if r.status in (200, 201, 202):

@@ -110,6 +110,9 @@ class Client:
             sock.connect((u.hostname, u.port))
             kw = {"sock": sock, "max_queue": 1, "read_limit": 4096}
         proto = ["holdfast.v1.msgpack" if self.msgpack else "holdfast.v1.json"]
+        if os.environ.get("HOLDFAST_SUBSCRIBE_TOKEN"):
+            kw["extra_headers"] = {
+                "Authorization": "Bearer " + os.environ["HOLDFAST_SUBSCRIBE_TOKEN"]}
         async with websockets.connect(url, subprotocols=proto, ping_interval=None,
                                       max_size=2**24, open_timeout=5, **kw) as ws:
             for ch in self.channels:

@@ -19,6 +19,7 @@ typedef enum hf_err {
     HF_ERR_IO = -7,          /* a system call failed */
     HF_ERR_INTERNAL = -8,    /* a bug or an unexpected state */
     HF_ERR_SHUTDOWN = -9,    /* the process is stopping */
+    HF_ERR_AUTH = -10,       /* credentials missing, malformed, forged or expired */
 } hf_err_t;
 
 /* Static, never NULL. */

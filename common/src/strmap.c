@@ -1,5 +1,5 @@
 /* strmap.c - string-keyed hash map; see strmap.h. */
-#include "strmap.h"
+#include "holdfast/strmap.h"
 
 #include <string.h>
 
@@ -12,21 +12,21 @@ typedef struct strmap_entry {
     struct strmap_entry *next;
 } strmap_entry_t;
 
-struct gw_strmap {
+struct hf_strmap {
     strmap_entry_t **buckets;
     size_t nbuckets; /* a power of two */
     size_t len;
 };
 
-gw_strmap_t *gw_strmap_new(void)
+hf_strmap_t *hf_strmap_new(void)
 {
-    gw_strmap_t *map = hf_calloc(1, sizeof *map);
+    hf_strmap_t *map = hf_calloc(1, sizeof *map);
     map->nbuckets = 64;
     map->buckets = hf_calloc(map->nbuckets, sizeof *map->buckets);
     return map;
 }
 
-void gw_strmap_free(gw_strmap_t *map)
+void hf_strmap_free(hf_strmap_t *map)
 {
     if (!map)
         return;
@@ -48,7 +48,7 @@ static size_t strmap_slot(size_t nbuckets, const char *key)
     return hf_fnv1a32(key, strlen(key)) & (nbuckets - 1);
 }
 
-static strmap_entry_t **strmap_find(const gw_strmap_t *map, const char *key)
+static strmap_entry_t **strmap_find(const hf_strmap_t *map, const char *key)
 {
     strmap_entry_t **at = &map->buckets[strmap_slot(map->nbuckets, key)];
     while (*at && strcmp((*at)->key, key) != 0)
@@ -56,13 +56,13 @@ static strmap_entry_t **strmap_find(const gw_strmap_t *map, const char *key)
     return at;
 }
 
-void *gw_strmap_get(const gw_strmap_t *map, const char *key)
+void *hf_strmap_get(const hf_strmap_t *map, const char *key)
 {
     strmap_entry_t *e = *strmap_find(map, key);
     return e ? e->value : NULL;
 }
 
-static void strmap_grow(gw_strmap_t *map)
+static void strmap_grow(hf_strmap_t *map)
 {
     size_t n = map->nbuckets * 2;
     strmap_entry_t **b = hf_calloc(n, sizeof *b);
@@ -81,7 +81,7 @@ static void strmap_grow(gw_strmap_t *map)
     map->nbuckets = n;
 }
 
-void gw_strmap_put(gw_strmap_t *map, const char *key, void *value)
+void hf_strmap_put(hf_strmap_t *map, const char *key, void *value)
 {
     strmap_entry_t **at = strmap_find(map, key);
     if (*at) {
@@ -96,7 +96,7 @@ void gw_strmap_put(gw_strmap_t *map, const char *key, void *value)
         strmap_grow(map);
 }
 
-void *gw_strmap_remove(gw_strmap_t *map, const char *key)
+void *hf_strmap_remove(hf_strmap_t *map, const char *key)
 {
     strmap_entry_t **at = strmap_find(map, key);
     strmap_entry_t *e = *at;
@@ -110,12 +110,12 @@ void *gw_strmap_remove(gw_strmap_t *map, const char *key)
     return value;
 }
 
-size_t gw_strmap_len(const gw_strmap_t *map)
+size_t hf_strmap_len(const hf_strmap_t *map)
 {
     return map->len;
 }
 
-void gw_strmap_each(const gw_strmap_t *map, void (*fn)(const char *key, void *value, void *arg),
+void hf_strmap_each(const hf_strmap_t *map, void (*fn)(const char *key, void *value, void *arg),
                     void *arg)
 {
     for (size_t i = 0; i < map->nbuckets; i++)

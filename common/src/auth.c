@@ -1,0 +1,481 @@
+/* auth.c - JWT and API-key verification; see auth.h for the rules. */
+#include "holdfast/auth.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include <jansson.h>
+#include <jwt.h>
+#include <openssl/crypto.h>
+
+#include "holdfast/alloc.h"
+#include "holdfast/log.h"
+
+#define AUTH_KEY_MAX     (64 * 1024)
+#define AUTH_SECRET_MIN  32
+#define AUTH_API_KEY_MIN 16
+#define AUTH_PATTERN_MAX 256
+
+typedef struct auth_api_key {
+    char *key;
+    hf_auth_identity_t id; /* template copied into each verified identity */
+} auth_api_key_t;
+
+struct hf_auth {
+    bool enabled;
+    jwt_alg_t alg;
+    unsigned char *key; /* the secret or the PEM public key */
+    size_t key_len;
+    long long leeway_s;
+    auth_api_key_t *api_keys;
+    size_t napi_keys;
+};
+
+static void auth__patterns_free(char **patterns, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        hf_free(patterns[i]);
+    hf_free(patterns);
+}
+
+void hf_auth_identity_free(hf_auth_identity_t *id)
+{
+    if (!id)
+        return;
+    auth__patterns_free(id->publish, id->npublish);
+    auth__patterns_free(id->subscribe, id->nsubscribe);
+    hf_free(id);
+}
+
+/* A pattern is what a channel name may hold, plus '*'. */
+static bool auth__pattern_is_valid(const char *p)
+{
+    size_t len = strlen(p);
+    if (len == 0 || len > AUTH_PATTERN_MAX)
+        return false;
+    for (const char *c = p; *c; c++)
+        if (!isalnum((unsigned char)*c) && !strchr("_.:@=-*", *c))
+            return false;
+    return true;
+}
+
+static char **auth__patterns_copy(char *const *src, size_t n)
+{
+    char **out = hf_calloc(n ? n : 1, sizeof(*out));
+    for (size_t i = 0; i < n; i++)
+        out[i] = hf_strdup(src[i]);
+    return out;
+}
+
+static hf_auth_identity_t *auth__identity_copy(const hf_auth_identity_t *src)
+{
+    hf_auth_identity_t *id = hf_calloc(1, sizeof(*id));
+    memcpy(id->subject, src->subject, sizeof(id->subject));
+    id->expires_s = src->expires_s;
+    id->publish = auth__patterns_copy(src->publish, src->npublish);
+    id->npublish = src->npublish;
+    id->subscribe = auth__patterns_copy(src->subscribe, src->nsubscribe);
+    id->nsubscribe = src->nsubscribe;
+    return id;
+}
+
+static hf_err_t auth__read_file(const char *path, unsigned char **out, size_t *out_len,
+                                char *errbuf, size_t errbuf_size)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(errbuf, errbuf_size, "cannot open %s: %s", path, strerror(errno));
+        return HF_ERR_IO;
+    }
+    unsigned char *buf = hf_malloc(AUTH_KEY_MAX + 1);
+    size_t n = fread(buf, 1, AUTH_KEY_MAX + 1, f);
+    bool failed = ferror(f);
+    fclose(f);
+    if (failed || n > AUTH_KEY_MAX) {
+        snprintf(errbuf, errbuf_size, "%s: %s", path, failed ? "read error" : "larger than 64 KiB");
+        hf_free(buf);
+        return HF_ERR_INVALID;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *out_len = n;
+    return HF_OK;
+}
+
+static void auth__api_keys_free(hf_auth_t *auth)
+{
+    for (size_t i = 0; i < auth->napi_keys; i++) {
+        hf_free(auth->api_keys[i].key);
+        auth__patterns_free(auth->api_keys[i].id.publish, auth->api_keys[i].id.npublish);
+        auth__patterns_free(auth->api_keys[i].id.subscribe, auth->api_keys[i].id.nsubscribe);
+    }
+    hf_free(auth->api_keys);
+}
+
+static bool auth__api_key_is_valid(const char *key)
+{
+    if (strlen(key) < AUTH_API_KEY_MIN || strlen(key) > 256)
+        return false;
+    for (const char *c = key; *c; c++)
+        if (!isalnum((unsigned char)*c) && *c != '_' && *c != '-')
+            return false;
+    return true;
+}
+
+/* One line "SUBJECT KEY PATTERN..." (already split into words). */
+static hf_err_t auth__api_key_add(hf_auth_t *auth, char **words, size_t nwords, const char *where,
+                                  char *errbuf, size_t errbuf_size)
+{
+    if (nwords < 3) {
+        snprintf(errbuf, errbuf_size, "%s: expected SUBJECT KEY PATTERN...", where);
+        return HF_ERR_INVALID;
+    }
+    if (strlen(words[0]) > HF_AUTH_SUBJECT_MAX || !auth__api_key_is_valid(words[1])) {
+        snprintf(errbuf, errbuf_size,
+                 "%s: subject longer than %d bytes, or key not 16..256 of [A-Za-z0-9_-]", where,
+                 HF_AUTH_SUBJECT_MAX);
+        return HF_ERR_INVALID;
+    }
+    for (size_t i = 2; i < nwords; i++)
+        if (!auth__pattern_is_valid(words[i])) {
+            snprintf(errbuf, errbuf_size, "%s: bad channel pattern '%s'", where, words[i]);
+            return HF_ERR_INVALID;
+        }
+    auth->api_keys = hf_realloc(auth->api_keys, (auth->napi_keys + 1) * sizeof(*auth->api_keys));
+    auth_api_key_t *k = &auth->api_keys[auth->napi_keys++];
+    memset(k, 0, sizeof(*k));
+    k->key = hf_strdup(words[1]);
+    snprintf(k->id.subject, sizeof(k->id.subject), "%s", words[0]);
+    k->id.publish = auth__patterns_copy(words + 2, nwords - 2);
+    k->id.npublish = nwords - 2;
+    k->id.subscribe = auth__patterns_copy(NULL, 0);
+    return HF_OK;
+}
+
+static hf_err_t auth__api_keys_load(hf_auth_t *auth, const char *path, char *errbuf,
+                                    size_t errbuf_size)
+{
+    unsigned char *text;
+    size_t len;
+    hf_err_t err = auth__read_file(path, &text, &len, errbuf, errbuf_size);
+    if (err != HF_OK)
+        return err;
+    char *save_line = NULL;
+    int lineno = 0;
+    for (char *line = strtok_r((char *)text, "\n", &save_line); line && err == HF_OK;
+         line = strtok_r(NULL, "\n", &save_line)) {
+        lineno++;
+        char *words[2 + HF_AUTH_PATTERNS_MAX + 1], *save_word = NULL;
+        size_t nwords = 0;
+        for (char *w = strtok_r(line, " \t\r", &save_word);
+             w && nwords < sizeof(words) / sizeof(*words); w = strtok_r(NULL, " \t\r", &save_word))
+            words[nwords++] = w;
+        if (nwords == 0 || words[0][0] == '#')
+            continue;
+        char where[300];
+        snprintf(where, sizeof(where), "%s line %d", path, lineno);
+        if (nwords > 2 + HF_AUTH_PATTERNS_MAX) {
+            snprintf(errbuf, errbuf_size, "%s: more than %d patterns", where, HF_AUTH_PATTERNS_MAX);
+            err = HF_ERR_INVALID;
+        } else {
+            err = auth__api_key_add(auth, words, nwords, where, errbuf, errbuf_size);
+        }
+    }
+    hf_free(text);
+    return err;
+}
+
+static hf_err_t auth__key_load(hf_auth_t *auth, const hf_auth_config_t *cfg, char *errbuf,
+                               size_t errbuf_size)
+{
+    if (auth->alg == JWT_ALG_HS256 && cfg->secret && cfg->secret[0]) {
+        auth->key = (unsigned char *)hf_strdup(cfg->secret);
+        auth->key_len = strlen(cfg->secret);
+    } else if (cfg->key_file && cfg->key_file[0]) {
+        hf_err_t err =
+            auth__read_file(cfg->key_file, &auth->key, &auth->key_len, errbuf, errbuf_size);
+        if (err != HF_OK)
+            return err;
+        /* A secret file written by `echo` ends in a newline that is not part of it. */
+        while (auth->alg == JWT_ALG_HS256 && auth->key_len > 0 &&
+               (auth->key[auth->key_len - 1] == '\n' || auth->key[auth->key_len - 1] == '\r'))
+            auth->key[--auth->key_len] = '\0';
+    } else {
+        snprintf(errbuf, errbuf_size, "auth is on and no key is set: give %s",
+                 auth->alg == JWT_ALG_HS256 ? "--auth-secret or --auth-key-file"
+                                            : "--auth-key-file (a PEM public key)");
+        return HF_ERR_INVALID;
+    }
+    if (auth->alg == JWT_ALG_HS256 && auth->key_len < AUTH_SECRET_MIN) {
+        snprintf(errbuf, errbuf_size, "the HS256 secret must be at least %d bytes",
+                 AUTH_SECRET_MIN);
+        return HF_ERR_INVALID;
+    }
+    if (auth->alg != JWT_ALG_HS256 &&
+        !strstr((const char *)auth->key, "-----BEGIN PUBLIC KEY-----")) {
+        snprintf(errbuf, errbuf_size, "%s: not a PEM public key (-----BEGIN PUBLIC KEY-----)",
+                 cfg->key_file);
+        return HF_ERR_INVALID;
+    }
+    return HF_OK;
+}
+
+hf_auth_t *hf_auth_new(const hf_auth_config_t *cfg, char *errbuf, size_t errbuf_size)
+{
+    hf_auth_t *auth = hf_calloc(1, sizeof(*auth));
+    auth->enabled = cfg->enabled;
+    auth->leeway_s = cfg->leeway_s;
+    if (!auth->enabled) {
+        hf_warn(
+            "auth is off: anyone who reaches this port may publish and subscribe to any channel");
+        return auth;
+    }
+    const char *alg = cfg->alg ? cfg->alg : "HS256";
+    if (strcmp(alg, "HS256") == 0)
+        auth->alg = JWT_ALG_HS256;
+    else if (strcmp(alg, "RS256") == 0)
+        auth->alg = JWT_ALG_RS256;
+    else if (strcmp(alg, "ES256") == 0)
+        auth->alg = JWT_ALG_ES256;
+    else {
+        snprintf(errbuf, errbuf_size, "unknown auth algorithm '%s' (HS256, RS256, ES256)", alg);
+        hf_auth_free(auth);
+        return NULL;
+    }
+    if (auth__key_load(auth, cfg, errbuf, errbuf_size) != HF_OK ||
+        (cfg->api_keys_file && cfg->api_keys_file[0] &&
+         auth__api_keys_load(auth, cfg->api_keys_file, errbuf, errbuf_size) != HF_OK)) {
+        hf_auth_free(auth);
+        return NULL;
+    }
+    return auth;
+}
+
+void hf_auth_free(hf_auth_t *auth)
+{
+    if (!auth)
+        return;
+    if (auth->key) {
+        OPENSSL_cleanse(auth->key, auth->key_len);
+        hf_free(auth->key);
+    }
+    auth__api_keys_free(auth);
+    hf_free(auth);
+}
+
+bool hf_auth_enabled(const hf_auth_t *auth)
+{
+    return auth->enabled;
+}
+
+static hf_err_t auth__deny(char *why, size_t why_size, const char *reason)
+{
+    snprintf(why, why_size, "%s", reason);
+    return HF_ERR_AUTH;
+}
+
+/* A constant-time comparison against every key, so the time taken does
+ * not tell which prefix of which key matched. */
+static const auth_api_key_t *auth__api_key_find(const hf_auth_t *auth, const char *token)
+{
+    const auth_api_key_t *found = NULL;
+    size_t len = strlen(token);
+    for (size_t i = 0; i < auth->napi_keys; i++) {
+        const auth_api_key_t *k = &auth->api_keys[i];
+        if (strlen(k->key) == len && CRYPTO_memcmp(k->key, token, len) == 0)
+            found = k;
+    }
+    return found;
+}
+
+static hf_err_t auth__claim_patterns(json_t *claims, const char *name, char ***out, size_t *nout,
+                                     char *why, size_t why_size)
+{
+    json_t *arr = json_object_get(claims, name);
+    *out = NULL;
+    *nout = 0;
+    if (!arr)
+        return HF_OK;
+    if (!json_is_array(arr) || json_array_size(arr) > HF_AUTH_PATTERNS_MAX) {
+        snprintf(why, why_size, "claim '%s' must be an array of at most %d patterns", name,
+                 HF_AUTH_PATTERNS_MAX);
+        return HF_ERR_AUTH;
+    }
+    size_t i;
+    json_t *v;
+    json_array_foreach(arr, i, v)
+    {
+        if (!json_is_string(v) || !auth__pattern_is_valid(json_string_value(v))) {
+            snprintf(why, why_size, "claim '%s' holds an invalid channel pattern", name);
+            return HF_ERR_AUTH;
+        }
+    }
+    *out = hf_calloc(json_array_size(arr) ? json_array_size(arr) : 1, sizeof(**out));
+    json_array_foreach(arr, i, v)(*out)[i] = hf_strdup(json_string_value(v));
+    *nout = json_array_size(arr);
+    return HF_OK;
+}
+
+/* exp and nbf: integers when present (RFC 7519 NumericDate). */
+static hf_err_t auth__claim_time(json_t *claims, const char *name, int64_t *out)
+{
+    json_t *v = json_object_get(claims, name);
+    *out = 0;
+    if (!v)
+        return HF_OK;
+    if (json_is_integer(v))
+        *out = json_integer_value(v);
+    else if (json_is_real(v) && fabs(json_real_value(v)) < 9e18) /* the cast is defined */
+        *out = (int64_t)json_real_value(v);
+    else
+        return HF_ERR_AUTH;
+    return HF_OK;
+}
+
+static hf_err_t auth__claims_read(const hf_auth_t *auth, json_t *claims, int64_t now_s,
+                                  hf_auth_identity_t *id, char *why, size_t why_size)
+{
+    json_t *sub = json_object_get(claims, "sub");
+    if (!json_is_string(sub) || json_string_length(sub) == 0 ||
+        json_string_length(sub) > HF_AUTH_SUBJECT_MAX)
+        return auth__deny(why, why_size, "token has no 'sub' claim of 1..128 bytes");
+    snprintf(id->subject, sizeof(id->subject), "%s", json_string_value(sub));
+    int64_t exp, nbf;
+    if (auth__claim_time(claims, "exp", &exp) != HF_OK ||
+        auth__claim_time(claims, "nbf", &nbf) != HF_OK)
+        return auth__deny(why, why_size, "claims 'exp' and 'nbf' must be numbers");
+    /* written so that no sum can overflow, whatever exp holds */
+    if (exp && now_s - auth->leeway_s > exp)
+        return auth__deny(why, why_size, "token expired");
+    if (nbf && now_s + auth->leeway_s < nbf)
+        return auth__deny(why, why_size, "token not yet valid");
+    id->expires_s = exp;
+    hf_err_t err =
+        auth__claim_patterns(claims, "publish", &id->publish, &id->npublish, why, why_size);
+    if (err == HF_OK)
+        err = auth__claim_patterns(claims, "subscribe", &id->subscribe, &id->nsubscribe, why,
+                                   why_size);
+    return err;
+}
+
+static hf_err_t auth__jwt_verify(const hf_auth_t *auth, const char *token, int64_t now_s,
+                                 hf_auth_identity_t **out, char *why, size_t why_size)
+{
+    jwt_t *jwt = NULL;
+    if (jwt_decode(&jwt, token, auth->key, (int)auth->key_len) != 0 || !jwt)
+        return auth__deny(why, why_size, "token malformed or its signature does not verify");
+    /* libjwt verifies with whatever algorithm the token names; only the
+     * configured one is trusted (an HS256 token "signed" with our RSA
+     * public key would otherwise pass). */
+    if (jwt_get_alg(jwt) != auth->alg) {
+        jwt_free(jwt);
+        return auth__deny(why, why_size,
+                          "token signed with an algorithm this server does not accept");
+    }
+    char *text = jwt_get_grants_json(jwt, NULL);
+    jwt_free(jwt);
+    json_t *claims = text ? json_loads(text, JSON_REJECT_DUPLICATES, NULL) : NULL;
+    free(text); /* libjwt allocates with malloc */
+    if (!json_is_object(claims)) {
+        json_decref(claims);
+        return auth__deny(why, why_size, "token claims are not a JSON object");
+    }
+    hf_auth_identity_t *id = hf_calloc(1, sizeof(*id));
+    hf_err_t err = auth__claims_read(auth, claims, now_s, id, why, why_size);
+    json_decref(claims);
+    if (err != HF_OK) {
+        hf_auth_identity_free(id);
+        return err;
+    }
+    *out = id;
+    return HF_OK;
+}
+
+static hf_auth_identity_t *auth__anonymous(void)
+{
+    static char *const everything[] = {"*"};
+    hf_auth_identity_t tmpl = {.subject = "anonymous",
+                               .publish = (char **)everything,
+                               .npublish = 1,
+                               .subscribe = (char **)everything,
+                               .nsubscribe = 1};
+    return auth__identity_copy(&tmpl);
+}
+
+hf_err_t hf_auth_verify(const hf_auth_t *auth, const char *token, int64_t now_s,
+                        hf_auth_identity_t **out, char *why, size_t why_size)
+{
+    *out = NULL;
+    if (!auth->enabled) {
+        *out = auth__anonymous();
+        return HF_OK;
+    }
+    if (!token || !token[0])
+        return auth__deny(why, why_size, "missing token");
+    if (strlen(token) > HF_AUTH_TOKEN_MAX)
+        return auth__deny(why, why_size, "token longer than 8192 bytes");
+    if (!strchr(token, '.')) {
+        const auth_api_key_t *k = auth__api_key_find(auth, token);
+        if (!k)
+            return auth__deny(why, why_size, "unknown API key");
+        *out = auth__identity_copy(&k->id);
+        return HF_OK;
+    }
+    return auth__jwt_verify(auth, token, now_s, out, why, why_size);
+}
+
+const char *hf_auth_bearer(const char *header)
+{
+    if (!header || strncasecmp(header, "Bearer ", 7) != 0)
+        return NULL;
+    header += 7;
+    while (*header == ' ')
+        header++;
+    return *header ? header : NULL;
+}
+
+bool hf_auth_glob_match(const char *pattern, const char *text)
+{
+    /* Iterative matcher with one backtrack point: linear in practice and
+     * never recursive, whatever the pattern. */
+    const char *star = NULL, *resume = NULL;
+    while (*text) {
+        if (*pattern == '*') {
+            star = pattern++;
+            resume = text;
+        } else if (*pattern == *text) {
+            pattern++;
+            text++;
+        } else if (star) {
+            pattern = star + 1;
+            text = ++resume;
+        } else {
+            return false;
+        }
+    }
+    while (*pattern == '*')
+        pattern++;
+    return *pattern == '\0';
+}
+
+static bool auth__patterns_match(char *const *patterns, size_t n, const char *channel)
+{
+    for (size_t i = 0; i < n; i++)
+        if (hf_auth_glob_match(patterns[i], channel))
+            return true;
+    return false;
+}
+
+bool hf_auth_may_publish(const hf_auth_identity_t *id, const char *channel)
+{
+    return auth__patterns_match(id->publish, id->npublish, channel);
+}
+
+bool hf_auth_may_subscribe(const hf_auth_identity_t *id, const char *channel)
+{
+    return auth__patterns_match(id->subscribe, id->nsubscribe, channel);
+}

@@ -1,0 +1,160 @@
+/* access.c - who may connect and subscribe, and how much they may ask.
+ *
+ * Owns: token verification at the upgrade (Authorization header, or
+ * ?token= for browsers, which cannot set headers on a WebSocket), the
+ * subscribe check against the token's patterns, closing connections whose
+ * token expires, connection counts per client address and per subject
+ * (process-wide, under one lock taken only at connect and close) and each
+ * connection's message-rate bucket. */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "gateway.h"
+#include "holdfast/alloc.h"
+#include "holdfast/log.h"
+
+hf_err_t gw_access_init(gw_process_t *p, char *errbuf, size_t errbuf_size)
+{
+    p->auth = hf_auth_new(&p->cfg.auth, errbuf, errbuf_size);
+    if (!p->auth)
+        return HF_ERR_INVALID;
+    pthread_mutex_init(&p->access_lock, NULL);
+    p->conns_per_ip = hf_strmap_new();
+    p->conns_per_subject = hf_strmap_new();
+    return HF_OK;
+}
+
+void gw_access_free(gw_process_t *p)
+{
+    if (!p->auth)
+        return;
+    hf_auth_free(p->auth);
+    hf_strmap_free(p->conns_per_ip); /* values are counts, not pointers */
+    hf_strmap_free(p->conns_per_subject);
+    pthread_mutex_destroy(&p->access_lock);
+}
+
+/* Counts are stored as the map's pointer values. */
+static bool access_count_take(hf_strmap_t *map, const char *key, long long max)
+{
+    intptr_t n = (intptr_t)hf_strmap_get(map, key);
+    if (max > 0 && n >= max)
+        return false;
+    hf_strmap_put(map, key, (void *)(n + 1));
+    return true;
+}
+
+static void access_count_put(hf_strmap_t *map, const char *key)
+{
+    intptr_t n = (intptr_t)hf_strmap_get(map, key);
+    if (n <= 1)
+        hf_strmap_remove(map, key);
+    else
+        hf_strmap_put(map, key, (void *)(n - 1));
+}
+
+/* The bearer token of the upgrade request, into buf; NULL when none. */
+static const char *access_token(struct lws *wsi, char *buf, size_t size)
+{
+    if (lws_hdr_copy(wsi, buf, (int)size, WSI_TOKEN_HTTP_AUTHORIZATION) > 0)
+        return hf_auth_bearer(buf);
+    const char *arg = lws_get_urlarg_by_name(wsi, "token=", buf, (int)size);
+    return arg && arg[0] ? arg : NULL;
+}
+
+static bool access_limits_take(gateway_t *gw, gw_conn_t *c, char *why, size_t why_size)
+{
+    gw_process_t *p = gw->proc;
+    /* Without auth everyone is "anonymous": a subject limit would be a
+     * limit on all clients together. */
+    long long max_subject = hf_auth_enabled(p->auth) ? gw->cfg.max_conns_per_subject : 0;
+    bool ok = false;
+    pthread_mutex_lock(&p->access_lock);
+    if (!access_count_take(p->conns_per_ip, c->peer, gw->cfg.max_conns_per_ip)) {
+        hf_counter_inc(gw->m.limited_conns_ip);
+        snprintf(why, why_size, "too many connections from %s (limit %lld)", c->peer,
+                 gw->cfg.max_conns_per_ip);
+    } else if (!access_count_take(p->conns_per_subject, c->who->subject, max_subject)) {
+        access_count_put(p->conns_per_ip, c->peer);
+        hf_counter_inc(gw->m.limited_conns_subject);
+        snprintf(why, why_size, "too many connections for this subject (limit %lld)",
+                 gw->cfg.max_conns_per_subject);
+    } else {
+        ok = true;
+    }
+    pthread_mutex_unlock(&p->access_lock);
+    return ok;
+}
+
+bool gw_access_admit(gateway_t *gw, gw_conn_t *c, struct lws *wsi)
+{
+    char buf[HF_AUTH_TOKEN_MAX + 16], why[200];
+    lws_get_peer_simple(wsi, c->peer, sizeof c->peer);
+    const char *token = access_token(wsi, buf, sizeof buf);
+    if (hf_auth_verify(gw->proc->auth, token, (int64_t)time(NULL), &c->who, why, sizeof why) !=
+        HF_OK) {
+        hf_counter_inc(gw->m.auth_failed);
+        char reason[256];
+        snprintf(reason, sizeof reason, "unauthorized: %s", why);
+        gw_conn_close(gw, c, GW_CLOSE_UNAUTHORIZED, reason);
+        return false;
+    }
+    if (!access_limits_take(gw, c, why, sizeof why)) {
+        gw_conn_close(gw, c, GW_CLOSE_POLICY, why);
+        return false;
+    }
+    c->counted = true;
+    return true;
+}
+
+void gw_access_release(gateway_t *gw, gw_conn_t *c)
+{
+    gw_process_t *p = gw->proc;
+    if (c->counted) {
+        pthread_mutex_lock(&p->access_lock);
+        access_count_put(p->conns_per_ip, c->peer);
+        access_count_put(p->conns_per_subject, c->who->subject);
+        pthread_mutex_unlock(&p->access_lock);
+        c->counted = false;
+    }
+    hf_auth_identity_free(c->who);
+    c->who = NULL;
+}
+
+static bool access_expired(const gateway_t *gw, const gw_conn_t *c, int64_t now_s)
+{
+    return c->who && c->who->expires_s && now_s - gw->cfg.auth.leeway_s > c->who->expires_s;
+}
+
+bool gw_access_may_subscribe(gateway_t *gw, gw_conn_t *c, const char *channel)
+{
+    if (access_expired(gw, c, (int64_t)time(NULL))) {
+        gw_conn_close(gw, c, GW_CLOSE_UNAUTHORIZED, "unauthorized: token expired");
+        return false;
+    }
+    if (hf_auth_may_subscribe(c->who, channel))
+        return true;
+    hf_counter_inc(gw->m.auth_forbidden);
+    gw_conn_send_error(gw, c, "forbidden", channel, "the token does not allow this channel");
+    return false;
+}
+
+bool gw_access_message_allowed(gateway_t *gw, gw_conn_t *c)
+{
+    if (hf_bucket_take(&c->msg_bucket, (double)gw->cfg.client_msg_rate,
+                       (double)gw->cfg.client_msg_burst, 1, gw_now_us(), NULL))
+        return true;
+    hf_counter_inc(gw->m.limited_msg_rate);
+    char reason[256];
+    snprintf(reason, sizeof reason, "too many messages (limit %lld/s)", gw->cfg.client_msg_rate);
+    gw_conn_close(gw, c, GW_CLOSE_POLICY, reason);
+    return false;
+}
+
+void gw_access_expire(gateway_t *gw, int64_t now_s)
+{
+    for (gw_conn_t *c = gw->conns; c; c = c->next)
+        if (!c->closing && access_expired(gw, c, now_s))
+            gw_conn_close(gw, c, GW_CLOSE_UNAUTHORIZED, "unauthorized: token expired");
+}
