@@ -2,10 +2,11 @@
 # first installs whatever Debian packages are missing.
 BUILD      ?= build
 BUILD_ASAN ?= build-asan
+BUILD_FUZZ ?= build-fuzz
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST_ARGS ?=
 
-.PHONY: all deps deps-test build build-asan test test-fast bench chaos run up down status format clean
+.PHONY: all deps deps-test build build-asan build-fuzz test test-fast fuzz bench chaos run up down status format clean
 
 all: build
 
@@ -28,15 +29,34 @@ build: deps $(BUILD)/CMakeCache.txt
 build-asan: deps $(BUILD_ASAN)/CMakeCache.txt
 	cmake --build $(BUILD_ASAN) -j $(JOBS)
 
-# Every test, in the release build and again under AddressSanitizer + UBSan.
-test: deps-test build build-asan
+# The libFuzzer targets (fuzz/), built with clang, and only them.
+$(BUILD_FUZZ)/CMakeCache.txt: | deps
+	cmake -S . -B $(BUILD_FUZZ) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DHOLDFAST_FUZZ=ON
+
+build-fuzz: deps $(BUILD_FUZZ)/CMakeCache.txt
+	cmake --build $(BUILD_FUZZ) -j $(JOBS) --target fuzzers
+
+# Every test, in the release build and again under AddressSanitizer + UBSan;
+# then each fuzz target for FUZZ_SHORT_SECONDS over its committed seed corpus.
+FUZZ_SHORT_SECONDS ?= 12
+test: deps-test build build-asan build-fuzz
 	cd $(BUILD) && ctest --output-on-failure $(CTEST_ARGS)
 	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure $(CTEST_ARGS)
+	bash fuzz/run.sh --seconds $(FUZZ_SHORT_SECONDS) $(BUILD_FUZZ)
 
 # The release build only (quicker while developing).
 test-fast: deps-test build
 	cd $(BUILD) && ctest --output-on-failure $(CTEST_ARGS)
+
+# Long fuzzing runs (not part of `make test`): FUZZ_SECONDS per target, one
+# target at a time, the corpus growing in build-fuzz/corpus/TARGET/ and any
+# crash in build-fuzz/crashes/TARGET/. FUZZ_TARGETS picks some (default all).
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS ?=
+fuzz: build-fuzz
+	bash fuzz/run.sh --long --seconds $(FUZZ_SECONDS) $(BUILD_FUZZ) $(FUZZ_TARGETS)
 
 # Benchmarks (not part of `make test`): they print their numbers and the
 # command that reproduces them. BENCH_SECONDS / BENCH_CLIENTS tune the run.
@@ -73,4 +93,4 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)

@@ -1,0 +1,42 @@
+/* fuzz_support.h - what the fuzz targets share: the properties they assert
+ * beyond "no crash, no leak", and the credentials their seeds carry.
+ *
+ * A broken property aborts, which libFuzzer records like any crash (the
+ * input lands in the artifact directory). Header-only: each target is one
+ * .c file. */
+#ifndef HOLDFAST_FUZZ_SUPPORT_H
+#define HOLDFAST_FUZZ_SUPPORT_H
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+/* The HS256 secret and the API key the seed tokens are made with
+ * (fuzz/make_seeds.py holds the same two). */
+#define FUZZ_AUTH_SECRET  "holdfast-fuzz-secret-0123456789abcdef"
+#define FUZZ_AUTH_API_KEY "hfk_fuzz_0123456789abcdef0123456789"
+/* A fixed clock for token checks, so that a run is reproducible. */
+#define FUZZ_AUTH_NOW 1800000000
+
+#define FUZZ_CHECK(cond)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: property broken: %s\n", __FILE__, __LINE__, #cond);            \
+            abort();                                                                               \
+        }                                                                                          \
+    } while (0)
+
+/* Is text[0..len) one JSON value? jansson refuses invalid UTF-8, so this
+ * also proves the text is fit for a JSON answer or a WebSocket text frame. */
+static inline bool fuzz_is_json(const char *text, size_t len)
+{
+    json_t *root = json_loadb(text, len, JSON_DECODE_ANY, NULL);
+    bool ok = root != NULL;
+    json_decref(root);
+    return ok;
+}
+
+#endif
