@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "holdfast/alloc.h"
 #include "holdfast/buf.h"
@@ -26,6 +27,13 @@
 #define HTTP_HEADER_MAX     HF_HTTP_HEADER_MAX
 
 typedef enum { REQ_READING, REQ_HANDLING, REQ_RESPONDED } http_req_state_t;
+
+static int64_t http__mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec;
+}
 
 struct hf_http_req {
     hf_http_server_t *srv;
@@ -44,7 +52,8 @@ struct hf_http_req {
     char *idempotency_key; /* owned, or NULL */
     hf_buf_t body;         /* received body */
     size_t content_length;
-    int status; /* response */
+    int64_t body_deadline_s; /* monotonic: the whole body must be in by then */
+    int status;              /* response */
     char *resp_ctype;
     char *resp_body; /* owned */
     size_t resp_len;
@@ -484,6 +493,7 @@ static int http__on_request(hf_http_server_t *srv, struct lws *wsi, http_pss_t *
     }
     req->close_after = false;
     hf_buf_reserve(&req->body, req->content_length);
+    req->body_deadline_s = http__mono_s() + srv->cfg.body_timeout_s;
     lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, srv->cfg.body_timeout_s);
     return 0;
 }
@@ -498,6 +508,16 @@ static int http__on_body(hf_http_req_t *req, const void *in, size_t len)
         return 0;
     }
     hf_buf_append(&req->body, in, len);
+    /* lws restarts its own timeout (timeout_secs) on every piece of body:
+     * a client dripping a byte at a time would hold the request forever.
+     * The body timeout is a deadline for the whole body. */
+    int64_t left = req->body_deadline_s - http__mono_s();
+    if (left <= 0 && req->body.len < req->content_length) {
+        req->close_after = true;
+        hf_http_respond_error(req, 408, "body_timeout", "the body did not arrive in time", 0);
+        return 0;
+    }
+    lws_set_timeout(req->wsi, PENDING_TIMEOUT_HTTP_CONTENT, left > 0 ? (int)left : 1);
     return 0;
 }
 
