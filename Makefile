@@ -39,7 +39,7 @@ build-fuzz: deps $(BUILD_FUZZ)/CMakeCache.txt
 
 # Every test, in the release build and again under AddressSanitizer + UBSan;
 # then each fuzz target for FUZZ_SHORT_SECONDS over its committed seed corpus.
-FUZZ_SHORT_SECONDS ?= 12
+FUZZ_SHORT_SECONDS ?= 10
 test: deps-test build build-asan build-fuzz
 	cd $(BUILD) && ctest --output-on-failure $(CTEST_ARGS)
 	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \

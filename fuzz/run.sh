@@ -5,7 +5,7 @@
 #   e.g. fuzz/run.sh build-fuzz                      (what make test runs)
 #        fuzz/run.sh --long --seconds 600 build-fuzz  (what make fuzz runs)
 #
-# Short (default, 12 s per target): each target starts from its committed
+# Short (default, 10 s per target): each target starts from its committed
 # seed corpus fuzz/corpus/TARGET/ and writes what it finds into a scratch
 # directory that is thrown away, so the committed corpus never changes.
 # --long (600 s per target): the corpus grows in BUILD_DIR/corpus/TARGET/,
@@ -36,7 +36,7 @@ done
 BUILD=${BUILD:-build-fuzz}
 [[ $BUILD = /* ]] || BUILD=$ROOT/$BUILD
 ((${#TARGETS[@]})) || TARGETS=("${ALL_TARGETS[@]}")
-SECONDS_EACH=${SECONDS_EACH:-$( ((LONG)) && echo 600 || echo 12)}
+SECONDS_EACH=${SECONDS_EACH:-$( ((LONG)) && echo 600 || echo 10)}
 
 SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/holdfast-fuzz.XXXXXX")
 trap 'rm -rf "$SCRATCH"' EXIT
