@@ -11,6 +11,7 @@
 #include <jansson.h>
 #include <jwt.h>
 #include <openssl/crypto.h>
+#include <openssl/sha.h>
 
 #include "holdfast/alloc.h"
 #include "holdfast/log.h"
@@ -20,8 +21,10 @@
 #define AUTH_API_KEY_MIN 16
 #define AUTH_PATTERN_MAX 256
 
+/* Keys are kept as SHA-256 digests: every comparison then takes the same
+ * time whatever the key's length or content, and memory holds no key. */
 typedef struct auth_api_key {
-    char *key;
+    unsigned char digest[SHA256_DIGEST_LENGTH];
     hf_auth_identity_t id; /* template copied into each verified identity */
 } auth_api_key_t;
 
@@ -109,11 +112,15 @@ static hf_err_t auth__read_file(const char *path, unsigned char **out, size_t *o
 static void auth__api_keys_free(hf_auth_t *auth)
 {
     for (size_t i = 0; i < auth->napi_keys; i++) {
-        hf_free(auth->api_keys[i].key);
         auth__patterns_free(auth->api_keys[i].id.publish, auth->api_keys[i].id.npublish);
         auth__patterns_free(auth->api_keys[i].id.subscribe, auth->api_keys[i].id.nsubscribe);
     }
     hf_free(auth->api_keys);
+}
+
+static void auth__digest(const char *text, unsigned char out[SHA256_DIGEST_LENGTH])
+{
+    SHA256((const unsigned char *)text, strlen(text), out);
 }
 
 static bool auth__api_key_is_valid(const char *key)
@@ -148,7 +155,7 @@ static hf_err_t auth__api_key_add(hf_auth_t *auth, char **words, size_t nwords, 
     auth->api_keys = hf_realloc(auth->api_keys, (auth->napi_keys + 1) * sizeof(*auth->api_keys));
     auth_api_key_t *k = &auth->api_keys[auth->napi_keys++];
     memset(k, 0, sizeof(*k));
-    k->key = hf_strdup(words[1]);
+    auth__digest(words[1], k->digest);
     snprintf(k->id.subject, sizeof(k->id.subject), "%s", words[0]);
     k->id.publish = auth__patterns_copy(words + 2, nwords - 2);
     k->id.npublish = nwords - 2;
@@ -278,17 +285,16 @@ static hf_err_t auth__deny(char *why, size_t why_size, const char *reason)
     return HF_ERR_AUTH;
 }
 
-/* A constant-time comparison against every key, so the time taken does
- * not tell which prefix of which key matched. */
+/* Compares digests in constant time against every key, so the time taken
+ * tells nothing about which key came close. */
 static const auth_api_key_t *auth__api_key_find(const hf_auth_t *auth, const char *token)
 {
     const auth_api_key_t *found = NULL;
-    size_t len = strlen(token);
-    for (size_t i = 0; i < auth->napi_keys; i++) {
-        const auth_api_key_t *k = &auth->api_keys[i];
-        if (strlen(k->key) == len && CRYPTO_memcmp(k->key, token, len) == 0)
-            found = k;
-    }
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    auth__digest(token, digest);
+    for (size_t i = 0; i < auth->napi_keys; i++)
+        if (CRYPTO_memcmp(auth->api_keys[i].digest, digest, sizeof digest) == 0)
+            found = &auth->api_keys[i];
     return found;
 }
 
@@ -320,11 +326,13 @@ static hf_err_t auth__claim_patterns(json_t *claims, const char *name, char ***o
     return HF_OK;
 }
 
-/* exp and nbf: integers when present (RFC 7519 NumericDate). */
-static hf_err_t auth__claim_time(json_t *claims, const char *name, int64_t *out)
+/* exp and nbf: numbers when present (RFC 7519 NumericDate); *present
+ * tells an absent claim from one that says 0. */
+static hf_err_t auth__claim_time(json_t *claims, const char *name, int64_t *out, bool *present)
 {
     json_t *v = json_object_get(claims, name);
     *out = 0;
+    *present = v != NULL;
     if (!v)
         return HF_OK;
     if (json_is_integer(v))
@@ -345,15 +353,16 @@ static hf_err_t auth__claims_read(const hf_auth_t *auth, json_t *claims, int64_t
         return auth__deny(why, why_size, "token has no 'sub' claim of 1..128 bytes");
     snprintf(id->subject, sizeof(id->subject), "%s", json_string_value(sub));
     int64_t exp, nbf;
-    if (auth__claim_time(claims, "exp", &exp) != HF_OK ||
-        auth__claim_time(claims, "nbf", &nbf) != HF_OK)
+    bool has_exp, has_nbf;
+    if (auth__claim_time(claims, "exp", &exp, &has_exp) != HF_OK ||
+        auth__claim_time(claims, "nbf", &nbf, &has_nbf) != HF_OK)
         return auth__deny(why, why_size, "claims 'exp' and 'nbf' must be numbers");
     /* written so that no sum can overflow, whatever exp holds */
-    if (exp && now_s - auth->leeway_s > exp)
+    if (has_exp && now_s - auth->leeway_s > exp)
         return auth__deny(why, why_size, "token expired");
-    if (nbf && now_s + auth->leeway_s < nbf)
+    if (has_nbf && now_s + auth->leeway_s < nbf)
         return auth__deny(why, why_size, "token not yet valid");
-    id->expires_s = exp;
+    id->expires_s = has_exp ? exp : 0; /* a present exp passed the check: it is > 0 */
     hf_err_t err =
         auth__claim_patterns(claims, "publish", &id->publish, &id->npublish, why, why_size);
     if (err == HF_OK)

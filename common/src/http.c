@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include "holdfast/alloc.h"
 #include "holdfast/buf.h"
@@ -27,13 +26,6 @@
 #define HTTP_HEADER_MAX     HF_HTTP_HEADER_MAX
 
 typedef enum { REQ_READING, REQ_HANDLING, REQ_RESPONDED } http_req_state_t;
-
-static int64_t http__mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec;
-}
 
 struct hf_http_req {
     hf_http_server_t *srv;
@@ -52,8 +44,8 @@ struct hf_http_req {
     char *idempotency_key; /* owned, or NULL */
     hf_buf_t body;         /* received body */
     size_t content_length;
-    int64_t body_deadline_s; /* monotonic: the whole body must be in by then */
-    int status;              /* response */
+    lws_sorted_usec_list_t body_deadline; /* the whole body must be in by then */
+    int status;                           /* response */
     char *resp_ctype;
     char *resp_body; /* owned */
     size_t resp_len;
@@ -113,6 +105,7 @@ hf_http_server_t *hf_http_server_new(const hf_http_config_t *cfg)
 
 static void http__req_free(hf_http_req_t *req)
 {
+    lws_sul_cancel(&req->body_deadline); /* harmless when never scheduled */
     hf_free(req->path);
     for (int i = 0; i < req->nquery; i++) {
         hf_free(req->query_names[i]);
@@ -272,10 +265,16 @@ static const char *http__status_text(int status)
         return "Created";
     case 400:
         return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
     case 404:
         return "Not Found";
     case 405:
         return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
     case 409:
         return "Conflict";
     case 411:
@@ -329,8 +328,8 @@ static char *http__copy_header(struct lws *wsi, enum lws_token_indexes tok)
     int len = lws_hdr_total_length(wsi, tok);
     if (len <= 0)
         return NULL;
-    if (len > HTTP_HEADER_MAX)
-        len = HTTP_HEADER_MAX;
+    if (len > HTTP_HEADER_MAX) /* cannot be: lws keeps no more (see HF_HTTP_HEADER_MAX) */
+        return NULL;
     char *s = hf_malloc((size_t)len + 1);
     if (lws_hdr_copy(wsi, s, len + 1, tok) < 0) {
         hf_free(s);
@@ -444,6 +443,16 @@ static void http__serve_ops(hf_http_server_t *srv, hf_http_req_t *req)
     hf_http_respond(req, 200, "application/json", hf_strdup("{\"status\":\"ok\"}\n"), 16, NULL);
 }
 
+/* The body deadline passed with the body incomplete: 408, then close. */
+static void http__body_late(lws_sorted_usec_list_t *sul)
+{
+    hf_http_req_t *req = lws_container_of(sul, hf_http_req_t, body_deadline);
+    if (req->state != REQ_READING || !req->wsi)
+        return;
+    req->close_after = true;
+    hf_http_respond_error(req, 408, "body_timeout", "the body did not arrive in time", 0);
+}
+
 /* A new request's headers are in: route it, or answer at once. */
 static int http__on_request(hf_http_server_t *srv, struct lws *wsi, http_pss_t *pss,
                             const char *path, size_t path_len)
@@ -493,7 +502,11 @@ static int http__on_request(hf_http_server_t *srv, struct lws *wsi, http_pss_t *
     }
     req->close_after = false;
     hf_buf_reserve(&req->body, req->content_length);
-    req->body_deadline_s = http__mono_s() + srv->cfg.body_timeout_s;
+    /* lws restarts its own timeout (timeout_secs) on every piece of body:
+     * a client dripping a byte at a time would hold the request forever.
+     * The body timeout is a deadline for the whole body, on a timer. */
+    lws_sul_schedule(lws_get_context(wsi), 0, &req->body_deadline, http__body_late,
+                     (lws_usec_t)srv->cfg.body_timeout_s * LWS_US_PER_SEC);
     lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, srv->cfg.body_timeout_s);
     return 0;
 }
@@ -508,16 +521,6 @@ static int http__on_body(hf_http_req_t *req, const void *in, size_t len)
         return 0;
     }
     hf_buf_append(&req->body, in, len);
-    /* lws restarts its own timeout (timeout_secs) on every piece of body:
-     * a client dripping a byte at a time would hold the request forever.
-     * The body timeout is a deadline for the whole body. */
-    int64_t left = req->body_deadline_s - http__mono_s();
-    if (left <= 0 && req->body.len < req->content_length) {
-        req->close_after = true;
-        hf_http_respond_error(req, 408, "body_timeout", "the body did not arrive in time", 0);
-        return 0;
-    }
-    lws_set_timeout(req->wsi, PENDING_TIMEOUT_HTTP_CONTENT, left > 0 ? (int)left : 1);
     return 0;
 }
 
@@ -525,6 +528,7 @@ static void http__on_body_complete(hf_http_server_t *srv, struct lws *wsi, hf_ht
 {
     if (!req || req->state != REQ_READING)
         return;
+    lws_sul_cancel(&req->body_deadline);
     lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
     req->state = REQ_HANDLING;
     req->route->handler(req, srv->cfg.ctx);

@@ -12,6 +12,7 @@
 
 #include "gateway.h"
 #include "holdfast/alloc.h"
+#include "holdfast/http_parse.h"
 #include "holdfast/log.h"
 
 hf_err_t gw_access_init(gw_process_t *p, char *errbuf, size_t errbuf_size)
@@ -54,7 +55,42 @@ static void access_count_put(hf_strmap_t *map, const char *key)
         hf_strmap_put(map, key, (void *)(n - 1));
 }
 
-/* The bearer token of the upgrade request, into buf; NULL when none. */
+/* The address's place, taken before the token is even looked at: a flood
+ * of tokenless upgrades from one address is bounded too. */
+static bool access_ip_take(gateway_t *gw, gw_conn_t *c, char *why, size_t why_size)
+{
+    gw_process_t *p = gw->proc;
+    pthread_mutex_lock(&p->access_lock);
+    c->counted_ip = access_count_take(p->conns_per_ip, c->peer, gw->cfg.max_conns_per_ip);
+    pthread_mutex_unlock(&p->access_lock);
+    if (!c->counted_ip) {
+        hf_counter_inc(gw->m.limited_conns_ip);
+        snprintf(why, why_size, "too many connections from %s (limit %lld)", c->peer,
+                 gw->cfg.max_conns_per_ip);
+    }
+    return c->counted_ip;
+}
+
+static bool access_subject_take(gateway_t *gw, gw_conn_t *c, char *why, size_t why_size)
+{
+    gw_process_t *p = gw->proc;
+    /* Without auth everyone is "anonymous": a subject limit would be a
+     * limit on all clients together. */
+    long long max_subject = hf_auth_enabled(p->auth) ? gw->cfg.max_conns_per_subject : 0;
+    pthread_mutex_lock(&p->access_lock);
+    c->counted_subject = access_count_take(p->conns_per_subject, c->who->subject, max_subject);
+    pthread_mutex_unlock(&p->access_lock);
+    if (!c->counted_subject) {
+        hf_counter_inc(gw->m.limited_conns_subject);
+        snprintf(why, why_size, "too many connections for this subject (limit %lld)",
+                 gw->cfg.max_conns_per_subject);
+    }
+    return c->counted_subject;
+}
+
+/* The bearer token of the upgrade request, into buf; NULL when none.
+ * buf holds any header lws kept, so a long token reaches the verifier
+ * (which names it too long) rather than being taken for none. */
 static const char *access_token(struct lws *wsi, char *buf, size_t size)
 {
     if (lws_hdr_copy(wsi, buf, (int)size, WSI_TOKEN_HTTP_AUTHORIZATION) > 0)
@@ -63,34 +99,15 @@ static const char *access_token(struct lws *wsi, char *buf, size_t size)
     return arg && arg[0] ? arg : NULL;
 }
 
-static bool access_limits_take(gateway_t *gw, gw_conn_t *c, char *why, size_t why_size)
-{
-    gw_process_t *p = gw->proc;
-    /* Without auth everyone is "anonymous": a subject limit would be a
-     * limit on all clients together. */
-    long long max_subject = hf_auth_enabled(p->auth) ? gw->cfg.max_conns_per_subject : 0;
-    bool ok = false;
-    pthread_mutex_lock(&p->access_lock);
-    if (!access_count_take(p->conns_per_ip, c->peer, gw->cfg.max_conns_per_ip)) {
-        hf_counter_inc(gw->m.limited_conns_ip);
-        snprintf(why, why_size, "too many connections from %s (limit %lld)", c->peer,
-                 gw->cfg.max_conns_per_ip);
-    } else if (!access_count_take(p->conns_per_subject, c->who->subject, max_subject)) {
-        access_count_put(p->conns_per_ip, c->peer);
-        hf_counter_inc(gw->m.limited_conns_subject);
-        snprintf(why, why_size, "too many connections for this subject (limit %lld)",
-                 gw->cfg.max_conns_per_subject);
-    } else {
-        ok = true;
-    }
-    pthread_mutex_unlock(&p->access_lock);
-    return ok;
-}
-
 bool gw_access_admit(gateway_t *gw, gw_conn_t *c, struct lws *wsi)
 {
-    char buf[HF_AUTH_TOKEN_MAX + 16], why[200];
+    char buf[HF_HTTP_HEADER_MAX + 1]; /* 12 KiB on this worker thread's stack */
+    char why[200];
     lws_get_peer_simple(wsi, c->peer, sizeof c->peer);
+    if (!access_ip_take(gw, c, why, sizeof why)) {
+        gw_conn_close(gw, c, GW_CLOSE_POLICY, why);
+        return false;
+    }
     const char *token = access_token(wsi, buf, sizeof buf);
     if (hf_auth_verify(gw->proc->auth, token, (int64_t)time(NULL), &c->who, why, sizeof why) !=
         HF_OK) {
@@ -100,23 +117,24 @@ bool gw_access_admit(gateway_t *gw, gw_conn_t *c, struct lws *wsi)
         gw_conn_close(gw, c, GW_CLOSE_UNAUTHORIZED, reason);
         return false;
     }
-    if (!access_limits_take(gw, c, why, sizeof why)) {
+    if (!access_subject_take(gw, c, why, sizeof why)) {
         gw_conn_close(gw, c, GW_CLOSE_POLICY, why);
         return false;
     }
-    c->counted = true;
     return true;
 }
 
 void gw_access_release(gateway_t *gw, gw_conn_t *c)
 {
     gw_process_t *p = gw->proc;
-    if (c->counted) {
+    if (c->counted_ip || c->counted_subject) {
         pthread_mutex_lock(&p->access_lock);
-        access_count_put(p->conns_per_ip, c->peer);
-        access_count_put(p->conns_per_subject, c->who->subject);
+        if (c->counted_ip)
+            access_count_put(p->conns_per_ip, c->peer);
+        if (c->counted_subject)
+            access_count_put(p->conns_per_subject, c->who->subject);
         pthread_mutex_unlock(&p->access_lock);
-        c->counted = false;
+        c->counted_ip = c->counted_subject = false;
     }
     hf_auth_identity_free(c->who);
     c->who = NULL;

@@ -407,6 +407,9 @@ static int conn_callback(struct lws *wsi, enum lws_callback_reasons reason, void
         return !c->gw || c->closing ? 0 : conn_on_receive(gw, c, in, len);
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return c->gw ? conn_on_writeable(gw, c) : 0;
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        /* The answer to our own close frame: close without echoing it. */
+        return c->gw && c->close_sent ? -1 : 0;
     case LWS_CALLBACK_CLOSED:
         if (c->gw)
             conn_closed(gw, c);

@@ -151,7 +151,8 @@ struct gw_conn {
     hf_buf_t rx;             /* a client message arriving in fragments */
     bool kafka_paused;       /* some subscription waits for the queue to drain */
     hf_auth_identity_t *who; /* owned; NULL until admitted */
-    bool counted;            /* counted in the per-address and per-subject limits */
+    bool counted_ip;         /* holds a place in the per-address count */
+    bool counted_subject;    /* holds a place in the per-subject count */
     char peer[48];           /* client address */
     hf_bucket_t msg_bucket;  /* client messages */
     gw_conn_t *prev, *next;

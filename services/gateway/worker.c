@@ -5,6 +5,7 @@
 
 #include "gateway.h"
 #include "holdfast/alloc.h"
+#include "holdfast/http_parse.h"
 #include "holdfast/log.h"
 #include "listener.h"
 
@@ -152,7 +153,7 @@ hf_err_t gw_worker_listen(gateway_t *gw)
     info.pvo = &gw_pvo;
     info.options = LWS_SERVER_OPTION_DISABLE_IPV6 | LWS_SERVER_OPTION_VALIDATE_UTF8;
     info.max_http_header_pool = 1024;
-    info.max_http_header_data = 4096;
+    info.max_http_header_data = HF_HTTP_HEADER_MAX;
     info.keepalive_timeout = 60;
     info.timeout_secs = 20;
     info.retry_and_idle_policy = &gw->idle_policy;

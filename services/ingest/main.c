@@ -7,6 +7,7 @@
 
 #include "holdfast/alloc.h"
 #include "holdfast/config.h"
+#include "holdfast/http_parse.h"
 #include "holdfast/log.h"
 #include "history.h"
 #include "ingest.h"
@@ -171,7 +172,7 @@ static hf_err_t ingest_lws_start(ingest_t *ing, struct lws_protocols *protocols)
     info.protocols = protocols;
     info.options = LWS_SERVER_OPTION_DISABLE_IPV6 | LWS_SERVER_OPTION_VALIDATE_UTF8;
     info.max_http_header_pool = 1024;
-    info.max_http_header_data = 4096;
+    info.max_http_header_data = HF_HTTP_HEADER_MAX;
     info.keepalive_timeout = 60;
     info.timeout_secs = 20;
     info.user = ing;

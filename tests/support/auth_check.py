@@ -102,6 +102,8 @@ def ingest_tokens():
         "not yet valid": token(publish=["*"], nbf=int(time.time()) + 3600),
         "no sub": token(sub=None, publish=["*"]),
         "garbage": "a.b.c",
+        # libjwt verifies HS384 with our secret: only the algorithm check refuses it
+        "HS384 with the right secret": token(publish=["*"], alg="HS384"),
         "truncated": good[:-5],
     }
     for name, tok in cases.items():
@@ -112,6 +114,12 @@ def ingest_tokens():
     check("ingest: the 401 says why (token expired)", "expired" in body["error"]["message"], body)
     status, body, _, _ = publish(ing, "orders:1", good)
     check("ingest: a valid token publishes to its pattern -> 201", status == 201, (status, body))
+    long_tok = token(publish=["orders:*"], note="n" * 6000)
+    status, body, _, _ = publish(ing, "orders:1", long_tok)
+    check(f"ingest: a {len(long_tok)}-byte token is read whole -> 201", status == 201, (status, body))
+    status, body, _, _ = publish(ing, "orders:1", token(publish=["*"], note="n" * 8200))
+    check("ingest: a token over 8 KiB -> 401 saying so",
+          status == 401 and "longer" in body["error"]["message"], (status, body))
     status, body, _, _ = publish(ing, "news", good)
     check("ingest: another channel -> 403 forbidden",
           status == 403 and error_code(body) == "forbidden", (status, body))
@@ -169,6 +177,10 @@ def ingest_public_keys():
     check("RS256: HS256 'signed' with the public key (alg confusion) -> 401", status == 401, status)
     status, _, _, _ = publish(args.ingest_rs, "orders:1", token(publish=["*"]))
     check("RS256: an HS256 token -> 401", status == 401, status)
+    es_pub = open(args.es_key.replace(".pem", ".pub")).read()
+    forged = hand_signed({"alg": "HS256", "typ": "JWT"}, claims, es_pub.encode())
+    status, _, _, _ = publish(args.ingest_es, "orders:1", forged)
+    check("ES256: HS256 'signed' with the public key (alg confusion) -> 401", status == 401, status)
     status, body, _, _ = publish(args.ingest_es, "orders:1",
                                  token(publish=["*"], key=es_priv, alg="ES256"))
     check("ES256: a token from PyJWT -> 201", status == 201, (status, body))
@@ -246,6 +258,10 @@ async def gateway_tokens():
     m = await ws_ask(ws, {"type": "subscribe", "channel": "orders:8"})
     check("gateway: ?token= (browsers) subscribes", m.get("type") == "subscribed", m)
     await ws.close()
+    ws = await ws_open(gw, token(subscribe=["orders:*"], note="n" * 6000))
+    m = await ws_ask(ws, {"type": "subscribe", "channel": "orders:8"})
+    check("gateway: a 6 KiB token in the header is read whole", m.get("type") == "subscribed", m)
+    await ws.close()
     ws = await ws_open(gw, token(subscribe=["orders:*"], ttl=5))
     m = await ws_ask(ws, {"type": "subscribe", "channel": "orders:9"})
     code, reason = await ws_close_of(ws, timeout=20)
@@ -301,6 +317,22 @@ async def gateway_limits():
     code, reason = await ws_close_of(third)
     check("gateway: a 3rd connection from one address (limit 2) -> close 1008",
           code == 1008 and "127.0.0.1" in reason, (code, reason))
+    tokenless = await ws_open(args.gateway_ip)
+    code, reason = await ws_close_of(tokenless)
+    check("gateway: ... also without a token (the address is counted first) -> close 1008",
+          code == 1008, (code, reason))
+    await two.pop().close()
+    admitted = False
+    for _ in range(50):  # the gateway gives the place back once it has seen the close
+        ws = await ws_open(args.gateway_ip, ip_tok)
+        try:
+            admitted = (await ws_ask(ws, {"type": "ping"})).get("type") == "pong"
+        except websockets.ConnectionClosed:
+            await asyncio.sleep(0.1)
+            continue
+        two.append(ws)
+        break
+    check("gateway: after one closes, the address connects again", admitted)
     for ws in two:
         await ws.close()
 

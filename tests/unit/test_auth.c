@@ -78,6 +78,10 @@ static void test_hs256_refused(hf_auth_t *auth)
     CHECK_INT_EQ(verify(auth, tok, &id, why), HF_OK);
     hf_auth_identity_free(id);
     free(tok);
+    /* exp 0 is a time long past, not "no expiry" */
+    tok = token_hs256("{\"sub\":\"alice\",\"exp\":0}", SECRET);
+    check_denied(auth, tok, "expired");
+    free(tok);
     tok = token_hs256("{\"sub\":\"alice\",\"nbf\":1800000500}", SECRET);
     check_denied(auth, tok, "not yet valid");
     free(tok);

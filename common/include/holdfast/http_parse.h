@@ -19,7 +19,9 @@
 
 #define HF_HTTP_QUERY_ARGS_MAX 16   /* query arguments kept per request; the rest are ignored */
 #define HF_HTTP_QUERY_FRAG_MAX 1024 /* bytes of one argument copied out of lws, NUL included */
-#define HF_HTTP_HEADER_MAX     1024 /* longer header values are cut to this */
+/* lws' max_http_header_data of every service: all of a request's headers
+ * fit in it, so no header value is longer (a bearer token may take 8 KiB). */
+#define HF_HTTP_HEADER_MAX 12288
 
 /* Splits one URL-decoded query fragment "name=value" at its first '='
  * ("name" alone has the value ""). *name and *value are the caller's, to
