@@ -28,11 +28,17 @@ typedef struct auth_api_key {
     hf_auth_identity_t id; /* template copied into each verified identity */
 } auth_api_key_t;
 
+/* A secret or a PEM public key. */
+typedef struct auth_key {
+    unsigned char *data;
+    size_t len;
+} auth_key_t;
+
 struct hf_auth {
     bool enabled;
     jwt_alg_t alg;
-    unsigned char *key; /* the secret or the PEM public key */
-    size_t key_len;
+    auth_key_t keys[2]; /* the current key, then the previous one (rotation) */
+    size_t nkeys;
     long long leeway_s;
     auth_api_key_t *api_keys;
     size_t napi_keys;
@@ -196,39 +202,64 @@ static hf_err_t auth__api_keys_load(hf_auth_t *auth, const char *path, char *err
     return err;
 }
 
-static hf_err_t auth__key_load(hf_auth_t *auth, const hf_auth_config_t *cfg, char *errbuf,
-                               size_t errbuf_size)
+/* One key from its text (secret) or file; *what names it in errors. */
+static hf_err_t auth__key_read(const hf_auth_t *auth, const char *secret, const char *file,
+                               const char *what, auth_key_t *key, char *errbuf, size_t errbuf_size)
 {
-    if (auth->alg == JWT_ALG_HS256 && cfg->secret && cfg->secret[0]) {
-        auth->key = (unsigned char *)hf_strdup(cfg->secret);
-        auth->key_len = strlen(cfg->secret);
-    } else if (cfg->key_file && cfg->key_file[0]) {
-        hf_err_t err =
-            auth__read_file(cfg->key_file, &auth->key, &auth->key_len, errbuf, errbuf_size);
+    if (auth->alg == JWT_ALG_HS256 && secret && secret[0]) {
+        key->data = (unsigned char *)hf_strdup(secret);
+        key->len = strlen(secret);
+    } else {
+        hf_err_t err = auth__read_file(file, &key->data, &key->len, errbuf, errbuf_size);
         if (err != HF_OK)
             return err;
         /* A secret file written by `echo` ends in a newline that is not part of it. */
-        while (auth->alg == JWT_ALG_HS256 && auth->key_len > 0 &&
-               (auth->key[auth->key_len - 1] == '\n' || auth->key[auth->key_len - 1] == '\r'))
-            auth->key[--auth->key_len] = '\0';
-    } else {
-        snprintf(errbuf, errbuf_size, "auth is on and no key is set: give %s",
-                 auth->alg == JWT_ALG_HS256 ? "--auth-secret or --auth-key-file"
-                                            : "--auth-key-file (a PEM public key)");
-        return HF_ERR_INVALID;
+        while (auth->alg == JWT_ALG_HS256 && key->len > 0 &&
+               (key->data[key->len - 1] == '\n' || key->data[key->len - 1] == '\r'))
+            key->data[--key->len] = '\0';
     }
-    if (auth->alg == JWT_ALG_HS256 && auth->key_len < AUTH_SECRET_MIN) {
-        snprintf(errbuf, errbuf_size, "the HS256 secret must be at least %d bytes",
+    if (auth->alg == JWT_ALG_HS256 && key->len < AUTH_SECRET_MIN) {
+        snprintf(errbuf, errbuf_size, "the HS256 %s must be at least %d bytes", what,
                  AUTH_SECRET_MIN);
         return HF_ERR_INVALID;
     }
     if (auth->alg != JWT_ALG_HS256 &&
-        !strstr((const char *)auth->key, "-----BEGIN PUBLIC KEY-----")) {
-        snprintf(errbuf, errbuf_size, "%s: not a PEM public key (-----BEGIN PUBLIC KEY-----)",
-                 cfg->key_file);
+        !strstr((const char *)key->data, "-----BEGIN PUBLIC KEY-----")) {
+        snprintf(errbuf, errbuf_size, "%s %s: not a PEM public key (-----BEGIN PUBLIC KEY-----)",
+                 what, file);
         return HF_ERR_INVALID;
     }
     return HF_OK;
+}
+
+static bool auth__given(const char *s)
+{
+    return s && s[0];
+}
+
+/* The current key (required) and the previous one (optional: during a
+ * rotation tokens signed with either verify). */
+static hf_err_t auth__keys_load(hf_auth_t *auth, const hf_auth_config_t *cfg, char *errbuf,
+                                size_t errbuf_size)
+{
+    bool hs = auth->alg == JWT_ALG_HS256;
+    if (!(hs && auth__given(cfg->secret)) && !auth__given(cfg->key_file)) {
+        snprintf(errbuf, errbuf_size, "auth is on and no key is set: give %s",
+                 hs ? "--auth-secret or --auth-key-file" : "--auth-key-file (a PEM public key)");
+        return HF_ERR_INVALID;
+    }
+    hf_err_t err = auth__key_read(auth, cfg->secret, cfg->key_file, "secret", &auth->keys[0],
+                                  errbuf, errbuf_size);
+    if (err != HF_OK)
+        return err;
+    auth->nkeys = 1;
+    if (!(hs && auth__given(cfg->previous_secret)) && !auth__given(cfg->previous_key_file))
+        return HF_OK;
+    err = auth__key_read(auth, cfg->previous_secret, cfg->previous_key_file, "previous secret",
+                         &auth->keys[1], errbuf, errbuf_size);
+    if (err == HF_OK)
+        auth->nkeys = 2;
+    return err;
 }
 
 hf_auth_t *hf_auth_new(const hf_auth_config_t *cfg, char *errbuf, size_t errbuf_size)
@@ -253,7 +284,7 @@ hf_auth_t *hf_auth_new(const hf_auth_config_t *cfg, char *errbuf, size_t errbuf_
         hf_auth_free(auth);
         return NULL;
     }
-    if (auth__key_load(auth, cfg, errbuf, errbuf_size) != HF_OK ||
+    if (auth__keys_load(auth, cfg, errbuf, errbuf_size) != HF_OK ||
         (cfg->api_keys_file && cfg->api_keys_file[0] &&
          auth__api_keys_load(auth, cfg->api_keys_file, errbuf, errbuf_size) != HF_OK)) {
         hf_auth_free(auth);
@@ -266,9 +297,10 @@ void hf_auth_free(hf_auth_t *auth)
 {
     if (!auth)
         return;
-    if (auth->key) {
-        OPENSSL_cleanse(auth->key, auth->key_len);
-        hf_free(auth->key);
+    for (size_t i = 0; i < 2; i++) {
+        if (auth->keys[i].data)
+            OPENSSL_cleanse(auth->keys[i].data, auth->keys[i].len);
+        hf_free(auth->keys[i].data);
     }
     auth__api_keys_free(auth);
     hf_free(auth);
@@ -375,7 +407,10 @@ static hf_err_t auth__jwt_verify(const hf_auth_t *auth, const char *token, int64
                                  hf_auth_identity_t **out, char *why, size_t why_size)
 {
     jwt_t *jwt = NULL;
-    if (jwt_decode(&jwt, token, auth->key, (int)auth->key_len) != 0 || !jwt)
+    for (size_t i = 0; i < auth->nkeys && !jwt; i++)
+        if (jwt_decode(&jwt, token, auth->keys[i].data, (int)auth->keys[i].len) != 0)
+            jwt = NULL;
+    if (!jwt)
         return auth__deny(why, why_size, "token malformed or its signature does not verify");
     /* libjwt verifies with whatever algorithm the token names; only the
      * configured one is trusted (an HS256 token "signed" with our RSA

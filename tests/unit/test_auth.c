@@ -157,6 +157,39 @@ static void test_config_errors(void)
     CHECK(strstr(err, "/nonexistent/key.pem") != NULL);
 }
 
+/* Rotation: the new secret and the one being retired both verify; without
+ * the previous one, old tokens are refused. */
+static void test_rotation(void)
+{
+    const char *fresh = "fedcba9876543210fedcba9876543210-new";
+    char err[300] = "", why[200];
+    hf_auth_config_t cfg = {
+        .enabled = true, .alg = "HS256", .secret = (char *)fresh, .previous_secret = SECRET};
+    hf_auth_t *both = hf_auth_new(&cfg, err, sizeof(err));
+    cfg.previous_secret = NULL;
+    hf_auth_t *only_new = hf_auth_new(&cfg, err, sizeof(err));
+    CHECK(both && only_new);
+    if (!both || !only_new)
+        return;
+    char *old_tok = token_hs256("{\"sub\":\"old\"}", SECRET);
+    char *new_tok = token_hs256("{\"sub\":\"new\"}", fresh);
+    hf_auth_identity_t *id = NULL;
+    CHECK_INT_EQ(hf_auth_verify(both, old_tok, NOW, &id, why, sizeof why), HF_OK);
+    hf_auth_identity_free(id);
+    CHECK_INT_EQ(hf_auth_verify(both, new_tok, NOW, &id, why, sizeof why), HF_OK);
+    hf_auth_identity_free(id);
+    CHECK_INT_EQ(hf_auth_verify(only_new, old_tok, NOW, &id, why, sizeof why), HF_ERR_AUTH);
+    CHECK_INT_EQ(hf_auth_verify(only_new, new_tok, NOW, &id, why, sizeof why), HF_OK);
+    hf_auth_identity_free(id);
+    free(old_tok);
+    free(new_tok);
+    hf_auth_free(both);
+    hf_auth_free(only_new);
+    cfg.previous_secret = "short";
+    CHECK(hf_auth_new(&cfg, err, sizeof(err)) == NULL);
+    CHECK(strstr(err, "previous secret") != NULL);
+}
+
 static void test_disabled(void)
 {
     char err[200];
@@ -220,6 +253,7 @@ int main(void)
     unlink(path);
 
     test_config_errors();
+    test_rotation();
     test_disabled();
     test_glob_and_bearer();
     CHECK_MAIN_END();

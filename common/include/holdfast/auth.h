@@ -33,56 +33,37 @@
 typedef struct hf_auth hf_auth_t;
 
 typedef struct hf_auth_config {
-    bool enabled;        /* false: everyone may do everything (logs a warning) */
-    char *alg;           /* "HS256", "RS256" or "ES256" */
-    char *secret;        /* HS256 shared secret, at least 32 bytes; or NULL */
-    char *key_file;      /* HS256: file holding the secret; RS256/ES256: PEM public key */
-    char *api_keys_file; /* lines "SUBJECT KEY PATTERN..." granting publish; or NULL */
-    long long leeway_s;  /* clock skew allowed on exp and nbf */
+    bool enabled;            /* false: everyone may do everything (logs a warning) */
+    char *alg;               /* "HS256", "RS256" or "ES256" */
+    char *secret;            /* HS256 shared secret, at least 32 bytes; or NULL */
+    char *key_file;          /* HS256: file holding the secret; RS256/ES256: PEM public key */
+    char *api_keys_file;     /* lines "SUBJECT KEY PATTERN..." granting publish; or NULL */
+    char *previous_secret;   /* during a rotation, the key being retired: tokens */
+    char *previous_key_file; /* signed with it still verify (same algorithm) */
+    long long leeway_s;      /* clock skew allowed on exp and nbf */
 } hf_auth_config_t;
 
 /* The settings every daemon that verifies credentials has, for its
  * hf_conf_spec_t table (config.h); member is its hf_auth_config_t field. */
-#define HF_AUTH_SETTINGS(type, member)                                                             \
-    {"auth",                                                                                       \
-     HF_CONF_BOOL,                                                                                 \
-     offsetof(type, member.enabled),                                                               \
-     "true",                                                                                       \
-     0,                                                                                            \
-     0,                                                                                            \
-     "verify tokens (false lets anyone publish and subscribe; logged as a warning)"},              \
-        {"auth-alg",                                                                               \
-         HF_CONF_STRING,                                                                           \
-         offsetof(type, member.alg),                                                               \
-         "HS256",                                                                                  \
-         0,                                                                                        \
-         0,                                                                                        \
-         "token signature algorithm: HS256, RS256 or ES256"},                                      \
-        {"auth-secret",                                                                            \
-         HF_CONF_STRING,                                                                           \
-         offsetof(type, member.secret),                                                            \
-         NULL,                                                                                     \
-         0,                                                                                        \
-         0,                                                                                        \
-         "HS256 shared secret (at least 32 bytes); prefer --auth-key-file"},                       \
-        {"auth-key-file",                                                                          \
-         HF_CONF_STRING,                                                                           \
-         offsetof(type, member.key_file),                                                          \
-         NULL,                                                                                     \
-         0,                                                                                        \
-         0,                                                                                        \
-         "file with the HS256 secret, or the RS256/ES256 PEM public key"},                         \
-        {"auth-api-keys-file",                                                                     \
-         HF_CONF_STRING,                                                                           \
-         offsetof(type, member.api_keys_file),                                                     \
-         NULL,                                                                                     \
-         0,                                                                                        \
-         0,                                                                                        \
-         "publish API keys, lines of SUBJECT KEY PATTERN..."},                                     \
-    {                                                                                              \
-        "auth-leeway", HF_CONF_INT, offsetof(type, member.leeway_s), "30", 0, 3600,                \
-            "seconds of clock skew allowed on exp and nbf"                                         \
-    }
+/* clang-format off */
+#define HF_AUTH_SETTINGS(type, member)                                                            \
+    {"auth", HF_CONF_BOOL, offsetof(type, member.enabled), "true", 0, 0,                          \
+     "verify tokens (false lets anyone publish and subscribe; logged as a warning)"},             \
+    {"auth-alg", HF_CONF_STRING, offsetof(type, member.alg), "HS256", 0, 0,                       \
+     "token signature algorithm: HS256, RS256 or ES256"},                                         \
+    {"auth-secret", HF_CONF_STRING, offsetof(type, member.secret), NULL, 0, 0,                    \
+     "HS256 shared secret (at least 32 bytes); prefer --auth-key-file"},                          \
+    {"auth-key-file", HF_CONF_STRING, offsetof(type, member.key_file), NULL, 0, 0,                \
+     "file with the HS256 secret, or the RS256/ES256 PEM public key"},                            \
+    {"auth-previous-secret", HF_CONF_STRING, offsetof(type, member.previous_secret), NULL, 0, 0,  \
+     "rotation: the HS256 secret being retired (tokens signed with it still verify)"},            \
+    {"auth-previous-key-file", HF_CONF_STRING, offsetof(type, member.previous_key_file), NULL,    \
+     0, 0, "rotation: the file of the secret or public key being retired"},                       \
+    {"auth-api-keys-file", HF_CONF_STRING, offsetof(type, member.api_keys_file), NULL, 0, 0,      \
+     "publish API keys, lines of SUBJECT KEY PATTERN..."},                                        \
+    {"auth-leeway", HF_CONF_INT, offsetof(type, member.leeway_s), "30", 0, 3600,                  \
+     "seconds of clock skew allowed on exp and nbf"}
+/* clang-format on */
 
 typedef struct hf_auth_identity {
     char subject[HF_AUTH_SUBJECT_MAX + 1];
