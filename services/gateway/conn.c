@@ -248,19 +248,20 @@ static void conn_handle(gateway_t *gw, gw_conn_t *c, const gw_request_t *req)
     }
 }
 
-/* A whole client message; returns -1 to close the connection. */
-static int conn_on_message(gateway_t *gw, gw_conn_t *c, bool binary)
+/* A whole client message. Refusals close through gw_conn_close(), which
+ * keeps reading (and dropping) what the client still sends until it has
+ * our close frame: closing at once would reset the connection and lose
+ * the frame and its reason. */
+static void conn_on_message(gateway_t *gw, gw_conn_t *c, bool binary)
 {
     if (binary != c->msgpack) {
         hf_counter_inc(gw->m.protocol_errors);
-        lws_close_reason(c->wsi, GW_CLOSE_UNSUPPORTED,
-                         (unsigned char *)(c->msgpack ? "binary frames only (msgpack)"
-                                                      : "text frames only (JSON)"),
-                         c->msgpack ? 28 : 23);
-        return -1;
+        gw_conn_close(gw, c, GW_CLOSE_UNSUPPORTED,
+                      c->msgpack ? "binary frames only (msgpack)" : "text frames only (JSON)");
+        return;
     }
     if (!gw_access_message_allowed(gw, c))
-        return 0;
+        return;
     gw_request_t req;
     gw_proto_error_t err;
     hf_err_t rc = c->msgpack
@@ -269,10 +270,9 @@ static int conn_on_message(gateway_t *gw, gw_conn_t *c, bool binary)
     if (rc != HF_OK) {
         hf_counter_inc(gw->m.protocol_errors);
         gw_conn_send_error(gw, c, err.code, NULL, err.message);
-        return 0;
+        return;
     }
     conn_handle(gw, c, &req);
-    return 0;
 }
 
 static int conn_on_receive(gateway_t *gw, gw_conn_t *c, const void *in, size_t len)
@@ -280,17 +280,17 @@ static int conn_on_receive(gateway_t *gw, gw_conn_t *c, const void *in, size_t l
     if (lws_is_first_fragment(c->wsi))
         hf_buf_reset(&c->rx);
     if (c->rx.len + len > (size_t)gw->cfg.max_frame) {
-        static const char reason[] = "message too big";
         hf_counter_inc(gw->m.protocol_errors);
-        lws_close_reason(c->wsi, GW_CLOSE_TOO_BIG, (unsigned char *)reason, sizeof reason - 1);
-        return -1;
+        hf_buf_free(&c->rx);
+        gw_conn_close(gw, c, GW_CLOSE_TOO_BIG, "message too big");
+        return 0;
     }
     hf_buf_append(&c->rx, in, len);
     if (!lws_is_final_fragment(c->wsi) || lws_remaining_packet_payload(c->wsi) > 0)
         return 0;
-    int rc = conn_on_message(gw, c, lws_frame_is_binary(c->wsi));
+    conn_on_message(gw, c, lws_frame_is_binary(c->wsi));
     hf_buf_reset(&c->rx);
-    return rc;
+    return 0;
 }
 
 static int conn_on_writeable(gateway_t *gw, gw_conn_t *c)
