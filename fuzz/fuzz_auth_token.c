@@ -120,25 +120,8 @@ static void auth__signed_claims(const char *claims)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    char path[] = "/tmp/holdfast-fuzz-keys.XXXXXX";
-    int fd = mkstemp(path);
-    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
-    if (!f)
-        abort();
-    fprintf(f, "# subject key patterns...\nsvc-keys %s orders:* demo\n", FUZZ_AUTH_API_KEY);
-    fclose(f);
-
-    char err[512];
-    hf_auth_config_t cfg = {
-        .enabled = true, .alg = "HS256", .secret = FUZZ_AUTH_SECRET, .leeway_s = 30};
-    fuzz_auth_jwt = hf_auth_new(&cfg, err, sizeof err);
-    cfg.api_keys_file = path;
-    fuzz_auth_keys = hf_auth_new(&cfg, err, sizeof err);
-    unlink(path);
-    if (!fuzz_auth_jwt || !fuzz_auth_keys) {
-        fprintf(stderr, "fuzz_auth_token: %s\n", err);
-        abort();
-    }
+    fuzz_auth_jwt = fuzz_auth_new(NULL);
+    fuzz_auth_keys = fuzz_auth_new("orders:* demo");
     return 0;
 }
 

@@ -345,25 +345,7 @@ static bool http__serve(hf_http_req_t *req, size_t content_length, bool has_cont
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    char path[] = "/tmp/holdfast-fuzz-keys.XXXXXX";
-    int fd = mkstemp(path);
-    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
-    if (!f)
-        abort();
-    fprintf(f, "svc-keys %s orders:* a b\n", FUZZ_AUTH_API_KEY);
-    fclose(f);
-    char err[512];
-    hf_auth_config_t auth = {.enabled = true,
-                             .alg = "HS256",
-                             .secret = FUZZ_AUTH_SECRET,
-                             .api_keys_file = path,
-                             .leeway_s = 30};
-    fuzz_ingest.auth = hf_auth_new(&auth, err, sizeof err);
-    unlink(path);
-    if (!fuzz_ingest.auth) {
-        fprintf(stderr, "fuzz_http_request: %s\n", err);
-        abort();
-    }
+    fuzz_ingest.auth = fuzz_auth_new("orders:* a b");
 
     fuzz_ingest.metrics = hf_metrics_new();
     hf_metrics_t *metrics = fuzz_ingest.metrics;

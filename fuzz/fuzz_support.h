@@ -11,8 +11,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
+
+#include "holdfast/auth.h"
 
 /* The HS256 secret and the API key the seed tokens are made with
  * (fuzz/make_seeds.py holds the same two). */
@@ -20,6 +23,33 @@
 #define FUZZ_AUTH_API_KEY "hfk_fuzz_0123456789abcdef0123456789"
 /* A fixed clock for token checks, so that a run is reproducible. */
 #define FUZZ_AUTH_NOW 1800000000
+
+/* An HS256 verifier with FUZZ_AUTH_SECRET and, when key_patterns is not
+ * NULL, the API key FUZZ_AUTH_API_KEY (subject svc-keys) granting those
+ * patterns, through a temporary keys file. Aborts on any failure. */
+static inline hf_auth_t *fuzz_auth_new(const char *key_patterns)
+{
+    char path[] = "/tmp/holdfast-fuzz-keys.XXXXXX", err[512];
+    hf_auth_config_t cfg = {
+        .enabled = true, .alg = "HS256", .secret = FUZZ_AUTH_SECRET, .leeway_s = 30};
+    if (key_patterns) {
+        int fd = mkstemp(path);
+        FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+        if (!f)
+            abort();
+        fprintf(f, "# subject key patterns...\nsvc-keys %s %s\n", FUZZ_AUTH_API_KEY, key_patterns);
+        fclose(f);
+        cfg.api_keys_file = path;
+    }
+    hf_auth_t *auth = hf_auth_new(&cfg, err, sizeof err);
+    if (key_patterns)
+        unlink(path);
+    if (!auth) {
+        fprintf(stderr, "fuzz_auth_new: %s\n", err);
+        abort();
+    }
+    return auth;
+}
 
 #define FUZZ_CHECK(cond)                                                                           \
     do {                                                                                           \

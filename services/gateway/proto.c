@@ -7,64 +7,17 @@
 #include <string.h>
 
 #include "holdfast/event_json.h"
+#include "holdfast/utf8.h"
 
 #define PROTO_MAX_KEYS     16 /* a client message has at most a handful of fields */
 #define PROTO_MP_MAX_DEPTH 32 /* msgpack-c's unpacker stack (MSGPACK_EMBED_STACK_SIZE) */
-
-/* Length of the well-formed UTF-8 sequence at p (as strict as jansson:
- * no overlong forms, surrogates or code points above U+10FFFF), or 0. */
-static size_t proto_utf8_len(const unsigned char *p)
-{
-    size_t n;
-    uint32_t cp, min;
-    if (p[0] < 0x80)
-        return 1;
-    if (p[0] >= 0xc2 && p[0] <= 0xdf) {
-        n = 2;
-        cp = p[0] & 0x1f;
-        min = 0x80;
-    } else if (p[0] >= 0xe0 && p[0] <= 0xef) {
-        n = 3;
-        cp = p[0] & 0x0f;
-        min = 0x800;
-    } else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
-        n = 4;
-        cp = p[0] & 0x07;
-        min = 0x10000;
-    } else {
-        return 0;
-    }
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-        cp = cp << 6 | (p[i] & 0x3f);
-    }
-    return cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) ? 0 : n;
-}
-
-/* The message goes back in a text frame, which must be UTF-8 (a client
- * fails the connection otherwise), but details quote the client's bytes:
- * for an escaped non-ASCII character jansson's error text ends with its
- * first byte only ("invalid escape near '"\xe5'"), and a cut at a length
- * limit may split a character. */
-static void proto_scrub_utf8(char *s)
-{
-    unsigned char *p = (unsigned char *)s;
-    while (*p) {
-        size_t n = proto_utf8_len(p);
-        if (n == 0)
-            *p++ = '?';
-        else
-            p += n;
-    }
-}
 
 static hf_err_t proto_fail(gw_proto_error_t *err, const char *code, const char *fmt,
                            const char *detail)
 {
     err->code = code;
     snprintf(err->message, sizeof err->message, fmt, detail ? detail : "");
-    proto_scrub_utf8(err->message);
+    hf_utf8_scrub(err->message);
     return HF_ERR_INVALID;
 }
 

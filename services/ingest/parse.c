@@ -5,7 +5,6 @@
  * payload is stored as the bytes that were sent, never re-serialised.
  * The scanner only ever runs on text jansson has already accepted as
  * JSON, so it does not validate, it just skips. */
-#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -13,6 +12,7 @@
 
 #include "holdfast/alloc.h"
 #include "holdfast/channel.h"
+#include "holdfast/utf8.h"
 #include "ingest.h"
 
 typedef struct span {
@@ -190,53 +190,6 @@ static hf_err_t parse__events(json_t *root, const char *body, size_t len, ingest
     return HF_OK;
 }
 
-/* Length of the well-formed UTF-8 sequence at p (as strict as jansson:
- * no overlong forms, surrogates or code points above U+10FFFF), or 0. */
-static size_t parse__utf8_len(const unsigned char *p)
-{
-    size_t n;
-    uint32_t cp, min;
-    if (p[0] < 0x80)
-        return 1;
-    if (p[0] >= 0xc2 && p[0] <= 0xdf) {
-        n = 2;
-        cp = p[0] & 0x1f;
-        min = 0x80;
-    } else if (p[0] >= 0xe0 && p[0] <= 0xef) {
-        n = 3;
-        cp = p[0] & 0x0f;
-        min = 0x800;
-    } else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
-        n = 4;
-        cp = p[0] & 0x07;
-        min = 0x10000;
-    } else {
-        return 0;
-    }
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-        cp = cp << 6 | (p[i] & 0x3f);
-    }
-    return cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) ? 0 : n;
-}
-
-/* The message goes into a JSON answer, which must be UTF-8, but it quotes
- * the client's bytes: for an escaped non-ASCII character jansson's error
- * text ends with its first byte only ("invalid escape near '"\xc3'"),
- * and "%.64s" may cut a field name inside a character. */
-static void parse__scrub_utf8(char *s)
-{
-    unsigned char *p = (unsigned char *)s;
-    while (*p) {
-        size_t n = parse__utf8_len(p);
-        if (n == 0)
-            *p++ = '?';
-        else
-            p += n;
-    }
-}
-
 hf_err_t ingest_parse_body(const char *body, size_t len, long long max_batch, ingest_job_t *job,
                            char *errbuf, size_t errbuf_size)
 {
@@ -256,7 +209,7 @@ hf_err_t ingest_parse_body(const char *body, size_t len, long long max_batch, in
         snprintf(errbuf, errbuf_size, "malformed JSON at line %d column %d: %s", jerr.line,
                  jerr.column, jerr.text);
         if (errbuf_size)
-            parse__scrub_utf8(errbuf);
+            hf_utf8_scrub(errbuf);
         return HF_ERR_INVALID;
     }
     hf_err_t err = HF_OK;
@@ -275,7 +228,7 @@ hf_err_t ingest_parse_body(const char *body, size_t len, long long max_batch, in
     }
     json_decref(root);
     if (err != HF_OK && errbuf_size)
-        parse__scrub_utf8(errbuf);
+        hf_utf8_scrub(errbuf);
     return err;
 }
 
