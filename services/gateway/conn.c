@@ -203,6 +203,33 @@ void gw_conns_close_all(gateway_t *gw, int code, const char *reason)
         gw_conn_close(gw, c, code, reason);
 }
 
+void gw_conns_heartbeat(gateway_t *gw, int64_t now_us)
+{
+    int64_t ping_us = gw->cfg.ws_ping_interval_ms * 1000;
+    int64_t idle_us = gw->cfg.ws_idle_timeout_ms * 1000;
+    for (gw_conn_t *c = gw->conns; c; c = c->next) {
+        if (c->closing)
+            continue; /* its close has a timeout of its own */
+        int64_t quiet = now_us - c->heard_us;
+        if (quiet >= idle_us) {
+            /* It answers nothing: no close handshake to wait for. */
+            c->closing = true;
+            conn_queue_clear(gw, c);
+            lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        } else if (quiet >= ping_us && !c->ping_sent && !c->ping_owed) {
+            c->ping_owed = true;
+            lws_callback_on_writable(c->wsi);
+        }
+    }
+}
+
+/* Any frame from the client, a PONG included, shows it is alive. */
+static void conn_heard(gw_conn_t *c)
+{
+    c->heard_us = gw_now_us();
+    c->ping_sent = false;
+}
+
 /* ---- client messages ----------------------------------------------------- */
 
 static gw_sub_t *conn_find_sub(gw_conn_t *c, const char *channel)
@@ -277,6 +304,7 @@ static void conn_on_message(gateway_t *gw, gw_conn_t *c, bool binary)
 
 static int conn_on_receive(gateway_t *gw, gw_conn_t *c, const void *in, size_t len)
 {
+    conn_heard(c);
     if (lws_is_first_fragment(c->wsi))
         hf_buf_reset(&c->rx);
     if (c->rx.len + len > (size_t)gw->cfg.max_frame) {
@@ -314,6 +342,14 @@ static int conn_on_writeable(gateway_t *gw, gw_conn_t *c)
         c->close_sent = true;
         lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_ACK, CONN_CLOSE_ACK_S);
         return 0;
+    }
+    if (c->ping_owed) {
+        /* lws 4.1 reports no PONG of an empty PING: the payload is "hb". */
+        unsigned char ping[LWS_PRE + 2] = {[LWS_PRE] = 'h', [LWS_PRE + 1] = 'b'};
+        if (lws_write(c->wsi, ping + LWS_PRE, 2, LWS_WRITE_PING) < 0)
+            return -1;
+        c->ping_owed = false;
+        c->ping_sent = true;
     }
     for (int i = 0; i < CONN_WRITES_PER_CALLBACK && c->qlen > 0; i++) {
         gw_frame_t *f = c->queue[c->qhead];
@@ -359,6 +395,7 @@ static void conn_open(gateway_t *gw, gw_conn_t *c, struct lws *wsi)
     memset(c, 0, sizeof *c);
     c->gw = gw;
     c->wsi = wsi;
+    c->heard_us = gw_now_us();
     const struct lws_protocols *p = lws_get_protocol(wsi);
     c->msgpack = p && strcmp(p->name, GW_SUBPROTOCOL_MSGPACK) == 0;
     c->next = gw->conns;
@@ -405,6 +442,10 @@ static int conn_callback(struct lws *wsi, enum lws_callback_reasons reason, void
      * it refused (the per-session data is zeroed then). */
     case LWS_CALLBACK_RECEIVE:
         return !c->gw || c->closing ? 0 : conn_on_receive(gw, c, in, len);
+    case LWS_CALLBACK_RECEIVE_PONG:
+        if (c->gw)
+            conn_heard(c);
+        return 0;
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return c->gw ? conn_on_writeable(gw, c) : 0;
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:

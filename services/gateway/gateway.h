@@ -155,6 +155,9 @@ struct gw_conn {
     bool counted_subject;    /* holds a place in the per-subject count */
     char peer[48];           /* client address */
     hf_bucket_t msg_bucket;  /* client messages */
+    int64_t heard_us;        /* monotonic time of the client's last frame, PONGs included */
+    bool ping_owed;          /* the heartbeat wants a PING written */
+    bool ping_sent;          /* a PING is out, not yet answered by any frame */
     gw_conn_t *prev, *next;
 };
 
@@ -222,7 +225,6 @@ struct gateway {
     gateway_metrics_t m;     /* the process' metrics */
     struct lws_context *lws;
     struct lws_protocols protocols[5]; /* HTTP, JSON, msgpack, the listener; the end */
-    lws_retry_bo_t idle_policy;        /* WebSocket ping and idle timeout */
     hf_http_server_t *http;
     lws_sorted_usec_list_t cron;
     pthread_t thread;
@@ -303,10 +305,13 @@ void gw_conn_send_error(gateway_t *gw, gw_conn_t *conn, const char *code, const 
 /* Whether conn's queue has room for Kafka catch-up (under half full).
  * Catch-up is paced by the client; only the live stream can overflow it. */
 bool gw_conn_room_for_replay(const gateway_t *gw, gw_conn_t *conn);
-/* Closes every connection with code and reason (the drain's 1012). */
 /* Closes c with code and reason once what is being written is out. */
 void gw_conn_close(gateway_t *gw, gw_conn_t *c, int code, const char *reason);
+/* Closes every connection with code and reason (the drain's 1012). */
 void gw_conns_close_all(gateway_t *gw, int code, const char *reason);
+/* The WebSocket heartbeat, called once a second: PINGs clients quiet for
+ * ws-ping-interval, drops those quiet for ws-idle-timeout. */
+void gw_conns_heartbeat(gateway_t *gw, int64_t now_us);
 
 /* channels.c */
 void gw_channels_init(gateway_t *gw, int32_t partition_count);

@@ -86,6 +86,7 @@ static void gw_cron(lws_sorted_usec_list_t *sul)
     if (now_s != gw->expiry_checked_s) {
         gw->expiry_checked_s = now_s;
         gw_access_expire(gw, now_s);
+        gw_conns_heartbeat(gw, gw_now_us());
     }
     if (atomic_load(&gw->proc->stop) && !gw->draining) {
         gw->draining = true;
@@ -144,8 +145,6 @@ hf_err_t gw_worker_listen(gateway_t *gw)
     gw->protocols[1] = gw_ws_protocol(GW_SUBPROTOCOL_JSON);
     gw->protocols[2] = gw_ws_protocol(GW_SUBPROTOCOL_MSGPACK);
     gw->protocols[3] = gw_listener_protocol();
-    gw->idle_policy.secs_since_valid_ping = (uint16_t)(gw->cfg.ws_ping_interval_ms / 1000);
-    gw->idle_policy.secs_since_valid_hangup = (uint16_t)(gw->cfg.ws_idle_timeout_ms / 1000);
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
     info.port = CONTEXT_PORT_NO_LISTEN_SERVER; /* the listener accepts for every worker */
@@ -156,7 +155,13 @@ hf_err_t gw_worker_listen(gateway_t *gw)
     info.max_http_header_data = HF_HTTP_HEADER_MAX;
     info.keepalive_timeout = 60;
     info.timeout_secs = 20;
-    info.retry_and_idle_policy = &gw->idle_policy;
+    /* lws' validity timers are off (a policy with no hangup time; without
+     * one lws applies its default): lws 4.1 keeps one per connection in a
+     * sorted list and re-inserts it on every PONG by walking that list, so
+     * 17,000 idle connections kept a core busy. gw_conns_heartbeat() does
+     * the same job in one pass a second. */
+    static const lws_retry_bo_t gw_no_validity_timers = {0};
+    info.retry_and_idle_policy = &gw_no_validity_timers;
     gw->lws = gw_lws_create(gw, &info);
     if (!gw->lws) {
         hf_error("worker %zu: cannot create its libwebsockets context", gw->index);
