@@ -58,17 +58,25 @@ FUZZ_TARGETS ?=
 fuzz: build-fuzz
 	bash fuzz/run.sh --long --seconds $(FUZZ_SECONDS) $(BUILD_FUZZ) $(FUZZ_TARGETS)
 
-# Benchmarks (not part of `make test`): they print their numbers and the
-# command that reproduces them. BENCH_SECONDS / BENCH_CLIENTS tune the run.
+# Benchmarks (not part of `make test`): each prints its table and the
+# command that reproduces it; bench/summary.py then prints every figure
+# beside its baseline and target, writes bench/results/latest.json and
+# draws the plots (bench/results/*.png). BENCH_SECONDS / BENCH_CLIENTS tune
+# the run; about 25 minutes on two cores.
 BENCH_SECONDS ?= 10
 BENCH_CLIENTS ?= 1 8 32 128
 bench: build
 	@HOLDFAST_BENCH=1 bash tools/install-deps.sh
+	bash bench/node/install.sh
 	bash bench/ingest_throughput.sh $(BUILD) $(BENCH_SECONDS) "$(BENCH_CLIENTS)"
 	bash bench/relay.sh $(BUILD) 50000 1000 $(BENCH_SECONDS)
 	bash bench/replay.sh $(BUILD) 120000
-	bash bench/gateway.sh $(BUILD) 10000 1000 $(BENCH_SECONDS)
-	BENCH_PARTS="1 2" BENCH_GATEWAY_WORKERS=2 bash bench/gateway.sh $(BUILD) 10000 1000 $(BENCH_SECONDS)
+	BENCH_PARTS="2 4" bash bench/gateway.sh $(BUILD) 10000 1000 $(BENCH_SECONDS)
+	bash bench/capacity.sh $(BUILD)
+	bash bench/e2e.sh $(BUILD) $(BENCH_SECONDS) holdfast
+	bash bench/e2e.sh $(BUILD) $(BENCH_SECONDS) socketio
+	bash bench/scaling.sh $(BUILD) 4000 1000 $(BENCH_SECONDS)
+	python3 bench/summary.py
 
 # The chaos suite (not part of `make test`, which runs its short version):
 # every scenario against a fresh local stack of its own, then a table.

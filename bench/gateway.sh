@@ -22,7 +22,9 @@
 #   3. end-to-end: CLIENTS clients over two gateways and 1,000 channels,
 #      RATE events/s for SECONDS: latency percentiles.
 #   4. Redis kill: the same load (a tenth of the clients), Redis SIGKILLed
-#      3 s in and restarted 5 s later: latency per second, events lost.
+#      3 s in and restarted 5 s later: latency per quarter second (the
+#      recovery plot), the longest pause between deliveries, the worst p99
+#      during the outage, deliveries from Kafka, events lost or doubled.
 # Writes bench/results/gateway.json (gateway-workersN.json with N workers). File descriptors: CLIENTS must stay
 # below `ulimit -n` minus a few hundred. BENCH_PARTS="3 4" runs only those
 # parts; BENCH_GATEWAY_WORKERS=N gives each gateway N workers (default 1;
@@ -37,21 +39,14 @@ PARTS=${BENCH_PARTS:-1 2 3 4}
 export HF_GATEWAY_WORKERS=${BENCH_GATEWAY_WORKERS:-1}
 FANOUT_RATE=${BENCH_FANOUT_RATE:-20}
 part() { [[ " $PARTS " == *" $1 "* ]]; }
-HF_BIN=$(cd "$BUILD" && pwd)/bin
-source "$(dirname "$0")/../tests/support/lib.sh"
-hf_init "$(mktemp -d /tmp/holdfast-bench.XXXXXX)"
-trap 'hf_stop_all; [[ -n ${KEEP:-} ]] && echo "kept $HF_RUN" >&2 || rm -rf "$HF_RUN"' EXIT
-command -v pgbench >/dev/null || PATH=$HF_PG_BIN:$PATH
-RESULTS=$(cd "$(dirname "$0")" && pwd)/results
-mkdir -p "$RESULTS"
+source "$(dirname "$0")/lib.sh"
 
 hf_bench_pipeline_start
 hf_gateway_start ga --redis-ping-interval 500ms --redis-ping-timeout 2s
 hf_gateway_start gb --redis-ping-interval 500ms --redis-ping-timeout 2s
 
-rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$(hf_pid "$1")/status"; }
-# cpu_ticks PART: user + system CPU time of PART so far, in clock ticks.
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$(hf_pid "$1")/stat"; }
+rss_kb() { bench_rss_kb "$@"; }
+cpu_ticks() { bench_cpu_ticks "$@"; }
 
 # publish RATE SECONDS CHANNELS NAME: pgbench at RATE events/s over CHANNELS
 # channels bench:0..CHANNELS-1 (in the background; PUBLISH_PID).
@@ -65,19 +60,8 @@ SQL
     PUBLISH_PID=$!
 }
 
-# loadgen NAME [FLAGS...]: holdfast-loadgen in the background; returns once
-# every client is subscribed (LOADGEN_PID; result in NAME.json).
-loadgen() {
-    local name=$1
-    shift
-    rm -f "$HF_RUN/$name.ready"
-    "$HF_BIN/holdfast-loadgen" --ready-file "$HF_RUN/$name.ready" "$@" \
-        >"$HF_RUN/$name.json" 2>"$HF_RUN/$name.err" &
-    LOADGEN_PID=$!
-    hf_wait_until 180 "$name clients subscribed" test -e "$HF_RUN/$name.ready" ||
-        hf_die "$name: clients did not subscribe: $(cat "$HF_RUN/$name.json" "$HF_RUN/$name.err")"
-}
-finish() { wait "$LOADGEN_PID" || hf_log "$1: loadgen reported a problem: $(cat "$HF_RUN/$1.json")"; }
+loadgen() { bench_loadgen "$@"; }
+finish() { bench_loadgen_wait "$@"; }
 
 # --- 1. capacity -----------------------------------------------------------
 rss0=$(rss_kb ga) rss1=0
@@ -97,8 +81,7 @@ loadgen fanout --urls "$WS_ga" --clients "$CLIENTS" --channels 1 --duration "$SE
 cpu0=$(cpu_ticks ga) t0=$(date +%s.%N)
 publish "$FANOUT_RATE" "$SECONDS_RUN" 1 fanout
 wait "$PUBLISH_PID"
-fanout_cpu=$(awk -v c0="$cpu0" -v c1="$(cpu_ticks ga)" -v t0="$t0" -v t1="$(date +%s.%N)" \
-    -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", (c1 - c0) / hz / (t1 - t0)}')
+fanout_cpu=$(bench_cores "$cpu0" "$(cpu_ticks ga)" "$t0" "$(date +%s.%N)")
 finish fanout
 hf_log "fan-out: $(cat "$HF_RUN/fanout.json")"
 raw_port=$(hf_free_port)
@@ -127,15 +110,17 @@ kafka_deliveries=0 fanout_cpu=${fanout_cpu:-0}
 if part 4; then
 KILL_CLIENTS=$((CLIENTS / 10))
 loadgen rediskill --urls "$WS_ga,$WS_gb" --clients "$KILL_CLIENTS" --channels 1000 --duration 14 \
-    --connect-rate 5000 --timeline 1 --prefix bench
+    --connect-rate 5000 --timeline-ms 250 --prefix bench
+t_count=$(date +%s.%N)
 publish "$RATE" 13 1000 rediskill
 sleep 3
+t_kill=$(date +%s.%N)
 kill -KILL "$(hf_pid redis)"
 hf_wait_exit redis
-t_kill=$(date +%s.%N)
 sleep 5
 hf_redis_start "$HF_REDIS_PORT"
 t_back=$(date +%s.%N)
+echo "$t_count $t_kill $t_back" >"$HF_RUN/rediskill.times"
 wait "$PUBLISH_PID"
 finish rediskill
 hf_log "Redis kill: $(cat "$HF_RUN/rediskill.json")"
@@ -207,12 +192,30 @@ if rk:
                              "deliveries": rk["deliveries"], "latency_ms": rk["latency_ms"],
                              "duplicates": rk["duplicates"], "chain_breaks": rk["chain_breaks"],
                              "deliveries_from_kafka": int(kafka), "timeline": [" ".join(t[1:]) for t in timeline]}
+    # Quarter-second intervals; the outage runs from the kill until Redis
+    # is back plus the 2 s the gateways keep reading Kafka after it.
+    t_count, t_kill, t_back = map(float, open(f"{run}/rediskill.times").read().split())
+    ivs = []
+    for t in timeline:
+        kv = dict(f.replace("<=", "=").split("=") for f in t[1:])
+        ivs.append({"t": float(kv["t"]), "deliveries_per_second": int(kv["deliveries"]) * 4,
+                    "p50_ms": float(kv["p50_ms"]), "p99_ms": float(kv["p99_ms"]), "max_ms": float(kv["max_ms"])})
+    r["intervals"] = ivs
+    kill_s, back_s = t_kill - t_count, t_back - t_count
+    during = [i for i in ivs if i["t"] > kill_s and i["t"] - 0.25 <= back_s + 2 and i["p99_ms"] >= 0]
+    r["outage"] = {"kill_s": round(kill_s, 2), "back_s": round(back_s, 2), "max_gap_ms": rk["max_gap_ms"],
+                   "max_gap_end_s": rk["max_gap_end_s"],
+                   "p99_ms_worst_interval": max((i["p99_ms"] for i in during), default=-1),
+                   "kafka_deliveries_per_second": round(int(kafka) / max(0.1, back_s - kill_s))}
     print(f"Redis kill (3 s in, back 5 s later): {r['clients']} clients, {r['events_per_second_published']} ev/s, "
           f"{r['deliveries']} deliveries, {r['deliveries_from_kafka']} of them from Kafka, p50 {r['latency_ms']['p50']} ms "
           f"p99 {r['latency_ms']['p99']} ms max {r['latency_ms']['max']} ms; duplicates {r['duplicates']}, "
           f"chain breaks {r['chain_breaks']}")
-    for t in r["timeline"]:
-        print("   ", t)
+    o = r["outage"]
+    print(f"Redis kill: longest pause between deliveries {o['max_gap_ms']} ms (ending {o['max_gap_end_s']} s into the "
+          f"count; the kill was at {o['kill_s']} s, Redis back at {o['back_s']} s); worst quarter-second p99 "
+          f"during the outage {o['p99_ms_worst_interval']} ms; {o['kafka_deliveries_per_second']} deliveries/s "
+          f"from Kafka over the outage")
 json.dump(res, open(out, "w"), indent=2)
 PY
 echo "reproduce: BENCH_PARTS=\"$PARTS\" BENCH_GATEWAY_WORKERS=$HF_GATEWAY_WORKERS BENCH_FANOUT_RATE=$FANOUT_RATE bench/gateway.sh $BUILD $CLIENTS $RATE $SECONDS_RUN"

@@ -19,7 +19,7 @@ PACKAGES=(
 # runs on Node)
 [[ ${HOLDFAST_TEST:-0} == 1 ]] && PACKAGES+=(yamllint python3-yaml nodejs npm)
 # load generators, only for `make bench`
-[[ ${HOLDFAST_BENCH:-0} == 1 ]] && PACKAGES+=(wrk)
+[[ ${HOLDFAST_BENCH:-0} == 1 ]] && PACKAGES+=(wrk gnuplot-nox nodejs npm)
 missing=()
 for pkg in "${PACKAGES[@]}"; do
     [[ $pkg == \#* ]] && continue
