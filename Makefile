@@ -75,7 +75,7 @@ bench: build
 	bash bench/capacity.sh $(BUILD)
 	bash bench/e2e.sh $(BUILD) $(BENCH_SECONDS) holdfast
 	bash bench/e2e.sh $(BUILD) $(BENCH_SECONDS) socketio
-	bash bench/scaling.sh $(BUILD) 4000 1000 $(BENCH_SECONDS)
+	bash bench/scaling.sh $(BUILD) 2000 250 $(BENCH_SECONDS)
 	python3 bench/summary.py
 
 # The chaos suite (not part of `make test`, which runs its short version):

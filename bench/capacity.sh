@@ -66,8 +66,11 @@ rss_before=()
 for i in $(seq 1 $PROCS); do rss_before+=("$(bench_rss_kb "g$i")"); done
 t0=$(date +%s.%N)
 for i in $(seq 1 $PROCS); do
-    # Each generator spreads its clients over all three gateways.
-    hold "many$i" "$(IFS=,; echo "${urls[*]}")" $((TOTAL / PROCS))
+    # Each generator spreads its clients over all three gateways; the
+    # last takes the remainder of TOTAL / PROCS.
+    n=$((TOTAL / PROCS))
+    ((i < PROCS)) || n=$((TOTAL - (PROCS - 1) * (TOTAL / PROCS)))
+    hold "many$i" "$(IFS=,; echo "${urls[*]}")" "$n"
 done
 hf_wait_until 600 "$TOTAL clients on $PROCS gateways" all_ready many1 many2 many3 ||
     hf_die "three gateways: clients did not subscribe: $(cat "$HF_RUN"/many*.err)"

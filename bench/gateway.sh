@@ -60,7 +60,7 @@ SQL
     PUBLISH_PID=$!
 }
 
-loadgen() { bench_loadgen "$@"; }
+loadgen() { bench_loadgen "$@" || hf_die "$1: the load generator did not get ready"; }
 finish() { bench_loadgen_wait "$@"; }
 
 # --- 1. capacity -----------------------------------------------------------

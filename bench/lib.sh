@@ -22,8 +22,9 @@ bench_cores() {
 
 # bench_loadgen NAME [FLAGS...]: holdfast-loadgen in the background;
 # returns once every client is subscribed (LOADGEN_PID; its report in
-# $HF_RUN/NAME.json, its stderr in NAME.err). bench_loadgen_wait NAME
-# waits for it to end.
+# $HF_RUN/NAME.json, its stderr in NAME.err), or 1 when they were not
+# within 300 s (the load generator is stopped then). bench_loadgen_wait
+# NAME waits for it to end.
 bench_loadgen() {
     local name=$1
     shift
@@ -31,9 +32,15 @@ bench_loadgen() {
     "$HF_BIN/holdfast-loadgen" --ready-file "$HF_RUN/$name.ready" "$@" \
         >"$HF_RUN/$name.json" 2>"$HF_RUN/$name.err" &
     LOADGEN_PID=$!
-    hf_wait_until 300 "$name clients subscribed" test -e "$HF_RUN/$name.ready" ||
-        hf_die "$name: clients did not subscribe: $(cat "$HF_RUN/$name.json" "$HF_RUN/$name.err")"
+    if ! hf_wait_until 300 "$name clients subscribed" bench_ready_or_gone "$name"; then
+        kill "$LOADGEN_PID" 2>/dev/null || true
+    fi
+    [[ -e $HF_RUN/$name.ready ]] && return 0
+    wait "$LOADGEN_PID" 2>/dev/null || true
+    hf_log "$name: clients did not subscribe: $(cat "$HF_RUN/$name.json" "$HF_RUN/$name.err")"
+    return 1
 }
+bench_ready_or_gone() { [[ -e $HF_RUN/$1.ready ]] || ! kill -0 "$LOADGEN_PID" 2>/dev/null; }
 bench_loadgen_wait() {
     wait "$LOADGEN_PID" || hf_log "$1: loadgen reported a problem: $(cat "$HF_RUN/$1.json")"
 }

@@ -5,7 +5,7 @@
 # event leaves Redis once per gateway).
 #
 #   bench/scaling.sh [BUILD_DIR] [CLIENTS] [RATE] [SECONDS]
-#   e.g. bench/scaling.sh build 4000 1000 10
+#   e.g. bench/scaling.sh build 2000 250 10
 #
 # The full pipeline (PostgreSQL fsync on, the dev broker, one relay,
 # ingest); CLIENTS holdfast-loadgen clients spread round-robin over the
@@ -15,8 +15,8 @@
 # BENCH_GATEWAY_COUNTS overrides "1 2 4 8". Writes bench/results/scaling.json.
 set -euo pipefail
 BUILD=${1:-build}
-CLIENTS=${2:-4000}
-RATE=${3:-1000}
+CLIENTS=${2:-2000}
+RATE=${3:-250}
 SECONDS_RUN=${4:-10}
 COUNTS=${BENCH_GATEWAY_COUNTS:-1 2 4 8}
 CHANNELS=125
@@ -28,7 +28,7 @@ redis_output_bytes() {
 }
 
 hf_bench_pipeline_start
-hf_ingest_start "" --writers 4
+hf_ingest_start "" --writers 4 --publish-rate 0
 rows=()
 for n in $COUNTS; do
     urls=()
@@ -39,7 +39,8 @@ for n in $COUNTS; do
     done
     name=scale-$n
     bench_loadgen "$name" --urls "$(IFS=,; echo "${urls[*]}")" --clients "$CLIENTS" \
-        --channels "$CHANNELS" --duration "$SECONDS_RUN" --connect-rate 5000
+        --channels "$CHANNELS" --duration "$SECONDS_RUN" --connect-rate 5000 ||
+        hf_die "$name: the load generator did not get ready"
     cpu0=$(bench_cpu_ticks redis) out0=$(redis_output_bytes) t0=$(date +%s.%N)
     gcpu0=0
     for i in $(seq 1 "$n"); do gcpu0=$((gcpu0 + $(bench_cpu_ticks "g$i"))); done
