@@ -255,8 +255,10 @@ set style fill solid 0.8 border -1
 set xtics rotate by -30
 set key left top
 set title 'fan-out deliveries/s (higher is better)'
+set yrange [0:*]
 plot 'peer_fanout.dat' u 2:xtic(1) t 'Holdfast', '' u 3 t 'Socket.IO'
 set title 'end-to-end p99 latency, ms (lower is better)'
+set yrange [*:*]
 set logscale y
 plot 'peer_p99.dat' u 2:xtic(1) t 'Holdfast', '' u 3 t 'Socket.IO'
 unset multiplot
