@@ -119,7 +119,7 @@ static lg_t G;
 static volatile sig_atomic_t lg_interrupted;
 
 static void lg_report(void);
-static void lg_connect_settled(lg_client_t *c);
+static bool lg_connect_settled(lg_client_t *c);
 static void lg_connect_failed(lg_client_t *c);
 
 static int64_t lg_now_us(clockid_t clk)
@@ -350,10 +350,8 @@ static int lg_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
         return 0;
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
         G.connect_errors++;
-        if (c) {
-            lg_connect_settled(c);
+        if (lg_connect_settled(c))
             lg_connect_failed(c);
-        }
         return 0;
     case LWS_CALLBACK_CLIENT_CLOSED:
         if (c && !G.done) {
@@ -371,12 +369,15 @@ static const struct lws_protocols lg_protocols[] = {
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
-static void lg_connect_settled(lg_client_t *c)
+/* Whether c had a handshake in flight (now ended): a failure reported
+ * twice for one attempt (lws may call back and return NULL) counts once. */
+static bool lg_connect_settled(lg_client_t *c)
 {
-    if (c && c->connecting) {
-        c->connecting = false;
-        G.connecting--;
-    }
+    if (!c || !c->connecting)
+        return false;
+    c->connecting = false;
+    G.connecting--;
+    return true;
 }
 
 /* A connect that failed is tried again later, up to LG_MAX_ATTEMPTS. */
@@ -416,8 +417,8 @@ static void lg_connect_one(int i)
     G.connecting++;
     if (!lws_client_connect_via_info(&ci)) {
         G.connect_errors++;
-        lg_connect_settled(c);
-        lg_connect_failed(c);
+        if (lg_connect_settled(c))
+            lg_connect_failed(c);
     }
 }
 
