@@ -50,18 +50,36 @@ start_holdfast() {
 start_socketio() {
     bash "$BENCH_DIR/node/install.sh"
     hf_redis_start
+    start_socketio_processes
+    PROTO=socketio E2E_URLS="ws://127.0.0.1:$PORT_sa/,ws://127.0.0.1:$PORT_sb/"
+    FANOUT_URL="ws://127.0.0.1:$PORT_sa/"
+    E2E_POST=http://127.0.0.1:$PORT_sa/v1/events FANOUT_POST=http://127.0.0.1:$PORT_sb/v1/events
+}
+
+# Two Node.js processes on fixed ports (PORT_sa, PORT_sb, kept across
+# restarts).
+start_socketio_processes() {
     local s port
     for s in sa sb; do
-        port=$(hf_free_port)
+        port=PORT_$s
+        port=${!port:-$(hf_free_port)}
         hf_spawn "$s" node "$BENCH_DIR/node/socketio_server.js" --port "$port" \
             --redis-port "$HF_REDIS_PORT"
         hf_wait_until 30 "$s /healthz" hf_http_ok "http://127.0.0.1:$port/healthz" ||
             hf_die "$s did not start (see $HF_RUN/$s.log)"
         printf -v "PORT_$s" '%s' "$port"
     done
-    PROTO=socketio E2E_URLS="ws://127.0.0.1:$PORT_sa/,ws://127.0.0.1:$PORT_sb/"
-    FANOUT_URL="ws://127.0.0.1:$PORT_sa/"
-    E2E_POST=http://127.0.0.1:$PORT_sa/v1/events FANOUT_POST=http://127.0.0.1:$PORT_sb/v1/events
+}
+
+# Before each fan-out point: after an overloaded run (millions of emits
+# queued) a Socket.IO process stayed deaf to new WebSocket handshakes for
+# over two minutes (no answer, no error), so each fan-out point gets fresh Node processes. Holdfast's
+# gateways recover by themselves and are not restarted.
+fresh_peer() {
+    [[ $SYSTEM == socketio ]] || return 0
+    hf_stop sa KILL
+    hf_stop sb KILL
+    start_socketio_processes
 }
 
 # point NAME URLS CLIENTS CHANNELS POST_URL RATE: one measured run; the two
@@ -88,6 +106,7 @@ for c in $E2E_CLIENTS; do
     done
 done
 for s in $FANOUT_SUBSCRIBERS; do
+    fresh_peer
     point "fanout-$s" "$FANOUT_URL" "$s" 1 "$FANOUT_POST" $((FANOUT_OFFERED / s))
 done
 if [[ $SYSTEM == holdfast && $CROSSCHECK == 1 ]]; then
