@@ -72,9 +72,9 @@ start_socketio_processes() {
 }
 
 # Before each fan-out point: after an overloaded run (millions of emits
-# queued) a Socket.IO process stayed deaf to new WebSocket handshakes for
-# over two minutes (no answer, no error), so each fan-out point gets fresh Node processes. Holdfast's
-# gateways recover by themselves and are not restarted.
+# queued) a Socket.IO process was slow to answer new WebSocket handshakes,
+# so each fan-out point gets fresh Node processes (their state is not
+# durable anyway). Holdfast's gateways are not restarted.
 fresh_peer() {
     [[ $SYSTEM == socketio ]] || return 0
     hf_stop sa KILL

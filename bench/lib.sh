@@ -5,7 +5,17 @@ HF_BIN=$(cd "$BUILD" && pwd)/bin
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$BENCH_DIR/../tests/support/lib.sh"
 hf_init "$(mktemp -d /tmp/holdfast-bench.XXXXXX)"
-trap 'hf_stop_all; [[ -n ${KEEP:-} ]] && echo "kept $HF_RUN" >&2 || rm -rf "$HF_RUN"' EXIT
+trap 'bench_stop_clients; hf_stop_all; [[ -n ${KEEP:-} ]] && echo "kept $HF_RUN" >&2 || rm -rf "$HF_RUN"' EXIT
+
+# bench_stop_clients: the load generators and publishers a script started
+# in the background (LOADGEN_PID, PUBLISHER_PID, WS_PID, HOLD_PIDS), when it
+# ends early: they would hold their connections for minutes.
+bench_stop_clients() {
+    local pid
+    for pid in ${LOADGEN_PID:-} ${PUBLISHER_PID:-} ${WS_PID:-} ${HOLD_PIDS[@]:-}; do
+        kill "$pid" 2>/dev/null || true
+    done
+}
 command -v pgbench >/dev/null || PATH=$HF_PG_BIN:$PATH
 RESULTS=$BENCH_DIR/results
 mkdir -p "$RESULTS"

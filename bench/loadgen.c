@@ -120,7 +120,7 @@ static volatile sig_atomic_t lg_interrupted;
 
 static void lg_report(void);
 static bool lg_connect_settled(lg_client_t *c);
-static void lg_connect_failed(lg_client_t *c);
+static bool lg_connect_ended_badly(lg_client_t *c);
 
 static int64_t lg_now_us(clockid_t clk)
 {
@@ -349,11 +349,14 @@ static int lg_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
         }
         return 0;
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-        G.connect_errors++;
-        if (lg_connect_settled(c))
-            lg_connect_failed(c);
+    case LWS_CALLBACK_WSI_DESTROY:
+        lg_connect_ended_badly(c);
         return 0;
     case LWS_CALLBACK_CLIENT_CLOSED:
+        /* lws 4.1 ends some handshakes (a server that stops answering) with
+         * CLOSED rather than CONNECTION_ERROR: a failed connect too. */
+        if (lg_connect_ended_badly(c))
+            return 0;
         if (c && !G.done) {
             G.closes++;
             c->closed = true;
@@ -380,13 +383,19 @@ static bool lg_connect_settled(lg_client_t *c)
     return true;
 }
 
-/* A connect that failed is tried again later, up to LG_MAX_ATTEMPTS. */
-static void lg_connect_failed(lg_client_t *c)
+/* A handshake of c that ended without ESTABLISHED: counted once (lws may
+ * report one attempt's end more than once) and tried again later, up to
+ * LG_MAX_ATTEMPTS. False when c had no handshake in flight. */
+static bool lg_connect_ended_badly(lg_client_t *c)
 {
+    if (!lg_connect_settled(c))
+        return false;
+    G.connect_errors++;
     if (c->attempts < LG_MAX_ATTEMPTS && !G.done)
         G.retry[G.retry_len++] = c->index;
     else
         c->closed = true;
+    return true;
 }
 
 static void lg_connect_one(int i)
@@ -415,11 +424,8 @@ static void lg_connect_one(int i)
     c->attempts++;
     c->connecting = true;
     G.connecting++;
-    if (!lws_client_connect_via_info(&ci)) {
-        G.connect_errors++;
-        if (lg_connect_settled(c))
-            lg_connect_failed(c);
-    }
+    if (!lws_client_connect_via_info(&ci))
+        lg_connect_ended_badly(c);
 }
 
 /* Starts this tick's share of connects, failed ones first, while fewer

@@ -212,8 +212,10 @@ void gw_conns_heartbeat(gateway_t *gw, int64_t now_us)
             continue; /* its close has a timeout of its own */
         int64_t quiet = now_us - c->heard_us;
         if (quiet >= idle_us) {
-            /* It answers nothing: no close handshake to wait for. */
+            /* It answers nothing: no close handshake to wait for (and,
+             * close_sent, no close frame if a write was already due). */
             c->closing = true;
+            c->close_sent = true;
             conn_queue_clear(gw, c);
             lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
         } else if (quiet >= ping_us && !c->ping_sent && !c->ping_owed) {
@@ -350,6 +352,11 @@ static int conn_on_writeable(gateway_t *gw, gw_conn_t *c)
             return -1;
         c->ping_owed = false;
         c->ping_sent = true;
+        if (lws_send_pipe_choked(c->wsi)) {
+            if (c->qlen > 0)
+                lws_callback_on_writable(c->wsi);
+            return 0;
+        }
     }
     for (int i = 0; i < CONN_WRITES_PER_CALLBACK && c->qlen > 0; i++) {
         gw_frame_t *f = c->queue[c->qhead];
