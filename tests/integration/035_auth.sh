@@ -28,19 +28,21 @@ hf_gateway_start ga --auth-key-file "$secret" --auth-leeway 0 --max-conns-per-su
     --client-msg-rate 5 --client-msg-burst 10
 hf_gateway_start gip --auth-key-file "$secret" --max-conns-per-ip 2
 
-# other_ingest NAME FLAGS...: prints its URL once it is live.
+# other_ingest NAME VAR FLAGS...: sets VAR to its URL once it is live. (Not
+# a $(...) substitution: the part started in a subshell would be unknown
+# to hf_stop_all and outlive the test.)
 other_ingest() {
-    local name=$1 port
-    shift
+    local name=$1 var=$2 port
+    shift 2
     port=$(hf_free_port)
     hf_spawn "$name" "$HF_BIN/holdfast-ingest" --port "$port" --pg-url "$HF_PG_URL" "$@"
-    hf_wait_until 30 "$name /livez" hf_http_ok "http://127.0.0.1:$port/livez" >&2 ||
+    hf_wait_until 30 "$name /livez" hf_http_ok "http://127.0.0.1:$port/livez" ||
         hf_die "$name did not start (see $HF_RUN/$name.log)"
-    echo "http://127.0.0.1:$port"
+    printf -v "$var" '%s' "http://127.0.0.1:$port"
 }
-url_rs=$(other_ingest ingest-rs --auth-alg RS256 --auth-key-file "$HF_RUN/rsa.pub")
-url_es=$(other_ingest ingest-es --auth-alg ES256 --auth-key-file "$HF_RUN/ec.pub")
-url_open=$(other_ingest ingest-open --auth=false)
+other_ingest ingest-rs url_rs --auth-alg RS256 --auth-key-file "$HF_RUN/rsa.pub"
+other_ingest ingest-es url_es --auth-alg ES256 --auth-key-file "$HF_RUN/ec.pub"
+other_ingest ingest-open url_open --auth=false
 hf_check "auth off is logged as a warning" grep -q "auth is off" "$HF_RUN/ingest-open.log"
 hf_check "auth on says nothing of the kind" bash -c "! grep -q 'auth is off' '$HF_RUN/ingest.log'"
 
