@@ -89,6 +89,10 @@ static void channel_destroy(gateway_t *gw, gw_channel_t *ch)
 
 /* ---- subscriptions ------------------------------------------------------- */
 
+/* A resume whose probe could not read the log's epoch (the read timed out)
+ * probes again, this many times, before it is answered as not recovered. */
+#define SUB_PROBE_RETRIES 5
+
 static void sub_probe(gateway_t *gw, gw_sub_t *sub)
 {
     gw_partition_t *p = part_of(gw, sub->channel);
@@ -151,12 +155,15 @@ void gw_sub_destroy(gateway_t *gw, gw_sub_t *sub)
 }
 
 /* Places a probed subscription: where its stream continues from. */
-static void sub_place(gateway_t *gw, gw_sub_t *sub, const gw_msg_t *probe)
+static void sub_place(gateway_t *gw, gw_sub_t *sub, const gw_msg_t *probe, const char *epoch)
 {
     gw_channel_t *ch = sub->channel;
-    const char *epoch = probe->text ? probe->text : "";
-    bool recovered = sub->has_since && strcmp(sub->since_epoch, epoch) == 0 &&
-                     sub->since_offset + 1 >= probe->low && sub->since_offset < probe->high;
+    /* {-1, null}: subscribed while the log was empty; it continues from the
+     * log's first record, which the log must still hold */
+    bool from_start = sub->since_offset == -1 && !sub->since_epoch[0] && probe->low == 0;
+    bool recovered = sub->has_since && (from_start || (strcmp(sub->since_epoch, epoch) == 0 &&
+                                                       sub->since_offset + 1 >= probe->low &&
+                                                       sub->since_offset < probe->high));
     sub->last = recovered ? sub->since_offset : probe->high - 1;
     sub->last_event = HF_PREV_OFFSET_UNKNOWN;
     sub->state = GW_SUB_ACTIVE;
@@ -317,7 +324,15 @@ static void on_kafka_probed(gateway_t *gw, const gw_msg_t *msg)
             if (s->state != GW_SUB_PROBING || s->probe_token > msg->token)
                 continue;
             if (msg->ok) {
-                sub_place(gw, s, msg);
+                /* the newest record's epoch, or the newest event's this
+                 * gateway saw; a resume is never refused for not knowing it */
+                const char *epoch = msg->text && *msg->text ? msg->text : p->epoch;
+                if (s->has_since && !*epoch && msg->high > msg->low &&
+                    s->probe_retries++ < SUB_PROBE_RETRIES) {
+                    sub_probe(gw, s);
+                    continue;
+                }
+                sub_place(gw, s, msg, epoch);
                 continue;
             }
             gw_conn_send_error(gw, s->conn, "unavailable", ch->name,

@@ -117,6 +117,7 @@ struct gw_sub {
     int64_t since_offset;
     char since_epoch[HF_PROTO_EPOCH_MAX + 1];
     uint64_t probe_token;
+    int probe_retries;   /* probes that could not tell the log's epoch */
     int64_t fill_until;  /* read Kafka until last >= this; -1: no gap */
     bool tail;           /* Redis is not (yet) carrying this channel: read Kafka */
     uint64_t need_token; /* the scan request answered for it; 0: none sent */
