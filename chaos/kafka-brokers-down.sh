@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # kafka-brokers-down: the dev broker's brokers set down (all, or one with
 # --broker ID) for --pause seconds, then up (with --k8s: a broker pod
-# deleted). The relay holds events in the outbox and moves them once Kafka
-# is back; the gateways' Kafka reads resume.
+# deleted). The relay holds events (the slot keeps them) and moves them
+# once Kafka is back; the gateways' Kafka reads resume.
 source "$(dirname "$0")/lib.sh"
 CHAOS_BROKER=
 CHAOS_HELP="  --broker ID        only this broker (default: all of them)"

@@ -78,10 +78,11 @@ static int verify__wait_relayed(PGconn *pg, const char *pattern, cd_verdict_t *v
 {
     int64_t deadline = cd_mono_us() + VERIFY_RELAY_WAIT_US;
     for (;;) {
-        PGresult *res = verify__query(pg,
-                                      "SELECT count(*), count(*) FILTER (WHERE kafka_offset IS "
-                                      "NULL) FROM holdfast.events WHERE channel = ANY($1::text[])",
-                                      pattern);
+        PGresult *res =
+            verify__query(pg,
+                          "SELECT count(*), count(*) FILTER (WHERE kafka_offset IS "
+                          "NULL) FROM holdfast.event_log WHERE channel = ANY($1::text[])",
+                          pattern);
         if (!res)
             return -1;
         v->pg_events = atoll(PQgetvalue(res, 0, 0));
@@ -111,7 +112,7 @@ static int verify__load(cd_run_t *run, PGconn *pg, const char *pattern, verify_c
     PGresult *res =
         verify__query(pg,
                       "SELECT channel, kafka_offset, idempotency_key FROM "
-                      "holdfast.events WHERE channel = ANY($1::text[]) ORDER BY channel, "
+                      "holdfast.event_log WHERE channel = ANY($1::text[]) ORDER BY channel, "
                       "kafka_offset",
                       pattern);
     if (!res)
@@ -260,8 +261,8 @@ long long cd_verify_unrelayed(cd_run_t *run)
     const char *pattern = verify__channels(run);
     PGresult *res = verify__query(
         verify_pg,
-        "SELECT count(*) FROM holdfast.outbox o JOIN holdfast.events e ON e.id = o.event_id "
-        "WHERE e.channel = ANY($1::text[])",
+        "SELECT count(*) FROM holdfast.events e WHERE e.channel = ANY($1::text[])"
+        " AND NOT EXISTS (SELECT 1 FROM holdfast.event_offsets o WHERE o.event_id = e.id)",
         pattern);
     if (!res) {
         cd_verify_close();
@@ -279,7 +280,7 @@ int cd_verify_max_offsets(cd_run_t *run, int64_t *max_offset)
     const char *pattern = verify__channels(run);
     PGresult *res =
         verify__query(verify_pg,
-                      "SELECT channel, max(kafka_offset) FROM holdfast.events WHERE "
+                      "SELECT channel, max(kafka_offset) FROM holdfast.event_offsets WHERE "
                       "channel = ANY($1::text[]) AND kafka_offset IS NOT NULL GROUP BY channel",
                       pattern);
     if (!res)

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "holdfast/alloc.h"
+#include "holdfast/wire.h"
 
 struct hf_logread {
     rd_kafka_t *rk;
@@ -189,7 +190,9 @@ static void logread_fill(const rd_kafka_message_t *m, hf_log_record_t *rec)
     const void *val = NULL;
     size_t len = 0;
     if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-        rd_kafka_header_get_last(hdrs, "hf-id", &val, &len) == RD_KAFKA_RESP_ERR_NO_ERROR && val) {
+        rd_kafka_header_get_last(hdrs, HF_KAFKA_HEADER_ID, &val, &len) ==
+            RD_KAFKA_RESP_ERR_NO_ERROR &&
+        val) {
         rec->id = val;
         rec->id_len = len;
     }

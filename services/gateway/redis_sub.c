@@ -20,9 +20,10 @@
 #include "holdfast/config.h"
 #include "holdfast/log.h"
 #include "holdfast/strmap.h"
+#include "holdfast/wire.h"
 
-#define REDIS_PREFIX  "hf:"
-#define REDIS_SKIPPED "hfctl:skipped" /* the relay's "PARTITION:FIRST:LAST" announcements */
+#define REDIS_PREFIX  HF_REDIS_CHANNEL_PREFIX
+#define REDIS_SKIPPED HF_REDIS_SKIPPED_CHANNEL
 #define REDIS_BATCH   512             /* channels per SUBSCRIBE / UNSUBSCRIBE */
 #define REDIS_WANT    ((void *)1)
 #define REDIS_UNWANT  ((void *)2)

@@ -100,10 +100,12 @@ static hf_err_t history_pg_prev(ingest_history_t *h, history_page_t *page, int64
     char off[32];
     snprintf(off, sizeof off, "%lld", (long long)before);
     const char *params[3] = {page->job->channel, page->epoch, off};
-    PGresult *res = PQexecParams(h->pg,
-                                 "SELECT coalesce(max(kafka_offset), -1) FROM holdfast.events"
-                                 " WHERE channel = $1 AND epoch = $2 AND kafka_offset < $3::int8",
-                                 3, NULL, params, NULL, NULL, 0);
+    PGresult *res =
+        PQexecParams(h->pg,
+                     "SELECT coalesce(max(kafka_offset), -1) FROM holdfast.event_offsets"
+                     " WHERE channel = $1 AND kafka_offset < $3::int8 AND epoch_id ="
+                     " (SELECT id FROM holdfast.epochs WHERE epoch = $2)",
+                     3, NULL, params, NULL, NULL, 0);
     hf_err_t rc = HF_ERR_UNAVAILABLE;
     if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
         page->prev = atoll(PQgetvalue(res, 0, 0));
@@ -159,11 +161,13 @@ static hf_err_t history_pg_read(ingest_history_t *h, history_page_t *page, int64
     const char *params[5] = {page->job->channel, page->epoch, from, to, limit};
     PGresult *res =
         PQexecParams(h->pg,
-                     "SELECT id::text, type, content_type, payload,"
-                     "       (extract(epoch FROM created_at) * 1000000)::int8, kafka_offset"
-                     "  FROM holdfast.events WHERE channel = $1 AND epoch = $2"
-                     "   AND kafka_offset >= $3::int8 AND kafka_offset < $4::int8"
-                     " ORDER BY kafka_offset LIMIT $5::int8",
+                     "SELECT e.id::text, e.type, e.content_type, e.payload,"
+                     "       (extract(epoch FROM e.created_at) * 1000000)::int8, o.kafka_offset"
+                     "  FROM holdfast.event_offsets o JOIN holdfast.events e ON e.id = o.event_id"
+                     " WHERE o.channel = $1"
+                     "   AND o.epoch_id = (SELECT id FROM holdfast.epochs WHERE epoch = $2)"
+                     "   AND o.kafka_offset >= $3::int8 AND o.kafka_offset < $4::int8"
+                     " ORDER BY o.kafka_offset LIMIT $5::int8",
                      5, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         hf_warn("history: postgres: %s", PQresultErrorMessage(res));

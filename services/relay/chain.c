@@ -1,9 +1,11 @@
 /* chain.c - channel -> offset of its last event in Kafka (this epoch).
  *
  * prev_offset of an event is its channel's entry before it. The map only
- * remembers about max_entries channels: when a batch would not fit it is emptied and refilled from
- * PostgreSQL on the next misses (one query per batch), which keeps memory
- * bounded without an LRU on the hot path. */
+ * remembers about max_entries channels: when a batch would not fit it is
+ * emptied and refilled from PostgreSQL on the next misses (one query per
+ * batch), which keeps memory bounded without an LRU on the hot path. The
+ * relay refills only while PostgreSQL holds every offset it stamped
+ * (flow.c). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -99,31 +101,20 @@ void relay_chain_set(relay_chain_t *c, const char *channel, int64_t offset)
     c->count++;
 }
 
-void relay_chain_reserve(relay_chain_t *c, size_t n)
+size_t relay_chain_count(const relay_chain_t *c)
 {
-    if (c->count + n > c->max_entries)
-        relay_chain_clear(c);
+    return c->count;
 }
 
-static int event_by_partition_offset(const void *a, const void *b)
+bool relay_chain_fits(const relay_chain_t *c, size_t n)
 {
-    const relay_event_t *x = a, *y = b;
-    if (x->partition != y->partition)
-        return x->partition < y->partition ? -1 : 1;
-    return x->offset < y->offset ? -1 : x->offset > y->offset;
+    return c->count + n <= c->max_entries;
 }
 
-void relay_chain_stamp(relay_chain_t *c, relay_batch_t *batch)
+void relay_chain_stamp(relay_chain_t *c, relay_event_t *const *evs, size_t n)
 {
-    /* undelivered events sort first within a partition (offset -1) and are
-     * skipped; delivered ones chain in offset order */
-    if (batch->n == 0)
-        return; /* events may be NULL then, which qsort must not see */
-    qsort(batch->events, batch->n, sizeof *batch->events, event_by_partition_offset);
-    for (size_t i = 0; i < batch->n; i++) {
-        relay_event_t *ev = &batch->events[i];
-        if (!ev->delivered)
-            continue;
+    for (size_t i = 0; i < n; i++) {
+        relay_event_t *ev = evs[i];
         int64_t prev = HF_OFFSET_NONE;
         if (!relay_chain_get(c, ev->channel, &prev))
             prev = HF_OFFSET_NONE; /* cannot happen after chain_fill; -1 is the safe side */

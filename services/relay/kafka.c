@@ -1,4 +1,4 @@
-/* kafka.c - the relay's two Kafka clients.
+/* kafka.c - the relay's Kafka clients.
  *
  * The producer: idempotent (enable.idempotence, acks=all), explicit
  * partition, key = channel, headers hf-id / hf-channel / hf-content-type /
@@ -7,41 +7,39 @@
  * every message has its delivery report within that bound: the lease
  * argument of docs/relay.md rests on it. enable.gapless.guarantee turns a
  * possible gap into a fatal error; the producer is then recreated and the
- * partitions resynced from the log.
+ * partitions resynced from the log. Delivery reports are served from the
+ * relay's loop (relay_kafka_poll), which an fd wakes when they wait.
  *
- * The tail reader: a simple consumer (no group: assign by partition and
- * offset) that reads [from, to) of one partition and collects each record's
- * hf-id header. */
-#include <ctype.h>
+ * The log reader (common/src/logread.c, no consumer group) reads a
+ * partition's tail for a resync. */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "holdfast/alloc.h"
+#include "holdfast/channel.h"
 #include "holdfast/envelope.h"
 #include "holdfast/log.h"
+#include "holdfast/logread.h"
+#include "holdfast/wire.h"
 #include "relay.h"
 
 #define KAFKA_META_TIMEOUT_MS 5000
-#define KAFKA_TAIL_TIMEOUT_MS 15000
+#define KAFKA_READ_POLL_MS    100
 
 struct relay_kafka {
     const relay_config_t *cfg;
     rd_kafka_t *producer;
     rd_kafka_topic_t *producer_topic;
-    rd_kafka_t *consumer;
-    rd_kafka_topic_t *consumer_topic;
-    size_t pending; /* delivery reports not yet seen */
+    relay_report_fn on_report;
+    void *report_arg;
+    int wake[2];          /* written by librdkafka when delivery reports wait */
+    hf_logread_t *reader; /* the tail reader, made on first use */
     hf_buf_t value;
 };
-
-static bool kafka_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *errbuf,
-                      size_t errbuf_size)
-{
-    if (rd_kafka_conf_set(conf, name, value, errbuf, errbuf_size) == RD_KAFKA_CONF_OK)
-        return true;
-    return false;
-}
 
 static void kafka_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 {
@@ -51,7 +49,7 @@ static void kafka_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, voi
     ev->err = msg->err;
     ev->delivered = msg->err == RD_KAFKA_RESP_ERR_NO_ERROR;
     ev->offset = ev->delivered ? msg->offset : HF_OFFSET_NONE;
-    k->pending--;
+    k->on_report(k->report_arg, ev);
 }
 
 /* Client-level errors (brokers down, ...) arrive here; librdkafka retries
@@ -85,21 +83,27 @@ static rd_kafka_t *kafka_producer_new(relay_kafka_t *k, char *errbuf, size_t err
     char timeout[32], maxbytes[32];
     snprintf(timeout, sizeof timeout, "%lld", k->cfg->produce_timeout_ms);
     snprintf(maxbytes, sizeof maxbytes, "%lld", k->cfg->message_max_bytes);
+    /* linger 0: at low load a batch is one partition's few events and waits
+     * for nothing; at high load the relay's own batches fill requests */
+    const char *settings[][2] = {
+        {"bootstrap.servers", k->cfg->kafka_brokers},
+        {"enable.idempotence", "true"},
+        {"acks", "all"},
+        {"enable.gapless.guarantee", "true"},
+        {"message.timeout.ms", timeout},
+        {"request.timeout.ms", timeout},
+        {"message.max.bytes", maxbytes},
+        {"linger.ms", "0"},
+        {"retry.backoff.ms", "50"},
+        {"client.id", "holdfast-relay"},
+    };
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    bool ok = kafka_set(conf, "bootstrap.servers", k->cfg->kafka_brokers, errbuf, errbuf_size) &&
-              kafka_set(conf, "enable.idempotence", "true", errbuf, errbuf_size) &&
-              kafka_set(conf, "acks", "all", errbuf, errbuf_size) &&
-              kafka_set(conf, "enable.gapless.guarantee", "true", errbuf, errbuf_size) &&
-              kafka_set(conf, "message.timeout.ms", timeout, errbuf, errbuf_size) &&
-              kafka_set(conf, "request.timeout.ms", timeout, errbuf, errbuf_size) &&
-              kafka_set(conf, "message.max.bytes", maxbytes, errbuf, errbuf_size) &&
-              kafka_set(conf, "linger.ms", "1", errbuf, errbuf_size) &&
-              kafka_set(conf, "retry.backoff.ms", "50", errbuf, errbuf_size) &&
-              kafka_set(conf, "client.id", "holdfast-relay", errbuf, errbuf_size);
-    if (!ok) {
-        rd_kafka_conf_destroy(conf);
-        return NULL;
-    }
+    for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++)
+        if (rd_kafka_conf_set(conf, settings[i][0], settings[i][1], errbuf, errbuf_size) !=
+            RD_KAFKA_CONF_OK) {
+            rd_kafka_conf_destroy(conf);
+            return NULL;
+        }
     rd_kafka_conf_set_opaque(conf, k);
     rd_kafka_conf_set_dr_msg_cb(conf, kafka_on_delivery);
     rd_kafka_conf_set_error_cb(conf, kafka_on_error);
@@ -110,37 +114,21 @@ static rd_kafka_t *kafka_producer_new(relay_kafka_t *k, char *errbuf, size_t err
     return rk;
 }
 
-static rd_kafka_t *kafka_consumer_new(relay_kafka_t *k, char *errbuf, size_t errbuf_size)
-{
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    bool ok = kafka_set(conf, "bootstrap.servers", k->cfg->kafka_brokers, errbuf, errbuf_size) &&
-              kafka_set(conf, "fetch.wait.max.ms", "5", errbuf, errbuf_size) &&
-              kafka_set(conf, "enable.partition.eof", "true", errbuf, errbuf_size) &&
-              kafka_set(conf, "client.id", "holdfast-relay-tail", errbuf, errbuf_size);
-    if (!ok) {
-        rd_kafka_conf_destroy(conf);
-        return NULL;
-    }
-    rd_kafka_conf_set_error_cb(conf, kafka_on_error);
-    rd_kafka_conf_set_log_cb(conf, kafka_log);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errbuf, errbuf_size);
-    if (!rk)
-        rd_kafka_conf_destroy(conf);
-    return rk;
-}
-
+/* Destroys the producer: what it still held fails (purged) and is
+ * reported now, before the events the reports point to can be freed. */
 static void kafka_producer_destroy(relay_kafka_t *k)
 {
     if (!k->producer)
         return;
     rd_kafka_purge(k->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    for (int i = 0; i < 50 && rd_kafka_outq_len(k->producer) > 0; i++)
+        rd_kafka_poll(k->producer, 10);
     rd_kafka_poll(k->producer, 0);
     if (k->producer_topic)
         rd_kafka_topic_destroy(k->producer_topic);
     rd_kafka_destroy(k->producer);
     k->producer = NULL;
     k->producer_topic = NULL;
-    k->pending = 0;
 }
 
 static hf_err_t kafka_producer_start(relay_kafka_t *k, char *errbuf, size_t errbuf_size)
@@ -149,25 +137,30 @@ static hf_err_t kafka_producer_start(relay_kafka_t *k, char *errbuf, size_t errb
     if (!k->producer)
         return HF_ERR_INVALID;
     k->producer_topic = rd_kafka_topic_new(k->producer, k->cfg->topic, NULL);
+    rd_kafka_queue_t *main_q = rd_kafka_queue_get_main(k->producer);
+    rd_kafka_queue_io_event_enable(main_q, k->wake[1], "r", 1);
+    rd_kafka_queue_destroy(main_q);
     return HF_OK;
 }
 
-hf_err_t relay_kafka_new(const relay_config_t *cfg, relay_kafka_t **out, char *errbuf,
-                         size_t errbuf_size)
+hf_err_t relay_kafka_new(const relay_config_t *cfg, relay_report_fn on_report, void *arg,
+                         relay_kafka_t **out, char *errbuf, size_t errbuf_size)
 {
     relay_kafka_t *k = hf_calloc(1, sizeof *k);
     k->cfg = cfg;
+    k->on_report = on_report;
+    k->report_arg = arg;
+    if (pipe2(k->wake, O_NONBLOCK | O_CLOEXEC) != 0) {
+        snprintf(errbuf, errbuf_size, "pipe: %s", strerror(errno));
+        hf_free(k);
+        return HF_ERR_IO;
+    }
     if (kafka_producer_start(k, errbuf, errbuf_size) != HF_OK) {
+        close(k->wake[0]);
+        close(k->wake[1]);
         hf_free(k);
         return HF_ERR_INVALID;
     }
-    k->consumer = kafka_consumer_new(k, errbuf, errbuf_size);
-    if (!k->consumer) {
-        kafka_producer_destroy(k);
-        hf_free(k);
-        return HF_ERR_INVALID;
-    }
-    k->consumer_topic = rd_kafka_topic_new(k->consumer, cfg->topic, NULL);
     *out = k;
     return HF_OK;
 }
@@ -177,12 +170,46 @@ void relay_kafka_free(relay_kafka_t *k)
     if (!k)
         return;
     kafka_producer_destroy(k);
-    if (k->consumer_topic)
-        rd_kafka_topic_destroy(k->consumer_topic);
-    if (k->consumer)
-        rd_kafka_destroy(k->consumer);
+    hf_logread_free(k->reader);
+    close(k->wake[0]);
+    close(k->wake[1]);
     hf_buf_free(&k->value);
     hf_free(k);
+}
+
+int relay_kafka_wakeup_fd(const relay_kafka_t *k)
+{
+    return k->wake[0];
+}
+
+void relay_kafka_poll(relay_kafka_t *k)
+{
+    char drain[64];
+    while (read(k->wake[0], drain, sizeof drain) > 0) {
+    }
+    if (k->producer)
+        rd_kafka_poll(k->producer, 0);
+}
+
+bool relay_kafka_check(relay_kafka_t *k, int64_t oldest_produce_us)
+{
+    if (!k->producer)
+        return false;
+    char fatal[256];
+    int64_t limit_us = (k->cfg->produce_timeout_ms + RELAY_REPORT_SLACK_MS) * 1000;
+    bool overdue = oldest_produce_us && relay_now_us() - oldest_produce_us > limit_us;
+    bool failed = rd_kafka_fatal_error(k->producer, fatal, sizeof fatal) != 0;
+    if (!overdue && !failed)
+        return false;
+    hf_error("kafka producer %s: recreating it",
+             overdue ? "did not report every delivery in time" : fatal);
+    kafka_producer_destroy(k);
+    return true;
+}
+
+void relay_kafka_shutdown(relay_kafka_t *k)
+{
+    kafka_producer_destroy(k);
 }
 
 static void kafka_envelope(relay_kafka_t *k, const relay_event_t *ev, const char *epoch)
@@ -213,11 +240,11 @@ static rd_kafka_resp_err_t kafka_produce_one(relay_kafka_t *k, relay_event_t *ev
 {
     kafka_envelope(k, ev, epoch);
     rd_kafka_headers_t *hdrs = rd_kafka_headers_new(4);
-    rd_kafka_header_add(hdrs, "hf-id", -1, ev->id, -1);
-    rd_kafka_header_add(hdrs, "hf-channel", -1, ev->channel, -1);
-    rd_kafka_header_add(hdrs, "hf-content-type", -1, ev->content_type, -1);
+    rd_kafka_header_add(hdrs, HF_KAFKA_HEADER_ID, -1, ev->id, -1);
+    rd_kafka_header_add(hdrs, HF_KAFKA_HEADER_CHANNEL, -1, ev->channel, -1);
+    rd_kafka_header_add(hdrs, HF_KAFKA_HEADER_CONTENT_TYPE, -1, ev->content_type, -1);
     if (ev->type)
-        rd_kafka_header_add(hdrs, "hf-type", -1, ev->type, -1);
+        rd_kafka_header_add(hdrs, HF_KAFKA_HEADER_TYPE, -1, ev->type, -1);
     rd_kafka_resp_err_t err = rd_kafka_producev(
         k->producer, RD_KAFKA_V_RKT(k->producer_topic), RD_KAFKA_V_PARTITION(ev->partition),
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(ev->channel, strlen(ev->channel)),
@@ -228,160 +255,118 @@ static rd_kafka_resp_err_t kafka_produce_one(relay_kafka_t *k, relay_event_t *ev
     return err;
 }
 
-hf_err_t relay_kafka_produce(relay_kafka_t *k, relay_batch_t *batch, const char *epoch,
-                             size_t *failed)
+rd_kafka_resp_err_t relay_kafka_produce(relay_kafka_t *k, relay_list_t *batch, const char *epoch,
+                                        relay_list_t *inflight)
 {
     char errbuf[256];
-    for (size_t i = 0; i < batch->n; i++) {
-        batch->events[i].delivered = false;
-        batch->events[i].offset = HF_OFFSET_NONE;
-        batch->events[i].err = RD_KAFKA_RESP_ERR__TRANSPORT;
-    }
-    *failed = batch->n;
     if (!k->producer && kafka_producer_start(k, errbuf, sizeof errbuf) != HF_OK) {
         hf_error("kafka producer: %s", errbuf);
-        return HF_ERR_UNAVAILABLE;
+        return RD_KAFKA_RESP_ERR__FAIL;
     }
-    *failed = 0;
-    for (size_t i = 0; i < batch->n; i++) {
-        relay_event_t *ev = &batch->events[i];
-        ev->err = kafka_produce_one(k, ev, epoch);
-        if (ev->err == RD_KAFKA_RESP_ERR_NO_ERROR)
-            k->pending++;
+    while (batch->head) {
+        relay_event_t *ev = batch->head;
+        ev->delivered = false;
+        ev->offset = HF_OFFSET_NONE;
+        ev->err = RD_KAFKA_RESP_ERR__IN_PROGRESS;
+        rd_kafka_resp_err_t err = kafka_produce_one(k, ev, epoch);
+        if (err) {
+            ev->err = err;
+            return err; /* it and the rest stay in batch */
+        }
+        relay_list_push(inflight, relay_list_pop(batch));
     }
-    int64_t deadline = relay_now_us() + (k->cfg->produce_timeout_ms + RELAY_REPORT_SLACK_MS) * 1000;
-    while (k->pending > 0 && relay_now_us() < deadline)
-        rd_kafka_poll(k->producer, 10);
-    hf_err_t rc = HF_OK;
-    char fatal[256];
-    if (k->pending > 0 || rd_kafka_fatal_error(k->producer, fatal, sizeof fatal)) {
-        hf_error("kafka producer %s: recreating it",
-                 k->pending > 0 ? "did not report every delivery in time" : fatal);
-        kafka_producer_destroy(k); /* purges: any still-pending report arrives now */
-        rc = HF_ERR_INTERNAL;
+    return RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+static hf_err_t kafka_reader(relay_kafka_t *k)
+{
+    if (k->reader)
+        return HF_OK;
+    char err[256];
+    k->reader = hf_logread_new(k->cfg->kafka_brokers, k->cfg->topic, err, sizeof err);
+    if (!k->reader) {
+        hf_error("kafka log reader: %s", err);
+        return HF_ERR_INVALID;
     }
-    for (size_t i = 0; i < batch->n; i++)
-        if (!batch->events[i].delivered)
-            (*failed)++;
-    return rc;
+    return HF_OK;
 }
 
 hf_err_t relay_kafka_watermarks(relay_kafka_t *k, int partition, int64_t *low, int64_t *high)
 {
+    hf_err_t rc = kafka_reader(k);
     /* bounded by the produce timeout: a resync must not outlast the lease margin */
-    rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
-        k->consumer, k->cfg->topic, partition, low, high, (int)k->cfg->produce_timeout_ms);
-    if (err) {
-        hf_warn("kafka watermarks of partition %d: %s", partition, rd_kafka_err2str(err));
-        return HF_ERR_UNAVAILABLE;
-    }
-    return HF_OK;
+    if (rc == HF_OK)
+        rc =
+            hf_logread_watermarks(k->reader, partition, (int)k->cfg->produce_timeout_ms, low, high);
+    if (rc != HF_OK)
+        hf_warn("kafka watermarks of partition %d: %s", partition, hf_err_str(rc));
+    return rc;
 }
 
 int relay_kafka_partition_count(relay_kafka_t *k)
 {
-    const struct rd_kafka_metadata *md = NULL;
-    if (rd_kafka_metadata(k->consumer, 0, k->consumer_topic, &md, KAFKA_META_TIMEOUT_MS))
-        return -1;
     int n = -1;
-    if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR)
-        n = md->topics[0].partition_cnt;
-    rd_kafka_metadata_destroy(md);
+    if (kafka_reader(k) != HF_OK ||
+        hf_logread_partition_count(k->reader, KAFKA_META_TIMEOUT_MS, &n) != HF_OK)
+        return -1;
     return n;
 }
 
-/* Canonical UUID text (8-4-4-4-12 hex digits), as the relay writes hf-id. */
-static bool kafka_is_uuid(const char *s, size_t len)
+/* The record's id and channel as our own records carry them, or false for
+ * a record that cannot be ours. */
+static bool kafka_record_ours(const hf_log_record_t *rec, char *id, char *channel)
 {
-    if (len != 36)
+    if (!rec->id || rec->id_len != RELAY_ID_LEN || !rec->key || rec->key_len == 0 ||
+        rec->key_len > HF_CHANNEL_MAX || hf_channel_validate(rec->key, rec->key_len, NULL) != HF_OK)
         return false;
-    for (size_t i = 0; i < len; i++) {
+    memcpy(id, rec->id, RELAY_ID_LEN);
+    id[RELAY_ID_LEN] = '\0';
+    for (int i = 0; i < RELAY_ID_LEN; i++) {
         bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-        if (dash ? s[i] != '-' : !isxdigit((unsigned char)s[i]))
+        char c = id[i];
+        bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+        if (dash ? c != '-' : !hex)
             return false;
     }
+    memcpy(channel, rec->key, rec->key_len);
+    channel[rec->key_len] = '\0';
     return true;
 }
 
-/* The record's hf-id, or NULL when it has none that could be ours: a
- * foreign record never reaches a query. */
-static char *kafka_header_id(const rd_kafka_message_t *msg)
+hf_err_t relay_kafka_read(relay_kafka_t *k, int partition, int64_t from, int64_t to,
+                          int64_t deadline_us, relay_tail_fn fn, void *arg)
 {
-    rd_kafka_headers_t *hdrs = NULL;
-    const void *val = NULL;
-    size_t len = 0;
-    if (rd_kafka_message_headers(msg, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-        rd_kafka_header_get_last(hdrs, "hf-id", &val, &len) != RD_KAFKA_RESP_ERR_NO_ERROR || !val ||
-        !kafka_is_uuid(val, len))
-        return NULL;
-    char *id = hf_malloc(len + 1);
-    memcpy(id, val, len);
-    id[len] = '\0';
-    return id;
-}
-
-hf_err_t relay_kafka_read_tail(relay_kafka_t *k, int partition, int64_t from, int64_t to,
-                               char ***ids_out, int64_t **offsets_out, size_t *n_out)
-{
-    size_t cap = (size_t)(to - from), n = 0;
-    char **ids = hf_calloc(cap ? cap : 1, sizeof *ids);
-    int64_t *offsets = hf_calloc(cap ? cap : 1, sizeof *offsets);
-    if (rd_kafka_consume_start(k->consumer_topic, partition, from) == -1) {
-        hf_warn("kafka tail of partition %d: %s", partition,
-                rd_kafka_err2str(rd_kafka_last_error()));
-        hf_free(ids);
-        hf_free(offsets);
-        return HF_ERR_UNAVAILABLE;
-    }
-    hf_err_t rc = HF_OK;
-    int64_t next = from, deadline = relay_now_us() + KAFKA_TAIL_TIMEOUT_MS * 1000LL;
+    if (from >= to)
+        return HF_OK;
+    hf_err_t rc = kafka_reader(k);
+    if (rc == HF_OK)
+        rc = hf_logread_seek(k->reader, partition, from);
+    if (rc != HF_OK)
+        return rc;
+    int64_t next = from;
     while (next < to) {
-        if (relay_now_us() > deadline) {
+        if (relay_now_us() > deadline_us) {
             hf_warn("kafka tail of partition %d: stuck at %lld of [%lld, %lld)", partition,
                     (long long)next, (long long)from, (long long)to);
-            rc = HF_ERR_TIMEOUT;
-            break;
+            return HF_ERR_TIMEOUT;
         }
-        rd_kafka_message_t *msg = rd_kafka_consume(k->consumer_topic, partition, 100);
-        if (!msg)
+        hf_log_record_t rec;
+        char err[256];
+        rc = hf_logread_next(k->reader, KAFKA_READ_POLL_MS, &rec, err, sizeof err);
+        if (rc == HF_ERR_TIMEOUT)
             continue;
-        if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            rd_kafka_message_destroy(msg);
+        if (rc != HF_OK) {
+            hf_warn("kafka tail of partition %d: %s", partition, err);
+            return rc;
+        }
+        if (rec.partition != partition || rec.offset < next || rec.offset >= to)
             continue;
-        }
-        if (msg->err) {
-            hf_warn("kafka tail of partition %d: %s", partition, rd_kafka_message_errstr(msg));
-            rd_kafka_message_destroy(msg);
-            rc = HF_ERR_UNAVAILABLE;
-            break;
-        }
-        if (msg->offset >= next && msg->offset < to) {
-            char *id = kafka_header_id(msg);
-            if (id && n < cap) {
-                ids[n] = id;
-                offsets[n++] = msg->offset;
-            } else {
-                hf_free(id); /* a record without our header: not one of ours */
-            }
-            next = msg->offset + 1;
-        }
-        rd_kafka_message_destroy(msg);
+        char id[RELAY_ID_LEN + 1], channel[HF_CHANNEL_MAX + 1];
+        bool ours = kafka_record_ours(&rec, id, channel);
+        rc = fn(arg, rec.offset, ours ? id : NULL, ours ? channel : NULL, rec.value, rec.value_len);
+        if (rc != HF_OK)
+            return rc;
+        next = rec.offset + 1;
     }
-    rd_kafka_consume_stop(k->consumer_topic, partition);
-    if (rc != HF_OK) {
-        relay_kafka_tail_free(ids, offsets, n);
-        return rc;
-    }
-    *ids_out = ids;
-    *offsets_out = offsets;
-    *n_out = n;
     return HF_OK;
-}
-
-void relay_kafka_tail_free(char **ids, int64_t *offsets, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        hf_free(ids[i]);
-    hf_free(ids);
-    hf_free(offsets);
 }

@@ -35,10 +35,23 @@ static const hf_conf_spec_t relay_settings[] = {
      "how often leases are renewed and balanced"},
     {"produce-timeout", HF_CONF_MS, offsetof(relay_config_t, produce_timeout_ms), "3s", 100, 600000,
      "longest a record may wait for Kafka (message.timeout.ms); < lease-ttl"},
+    {"slot", HF_CONF_STRING, offsetof(relay_config_t, slot), "holdfast_relay", 0, 0,
+     "logical replication slot the leader reads (created when missing; [a-z0-9_])"},
+    {"publication", HF_CONF_STRING, offsetof(relay_config_t, publication), "holdfast_events", 0, 0,
+     "publication of holdfast.events inserts (made by holdfast-migrate)"},
     {"batch-max", HF_CONF_INT, offsetof(relay_config_t, batch_max), "500", 1, 100000,
-     "most outbox rows moved in one batch"},
-    {"poll-interval", HF_CONF_MS, offsetof(relay_config_t, poll_interval_ms), "1s", 10, 600000,
-     "outbox poll when no notification arrives"},
+     "most events of one partition produced as one batch"},
+    {"commit-interval", HF_CONF_MS, offsetof(relay_config_t, commit_interval_ms), "50ms", 1, 60000,
+     "longest an acknowledged event waits to be recorded in PostgreSQL (it reaches Redis "
+     "before)"},
+    {"commit-max", HF_CONF_INT, offsetof(relay_config_t, commit_max), "5000", 1, 1000000,
+     "acknowledged events that start a commit at once"},
+    {"stream-buffer", HF_CONF_BYTES, offsetof(relay_config_t, stream_buffer), "64MiB", 65536,
+     1LL << 40, "streamed events held in memory before reading the slot pauses"},
+    {"reconcile-lookback", HF_CONF_MS, offsetof(relay_config_t, reconcile_lookback_ms), "1h", 0,
+     30LL * 24 * 3600 * 1000,
+     "with a new slot (the old one lost), events this long before the last confirmed commit "
+     "are checked for an offset"},
     {"message-max-bytes", HF_CONF_BYTES, offsetof(relay_config_t, message_max_bytes), "1MiB", 1000,
      1000000000, "largest Kafka record; larger events are dead-lettered"},
     {"dead-letter-after", HF_CONF_INT, offsetof(relay_config_t, dead_letter_after), "3", 1, 1000,
@@ -50,17 +63,18 @@ static const hf_conf_spec_t relay_settings[] = {
     {"chain-max", HF_CONF_INT, offsetof(relay_config_t, chain_max), "100000", 100, 100000000,
      "channels whose last offset is kept in memory"},
     {"crash-at", HF_CONF_STRING, offsetof(relay_config_t, crash_at), "", 0, 0,
-     "TESTS ONLY: POINT:N kills the relay (SIGKILL) at POINT (produced, committed, "
-     "publishing) of batch N"},
+     "TESTS ONLY: POINT:N kills the relay (SIGKILL) at POINT (produced, publishing, "
+     "published, overlap, committed) of batch N"},
     {"log-level", HF_CONF_STRING, offsetof(relay_config_t, log_level), "info", 0, 0,
      "debug, info, warn or error"},
 };
 #define RELAY_NSETTINGS (sizeof relay_settings / sizeof relay_settings[0])
 
 static const char relay_usage[] =
-    "holdfast-relay: moves committed outbox rows into Kafka exactly once, in order per\n"
-    "channel, then publishes them to Redis Pub/Sub with their offsets. GET /livez, /readyz,\n"
-    "/metrics.";
+    "holdfast-relay: streams committed events from PostgreSQL (a logical replication slot)\n"
+    "into Kafka exactly once, in order per channel, publishes them to Redis Pub/Sub with\n"
+    "their offsets and records the offsets in PostgreSQL. One replica leads; the others\n"
+    "stand by. GET /livez, /readyz, /metrics.";
 
 static relay_t *relay_signal_target;
 
@@ -98,27 +112,36 @@ static void relay_metrics_register(relay_t *r)
         hf_metrics_histogram(m, "holdfast_relay_produce_seconds", NULL,
                              "From producing a batch to its last delivery report.", NULL, 0);
     r->m.batch_events = hf_metrics_histogram(m, "holdfast_relay_batch_events", NULL,
-                                             "Outbox rows per batch.", batch_buckets, 11);
+                                             "Events per produced batch.", batch_buckets, 11);
+    r->m.commit_events =
+        hf_metrics_histogram(m, "holdfast_relay_commit_events", NULL,
+                             "Events recorded per PostgreSQL commit.", batch_buckets, 11);
     r->m.redis_published = hf_metrics_counter(m, "holdfast_relay_redis_published_total", NULL,
                                               "Events published to Redis.");
     r->m.redis_skipped = hf_metrics_counter(m, "holdfast_relay_redis_skipped_total", NULL,
                                             "Events not published because Redis was unavailable.");
     r->m.takeovers = hf_metrics_counter(m, "holdfast_relay_lease_takeovers_total", NULL,
-                                        "Partitions taken over from a relay whose lease expired.");
-    r->m.leases_lost = hf_metrics_counter(
-        m, "holdfast_relay_leases_lost_total", NULL,
-        "Partitions this relay stopped owning (given back to balance, or expired).");
-    r->m.partitions_owned = hf_metrics_gauge(m, "holdfast_relay_partitions_owned", NULL,
-                                             "Partitions this relay holds a lease on.");
-    r->m.outbox_rows = hf_metrics_gauge(m, "holdfast_relay_outbox_rows", NULL,
-                                        "Rows in the outbox (all partitions).");
-    r->m.outbox_oldest = hf_metrics_gauge(m, "holdfast_relay_outbox_oldest_seconds", NULL,
-                                          "Age of the oldest outbox row.");
+                                        "Leases taken over from a relay whose lease expired.");
+    r->m.leases_lost = hf_metrics_counter(m, "holdfast_relay_leases_lost_total", NULL,
+                                          "Times this relay stopped leading.");
+    r->m.leader = hf_metrics_gauge(m, "holdfast_relay_leader", NULL,
+                                   "1 while this relay holds the lease and leads.");
+    r->m.slot_lag_bytes =
+        hf_metrics_gauge(m, "holdfast_relay_slot_lag_bytes", NULL,
+                         "WAL the slot keeps: from its confirmed position to the server's.");
+    r->m.stream_lag =
+        hf_metrics_gauge(m, "holdfast_relay_stream_lag_seconds", NULL,
+                         "Age of the oldest committed event not yet recorded (0 when none waits).");
+    r->m.stream_restarts = hf_metrics_counter(m, "holdfast_relay_stream_restarts_total", NULL,
+                                              "Replication streams started.");
     r->m.dead_letters = hf_metrics_counter(m, "holdfast_relay_dead_letters_total", NULL,
                                            "Events moved to holdfast.dead_letters.");
-    r->m.tail_skipped = hf_metrics_counter(
+    r->m.tail_recovered = hf_metrics_counter(
         m, "holdfast_relay_tail_recovered_total", NULL,
-        "Outbox events found already in Kafka on resync, committed without producing again.");
+        "Events found already in Kafka by a resync, recorded without producing again.");
+    r->m.reconciled = hf_metrics_counter(
+        m, "holdfast_relay_reconciled_total", NULL,
+        "Events without an offset found in holdfast.events after a slot was created.");
     r->m.resyncs = hf_metrics_counter(m, "holdfast_relay_resyncs_total", NULL,
                                       "Partition tails read before producing.");
     r->m.order_violations = hf_metrics_counter(
@@ -128,7 +151,7 @@ static void relay_metrics_register(relay_t *r)
                                           "New epochs started after finding a Kafka log reset.");
     r->m.commit_to_publish = hf_metrics_histogram(
         m, "holdfast_relay_commit_to_publish_seconds", NULL,
-        "From the event's insert in PostgreSQL to its PUBLISH on Redis.", NULL, 0);
+        "From the event's commit in PostgreSQL to its PUBLISH on Redis.", NULL, 0);
     hf_metrics_gauge_fn(m, "holdfast_relay_redis_connected", NULL,
                         "1 while the Redis connection is up.", relay_redis_up, r);
 }
@@ -137,7 +160,7 @@ static void relay_cron(lws_sorted_usec_list_t *sul)
 {
     relay_t *r = lws_container_of(sul, relay_t, cron);
     if (r->signal_seen && !atomic_load(&r->stopping)) {
-        hf_info("stopping: finishing the batch in flight, then releasing leases");
+        hf_info("stopping: finishing the batches in flight, then releasing the lease");
         hf_http_server_set_draining(r->http);
         atomic_store(&r->stopping, true);
     }
@@ -184,6 +207,10 @@ static int relay_check_config(relay_t *r)
                 c->lease_ttl_ms, RELAY_REPORT_SLACK_MS, lease_min_ms);
         return 2;
     }
+    if (!relay_stream_names_ok(c->slot, c->publication)) {
+        fprintf(stderr, "holdfast-relay: slot and publication names are 1-63 of [a-z0-9_]\n");
+        return 2;
+    }
     if (!c->relay_id || !*c->relay_id) {
         char host[128] = "relay";
         gethostname(host, sizeof host - 1);
@@ -215,7 +242,8 @@ static int relay_load_config(relay_t *r, int argc, char **argv)
 static hf_err_t relay_start(relay_t *r, struct lws_protocols *protocols)
 {
     char errbuf[512];
-    if (relay_kafka_new(&r->cfg, &r->kafka, errbuf, sizeof errbuf) != HF_OK) {
+    if (relay_kafka_new(&r->cfg, relay_flow_on_report, r, &r->kafka, errbuf, sizeof errbuf) !=
+        HF_OK) {
         hf_error("kafka: %s", errbuf);
         return HF_ERR_INVALID;
     }
@@ -281,6 +309,7 @@ int main(int argc, char **argv)
     if (r->lws)
         lws_context_destroy(r->lws);
     relay_kafka_free(r->kafka);
+    relay_store_commit_free(r);
     relay_publisher_free(r->redis);
     relay_chain_free(r->chain);
     hf_http_server_free(r->http);

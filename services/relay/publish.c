@@ -26,11 +26,10 @@
 #include "holdfast/config.h"
 #include "holdfast/envelope.h"
 #include "holdfast/log.h"
+#include "holdfast/wire.h"
 #include "relay.h"
 
-#define PUBLISH_RECONNECT_US    (1000 * 1000)
-#define PUBLISH_CHANNEL_PREFIX  "hf:"
-#define PUBLISH_SKIPPED_CHANNEL "hfctl:skipped"
+#define PUBLISH_RECONNECT_US (1000 * 1000)
 
 typedef struct publisher_skip {
     int64_t first, last; /* offsets skipped; first < 0: none */
@@ -136,13 +135,10 @@ static void publisher_envelope(relay_publisher_t *p, const relay_event_t *ev, co
     (void)hf_envelope_encode(&env, &p->buf); /* id, channel, payload always set */
 }
 
-static void publisher_note_skipped(relay_publisher_t *p, const relay_batch_t *batch, size_t from,
-                                   size_t to)
+static void publisher_note_skipped(relay_publisher_t *p, relay_event_t *const *evs, size_t n)
 {
-    for (size_t i = from; i < to; i++) {
-        const relay_event_t *ev = &batch->events[i];
-        if (!ev->delivered || ev->partition < 0 || ev->partition >= RELAY_MAX_PARTITIONS)
-            continue;
+    for (size_t i = 0; i < n; i++) {
+        const relay_event_t *ev = evs[i];
         publisher_skip_t *s = &p->skipped[ev->partition];
         if (s->first < 0 || ev->offset < s->first)
             s->first = ev->offset;
@@ -163,7 +159,7 @@ static bool publisher_announce_skipped(relay_publisher_t *p)
         if (s->first < 0)
             continue;
         redisReply *reply =
-            redisCommand(p->redis, "PUBLISH %s %d:%lld:%lld", PUBLISH_SKIPPED_CHANNEL, i,
+            redisCommand(p->redis, "PUBLISH %s %d:%lld:%lld", HF_REDIS_SKIPPED_CHANNEL, i,
                          (long long)s->first, (long long)s->last);
         bool ok = reply && reply->type != REDIS_REPLY_ERROR;
         if (reply)
@@ -185,33 +181,27 @@ void relay_publisher_announce(relay_publisher_t *p)
         (void)publisher_announce_skipped(p); /* a failure keeps them for the next call */
 }
 
-size_t relay_publish(relay_publisher_t *p, const relay_batch_t *batch, size_t from, size_t to,
-                     const char *epoch)
+size_t relay_publish(relay_publisher_t *p, relay_event_t *const *evs, size_t n, const char *epoch)
 {
-    if (!p)
+    if (!p || n == 0)
         return 0;
     if (!publisher_connect(p) || !publisher_announce_skipped(p)) {
-        publisher_note_skipped(p, batch, from, to);
+        publisher_note_skipped(p, evs, n);
         return 0;
     }
-    size_t queued = 0;
-    for (size_t i = from; i < to; i++) {
-        const relay_event_t *ev = &batch->events[i];
-        if (!ev->delivered)
-            continue;
-        publisher_envelope(p, ev, epoch);
+    for (size_t i = 0; i < n; i++) {
+        publisher_envelope(p, evs[i], epoch);
         char channel[256];
-        snprintf(channel, sizeof channel, PUBLISH_CHANNEL_PREFIX "%s", ev->channel);
+        snprintf(channel, sizeof channel, HF_REDIS_CHANNEL_PREFIX "%s", evs[i]->channel);
         if (redisAppendCommand(p->redis, "PUBLISH %s %b", channel, p->buf.data, p->buf.len) !=
             REDIS_OK) {
             publisher_drop(p, "out of memory");
-            publisher_note_skipped(p, batch, from, to);
+            publisher_note_skipped(p, evs, n);
             return 0;
         }
-        queued++;
     }
     size_t done = 0;
-    for (; done < queued; done++) {
+    for (; done < n; done++) {
         redisReply *reply = NULL;
         if (redisGetReply(p->redis, (void **)&reply) != REDIS_OK || !reply ||
             reply->type == REDIS_REPLY_ERROR) {
@@ -225,11 +215,7 @@ size_t relay_publish(relay_publisher_t *p, const relay_batch_t *batch, size_t fr
         }
         freeReplyObject(reply);
     }
-    if (done < queued) { /* the rest may or may not have gone out: announce them all */
-        size_t seen = 0, i = from;
-        for (; i < to && seen < done; i++)
-            seen += batch->events[i].delivered;
-        publisher_note_skipped(p, batch, i, to);
-    }
+    /* the rest may or may not have gone out: announce them all */
+    publisher_note_skipped(p, evs + done, n - done);
     return done;
 }

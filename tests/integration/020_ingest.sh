@@ -9,6 +9,7 @@ hf_test_begin "${1:-build}"
 
 hf_pg_start "" fsync=off
 hf_migrate
+hf_stream_watch
 hf_ingest_start "" --writers 4
 
 # post BODY [CURL ARGS...]: prints "CODE BODY" on one line.
@@ -23,7 +24,7 @@ code_of() { echo "${1%% *}"; }
 body_of() { echo "${1#* }"; }
 json_field() { python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(eval("d"+sys.argv[2]))' "$1" "$2"; }
 
-# --- one event: 201 after commit, exact bytes, outbox row, partition ---
+# --- one event: 201 after commit, exact bytes, in the relay's stream, partition ---
 payload='{"b": 2,  "a":[1, 2.50, "\u00e9"] , "n":null}'
 r=$(post "{\"channel\":\"orders:42\",\"type\":\"order.created\",\"data\":$payload}")
 hf_check_eq "single publish status" 201 "$(code_of "$r")"
@@ -32,7 +33,7 @@ hf_check_eq "channel echoed" "orders:42" "$(json_field "$(body_of "$r")" "['chan
 hf_check_eq "payload stored byte for byte" "$payload" \
     "$(hf_psql -c "SELECT convert_from(payload, 'UTF8') FROM holdfast.events WHERE id = '$id'")"
 hf_check_eq "type stored" "order.created" "$(hf_psql -c "SELECT type FROM holdfast.events WHERE id = '$id'")"
-hf_check_eq "one outbox row for the event" 1 "$(hf_psql -c "SELECT count(*) FROM holdfast.outbox WHERE event_id = '$id'")"
+hf_check_eq "the event is in the stream the relay reads, once" 1 "$(hf_stream_ids | grep -c "$id")"
 hf_check_eq "partition is holdfast.partition_for()" \
     "$(hf_psql -c "SELECT holdfast.partition_for('orders:42')")" "$(json_field "$(body_of "$r")" "['partition']")"
 
@@ -41,7 +42,8 @@ r=$(post '[{"channel":"b1","data":1},{"channel":"b2","data":"two"},{"channel":"b
 hf_check_eq "batch status" 201 "$(code_of "$r")"
 hf_check_eq "batch answers three events" 3 "$(json_field "$(body_of "$r")" ".__len__()")"
 ids=$(python3 -c 'import json,sys; print(" ".join(e["id"] for e in json.loads(sys.argv[1])))' "$(body_of "$r")")
-hf_check_eq "batch rows in outbox order" "$ids" "$(hf_psql -c "SELECT string_agg(event_id::text, ' ' ORDER BY seq) FROM holdfast.outbox WHERE event_id::text = ANY(string_to_array('${ids// /,}', ','))")"
+hf_check_eq "batch events in the stream in request order" "$ids" \
+    "$(hf_stream_ids | grep -E "^(${ids// /|})$" | paste -sd' ')"
 r=$(post '[{"channel":"b9","data":1},{"channel":"bad/name","data":2}]')
 hf_check_eq "batch with one invalid event is refused whole" 400 "$(code_of "$r")"
 hf_check_eq "nothing of the refused batch stored" 0 "$(hf_psql -c "SELECT count(*) FROM holdfast.events WHERE channel = 'b9'")"
@@ -110,12 +112,13 @@ hf_check "requests were grouped into fewer transactions" test $((groups_after - 
 hf_psql -c "ALTER TABLE holdfast.events DROP CONSTRAINT test_poison"
 
 # --- the SQL path: publish() inside the application's own transaction ---
+stream_before=$(hf_stream_ids | wc -l)
 hf_psql -c "BEGIN; SELECT holdfast.publish('sql:rollback', '{\"a\":1}'); ROLLBACK;" >/dev/null
 hf_check_eq "rolled-back publish leaves no event" 0 "$(hf_psql -c "SELECT count(*) FROM holdfast.events WHERE channel = 'sql:rollback'")"
-hf_check_eq "rolled-back publish leaves no outbox row" 0 "$(hf_psql -c "SELECT count(*) FROM holdfast.outbox o JOIN holdfast.events e ON e.id = o.event_id WHERE e.channel = 'sql:rollback'")"
+hf_check_eq "rolled-back publish leaves nothing in the stream" "$stream_before" "$(hf_stream_ids | wc -l)"
 sid=$(hf_psql -c "BEGIN; SELECT holdfast.publish('sql:commit', '{\"a\": 1}', 'sql.test'); COMMIT;" | grep -E '^[0-9a-f-]{36}$')
 hf_check_eq "committed publish leaves one event" 1 "$(hf_psql -c "SELECT count(*) FROM holdfast.events WHERE channel = 'sql:commit'")"
-hf_check_eq "committed publish leaves one outbox row" 1 "$(hf_psql -c "SELECT count(*) FROM holdfast.outbox WHERE event_id = '$sid'")"
+hf_check_eq "committed publish is in the stream, once" 1 "$(hf_stream_ids | grep -c "$sid")"
 hf_check_eq "SQL and HTTP give a channel the same partition" \
     "$(hf_psql -c "SELECT partition FROM holdfast.events WHERE id = '$sid'")" \
     "$(json_field "$(body_of "$(post '{"channel":"sql:commit","data":0}')")" "['partition']")"

@@ -10,6 +10,7 @@ hf_test_begin "${1:-build}"
 hf_pg_start "" fsync=off
 pg_port=$HF_PG_PORT
 hf_migrate
+hf_stream_watch
 hf_ingest_start "" --writers 2 --reconnect-max 500ms
 
 python3 "$(dirname "$0")/../support/publish_retry.py" --url "$HF_INGEST_URL" \
@@ -55,7 +56,7 @@ bad=$(hf_psql -c "CREATE TEMP TABLE t(key text, id uuid)" \
 hf_check_eq "accepted events missing or doubled" 0 "$bad"
 hf_check_eq "no event stored that was not accepted" "$accepted" \
     "$(hf_psql -c "SELECT count(*) FROM holdfast.events WHERE channel = 'outage'")"
-hf_check_eq "each stored event has its outbox row" "$accepted" \
-    "$(hf_psql -c "SELECT count(*) FROM holdfast.outbox o JOIN holdfast.events e ON e.id = o.event_id WHERE e.channel = 'outage'")"
+hf_check_eq "each stored event is in the stream the relay reads, once" "$accepted" \
+    "$(hf_stream_ids | sort | uniq -u | grep -c -F -f <(hf_psql -c "SELECT id FROM holdfast.events WHERE channel = 'outage'"))"
 
 hf_checks_done

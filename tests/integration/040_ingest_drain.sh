@@ -10,9 +10,9 @@ hf_pg_start "" fsync=off
 hf_migrate
 hf_ingest_start "" --writers 2
 
-# Hold the outbox locked so the requests below stay in flight, committing
-# only once the lock goes.
-psql "$HF_PG_URL" -X -q -c "BEGIN; LOCK TABLE holdfast.outbox IN EXCLUSIVE MODE; SELECT pg_sleep(3); COMMIT;" &
+# Hold the events table locked so the requests below stay in flight,
+# committing only once the lock goes.
+psql "$HF_PG_URL" -X -q -c "BEGIN; LOCK TABLE holdfast.events IN EXCLUSIVE MODE; SELECT pg_sleep(3); COMMIT;" &
 locker=$!
 sleep 0.5
 seq 1 40 | xargs -P 40 -I{} curl -sS -o /dev/null -w '%{http_code}\n' --max-time 30 -X POST \

@@ -24,7 +24,7 @@ hf_psql -c "SELECT count(*) FROM holdfast._append(
     NULL, NULL)" >/dev/null
 big=$(hf_psql -c "SELECT id FROM holdfast.events WHERE length(payload) > 5000")
 
-hf_check "the outbox drains around the refused event" hf_wait_until 60 "the outbox to drain" hf_outbox_empty
+hf_check "every event is relayed or dead-lettered" hf_wait_until 60 "every event relayed" hf_all_relayed
 hf_check_eq "one dead letter" 1 "$(hf_psql -c "SELECT count(*) FROM holdfast.dead_letters")"
 hf_check_eq "it is the oversized event" "$big" "$(hf_psql -c "SELECT event_id FROM holdfast.dead_letters")"
 hf_check_eq "after 3 attempts" 3 "$(hf_psql -c "SELECT attempts FROM holdfast.dead_letters")"
@@ -34,7 +34,7 @@ hf_check "channel and partition recorded" test -n "$(hf_psql -c "SELECT 1 FROM h
 hf_check "the relay logs it" grep -q "event $big dead-lettered" "$HF_RUN/r1.log"
 hf_check_eq "dead_letters_total is 1" 1 \
     "$(curl -fsS "http://127.0.0.1:$PORT_r1/metrics" | sed -n 's/^holdfast_relay_dead_letters_total //p')"
-hf_check_eq "the dead letter has no offset" "" "$(hf_psql -c "SELECT kafka_offset FROM holdfast.events WHERE id = '$big'")"
+hf_check_eq "the dead letter has no offset" "" "$(hf_psql -c "SELECT kafka_offset FROM holdfast.event_log WHERE id = '$big'")"
 hf_check "the tap saw the other 59" hf_wait_until 20 "59 messages" bash -c "[[ \$(wc -l <'$HF_RUN/redis.jsonl') == 59 ]]"
 hf_stop tap
 hf_check "everything else exactly once, in order, chain skipping the dead letter" \

@@ -1,27 +1,32 @@
 #!/usr/bin/env bash
 # A bulk import: 100,000 events committed in one transaction into a
-# 2-partition topic, straight after the insert (table statistics not yet
-# refreshed by autovacuum). The relay drains it while keeping its leases:
-# every batch's commit must stay well inside the lease TTL. (With an outbox
-# index on event_id alone, PostgreSQL's plan read every row of the partition
-# for each deleted row: seconds per batch, leases lost, partitions churned.)
+# 2-partition topic, twice: before the relay ever ran (its first start
+# reconciles them from holdfast.events) and while it streams (the slot sends
+# the whole transaction after its commit). Either way the relay moves them
+# through its bounded buffer and pipeline while keeping its lease (no lease
+# lost, led once), records every offset, and its commits stay batched.
 set -euo pipefail
 source "$(dirname "$0")/../support/lib.sh"
 hf_test_begin "${1:-build}"
 
 hf_pipeline_start 2
 hf_publish_numbered bulk 100 100000
-# The commit's delete, planned the way the relay's function runs it, right
-# after the import: one index probe per row, never the partition's index.
-plan=$(hf_psql -c "EXPLAIN WITH ids AS (SELECT array_agg(event_id) i, array_agg(partition) p
-    FROM (SELECT event_id, partition FROM holdfast.outbox ORDER BY seq LIMIT 1000) x)
-    DELETE FROM holdfast.outbox o USING ids, unnest(ids.i, ids.p) AS u(id, p)
-    WHERE o.event_id = u.id AND o.partition = u.p")
-hf_check "the commit's delete probes outbox_event_id only" bash -c \
-    "grep -q outbox_event_id <<<'$plan' && ! grep -q outbox_partition_seq <<<'$plan'"
-hf_relay_start r1 --batch-max 2000
-hf_check "the relay drains 100,000 events" hf_wait_until 240 "the outbox to drain" hf_outbox_empty
-hf_check_eq "no lease lost while draining" 0 "$(hf_metric "$PORT_r1" holdfast_relay_leases_lost_total)"
-hf_check_eq "partitions acquired once each" 2 "$(grep -c 'acquired' "$HF_RUN/r1.log")"
-hf_check_eq "every event has its offset" 0 "$(hf_psql -c "SELECT count(*) FROM holdfast.events WHERE kafka_offset IS NULL")"
+hf_relay_start r1 --batch-max 2000 --stream-buffer 4MiB
+hf_check "the first start relays 100,000 events" hf_wait_until 240 "every event relayed" hf_all_relayed
+hf_check_eq "... reconciled from the table" 100000 "$(hf_metric "$PORT_r1" holdfast_relay_reconciled_total)"
+hf_publish_numbered bulk 100 100000
+hf_check "the stream relays 100,000 more" hf_wait_until 240 "every event relayed" hf_all_relayed
+hf_check_eq "no lease lost while relaying" 0 "$(hf_metric "$PORT_r1" holdfast_relay_leases_lost_total)"
+hf_check_eq "it led once" 1 "$(grep -c '"leading' "$HF_RUN/r1.log")"
+hf_check_eq "every event has its offset" 0 "$(hf_psql -c "SELECT count(*) FROM holdfast.event_log WHERE kafka_offset IS NULL")"
+commits=$(hf_metric "$PORT_r1" holdfast_relay_commit_events_count)
+hf_log "200,000 events recorded in $commits commits"
+hf_check "commits are batched (fewer than one per 100 events)" test "$commits" -lt 2000
+# Each partition's log holds exactly its events, each at its own offset.
+for p in 0 1; do
+    high=$(timeout 20 kcat -Q -b "$HF_KAFKA_BROKERS" -t "holdfast.events:$p:-1" | awk '{print $NF}')
+    hf_check_eq "partition $p: offsets 0..end-1 recorded once each" "$high|$high|0|$((high - 1))" \
+        "$(hf_psql -c "SELECT count(*), count(DISTINCT kafka_offset), min(kafka_offset), max(kafka_offset)
+            FROM holdfast.event_log WHERE partition = $p")"
+done
 hf_checks_done

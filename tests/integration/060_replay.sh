@@ -13,12 +13,12 @@ REPLAY="$HF_BIN/holdfast-replay"
 hf_pipeline_start
 hf_relay_start r1
 hf_publish_numbered rp 5 600
-hf_check "the relay moves 600 events" hf_wait_until 60 "the outbox to drain" hf_outbox_empty
+hf_check "the relay moves 600 events" hf_wait_until 60 "every event relayed" hf_all_relayed
 
 replay() { "$REPLAY" --kafka-brokers "$HF_KAFKA_BROKERS" --quiet "$@"; }
 # expected CHANNEL FROM [TO]: "offset seq id" of the channel's events from PostgreSQL.
 expected() {
-    hf_psql -F ' ' -c "SELECT kafka_offset, convert_from(payload, 'UTF8')::jsonb->>'seq', id FROM holdfast.events
+    hf_psql -F ' ' -c "SELECT kafka_offset, convert_from(payload, 'UTF8')::jsonb->>'seq', id FROM holdfast.event_log
         WHERE channel = '$1' AND kafka_offset >= $2 AND kafka_offset <= ${3:-9223372036854775807} ORDER BY kafka_offset"
 }
 got() { python3 -c '
@@ -39,7 +39,7 @@ for l in sys.stdin:
 for c in 0 1 2 3 4; do
     ch=rp:$c
     part=$(hf_psql -c "SELECT holdfast.partition_for('$ch')")
-    mapfile -t offs < <(hf_psql -c "SELECT kafka_offset FROM holdfast.events WHERE channel = '$ch' ORDER BY kafka_offset")
+    mapfile -t offs < <(hf_psql -c "SELECT kafka_offset FROM holdfast.event_log WHERE channel = '$ch' ORDER BY kafka_offset")
     first=${offs[0]} mid=${offs[60]} last=${offs[-1]} prev_mid=${offs[59]}
     replay --channel "$ch" >"$HF_RUN/all.$c" 2>"$HF_RUN/err.$c"
     hf_check_eq "$ch: whole history equals PostgreSQL" "$(expected "$ch" 0)" "$(got <"$HF_RUN/all.$c")"
@@ -68,9 +68,9 @@ read -r pa pb < <(hf_psql -F ' ' -c "SELECT min(c), max(c) FROM (SELECT 'pair:' 
     HAVING count(*) >= 2 ORDER BY p LIMIT 1")
 hf_psql -c "SELECT holdfast.publish(CASE WHEN g % 2 = 0 THEN '$pa' ELSE '$pb' END, ('{\"seq\":' || g || '}')::jsonb)
     FROM generate_series(1, 60) g" >/dev/null
-hf_check "the pair is relayed" hf_wait_until 30 "the outbox to drain" hf_outbox_empty
+hf_check "the pair is relayed" hf_wait_until 30 "every event relayed" hf_all_relayed
 hf_check_eq "--channel $pa,$pb: both channels, one pass, in offset order" \
-    "$(hf_psql -F ' ' -c "SELECT kafka_offset, convert_from(payload, 'UTF8')::jsonb->>'seq', id FROM holdfast.events
+    "$(hf_psql -F ' ' -c "SELECT kafka_offset, convert_from(payload, 'UTF8')::jsonb->>'seq', id FROM holdfast.event_log
         WHERE channel IN ('$pa', '$pb') ORDER BY kafka_offset")" \
     "$(replay --channel "$pa,$pb" | got)"
 hf_check "... each with its own prev_offset chain" bash -c "'$REPLAY' --kafka-brokers '$HF_KAFKA_BROKERS' --quiet \
@@ -85,7 +85,7 @@ for l in sys.stdin:
 # Past the end and out of range (partition of rp:0).
 ch=rp:0
 part=$(hf_psql -c "SELECT holdfast.partition_for('$ch')")
-end=$(($(hf_psql -c "SELECT max(kafka_offset) FROM holdfast.events WHERE partition = $part") + 1))
+end=$(($(hf_psql -c "SELECT max(kafka_offset) FROM holdfast.event_log WHERE partition = $part") + 1))
 rc=0
 out=$(replay --channel "$ch" --from-offset "$end") || rc=$?
 hf_check_eq "from the end offset: nothing, exit 0" "0:" "$rc:$out"
@@ -96,8 +96,8 @@ hf_check "... naming the valid range" grep -q "Kafka holds offsets 0..$((end - 1
 
 # By time: the first event created at or after the 100th event's time.
 t=$(hf_psql -c "SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')
-    FROM holdfast.events WHERE channel = '$ch' ORDER BY kafka_offset OFFSET 99 LIMIT 1")
-from=$(hf_psql -c "SELECT min(kafka_offset) FROM holdfast.events WHERE channel = '$ch' AND created_at >= '$t'")
+    FROM holdfast.event_log WHERE channel = '$ch' ORDER BY kafka_offset OFFSET 99 LIMIT 1")
+from=$(hf_psql -c "SELECT min(kafka_offset) FROM holdfast.event_log WHERE channel = '$ch' AND created_at >= '$t'")
 hf_check_eq "--from-time $t" "$(expected "$ch" "$from")" \
     "$(replay --channel "$ch" --from-time "$t" --pg-url "$HF_PG_URL" | got)"
 hf_check_eq "--from-time after everything: nothing" "" \
@@ -116,7 +116,7 @@ hf_check "kcat and --partition $part agree ($(wc -l <"$HF_RUN/kcat.part") record
 
 # --follow sees new events, and SIGTERM ends it with exit 0.
 "$REPLAY" --kafka-brokers "$HF_KAFKA_BROKERS" --quiet --channel rp:1 --follow \
-    --from-offset "$(hf_psql -c "SELECT max(kafka_offset) + 1 FROM holdfast.events WHERE partition = holdfast.partition_for('rp:1')")" \
+    --from-offset "$(hf_psql -c "SELECT max(kafka_offset) + 1 FROM holdfast.event_log WHERE partition = holdfast.partition_for('rp:1')")" \
     >"$HF_RUN/follow" 2>&1 &
 follow_pid=$!
 sleep 1

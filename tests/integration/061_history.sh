@@ -18,10 +18,10 @@ hf_psql -c "SELECT holdfast.publish('h:old', ('{\"seq\":' || g || '}')::jsonb) F
 hf_publish_numbered filler 50 45000
 hf_psql -c "SELECT holdfast.publish('h:old', ('{\"seq\":' || g || '}')::jsonb) FROM generate_series(101, 200) g" >/dev/null
 hf_psql -c "SELECT holdfast.publish('h:new', ('{\"seq\":' || g || '}')::jsonb) FROM generate_series(1, 80) g" >/dev/null
-hf_check "the relay moves everything" hf_wait_until 180 "the outbox to drain" hf_outbox_empty
+hf_check "the relay moves everything" hf_wait_until 180 "every event relayed" hf_all_relayed
 p_old=$(hf_psql -c "SELECT holdfast.partition_for('h:old')")
 low=$(timeout 20 kcat -Q -b "$HF_KAFKA_BROKERS" -t "holdfast.events:$p_old:-2" 2>/dev/null | awk '{print $NF}' || true)
-first_old=$(hf_psql -c "SELECT min(kafka_offset) FROM holdfast.events WHERE channel = 'h:old'")
+first_old=$(hf_psql -c "SELECT min(kafka_offset) FROM holdfast.event_log WHERE channel = 'h:old'")
 hf_log "partition $p_old starts at offset ${low:-?} in Kafka; h:old starts at $first_old"
 
 # page CHANNEL [EXTRA QUERY]: pages through with limit 40; prints "offset seq prev" lines and,
@@ -50,7 +50,7 @@ PY
 expected() { # offset seq prev, from PostgreSQL
     hf_psql -F ' ' -c "SELECT kafka_offset, convert_from(payload, 'UTF8')::jsonb->>'seq',
         coalesce(lag(kafka_offset) OVER (ORDER BY kafka_offset), -1)
-        FROM holdfast.events WHERE channel = '$1' ORDER BY kafka_offset"
+        FROM holdfast.event_log WHERE channel = '$1' ORDER BY kafka_offset"
 }
 
 hf_check_eq "h:old paged from the start equals PostgreSQL" "$(expected h:old)" "$(page h:old)"

@@ -24,12 +24,12 @@ hf_psql -c "SELECT count(*) FROM holdfast._append(
     array_fill(NULL::text, ARRAY[3600]),
     array(SELECT convert_to('{\"seq\":' || g || ',\"pad\":\"' || repeat('x', 2000) || '\"}', 'UTF8')
           FROM generate_series(1, 3600) g), NULL, NULL)" >/dev/null
-hf_check "the outbox drains" hf_wait_until 60 "the outbox to drain" hf_outbox_empty
+hf_check "every event is relayed" hf_wait_until 60 "every event relayed" hf_all_relayed
 log_start=$(timeout 20 kcat -C -b "$HF_KAFKA_BROKERS" -t holdfast.events -p 0 -o beginning -c 1 -e -q -f '%o')
 hf_log "the partition's log starts at offset $log_start"
 hf_check "the log start moved past the first events" test "$log_start" -gt 0
 offsets=$(hf_psql -c "SELECT string_agg(kafka_offset::text, ',' ORDER BY kafka_offset)
-    FROM holdfast.events WHERE channel = 'r:1' AND kafka_offset >= $log_start")
+    FROM holdfast.event_log WHERE channel = 'r:1' AND kafka_offset >= $log_start")
 epoch=$(hf_psql -c "SELECT epoch FROM holdfast.meta")
 hf_check "protocol and resume checks" /usr/bin/python3 "$HF_SUPPORT/ws_protocol_check.py" \
     --url "$WS_ga" --channel r:1 --offsets "$offsets" --epoch "$epoch" --log-start "$log_start" \

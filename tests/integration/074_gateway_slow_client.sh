@@ -22,7 +22,7 @@ hf_ws_clients_start --urls "$WS_ga" --clients 13 --slow 3 --slow-pause 3 --chann
     --per-client 5 --deadline 120
 python3 "$HF_SUPPORT/publish_ingest.py" --url "$HF_INGEST_URL" --worker 0 --prefix gw --count 3000 \
     --channels 5 --batch 10 --pad 1000 --pause 0.05 --pause-every 50
-hf_check "the outbox drains" hf_wait_until 60 "the outbox to drain" hf_outbox_empty
+hf_check "every event is relayed" hf_wait_until 60 "every event relayed" hf_all_relayed
 hf_ws_clients_finish
 hf_check "slow clients closed with 4001; every fast client got every event" \
     hf_ws_verify --slow-close 4001 --min-events $((10 * 3000))
@@ -30,9 +30,9 @@ hf_check_eq "three slow closes counted" 3 "$(hf_metric "$PORT_ga" holdfast_gatew
 # A resume far behind (600 events, twice the queue) by a client that
 # reads nothing for its first 2 s is paced by its reading, not cut off: catch-up from Kafka pauses while the
 # connection's queue is over half full.
-first=$(hf_psql -c "SELECT min(kafka_offset) FROM holdfast.events WHERE channel = 'gw:0:0'")
+first=$(hf_psql -c "SELECT min(kafka_offset) FROM holdfast.event_log WHERE channel = 'gw:0:0'")
 later=$(hf_psql -c "SELECT string_agg(kafka_offset::text, ',' ORDER BY kafka_offset)
-    FROM holdfast.events WHERE channel = 'gw:0:0' AND kafka_offset > $first")
+    FROM holdfast.event_log WHERE channel = 'gw:0:0' AND kafka_offset > $first")
 hf_check "a long resume is paced, not closed" /usr/bin/python3 "$HF_SUPPORT/ws_resume_check.py" \
     --url "$WS_ga" --channel gw:0:0 --since "$first" \
     --epoch "$(hf_psql -c "SELECT epoch FROM holdfast.meta")" --expect "$later" --read-delay 2

@@ -175,8 +175,9 @@ hf_pg_start() {
         "${HF_AS_PG[@]}" "$HF_PG_BIN/initdb" -D "$data" -U holdfast --auth=trust -E UTF8 --locale=C.UTF-8 \
             >>"$HF_RUN/postgres.log" 2>&1 || hf_die "initdb failed (see $HF_RUN/postgres.log)"
     fi
+    # wal_level logical: the relay reads new events from a replication slot
     local opts=(-c listen_addresses=127.0.0.1 -c "port=$port" -c unix_socket_directories=
-        -c max_connections=200 -c logging_collector=off)
+        -c max_connections=200 -c logging_collector=off -c wal_level=logical)
     local extra
     for extra in "$@"; do opts+=(-c "$extra"); done
     hf_spawn postgres "${HF_AS_PG[@]}" "$HF_PG_BIN/postgres" -D "$data" "${opts[@]}"
@@ -254,7 +255,8 @@ hf_ingest_start() {
 }
 
 # hf_relay_spawn NAME [EXTRA FLAGS...]: a relay with id NAME and short
-# lease timings (TTL 4 s, renew 200 ms, produce timeout 1 s); sets
+# lease timings (TTL 4 s, renew 200 ms, produce timeout 1 s); the first
+# leads, later ones stand by; sets
 # PORT_<NAME> to its HTTP port. hf_relay_start also waits for /livez.
 hf_relay_spawn() {
     local name=$1 port
@@ -274,15 +276,33 @@ hf_relay_start() {
         hf_die "$1 did not start (see $HF_RUN/$1.log)"
 }
 
-# hf_relay_owns OWNER N: OWNER holds a live lease on exactly N partitions.
-hf_relay_owns() {
-    [[ $(hf_psql -c "SELECT count(*) FROM holdfast.relay_leases WHERE owner = '$1' AND expires_at > now()") == "$2" ]]
+# hf_relay_leads NAME: NAME holds the relay lease, so it moves every partition.
+hf_relay_leads() {
+    [[ $(hf_psql -c "SELECT owner FROM holdfast.relay_leader WHERE expires_at > now()") == "$1" ]]
 }
 
-# hf_leases_split COUNTS: the live leases per owner, sorted, are COUNTS (e.g. "4,4").
-hf_leases_split() {
-    [[ $(hf_psql -c "SELECT string_agg(c::text, ',' ORDER BY c) FROM
-        (SELECT count(*) c FROM holdfast.relay_leases WHERE expires_at > now() GROUP BY owner) x") == "$1" ]]
+# hf_unrelayed [WHERE]: events with neither an offset recorded nor a dead
+# letter (optionally only those matching WHERE, a condition on e).
+hf_unrelayed() {
+    hf_psql -c "SELECT count(*) FROM holdfast.events e
+        WHERE NOT EXISTS (SELECT 1 FROM holdfast.event_offsets o WHERE o.event_id = e.id)
+          AND NOT EXISTS (SELECT 1 FROM holdfast.dead_letters d WHERE d.event_id = e.id)
+          ${1:+AND ($1)}"
+}
+# hf_all_relayed: every event is in Kafka with its offset recorded (or dead-lettered).
+hf_all_relayed() { [[ $(hf_unrelayed) == 0 ]]; }
+
+# hf_stream_watch: a logical slot of its own (test_decoding) that sees the
+# WAL the relay's slot reads; hf_stream_ids then prints the ids of the
+# events inserted since, in stream (commit) order, committed transactions
+# only, without consuming them.
+hf_stream_watch() {
+    hf_psql -c "SELECT pg_create_logical_replication_slot('hf_test_watch', 'test_decoding')" >/dev/null
+}
+hf_stream_ids() {
+    hf_psql -c "SELECT substring(data FROM 'id\[uuid\]:''([0-9a-f-]+)''')
+        FROM pg_logical_slot_peek_changes('hf_test_watch', NULL, NULL)
+        WHERE data LIKE 'table holdfast.events: INSERT:%'"
 }
 
 # hf_pipeline_start [PARTITIONS]: what every relay test stands on: PostgreSQL
@@ -301,7 +321,7 @@ hf_pipeline_start() {
 
 # hf_bench_pipeline_start: what the benchmarks stand on: PostgreSQL with its
 # durable defaults (fsync on), the schema, Redis, the dev broker (8
-# partitions) and one relay "bench" owning every partition.
+# partitions) and one relay "bench", leading.
 hf_bench_pipeline_start() {
     hf_pg_start ""
     hf_migrate
@@ -309,11 +329,8 @@ hf_bench_pipeline_start() {
     hf_kafka_start 8 holdfast.events
     hf_spawn relay "$HF_BIN/holdfast-relay" --port 0 --pg-url "$HF_PG_URL" \
         --kafka-brokers "$HF_KAFKA_BROKERS" --redis-url "$HF_REDIS_URL" --relay-id bench
-    hf_wait_until 30 "the relay to own all partitions" hf_relay_owns bench 8 ||
-        hf_die "relay did not start"
+    hf_wait_until 30 "the relay to lead" hf_relay_leads bench || hf_die "relay did not start"
 }
-
-hf_outbox_empty() { [[ $(hf_psql -c "SELECT count(*) FROM holdfast.outbox") == 0 ]]; }
 
 # hf_publish_numbered PREFIX CHANNELS N: N events committed in one
 # transaction, round-robin over channels PREFIX:0..CHANNELS-1, payload
@@ -380,7 +397,7 @@ hf_tap_start() {
 hf_relay_verify() {
     hf_psql -F $'\t' -c "SELECT id, channel, partition, kafka_offset,
         CASE WHEN content_type = 'application/json'
-        THEN coalesce(convert_from(payload, 'UTF8')::jsonb->>'seq', '') ELSE '' END FROM holdfast.events" >"$HF_RUN/verify.pg"
+        THEN coalesce(convert_from(payload, 'UTF8')::jsonb->>'seq', '') ELSE '' END FROM holdfast.event_log" >"$HF_RUN/verify.pg"
     hf_psql -c "SELECT event_id FROM holdfast.dead_letters" >"$HF_RUN/verify.dead"
     timeout 60 kcat -C -b "$HF_KAFKA_BROKERS" -t "${HF_TOPIC:-holdfast.events}" -o beginning -e -q \
         -f '%p\t%o\t%k\t%h\n' >"$HF_RUN/verify.kafka" || return 1
@@ -427,7 +444,7 @@ hf_ws_verify() {
     hf_psql -F $'\t' -c "SELECT channel, kafka_offset,
         CASE WHEN content_type = 'application/json'
         THEN coalesce(convert_from(payload, 'UTF8')::jsonb->>'seq', '') ELSE '' END
-        FROM holdfast.events WHERE kafka_offset IS NOT NULL" >"$HF_RUN/ws_verify.pg"
+        FROM holdfast.event_log WHERE kafka_offset IS NOT NULL" >"$HF_RUN/ws_verify.pg"
     /usr/bin/python3 "$HF_SUPPORT/ws_verify.py" --pg "$HF_RUN/ws_verify.pg" \
         --results "$HF_RUN/ws.json" "$@"
 }

@@ -214,10 +214,12 @@ static int replay_pg_offset_at(replay_t *r, int64_t *offset)
     const char *params[3] = {r->cfg.from_time, part, r->channel_array};
     int rc = replay_pg_value(
         r,
-        "SELECT min(kafka_offset) FROM holdfast.events"
-        " WHERE created_at >= $1::timestamptz AND partition = $2::int"
-        "   AND ($3::text[] IS NULL OR channel = ANY($3::text[])) AND kafka_offset IS NOT NULL"
-        "   AND epoch = (SELECT epoch FROM holdfast.meta)",
+        "SELECT min(o.kafka_offset)"
+        "  FROM holdfast.events e JOIN holdfast.event_offsets o ON o.event_id = e.id"
+        " WHERE e.created_at >= $1::timestamptz AND e.partition = $2::int"
+        "   AND ($3::text[] IS NULL OR e.channel = ANY($3::text[]))"
+        "   AND o.epoch_id = (SELECT ep.id FROM holdfast.meta m"
+        "                     JOIN holdfast.epochs ep ON ep.epoch = m.epoch)",
         3, params, value, sizeof value);
     if (rc == REPLAY_EXIT_OK)
         *offset = value[0] ? atoll(value) : r->high; /* nothing that recent yet: from the end */
@@ -236,9 +238,10 @@ static int64_t replay_pg_prev(replay_t *r, const char *channel, size_t len, int6
     snprintf(part, sizeof part, "%d", r->partition);
     const char *params[3] = {ch, off, part};
     if (replay_pg_value(r,
-                        "SELECT coalesce(max(kafka_offset), -1) FROM holdfast.events"
-                        " WHERE channel = $1 AND partition = $3::int AND kafka_offset < $2::int8"
-                        "   AND epoch = (SELECT epoch FROM holdfast.meta)",
+                        "SELECT coalesce(max(kafka_offset), -1) FROM holdfast.event_offsets"
+                        " WHERE channel = $1 AND kafka_offset < $2::int8 AND $3::int >= 0"
+                        "   AND epoch_id = (SELECT ep.id FROM holdfast.meta m"
+                        "                   JOIN holdfast.epochs ep ON ep.epoch = m.epoch)",
                         3, params, value, sizeof value) != REPLAY_EXIT_OK)
         return HF_PREV_OFFSET_UNKNOWN;
     return atoll(value);
