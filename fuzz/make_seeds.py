@@ -10,6 +10,7 @@ Run with Debian's python3 (python3-msgpack, python3-jwt): fuzz/make_seeds.py
 import base64
 import json
 import os
+import struct
 import sys
 
 import jwt
@@ -197,10 +198,48 @@ def auth_token():
     write("fuzz_auth_token", "split_glob", "a*b*c*\naxxbyyc")
 
 
+def pg_frame(msg):
+    return struct.pack(">H", len(msg)) + msg
+
+
+def pg_relation(relid=16400, cols=None):
+    cols = cols or [("id", 2950), ("channel", 25), ("partition", 23), ("type", 25),
+                    ("payload", 17), ("content_type", 25), ("idempotency_key", 25),
+                    ("created_at", 1184)]
+    m = b"R" + struct.pack(">I", relid) + b"holdfast\0events\0d" + struct.pack(">H", len(cols))
+    for i, (name, oid) in enumerate(cols):
+        m += bytes([1 if i == 0 else 0]) + name.encode() + b"\0" + struct.pack(">Ii", oid, -1)
+    return m
+
+
+def pg_insert(channel=b"orders:42", payload=b'{"a":1}', type_=b"order.created", relid=16400):
+    def val(b):
+        return b"b" + struct.pack(">I", len(b)) + b
+    m = b"I" + struct.pack(">I", relid) + b"N" + struct.pack(">H", 8)
+    m += val(bytes(range(0xa0, 0xb0))) + val(channel) + val(struct.pack(">i", 3))
+    m += (val(type_) if type_ is not None else b"n") + val(payload)
+    m += val(b"application/json") + b"n" + val(struct.pack(">q", 1000000))
+    return m
+
+
+def pgoutput():
+    begin = b"B" + struct.pack(">QqI", 0x1234, 5000000, 777)
+    commit = b"C\0" + struct.pack(">QQq", 0x1234, 0x1300, 5000000)
+    write("fuzz_pgoutput", "transaction",
+          b"".join(map(pg_frame, [pg_relation(), begin, pg_insert(), pg_insert(b"b", b"", None),
+                                  commit])))
+    write("fuzz_pgoutput", "other_table",
+          b"".join(map(pg_frame, [pg_relation(), begin, pg_insert(relid=1), commit])))
+    write("fuzz_pgoutput", "no_relation", b"".join(map(pg_frame, [begin, pg_insert(), commit])))
+    write("fuzz_pgoutput", "bad_types",
+          b"".join(map(pg_frame, [pg_relation(cols=[("id", 25), ("channel", 25)]), begin])))
+    write("fuzz_pgoutput", "keepalive_like", pg_frame(b"k" + bytes(17)) + pg_frame(b"Y\0\0\0\x05"))
+
+
 def main():
     targets = {"fuzz_ingest_body": ingest_body, "fuzz_envelope": envelope,
                "fuzz_ws_client_message": ws_client_message, "fuzz_http_request": http_request,
-               "fuzz_auth_token": auth_token}
+               "fuzz_auth_token": auth_token, "fuzz_pgoutput": pgoutput}
     for name in sys.argv[1:] or targets:
         targets[name]()
 

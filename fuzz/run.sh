@@ -22,7 +22,7 @@ FUZZ_DIR=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$FUZZ_DIR/.." && pwd)
 LONG=0 SECONDS_EACH='' BUILD='' TARGETS=()
 ALL_TARGETS=(fuzz_ingest_body fuzz_envelope fuzz_ws_client_message fuzz_http_request
-    fuzz_auth_token)
+    fuzz_auth_token fuzz_pgoutput)
 while (($#)); do
     case $1 in
     --long) LONG=1 ;;

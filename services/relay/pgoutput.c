@@ -260,6 +260,11 @@ static hf_err_t decode_event(relay_decoder_t *d, const tuple_value_t *v, relay_e
     bool has_ct = d->col[COL_CONTENT_TYPE] >= 0 && !ct->null;
     if ((has_type && !value_text_ok(type)) || (has_ct && !value_text_ok(ct)))
         return decoder_fail(err, err_size, "events row with a malformed type or content type");
+    uint32_t p;
+    memcpy(&p, part->data, 4);
+    int32_t partition = (int32_t)be32toh(p);
+    if (partition < 0 || partition >= RELAY_MAX_PARTITIONS)
+        return decoder_fail(err, err_size, "events row with a partition out of range");
     static const char json[] = "application/json";
     const uint8_t *ct_data = has_ct ? ct->data : (const uint8_t *)json;
     size_t ct_len = has_ct ? ct->len : sizeof json - 1;
@@ -276,19 +281,13 @@ static hf_err_t decode_event(relay_decoder_t *d, const tuple_value_t *v, relay_e
     if (pl->len)
         memcpy(payload, pl->data, pl->len);
     format_uuid(id->data, ev->id);
-    uint32_t p;
-    memcpy(&p, part->data, 4);
-    ev->partition = (int32_t)be32toh(p);
+    ev->partition = partition;
     uint64_t c;
     memcpy(&c, created->data, 8);
     ev->created_at_us = (int64_t)be64toh(c) + PG_EPOCH_UNIX_US;
     ev->pos.lsn = d->txn_lsn;
     ev->pos.ord = d->txn_ord++;
     ev->commit_us = d->txn_us;
-    if (ev->partition < 0 || ev->partition >= RELAY_MAX_PARTITIONS) {
-        hf_free(ev);
-        return decoder_fail(err, err_size, "events row with a partition out of range");
-    }
     *out = ev;
     return HF_OK;
 }
@@ -325,18 +324,21 @@ hf_err_t relay_decode(relay_decoder_t *d, const uint8_t *msg, size_t len, relay_
     reader_t r = {.p = msg, .end = msg + len};
     uint8_t type = rd_u8(&r);
     switch (type) {
-    case 'B':
-        d->txn_lsn = rd_u64(&r);
-        d->txn_us = (int64_t)rd_u64(&r) + PG_EPOCH_UNIX_US;
+    case 'B': {
+        uint64_t lsn = rd_u64(&r);
+        int64_t pg_us = (int64_t)rd_u64(&r);
         (void)rd_u32(&r); /* xid */
         if (r.bad)
             return decoder_fail(err, err_size, "truncated Begin message");
+        d->txn_lsn = lsn;
+        d->txn_us = pg_us + PG_EPOCH_UNIX_US;
         d->in_txn = true;
         d->txn_ord = 0;
         out->kind = RELAY_MSG_BEGIN;
         out->lsn = d->txn_lsn;
         out->commit_us = d->txn_us;
         return HF_OK;
+    }
     case 'C': {
         (void)rd_u8(&r); /* flags */
         uint64_t commit_lsn = rd_u64(&r), end_lsn = rd_u64(&r);
