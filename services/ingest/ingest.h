@@ -1,4 +1,4 @@
-/* ingest.h - holdfast-ingest: HTTP POST /v1/events -> PostgreSQL events + outbox.
+/* ingest.h - holdfast-ingest: HTTP POST /v1/events -> PostgreSQL holdfast.events.
  *
  * Stage 1 of the pipeline. The lws thread parses and validates requests
  * (parse.c), hands them to the writer pool through one queue (writer.c),
@@ -60,6 +60,8 @@ typedef struct ingest_job {
     hf_buf_t types;    /* text[] literal */
     hf_buf_t offsets;  /* integer[] literal: payload start in body */
     hf_buf_t lengths;  /* integer[] literal: payload length */
+    char **names;      /* each event's channel (owned, nevents of them) */
+    uint32_t *hashes;  /* hf_fnv1a32 of each channel: partition = hash % count */
     int nevents;
     bool is_batch;               /* answer with an array */
     const char *idempotency_key; /* lives in req; NULL when absent */

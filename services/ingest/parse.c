@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "holdfast/alloc.h"
+#include "holdfast/partition.h"
 #include "holdfast/channel.h"
 #include "holdfast/utf8.h"
 #include "ingest.h"
@@ -163,6 +164,8 @@ static hf_err_t parse__events(json_t *root, const char *body, size_t len, ingest
                               char *errbuf, size_t errsz)
 {
     size_t n = job->is_batch ? json_array_size(root) : 1;
+    job->names = hf_calloc(n, sizeof *job->names);
+    job->hashes = hf_calloc(n, sizeof *job->hashes);
     size_t i = scan__ws(body, 0, len);
     if (job->is_batch)
         i = scan__ws(body, i + 1, len); /* past '[' */
@@ -178,6 +181,9 @@ static hf_err_t parse__events(json_t *root, const char *body, size_t len, ingest
         if (i < len && body[i] == ',')
             i = scan__ws(body, i + 1, len);
         parse__append_text_elem(&job->channels, channel, k == 0);
+        job->names[k] = hf_strdup(channel);
+        job->hashes[k] = hf_fnv1a32(channel, strlen(channel));
+        job->nevents = (int)k + 1;
         parse__append_text_elem(&job->types, type, k == 0);
         hf_buf_printf(&job->offsets, "%s%zu", k ? "," : "{", data.start);
         hf_buf_printf(&job->lengths, "%s%zu", k ? "," : "{", data.len);
@@ -240,5 +246,9 @@ void ingest_job_free(ingest_job_t *job)
     hf_buf_free(&job->types);
     hf_buf_free(&job->offsets);
     hf_buf_free(&job->lengths);
+    for (int i = 0; i < job->nevents && job->names; i++)
+        hf_free(job->names[i]);
+    hf_free(job->names);
+    hf_free(job->hashes);
     hf_free(job);
 }

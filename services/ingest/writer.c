@@ -1,14 +1,24 @@
 /* writer.c - the PostgreSQL writer pool: group commit behind one queue.
  *
  * Each writer thread owns one connection. It takes everything queued (up
- * to group_max requests), runs holdfast.ingest() for each inside one
+ * to group_max requests), inserts each request's events inside one
  * transaction and commits once, so many requests share one WAL flush.
  * Only after COMMIT succeeded does any of them get a 2xx. If one request
  * fails inside the group, the group is rolled back and every request is
  * retried in a transaction of its own, so one bad request never fails its
  * neighbours. A lost connection answers the group 503 (with Retry-After);
  * a client that retries with the same Idempotency-Key gets the original
- * events if the commit had in fact gone through. */
+ * events if the commit had in fact gone through.
+ *
+ * A request costs PostgreSQL one prepared INSERT: the writer makes the
+ * event ids (version 7 UUIDs) and partitions (hf_partition_for, the same
+ * hash as holdfast.partition_for) itself, and the statement inserts only
+ * while holdfast.meta still has the partition count they were computed
+ * with (otherwise it inserts nothing, the writer rereads the count and
+ * tries again). An Idempotency-Key is recorded by the same statement, with
+ * the event ids; a key already recorded inserts nothing and the writer
+ * answers with the originals, or 409 for another body. The rows are the
+ * ones holdfast.publish() writes from SQL (invariant 2). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,9 +29,48 @@
 
 #include "holdfast/alloc.h"
 #include "holdfast/log.h"
+#include "holdfast/uuid.h"
 #include "ingest.h"
 
-#define WRITER_STMT "holdfast_ingest"
+#define WRITER_STMT_INSERT "holdfast_insert"
+#define WRITER_STMT_KEYED  "holdfast_insert_keyed"
+#define WRITER_STMT_REPLAY "holdfast_replay"
+#define WRITER_NPARAMS     9
+
+/* $1 ids uuid[], $2 channels text[], $3 partitions int[], $4 the body
+ * (bytea, binary), $5 types text[], $6 offsets int[], $7 lengths int[],
+ * $8 the partition count the partitions were computed with, $9 the key. */
+#define WRITER_EVENTS_SELECT                                                                       \
+    "SELECT u.id, u.channel, u.partition, u.type, substring($4::bytea FROM u.off + 1 FOR u.len)"   \
+    "  FROM unnest($1::uuid[], $2::text[], $3::int[], $5::text[], $6::int[], $7::int[])"           \
+    "       WITH ORDINALITY AS u(id, channel, partition, type, off, len, ord)"
+
+static const char writer_insert_sql[] =
+    "INSERT INTO holdfast.events (id, channel, partition, type, payload) " WRITER_EVENTS_SELECT
+    " WHERE (SELECT partition_count FROM holdfast.meta) = $8::int ORDER BY u.ord";
+
+/* Answers (keys recorded, events inserted, partition count now). */
+static const char writer_keyed_sql[] =
+    "WITH k AS (INSERT INTO holdfast.idempotency_keys (key, request_hash, event_ids)"
+    "           SELECT $9, sha256($4::bytea), $1::uuid[]"
+    "            WHERE (SELECT partition_count FROM holdfast.meta) = $8::int"
+    "           ON CONFLICT (key) DO NOTHING RETURNING 1),"
+    "     e AS (INSERT INTO holdfast.events (id, channel, partition, type, payload,"
+    "                                        idempotency_key)"
+    "           SELECT i.id, i.channel, i.partition, i.type, i.substring, $9"
+    "             FROM (" WRITER_EVENTS_SELECT ") i"
+    "            WHERE EXISTS (SELECT 1 FROM k) RETURNING 1)"
+    "SELECT (SELECT count(*) FROM k), (SELECT count(*) FROM e),"
+    "       (SELECT partition_count FROM holdfast.meta)";
+
+/* A recorded key: (same body?, id, channel, partition) of each original
+ * event, in order. */
+static const char writer_replay_sql[] =
+    "SELECT k.request_hash = sha256($2::bytea), e.id, e.channel, e.partition"
+    "  FROM holdfast.idempotency_keys k"
+    "  LEFT JOIN LATERAL unnest(k.event_ids) WITH ORDINALITY AS u(eid, ord) ON true"
+    "  LEFT JOIN holdfast.events e ON e.id = u.eid"
+    " WHERE k.key = $1 ORDER BY u.ord";
 
 struct ingest_writer {
     ingest_t *ing;
@@ -30,6 +79,7 @@ struct ingest_writer {
     PGconn *conn;           /* NULL while disconnected */
     long long backoff_ms;   /* next reconnect delay */
     int64_t next_expiry_us; /* when writer 0 next expires idempotency keys */
+    int partition_count;    /* holdfast.meta's, as last read */
 };
 
 /* How a request of the group ended. */
@@ -43,7 +93,8 @@ typedef enum {
 
 typedef struct writer_result {
     writer_outcome_t outcome;
-    PGresult *res; /* owned; NULL unless OUTCOME_OK */
+    bool replayed; /* the key's original events, not new ones */
+    hf_buf_t body; /* OUTCOME_OK: the answer's JSON */
     char message[256];
 } writer_result_t;
 
@@ -71,6 +122,26 @@ static hf_err_t writer__exec_ok(PGconn *conn, const char *sql)
     return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? HF_OK : HF_ERR_UNAVAILABLE;
 }
 
+static bool writer__prepare(PGconn *conn, const char *name, const char *sql, int nparams)
+{
+    PGresult *res = PQprepare(conn, name, sql, nparams, NULL);
+    bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    PQclear(res);
+    return ok;
+}
+
+static hf_err_t writer__read_partition_count(PGconn *conn, int *count)
+{
+    PGresult *res = PQexec(conn, "SELECT partition_count FROM holdfast.meta");
+    hf_err_t rc = HF_ERR_UNAVAILABLE;
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+        *count = atoi(PQgetvalue(res, 0, 0));
+        rc = *count > 0 ? HF_OK : HF_ERR_INVALID;
+    }
+    PQclear(res);
+    return rc;
+}
+
 static hf_err_t writer__connect(ingest_writer_t *w)
 {
     const ingest_config_t *cfg = &w->ing->cfg;
@@ -93,16 +164,14 @@ static hf_err_t writer__connect(ingest_writer_t *w)
     }
     char sql[96];
     snprintf(sql, sizeof sql, "SET statement_timeout = %lld", cfg->statement_timeout_ms);
-    PGresult *prep = PQprepare(conn, WRITER_STMT,
-                               "SELECT status, id, channel, partition "
-                               "FROM holdfast.ingest($1, $2, $3, $4, $5, $6)",
-                               6, NULL);
-    bool ok = PQresultStatus(prep) == PGRES_COMMAND_OK && writer__exec_ok(conn, sql) == HF_OK;
-    if (!ok)
-        hf_error("writer %d: cannot prepare the ingest statement (is the schema migrated?): %s",
-                 w->index, PQerrorMessage(conn));
-    PQclear(prep);
+    bool ok = writer__exec_ok(conn, sql) == HF_OK &&
+              writer__prepare(conn, WRITER_STMT_INSERT, writer_insert_sql, 8) &&
+              writer__prepare(conn, WRITER_STMT_KEYED, writer_keyed_sql, 9) &&
+              writer__prepare(conn, WRITER_STMT_REPLAY, writer_replay_sql, 2) &&
+              writer__read_partition_count(conn, &w->partition_count) == HF_OK;
     if (!ok) {
+        hf_error("writer %d: cannot prepare the ingest statements (is the schema migrated?): %s",
+                 w->index, PQerrorMessage(conn));
         PQfinish(conn);
         return HF_ERR_UNAVAILABLE;
     }
@@ -143,23 +212,13 @@ static void writer__answer_result(ingest_t *ing, ingest_job_t *job, writer_resul
     case OUTCOME_OK:
         break;
     }
-    hf_buf_t out = HF_BUF_INIT;
-    int rows = PQntuples(r->res);
-    bool replayed = rows > 0 && strcmp(PQgetvalue(r->res, 0, 0), "replayed") == 0;
-    if (job->is_batch)
-        hf_buf_append_str(&out, "[");
-    for (int i = 0; i < rows; i++) {
-        hf_buf_printf(&out, "%s{\"id\":\"%s\",\"channel\":\"%s\",\"partition\":%s}", i ? "," : "",
-                      PQgetvalue(r->res, i, 1), PQgetvalue(r->res, i, 2), PQgetvalue(r->res, i, 3));
-    }
-    hf_buf_append_str(&out, job->is_batch ? "]\n" : "\n");
-    if (replayed)
+    if (r->replayed)
         hf_counter_inc(ing->m.requests_replayed);
     else
-        hf_counter_add(ing->m.events_created, (uint64_t)rows);
+        hf_counter_add(ing->m.events_created, (uint64_t)job->nevents);
     size_t len;
-    char *body = hf_buf_release(&out, &len);
-    hf_http_respond(job->req, replayed ? 200 : 201, "application/json", body, len, NULL);
+    char *body = hf_buf_release(&r->body, &len);
+    hf_http_respond(job->req, r->replayed ? 200 : 201, "application/json", body, len, NULL);
     ingest_job_free(job);
 }
 
@@ -179,39 +238,119 @@ static writer_outcome_t writer__classify(const PGresult *res, PGconn *conn)
     return OUTCOME_INTERNAL;
 }
 
-/* Runs holdfast.ingest() for one request inside the open transaction. */
+/* The answer's JSON: each event's id, channel and partition, in order. */
+static void writer__answer_append(hf_buf_t *out, int i, const char *id, const char *channel,
+                                  int partition)
+{
+    hf_buf_printf(out, "%s{\"id\":\"%s\",\"channel\":\"%s\",\"partition\":%d}", i ? "," : "", id,
+                  channel, partition);
+}
+
+static void writer__fail(writer_result_t *r, const PGresult *res, PGconn *conn)
+{
+    r->outcome = writer__classify(res, conn);
+    snprintf(r->message, sizeof r->message, "%s", PQresultErrorMessage(res));
+    r->message[strcspn(r->message, "\n")] = '\0';
+    if (r->outcome == OUTCOME_UNAVAILABLE)
+        snprintf(r->message, sizeof r->message, "database unavailable; retry");
+}
+
+/* The key was recorded before: the original events, or 409 for another body. */
+static void writer__replay(ingest_writer_t *w, ingest_job_t *job, writer_result_t *r)
+{
+    const char *values[2] = {job->idempotency_key, job->body};
+    int lengths[2] = {0, (int)job->body_len}, formats[2] = {0, 1};
+    PGresult *res = PQexecPrepared(w->conn, WRITER_STMT_REPLAY, 2, values, lengths, formats, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        writer__fail(r, res, w->conn);
+    } else if (PQntuples(res) == 0) {
+        /* expired between the two statements: as if it had never been */
+        r->outcome = OUTCOME_UNAVAILABLE;
+        snprintf(r->message, sizeof r->message, "database busy; retry");
+    } else if (PQgetvalue(res, 0, 0)[0] != 't') {
+        r->outcome = OUTCOME_CONFLICT;
+    } else {
+        r->outcome = OUTCOME_OK;
+        r->replayed = true;
+        hf_buf_append_str(&r->body, job->is_batch ? "[" : "");
+        for (int i = 0; i < PQntuples(res); i++)
+            writer__answer_append(&r->body, i, PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
+                                  atoi(PQgetvalue(res, i, 3)));
+        hf_buf_append_str(&r->body, job->is_batch ? "]\n" : "\n");
+    }
+    PQclear(res);
+}
+
+/* One attempt at inserting the request's events with ids and partitions
+ * made here. Returns false when holdfast.meta's partition count was not
+ * the one used (nothing inserted; w->partition_count now holds the new). */
+static bool writer__insert(ingest_writer_t *w, ingest_job_t *job, writer_result_t *r)
+{
+    int n = job->nevents;
+    char(*ids)[HF_UUID_TEXT_LEN + 1] = hf_malloc((size_t)n * sizeof *ids);
+    hf_buf_t id_arr = HF_BUF_INIT, part_arr = HF_BUF_INIT;
+    char count[16];
+    snprintf(count, sizeof count, "%d", w->partition_count);
+    for (int i = 0; i < n; i++) {
+        hf_uuid_v7(ids[i]);
+        hf_buf_printf(&id_arr, "%s%s", i ? "," : "{", ids[i]);
+        hf_buf_printf(&part_arr, "%s%u", i ? "," : "{",
+                      job->hashes[i] % (uint32_t)w->partition_count);
+    }
+    hf_buf_append_str(&id_arr, "}");
+    hf_buf_append_str(&part_arr, "}");
+    const char *values[WRITER_NPARAMS] = {
+        id_arr.data,       job->channels.data, part_arr.data, job->body,           job->types.data,
+        job->offsets.data, job->lengths.data,  count,         job->idempotency_key};
+    int lengths[WRITER_NPARAMS] = {0, 0, 0, (int)job->body_len};
+    int formats[WRITER_NPARAMS] = {0, 0, 0, 1}; /* the body goes as raw bytes: no escaping */
+    bool keyed = job->idempotency_key != NULL;
+    PGresult *res = PQexecPrepared(w->conn, keyed ? WRITER_STMT_KEYED : WRITER_STMT_INSERT,
+                                   keyed ? 9 : 8, values, lengths, formats, 0);
+    hf_buf_free(&id_arr);
+    hf_buf_free(&part_arr);
+    bool done = true;
+    ExecStatusType st = PQresultStatus(res);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        writer__fail(r, res, w->conn);
+    } else if ((keyed ? atoi(PQgetvalue(res, 0, 2)) : w->partition_count) != w->partition_count ||
+               (!keyed && atoi(PQcmdTuples(res)) != n)) {
+        done = false; /* repartitioned: read the count again */
+        if (writer__read_partition_count(w->conn, &w->partition_count) != HF_OK) {
+            r->outcome = OUTCOME_UNAVAILABLE;
+            snprintf(r->message, sizeof r->message, "database unavailable; retry");
+            done = true;
+        }
+    } else if (keyed && atoi(PQgetvalue(res, 0, 0)) == 0) {
+        writer__replay(w, job, r);
+    } else {
+        r->outcome = OUTCOME_OK;
+        hf_buf_append_str(&r->body, job->is_batch ? "[" : "");
+        for (int i = 0; i < n; i++)
+            writer__answer_append(&r->body, i, ids[i], job->names[i],
+                                  (int)(job->hashes[i] % (uint32_t)w->partition_count));
+        hf_buf_append_str(&r->body, job->is_batch ? "]\n" : "\n");
+    }
+    PQclear(res);
+    hf_free(ids);
+    return done;
+}
+
+/* Inserts one request's events inside the open transaction. */
 static void writer__run_job(ingest_writer_t *w, ingest_job_t *job, writer_result_t *r)
 {
-    const char *values[6] = {job->body,         job->channels.data, job->types.data,
-                             job->offsets.data, job->lengths.data,  job->idempotency_key};
-    int lengths[6] = {(int)job->body_len, 0, 0, 0, 0, 0};
-    int formats[6] = {1, 0, 0, 0, 0, 0}; /* the body goes as raw bytes: no escaping */
-    PGresult *res = PQexecPrepared(w->conn, WRITER_STMT, 6, values, lengths, formats, 0);
     memset(r, 0, sizeof *r);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        r->outcome = writer__classify(res, w->conn);
-        snprintf(r->message, sizeof r->message, "%s", PQresultErrorMessage(res));
-        r->message[strcspn(r->message, "\n")] = '\0';
-        if (r->outcome == OUTCOME_UNAVAILABLE)
-            snprintf(r->message, sizeof r->message, "database unavailable; retry");
-        PQclear(res);
-        return;
-    }
-    if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "conflict") == 0) {
-        r->outcome = OUTCOME_CONFLICT;
-        PQclear(res);
-        return;
-    }
-    r->outcome = OUTCOME_OK;
-    r->res = res;
+    for (int attempt = 0; attempt < 3; attempt++)
+        if (writer__insert(w, job, r))
+            return;
+    r->outcome = OUTCOME_UNAVAILABLE;
+    snprintf(r->message, sizeof r->message, "the partition count is changing; retry");
 }
 
 static void writer__clear_results(writer_result_t *results, int n)
 {
-    for (int i = 0; i < n; i++) {
-        PQclear(results[i].res);
-        results[i].res = NULL;
-    }
+    for (int i = 0; i < n; i++)
+        hf_buf_free(&results[i].body);
 }
 
 /* Commits the group as one transaction. Returns false when it had to be
