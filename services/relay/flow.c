@@ -354,10 +354,20 @@ static void flow_produce_partition(relay_t *r, int p, int64_t now)
     }
 }
 
+bool relay_flow_drained(const relay_t *r)
+{
+    if (r->acked_total > 0 || relay_store_commit_busy(r))
+        return false;
+    for (int p = 0; p < r->parts_seen; p++)
+        if (r->parts[p].inflight.n > 0)
+            return false;
+    return true;
+}
+
 void relay_flow_produce(relay_t *r)
 {
     int64_t now = relay_now_us();
-    if (!r->started || atomic_load(&r->stopping) || !relay_lease_producible(r, now))
+    if (!r->started || r->quiesce || atomic_load(&r->stopping) || !relay_lease_producible(r, now))
         return;
     for (int p = 0; p < r->parts_seen; p++) {
         relay_partition_t *part = &r->parts[p];
@@ -491,14 +501,30 @@ hf_err_t relay_flow_chain_ready(relay_t *r, relay_event_t *const *evs, size_t n,
     *wait = false;
     if (!flow_chain_misses(r, evs, n))
         return HF_OK;
-    if (r->acked_total > 0 || relay_store_commit_busy(r)) {
+    /* A channel missing from a map that was never emptied has no offset
+     * waiting to be recorded (it would be in the map): PostgreSQL's last
+     * offset is its last. Once the map was emptied with offsets waiting,
+     * or must be emptied to make room, the commit goes first. */
+    bool waiting = r->acked_total > 0 || relay_store_commit_busy(r);
+    if (!waiting)
+        r->chain_stale = false;
+    bool fits = relay_chain_fits(r->chain, n);
+    if (waiting && (r->chain_stale || !fits)) {
         r->commit_asap = true;
         *wait = true;
         return HF_OK;
     }
-    if (!relay_chain_fits(r->chain, n))
-        relay_chain_clear(r->chain);
+    relay_store_commit_finish(r); /* the connection runs one statement at a time */
+    if (!fits)
+        relay_flow_chain_clear(r);
     return relay_store_chain_fill(r, evs, n);
+}
+
+void relay_flow_chain_clear(relay_t *r)
+{
+    relay_chain_clear(r->chain);
+    if (r->acked_total > 0 || relay_store_commit_busy(r))
+        r->chain_stale = true;
 }
 
 /* A reconciled event is in Kafka: the stream, which may still bring it,
@@ -659,6 +685,8 @@ void relay_flow_reset(relay_t *r)
     r->acked_total = 0;
     r->first_acked_us = 0;
     r->commit_asap = false;
+    r->chain_stale = false;
+    r->quiesce = false;
     r->restart_stream = false;
 }
 
@@ -712,7 +740,7 @@ bool relay_flow_ready(const relay_t *r, int64_t now)
         if (part->queue.head && part->inflight.n == 0 && flow_can_produce(part, now))
             return true;
         if (!part->synced && now >= part->retry_at_us && part->inflight.n == 0 &&
-            r->acked_total == 0)
+            r->acked_total == 0 && (!r->quiesce || relay_flow_drained(r)))
             return true; /* a resync can run */
     }
     return false;

@@ -214,6 +214,8 @@ typedef struct relay {
     size_t acked_total;      /* acknowledged events not yet recorded (all partitions) */
     size_t queued_bytes;     /* stream buffer in use (all partitions) */
     bool commit_asap;        /* record what is acked now (a chain fill waits for it) */
+    bool chain_stale;        /* the chain map was emptied while offsets waited to be recorded */
+    bool quiesce;            /* produce nothing until what is in flight is recorded */
     bool restart_stream;     /* an overflowed partition needs the stream again */
     int64_t stream_retry_us; /* no new stream before this after one failed */
     uint64_t confirmed_lsn;  /* the last position confirmed to the slot */
@@ -268,6 +270,10 @@ void relay_flow_complete(relay_t *r);
 /* Every channel of evs in the chain map (filled from PostgreSQL when it
  * may be; *wait when a commit must end first). */
 hf_err_t relay_flow_chain_ready(relay_t *r, relay_event_t *const *evs, size_t n, bool *wait);
+/* Empties the chain map (noting whether offsets waited to be recorded). */
+void relay_flow_chain_clear(relay_t *r);
+/* Nothing in flight, acknowledged-but-unrecorded or being committed. */
+bool relay_flow_drained(const relay_t *r);
 /* Stamps prev_offset on evs (offset order) and publishes them to Redis. */
 void relay_flow_publish(relay_t *r, relay_event_t *const *evs, size_t n);
 /* Positions to write at the next commit. */

@@ -181,6 +181,10 @@ static hf_err_t resync_partition(relay_t *r, int p, bool *done)
         return rc;
     int64_t next = part->next_offset;
     if (high < next) {
+        if (!relay_flow_drained(r)) {
+            r->quiesce = true; /* the new epoch waits until nothing of the old is in flight */
+            return HF_OK;
+        }
         if ((rc = resync_log_reset(r, p, high, next)) != HF_OK)
             return rc;
         next = part->next_offset = part->acked_next = low;
@@ -233,7 +237,7 @@ hf_err_t relay_resync_pending(relay_t *r)
         r->commit_asap = true;
         return HF_OK;
     }
-    relay_chain_clear(r->chain);
+    relay_flow_chain_clear(r);
     for (int p = first; p < r->parts_seen && !atomic_load(&r->stopping); p++) {
         if (!resync_wanted(r, p, relay_now_us()))
             continue;

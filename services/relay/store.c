@@ -142,9 +142,17 @@ hf_err_t relay_store_load_meta(relay_t *r)
         return HF_ERR_INVALID;
     }
     if (r->epoch[0] && strcmp(r->epoch, epoch) != 0) {
+        /* What is in flight was produced, stamped and published in the old
+         * epoch and is recorded in it: the switch waits until it is. */
+        if (!relay_flow_drained(r)) {
+            r->quiesce = true;
+            PQclear(res);
+            return HF_OK;
+        }
         hf_info("epoch changed from %s to %s", r->epoch, epoch);
-        relay_chain_clear(r->chain); /* a new epoch starts every chain at -1 */
+        relay_flow_chain_clear(r); /* a new epoch starts every chain at -1 */
     }
+    r->quiesce = false;
     snprintf(r->epoch, sizeof r->epoch, "%s", epoch);
     r->epoch_id = atoi(PQgetvalue(res, 0, 2));
     r->partition_count = count;
@@ -263,7 +271,7 @@ hf_err_t relay_store_bump_epoch(relay_t *r, const char *reason)
     PQclear(res);
     if (!ok)
         return HF_ERR_UNAVAILABLE;
-    relay_chain_clear(r->chain);
+    relay_flow_chain_clear(r);
     return relay_store_load_meta(r);
 }
 

@@ -71,7 +71,7 @@ crash_and_recover overlap r4 r4 --commit-interval 1ms
 hf_stop r4
 
 # "committed": right after a commit.
-crash_and_recover committed r5 r5
+crash_and_recover committed r5 r5 --commit-interval 1ms
 hf_stop r5
 
 # "publishing": killed after part of a batch went to Redis.
