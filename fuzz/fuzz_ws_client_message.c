@@ -38,7 +38,7 @@ static void ws__check_refused(const gw_proto_error_t *err, bool msgpack)
     FUZZ_CHECK(err->code && err->code[0]);
     FUZZ_CHECK(memchr(err->message, '\0', sizeof err->message));
     hf_buf_t out = HF_BUF_INIT;
-    gw_proto_error(&out, msgpack, err->code, NULL, err->message);
+    gw_proto_error(&out, msgpack, err->code, NULL, err->message, &err->id, -1);
     if (!msgpack) {
         FUZZ_CHECK(fuzz_is_json(out.data, out.len));
     } else {
