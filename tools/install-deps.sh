@@ -15,8 +15,8 @@ PACKAGES=(
     # tokens signed by a JWT library the project did not write, for the auth tests
     python3-jwt python3-cryptography openssl
 )
-# offline checks of deploy/k8s, only for the tests (the schema validator
-# runs on Node)
+# only for the tests: offline checks of deploy/k8s (the schema validator
+# runs on Node) and the JavaScript client's tests (Node)
 [[ ${HOLDFAST_TEST:-0} == 1 ]] && PACKAGES+=(yamllint python3-yaml nodejs npm)
 # load generators, only for `make bench`
 [[ ${HOLDFAST_BENCH:-0} == 1 ]] && PACKAGES+=(wrk gnuplot-nox nodejs npm)
@@ -64,4 +64,11 @@ fi
 # package-lock.json).
 if [[ ! -d $ROOT/tools/k8s-validate/node_modules ]]; then
     npm ci --prefix "$ROOT/tools/k8s-validate" --no-audit --no-fund --loglevel=error >/dev/null
+fi
+# The JavaScript client's test tools (ws for Node, playwright-core to drive
+# Debian's Chromium, typescript for its declarations; versions locked in
+# clients/js/package-lock.json), again whenever the lock file changed.
+SDK=$ROOT/clients/js
+if [[ ! -f $SDK/node_modules/.package-lock.json || $SDK/package-lock.json -nt $SDK/node_modules/.package-lock.json ]]; then
+    npm ci --prefix "$SDK" --no-audit --no-fund --loglevel=error >/dev/null
 fi
