@@ -8,16 +8,17 @@ PACKAGES=(
     libwebsockets-dev librdkafka-dev libhiredis-dev libpq-dev libmsgpack-dev libjansson-dev libjwt-dev
     # the fuzzers (libFuzzer comes with clang's runtime)
     clang libclang-rt-14-dev
-    # run the local stack and the tests against real servers
-    postgresql postgresql-client redis-server redis-tools kcat curl python3 util-linux procps
+    # run the local stack and the tests against real servers (Node: the demo page's server)
+    postgresql postgresql-client redis-server redis-tools kcat curl python3 util-linux procps nodejs
     # WebSocket clients the project did not write, for the gateway tests
     python3-websockets python3-msgpack
     # tokens signed by a JWT library the project did not write, for the auth tests
     python3-jwt python3-cryptography openssl
 )
 # only for the tests: offline checks of deploy/k8s (the schema validator
-# runs on Node) and the JavaScript client's tests (Node)
-[[ ${HOLDFAST_TEST:-0} == 1 ]] && PACKAGES+=(yamllint python3-yaml nodejs npm)
+# runs on Node), the JavaScript client's tests (Node) and its browser test
+# (Debian's Chromium, driven by playwright-core)
+[[ ${HOLDFAST_TEST:-0} == 1 ]] && PACKAGES+=(yamllint python3-yaml nodejs npm chromium)
 # load generators, only for `make bench`
 [[ ${HOLDFAST_BENCH:-0} == 1 ]] && PACKAGES+=(wrk gnuplot-nox nodejs npm)
 missing=()
