@@ -2,8 +2,8 @@
 // faults, with the delivered streams checked against PostgreSQL afterwards
 // by tests/support/ws_verify.py (078_sdk_js.sh runs both).
 //
-// Twelve clients (half JSON, half msgpack) on four gateways, three
-// channels each, tokens of 4 s renewed in-band the whole time, while two
+// Twelve clients (half JSON, half msgpack; SDK_PER_GROUP sets how many
+// per group of three) on four gateways, three channels each, tokens of 4 s renewed in-band the whole time, while two
 // publishers go through ingest:
 //   ga SIGKILLed          its clients resume on gc
 //   gb SIGTERMed (drain)  its clients wait their hint, resume on gc
@@ -24,6 +24,8 @@ import {
 } from './support.js';
 
 const TOKEN_TTL_S = 4;
+// Clients per group: 3 in make test; more for measuring (SDK_PER_GROUP=20).
+const PER_GROUP = Number(process.env.SDK_PER_GROUP ?? 3);
 const ga = env('SDK_GW_A');
 const gb = env('SDK_GW_B');
 const gc = env('SDK_GW_C');
@@ -92,7 +94,7 @@ function summarize(name, recs, faultAt) {
 test('SDK clients through gateway kill, drain, Redis kill, a reset and a stalled link', { timeout: 150000 }, async (t) => {
   let i = 0;
   for (const [name, urls] of Object.entries(groups)) {
-    for (let k = 0; k < 3; k++, i++) {
+    for (let k = 0; k < PER_GROUP; k++, i++) {
       const c = newClient(urls, i);
       const mine = [channels[i % 12], channels[(i + 4) % 12], channels[(i + 8) % 12]];
       const rec = record(i, c, mine);
@@ -152,7 +154,7 @@ test('SDK clients through gateway kill, drain, Redis kill, a reset and a stalled
     const resumes = resumesOf(group('proxy'));
     const at = Date.now();
     const reply = await faultProxy('reset');
-    assert.match(reply, /connections=3\b/, reply);
+    assert.match(reply, new RegExp(`connections=${PER_GROUP}\\b`), reply);
     await resumed(group('proxy'), resumes, 'the proxy group back');
     assert.ok(group('proxy').every((r) => clients[r.client].url === px), 'reconnected through the proxy');
     summarize('connection reset (fault proxy)', group('proxy'), at);
