@@ -16,6 +16,7 @@ import { fetchHistory } from './history.js';
 import { Subscription } from './subscription.js';
 
 const CHANNEL = /^[A-Za-z0-9][A-Za-z0-9_.:@=-]{0,199}$/;
+const TIMER_MAX_MS = 2 ** 31 - 1;
 const DEFAULTS = {
   backoffBaseMs: 500,
   backoffCapMs: 30000,
@@ -345,7 +346,11 @@ export class HoldfastClient extends Emitter {
     const expiresAt = exp * 1000 + this.#skewMs;
     const life = expiresAt - Date.now();
     const margin = Math.min(this.#opt.refreshMaxMs, Math.max(this.#opt.refreshMinMs, life / 4));
-    this.#refreshTimer = setTimeout(() => this.#refresh(0), Math.max(0, life - margin));
+    const wait = Math.max(0, life - margin);
+    // Timers take at most 2^31-1 ms (24.8 days); a longer token is looked at again then.
+    this.#refreshTimer = wait > TIMER_MAX_MS
+      ? setTimeout(() => this.#scheduleRefresh(exp), TIMER_MAX_MS)
+      : setTimeout(() => this.#refresh(0), wait);
   }
 
   async #refresh(tries) {

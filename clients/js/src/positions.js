@@ -14,7 +14,13 @@ export class PositionStore {
   #flushMs;
 
   constructor(storage, prefix = 'holdfast:position:', flushMs = 250) {
-    if (storage === 'localStorage') storage = globalThis.localStorage ?? null;
+    if (storage === 'localStorage') {
+      try {
+        storage = globalThis.localStorage ?? null;
+      } catch {
+        storage = null; // storage disabled (privacy settings, sandboxed frames): memory only
+      }
+    }
     this.#storage = storage || null;
     this.#prefix = prefix;
     this.#flushMs = flushMs;

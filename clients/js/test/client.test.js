@@ -217,6 +217,18 @@ test('the token is renewed in-band before it expires; refusals are retried', asy
   c.close();
 });
 
+test('a token valid for weeks is not renewed at once (timers cap at 24.8 days)', async () => {
+  const c = client();
+  const ws = await waitFor(() => FakeSocket.last());
+  ws.open();
+  ws.welcome({ exp: Math.floor(Date.now() / 1000) + 30 * 86400 });
+  await waitFor(() => c.state === 'connected');
+  ws.recv({ type: 'ping' }); // a round trip later, still nothing
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(ws.sentOf('auth').length, 0);
+  c.close();
+});
+
 test('a reused token that has expired is not sent: a fresh one is fetched first', async () => {
   let n = 0;
   const c = new HoldfastClient({
