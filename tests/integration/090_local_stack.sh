@@ -22,7 +22,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-$STACK up >"$HF_RUN/up.log" 2>&1
+# A failed start says why here: the cleanup removes the logs.
+$STACK up >"$HF_RUN/up.log" 2>&1 || {
+    tail -n 40 "$HF_RUN/up.log" >&2
+    exit 1
+}
 hf_check "stack.env written" test -s "$HOLDFAST_RUN_DIR/stack.env"
 set -a
 source "$HOLDFAST_RUN_DIR/stack.env"
