@@ -73,8 +73,13 @@ print(f"(min/median/max) published {m['published']}, delivered {m['delivered']},
 PY
 fi
 
-hf_check "the outbox drains" hf_wait_until 60 "the outbox to drain" hf_outbox_empty
 if [[ -s $HF_RUN/ws.json ]]; then
+    # The clients caught up with every acknowledged event before they
+    # wrote ws.json; what may still lag is the relay writing offsets back
+    # to PostgreSQL, so the verdict is awaited (a real loss or duplicate
+    # never clears), then printed.
+    hf_wait_until 60 "PostgreSQL to agree with the clients" \
+        hf_ws_verify --min-events 2000 --expect-closes 1006,1012 || true
     hf_check "every SDK client got exactly its channels' events, in order, chained, across every fault" \
         hf_ws_verify --min-events 2000 --expect-closes 1006,1012
 else
