@@ -8,7 +8,9 @@
  * HF_HTTP_HEADER_MAX, delimiting bodies by Content-Length), then drives
  * what http.c does with each request through http_parse.h (query
  * splitting, Content-Length, route matching over the operational routes
- * and ingest's own table, body admission) and calls ingest's route
+ * and ingest's own table, body admission, the CORS headers for the
+ * request's Origin, which must never break the header block) and calls
+ * ingest's route
  * handlers: POST /v1/events (bearer token, Content-Type, Idempotency-Key,
  * the body parser, channel permissions, the per-subject rate limit) and
  * GET /v1/channels/{channel}/events (path, token, since, limit, epoch).
@@ -52,6 +54,7 @@ struct hf_http_req {
     char *content_type;    /* NULL when absent */
     char *authorization;   /* NULL when absent */
     char *idempotency_key; /* NULL when absent */
+    char *origin;          /* NULL when absent */
     char *body;            /* exact-size copy, so reads past the end are caught */
     size_t body_len;
     int answers; /* hf_http_respond calls; must end at exactly one */
@@ -263,6 +266,8 @@ static void http__header(hf_http_req_t *req, const char *line, size_t len, char 
         slot = &req->idempotency_key;
     else if (nlen == 14 && strncasecmp(line, "content-length", 14) == 0)
         slot = content_length;
+    else if (nlen == 6 && strncasecmp(line, "origin", 6) == 0)
+        slot = &req->origin;
     /* http.c: an empty known header is absent, an empty Idempotency-Key is "". */
     if (!slot || (vlen == 0 && slot != &req->idempotency_key))
         return;
@@ -280,7 +285,33 @@ static void http__req_free(hf_http_req_t *req)
     hf_free(req->content_type);
     hf_free(req->authorization);
     hf_free(req->idempotency_key);
+    hf_free(req->origin);
     hf_free(req->body);
+}
+
+static hf_http_cors_t fuzz_cors_list, fuzz_cors_any;
+
+/* The CORS headers http.c would write for this Origin: whole "Name: value"
+ * lines, the origin echoed only when allowed and then byte for byte. */
+static void http__check_cors(const hf_http_req_t *req, const hf_http_cors_t *cors, bool preflight)
+{
+    hf_buf_t out = HF_BUF_INIT;
+    hf_http_cors_headers(&out, cors, req->origin, preflight, "POST, OPTIONS");
+    bool allowed = hf_http_cors_allows(cors, req->origin);
+    const char *p = out.data, *end = out.data + out.len;
+    int lines = 0;
+    while (p < end) {
+        const char *eol = memchr(p, '\r', (size_t)(end - p));
+        FUZZ_CHECK(eol && eol + 1 < end && eol[1] == '\n');
+        FUZZ_CHECK(!memchr(p, '\n', (size_t)(eol - p)) && !memchr(p, '\0', (size_t)(eol - p)));
+        FUZZ_CHECK(memchr(p, ':', (size_t)(eol - p)));
+        p = eol + 2;
+        lines++;
+    }
+    FUZZ_CHECK(lines == (allowed ? (preflight ? 5 : 3) : 1));
+    if (allowed)
+        FUZZ_CHECK(strstr(out.data, req->origin) != NULL);
+    hf_buf_free(&out);
 }
 
 /* ---- http.c's request handling, then ingest's routes --------------------- */
@@ -363,6 +394,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     pthread_cond_init(&fuzz_history.wake, NULL);
     fuzz_history.queue_max = 1;
     fuzz_ingest.history = &fuzz_history;
+    char err[256];
+    FUZZ_CHECK(hf_http_cors_parse("https://app.example.com,http://127.0.0.1:8080", &fuzz_cors_list,
+                                  err, sizeof err) == HF_OK);
+    FUZZ_CHECK(hf_http_cors_parse("*", &fuzz_cors_any, err, sizeof err) == HF_OK);
     return 0;
 }
 
@@ -384,6 +419,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         bool answered = http__serve(&req, hf_http_content_length(content_length),
                                     content_length != NULL, s + pos, size - pos, &used);
         FUZZ_CHECK(req.answers == (answered ? 1 : 0));
+        bool preflight = strcmp(req.method, "OPTIONS") == 0;
+        http__check_cors(&req, &fuzz_cors_list, preflight);
+        http__check_cors(&req, &fuzz_cors_any, preflight);
         hf_free(content_length);
         http__req_free(&req);
         if (!answered || used == SIZE_MAX)

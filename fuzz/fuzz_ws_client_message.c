@@ -4,10 +4,12 @@
  * Every input goes through both: the JSON parser sees text frames under
  * holdfast.v1.json, the msgpack parser binary frames under
  * holdfast.v1.msgpack. Besides memory errors, leaks and allocations, checks
- * what conn.c relies on: an accepted request names a valid channel (ping
- * aside), a since offset >= -1 and an epoch of at most 64 bytes; a refused
+ * what conn.c relies on: an accepted request names a valid channel (ping,
+ * pong and auth aside), a since offset >= -1 and an epoch of at most 64
+ * bytes, an auth token of 1..8192 bytes, an id of at most 64; a refused
  * one has a code and a message, and the error message the gateway then
- * sends is valid JSON (a text frame must be UTF-8) or msgpack. */
+ * sends (echoing the id) is valid JSON (a text frame must be UTF-8) or
+ * msgpack. */
 #include <stdint.h>
 #include <string.h>
 
@@ -21,8 +23,15 @@
 static void ws__check_accepted(const gw_request_t *req)
 {
     FUZZ_CHECK(req->type == GW_REQ_PING || req->type == GW_REQ_SUBSCRIBE ||
-               req->type == GW_REQ_UNSUBSCRIBE);
-    if (req->type == GW_REQ_PING)
+               req->type == GW_REQ_UNSUBSCRIBE || req->type == GW_REQ_PONG ||
+               req->type == GW_REQ_AUTH);
+    FUZZ_CHECK(!req->id.present || req->id.numeric || strlen(req->id.text) <= GW_PROTO_ID_MAX);
+    if (req->type == GW_REQ_AUTH) {
+        size_t n = strlen(req->token);
+        FUZZ_CHECK(n > 0 && n <= HF_AUTH_TOKEN_MAX);
+        return;
+    }
+    if (req->type == GW_REQ_PING || req->type == GW_REQ_PONG)
         return;
     FUZZ_CHECK(hf_channel_validate(req->channel, strlen(req->channel), NULL) == HF_OK);
     if (req->has_since) {
@@ -38,7 +47,7 @@ static void ws__check_refused(const gw_proto_error_t *err, bool msgpack)
     FUZZ_CHECK(err->code && err->code[0]);
     FUZZ_CHECK(memchr(err->message, '\0', sizeof err->message));
     hf_buf_t out = HF_BUF_INIT;
-    gw_proto_error(&out, msgpack, err->code, NULL, err->message);
+    gw_proto_error(&out, msgpack, err->code, NULL, err->message, &err->id, -1);
     if (!msgpack) {
         FUZZ_CHECK(fuzz_is_json(out.data, out.len));
     } else {

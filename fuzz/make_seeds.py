@@ -95,6 +95,9 @@ def ws_client_message():
         "ping": {"type": "ping"},
         "bad_since": {"type": "unsubscribe", "channel": "a", "since": {"offset": 1}},
         "unknown_type": {"type": "publish", "channel": "a"},
+        "auth": {"type": "auth", "token": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln", "id": "r1"},
+        "pong": {"type": "pong"},
+        "subscribe_id": {"type": "subscribe", "channel": "a", "id": 7},
     }
     for name, msg in messages.items():
         write("fuzz_ws_client_message", name + ".json", json.dumps(msg))
@@ -149,6 +152,11 @@ def http_request():
         "livez": get("/livez"),
         "wrong_method": "DELETE /v1/events HTTP/1.1\r\n\r\n",
         "not_found": get("/v2/nothing?a=b"),
+        "cors_preflight": "OPTIONS /v1/events HTTP/1.1\r\nHost: ingest\r\n"
+                          "Origin: https://app.example.com\r\n"
+                          "Access-Control-Request-Method: POST\r\n\r\n",
+        "cors_post": post(body, [json_type, bearer, "Origin: https://app.example.com"]),
+        "cors_other_origin": get("/v1/channels/orders:1/events", [bearer, "Origin: null"]),
     }
     for name, request in seeds.items():
         write("fuzz_http_request", name, request)

@@ -8,16 +8,17 @@ PACKAGES=(
     libwebsockets-dev librdkafka-dev libhiredis-dev libpq-dev libmsgpack-dev libjansson-dev libjwt-dev
     # the fuzzers (libFuzzer comes with clang's runtime)
     clang libclang-rt-14-dev
-    # run the local stack and the tests against real servers
-    postgresql postgresql-client redis-server redis-tools kcat curl python3 util-linux procps
+    # run the local stack and the tests against real servers (Node: the demo page's server)
+    postgresql postgresql-client redis-server redis-tools kcat curl python3 util-linux procps nodejs
     # WebSocket clients the project did not write, for the gateway tests
     python3-websockets python3-msgpack
     # tokens signed by a JWT library the project did not write, for the auth tests
     python3-jwt python3-cryptography openssl
 )
-# offline checks of deploy/k8s, only for the tests (the schema validator
-# runs on Node)
-[[ ${HOLDFAST_TEST:-0} == 1 ]] && PACKAGES+=(yamllint python3-yaml nodejs npm)
+# only for the tests: offline checks of deploy/k8s (the schema validator
+# runs on Node), the JavaScript client's tests (Node) and its browser test
+# (Debian's Chromium, driven by playwright-core)
+[[ ${HOLDFAST_TEST:-0} == 1 ]] && PACKAGES+=(yamllint python3-yaml nodejs npm chromium)
 # load generators, only for `make bench`
 [[ ${HOLDFAST_BENCH:-0} == 1 ]] && PACKAGES+=(wrk gnuplot-nox nodejs npm)
 missing=()
@@ -64,4 +65,11 @@ fi
 # package-lock.json).
 if [[ ! -d $ROOT/tools/k8s-validate/node_modules ]]; then
     npm ci --prefix "$ROOT/tools/k8s-validate" --no-audit --no-fund --loglevel=error >/dev/null
+fi
+# The JavaScript client's test tools (ws for Node, playwright-core to drive
+# Debian's Chromium, typescript for its declarations; versions locked in
+# clients/js/package-lock.json), again whenever the lock file changed.
+SDK=$ROOT/clients/js
+if [[ ! -f $SDK/node_modules/.package-lock.json || $SDK/package-lock.json -nt $SDK/node_modules/.package-lock.json ]]; then
+    npm ci --prefix "$SDK" --no-audit --no-fund --loglevel=error >/dev/null
 fi

@@ -11,7 +11,9 @@
 # Settings (environment): HOLDFAST_GATEWAYS (default 2), HOLDFAST_PARTITIONS
 # (default 8), HOLDFAST_TOPIC (default holdfast.events), HOLDFAST_RUN_DIR
 # (default .run). Ports are chosen free on first start and kept in
-# .run/ports.env, so a part brought back later keeps its address.
+# .run/ports.env, so a part brought back later keeps its address. The demo
+# page (clients/js/demo, on Node) is served at DEMO_ORIGIN, the one origin
+# ingest answers CORS for.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 HF_ROOT=$ROOT
@@ -46,6 +48,16 @@ stack_ports() {
         echo "RELAY_PORT=$RELAY_PORT"
     } >"$HF_RUN/ports.env"
     stack_gateway_ports
+}
+
+# The demo page's port, and so its origin: browsers send it with every
+# request, and the services allow exactly this one.
+stack_demo_origin() {
+    if [[ -z ${DEMO_PORT:-} ]]; then
+        DEMO_PORT=$(hf_free_port)
+        echo "DEMO_PORT=$DEMO_PORT" >>"$HF_RUN/ports.env"
+    fi
+    DEMO_ORIGIN=http://127.0.0.1:$DEMO_PORT
 }
 
 # GATEWAY_PORT_<i> for each gateway, added to ports.env when missing.
@@ -123,7 +135,26 @@ stack_up_ingest() {
     HF_INGEST_URL="http://127.0.0.1:$INGEST_PORT"
     if hf_alive ingest; then return; fi
     hf_log "starting holdfast-ingest on $HF_INGEST_URL"
-    hf_ingest_start "$INGEST_PORT" --kafka-brokers "$HF_KAFKA_BROKERS" --topic "$TOPIC"
+    hf_ingest_start "$INGEST_PORT" --kafka-brokers "$HF_KAFKA_BROKERS" --topic "$TOPIC" \
+        --cors-origins "$DEMO_ORIGIN"
+}
+
+# The demo page and its small server (tokens, publishing); on Node.
+stack_up_demo() {
+    HF_DEMO_URL="$DEMO_ORIGIN/"
+    if hf_alive demo; then return; fi
+    if ! command -v node >/dev/null; then
+        hf_log "node is missing: no demo page (tools/install-deps.sh installs it)"
+        HF_DEMO_URL=
+        return
+    fi
+    hf_log "starting the demo page on $HF_DEMO_URL"
+    rm -f "$HF_RUN/demo.ready"
+    hf_spawn demo node "$ROOT/clients/js/demo/server.mjs" --port "$DEMO_PORT" \
+        --gateways "$HF_GATEWAY_URLS" --ingest "$HF_INGEST_URL" \
+        --key-file "$HOLDFAST_AUTH_KEY_FILE" --ready-file "$HF_RUN/demo.ready"
+    hf_wait_until 30 "the demo page" test -s "$HF_RUN/demo.ready" ||
+        hf_die "the demo page did not start (see $HF_RUN/demo.log)"
 }
 
 stack_up_relay() {
@@ -167,11 +198,13 @@ HOLDFAST_TOPIC=$TOPIC
 HOLDFAST_AUTH_KEY_FILE=$HOLDFAST_AUTH_KEY_FILE
 HOLDFAST_PUBLISH_TOKEN=$HF_PUBLISH_TOKEN
 HOLDFAST_SUBSCRIBE_TOKEN=$HF_SUBSCRIBE_TOKEN
+HOLDFAST_DEMO_URL=${HF_DEMO_URL:-}
 EOF
 }
 
 stack_up() {
     stack_ports
+    stack_demo_origin
     stack_up_postgres
     stack_up_redis
     stack_up_kafka
@@ -180,12 +213,14 @@ stack_up() {
     stack_up_ingest
     stack_up_relay
     stack_up_gateways
+    stack_up_demo
     stack_write_env
     hf_log "stack is up; endpoints in $HF_RUN/stack.env"
 }
 
 # Parts in stopping order: services first, then what they depend on.
 stack_parts() {
+    echo demo
     stack_gateway_parts | tac
     echo relay ingest kafka redis postgres | tr ' ' '\n'
 }
@@ -225,6 +260,7 @@ stack_demo() {
     redis      $HOLDFAST_REDIS_URL
     kafka      $HOLDFAST_KAFKA_BROKERS   topic $HOLDFAST_TOPIC
     gateways   $HOLDFAST_GATEWAY_URLS   (WebSocket; /livez, /readyz, /metrics on the same ports)
+    demo       ${HOLDFAST_DEMO_URL:-(no Node.js: not started)}   (open it in a browser: @holdfast/client live, short-lived tokens)
     tokens     (HS256, secret in $HOLDFAST_AUTH_KEY_FILE; mint more with build/bin/holdfast-token)
       publish to any channel:    HOLDFAST_PUBLISH_TOKEN=$HOLDFAST_PUBLISH_TOKEN
       subscribe to any channel:  HOLDFAST_SUBSCRIBE_TOKEN=$HOLDFAST_SUBSCRIBE_TOKEN
@@ -260,7 +296,7 @@ stack_run() {
     # Stay in the foreground while the parts run; report any that dies.
     while true; do
         local part
-        for part in postgres redis kafka ingest relay $(stack_gateway_parts); do
+        for part in postgres redis kafka ingest relay $(stack_gateway_parts) demo; do
             if ! hf_alive "$part" && [[ -f $HF_RUN/$part.pid ]]; then
                 hf_log "$part exited; see $HF_RUN/$part.log ('make up' in another shell brings it back)"
                 rm -f "$HF_RUN/$part.pid"

@@ -42,6 +42,8 @@ struct hf_http_req {
     char *content_type;    /* owned, or NULL */
     char *authorization;   /* owned, or NULL */
     char *idempotency_key; /* owned, or NULL */
+    char *origin;          /* owned, or NULL: the Origin header (CORS) */
+    bool preflight;        /* a CORS preflight: answered with its headers */
     hf_buf_t body;         /* received body */
     size_t content_length;
     lws_sorted_usec_list_t body_deadline; /* the whole body must be in by then */
@@ -114,6 +116,7 @@ static void http__req_free(hf_http_req_t *req)
     hf_free(req->content_type);
     hf_free(req->authorization);
     hf_free(req->idempotency_key);
+    hf_free(req->origin);
     hf_buf_free(&req->body);
     hf_free(req->resp_ctype);
     hf_free(req->resp_body);
@@ -263,6 +266,8 @@ static const char *http__status_text(int status)
         return "OK";
     case 201:
         return "Created";
+    case 204:
+        return "No Content";
     case 400:
         return "Bad Request";
     case 401:
@@ -296,17 +301,31 @@ static const char *http__status_text(int status)
     }
 }
 
+/* The CORS headers of req's response (preflight: the methods its path serves). */
+static void http__cors_headers(hf_buf_t *out, const hf_http_req_t *req)
+{
+    const hf_http_server_t *srv = req->srv;
+    char methods[128] = "";
+    if (req->preflight)
+        hf_http_route_methods(srv->cfg.routes, srv->cfg.nroutes, req->path, methods,
+                              sizeof methods);
+    hf_http_cors_headers(out, srv->cfg.cors, req->origin, req->preflight, methods);
+}
+
 /* Writes status line, headers and body in one lws_write. Returns -1 when
  * the connection must close. */
 static int http__write_response(struct lws *wsi, hf_http_req_t *req)
 {
     hf_buf_t out = HF_BUF_INIT;
-    hf_buf_reserve(&out, LWS_PRE + 256 + req->resp_len);
+    hf_buf_reserve(&out, LWS_PRE + 512 + req->resp_len);
     out.len = LWS_PRE;
-    hf_buf_printf(&out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n",
-                  req->status, http__status_text(req->status), req->resp_ctype, req->resp_len);
+    hf_buf_printf(&out, "HTTP/1.1 %d %s\r\n", req->status, http__status_text(req->status));
+    if (req->status != 204) /* a 204 has neither (RFC 9110 8.6) */
+        hf_buf_printf(&out, "Content-Type: %s\r\nContent-Length: %zu\r\n", req->resp_ctype,
+                      req->resp_len);
     for (int i = 0; i + 1 < HTTP_MAX_EXTRA * 2 && req->extra[i]; i += 2)
         hf_buf_printf(&out, "%s: %s\r\n", req->extra[i], req->extra[i + 1]);
+    http__cors_headers(&out, req);
     if (req->close_after)
         hf_buf_append_str(&out, "Connection: close\r\n");
     hf_buf_append_str(&out, "\r\n");
@@ -396,6 +415,8 @@ static hf_http_req_t *http__req_new(hf_http_server_t *srv, struct lws *wsi, cons
     req->content_type = http__copy_header(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE);
     req->authorization = http__copy_header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
     req->idempotency_key = http__copy_custom_header(wsi, "idempotency-key:");
+    if (srv->cfg.cors)
+        req->origin = http__copy_header(wsi, WSI_TOKEN_ORIGIN);
     char *cl = http__copy_header(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
     req->content_length = hf_http_content_length(cl);
     hf_free(cl);
@@ -453,6 +474,30 @@ static void http__body_late(lws_sorted_usec_list_t *sul)
     hf_http_respond_error(req, 408, "body_timeout", "the body did not arrive in time", 0);
 }
 
+/* An OPTIONS request from a page (Origin) asking whether it may send a
+ * method (Access-Control-Request-Method): a CORS preflight. */
+static bool http__is_preflight(const hf_http_server_t *srv, struct lws *wsi,
+                               const hf_http_req_t *req)
+{
+    if (!srv->cfg.cors || !req->origin || strcmp(req->method, "OPTIONS") != 0)
+        return false;
+    static const char acrm[] = "access-control-request-method:";
+    return lws_hdr_custom_length(wsi, acrm, (int)strlen(acrm)) > 0;
+}
+
+/* 204 with the CORS headers for an allowed origin; 403 for any other, with
+ * no CORS header, so the browser refuses the request that would follow. */
+static void http__answer_preflight(hf_http_server_t *srv, hf_http_req_t *req)
+{
+    if (!hf_http_cors_allows(srv->cfg.cors, req->origin)) {
+        hf_http_respond_error(req, 403, "origin_not_allowed",
+                              "this origin may not call the API from a browser (cors-origins)", 0);
+        return;
+    }
+    req->preflight = true;
+    hf_http_respond(req, 204, NULL, NULL, 0, NULL);
+}
+
 /* A new request's headers are in: route it, or answer at once. */
 static int http__on_request(hf_http_server_t *srv, struct lws *wsi, http_pss_t *pss,
                             const char *path, size_t path_len)
@@ -465,6 +510,10 @@ static int http__on_request(hf_http_server_t *srv, struct lws *wsi, http_pss_t *
     /* Answering before the body is read: the connection cannot be reused. */
     req->close_after = has_body;
 
+    if (!req->route && path_known && http__is_preflight(srv, wsi, req)) {
+        http__answer_preflight(srv, req);
+        return 0;
+    }
     if (!req->route) {
         hf_http_respond_error(req, path_known ? 405 : 404,
                               path_known ? "method_not_allowed" : "not_found",

@@ -3,9 +3,10 @@
  * Owns: token verification at the upgrade (Authorization header, or
  * ?token= for browsers, which cannot set headers on a WebSocket), the
  * subscribe check against the token's patterns, closing connections whose
- * token expires, connection counts per client address and per subject
- * (process-wide, under one lock taken only at connect and close) and each
- * connection's message-rate bucket. */
+ * token expires, a fresh token on an open connection (the auth message),
+ * connection counts per client address and per subject (process-wide,
+ * under one lock taken only at connect and close) and each connection's
+ * message-rate bucket. */
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -34,6 +35,22 @@ void gw_access_free(gw_process_t *p)
     hf_strmap_free(p->conns_per_ip); /* values are counts, not pointers */
     hf_strmap_free(p->conns_per_subject);
     pthread_mutex_destroy(&p->access_lock);
+}
+
+/* A limit's refusal: try again after this (a client backing off from a
+ * connection limit waits for others to leave; from the message rate, for
+ * its bucket to refill). */
+#define ACCESS_RETRY_CONNS_MS 5000
+#define ACCESS_RETRY_RATE_MS  1000
+
+/* The protocol's code for a refused token; the verifier's words are for
+ * people. An expired token is renewed by the client; any other refusal is
+ * a token that will not do better next time. */
+static const char *access_token_code(const char *token, const char *why)
+{
+    if (!token)
+        return GW_WHY_TOKEN_MISSING;
+    return strcmp(why, "token expired") == 0 ? GW_WHY_TOKEN_EXPIRED : GW_WHY_TOKEN_INVALID;
 }
 
 /* Counts are stored as the map's pointer values. */
@@ -105,7 +122,7 @@ bool gw_access_admit(gateway_t *gw, gw_conn_t *c, struct lws *wsi)
     char why[200];
     lws_get_peer_simple(wsi, c->peer, sizeof c->peer);
     if (!access_ip_take(gw, c, why, sizeof why)) {
-        gw_conn_close(gw, c, GW_CLOSE_POLICY, why);
+        gw_conn_close(gw, c, GW_CLOSE_POLICY, GW_WHY_LIMIT_IP, ACCESS_RETRY_CONNS_MS, why);
         return false;
     }
     const char *token = access_token(wsi, buf, sizeof buf);
@@ -114,11 +131,11 @@ bool gw_access_admit(gateway_t *gw, gw_conn_t *c, struct lws *wsi)
         hf_counter_inc(gw->m.auth_failed);
         char reason[256];
         snprintf(reason, sizeof reason, "unauthorized: %s", why);
-        gw_conn_close(gw, c, GW_CLOSE_UNAUTHORIZED, reason);
+        gw_conn_close(gw, c, GW_CLOSE_UNAUTHORIZED, access_token_code(token, why), -1, reason);
         return false;
     }
     if (!access_subject_take(gw, c, why, sizeof why)) {
-        gw_conn_close(gw, c, GW_CLOSE_POLICY, why);
+        gw_conn_close(gw, c, GW_CLOSE_POLICY, GW_WHY_LIMIT_SUBJECT, ACCESS_RETRY_CONNS_MS, why);
         return false;
     }
     return true;
@@ -145,17 +162,59 @@ static bool access_expired(const gateway_t *gw, const gw_conn_t *c, int64_t now_
     return c->who && c->who->expires_s && now_s - gw->cfg.auth.leeway_s > c->who->expires_s;
 }
 
-bool gw_access_may_subscribe(gateway_t *gw, gw_conn_t *c, const char *channel)
+bool gw_access_may_subscribe(gateway_t *gw, gw_conn_t *c, const gw_request_t *req)
 {
     if (access_expired(gw, c, (int64_t)time(NULL))) {
-        gw_conn_close(gw, c, GW_CLOSE_UNAUTHORIZED, "unauthorized: token expired");
+        gw_conn_close(gw, c, GW_CLOSE_UNAUTHORIZED, GW_WHY_TOKEN_EXPIRED, -1,
+                      "unauthorized: token expired");
         return false;
     }
-    if (hf_auth_may_subscribe(c->who, channel))
+    if (hf_auth_may_subscribe(c->who, req->channel))
         return true;
     hf_counter_inc(gw->m.auth_forbidden);
-    gw_conn_send_error(gw, c, "forbidden", channel, "the token does not allow this channel");
+    gw_conn_send_error(gw, c, "forbidden", req->channel, "the token does not allow this channel",
+                       &req->id, -1);
     return false;
+}
+
+void gw_access_refresh(gateway_t *gw, gw_conn_t *c, const gw_request_t *req)
+{
+    hf_auth_identity_t *who = NULL;
+    char why[200];
+    if (hf_auth_verify(gw->proc->auth, req->token, (int64_t)time(NULL), &who, why, sizeof why) !=
+        HF_OK) {
+        /* The connection keeps its current token, until it expires. */
+        hf_counter_inc(gw->m.auth_failed);
+        gw_conn_send_error(gw, c, access_token_code(req->token, why), NULL, why, &req->id, -1);
+        return;
+    }
+    /* The subject is what the connection counts under (and what its
+     * logs and limits name): a token of someone else needs a connection
+     * of its own. */
+    if (strcmp(who->subject, c->who->subject) != 0) {
+        hf_auth_identity_free(who);
+        gw_conn_send_error(gw, c, "subject_mismatch", NULL,
+                           "the token names another subject than this connection's; reconnect "
+                           "with it",
+                           &req->id, -1);
+        return;
+    }
+    hf_auth_identity_free(c->who);
+    c->who = who;
+    hf_counter_inc(gw->m.token_refreshes);
+    hf_buf_t msg = HF_BUF_INIT;
+    gw_sub_t *next;
+    for (gw_sub_t *s = c->subs; s; s = next) {
+        next = s->conn_next;
+        if (hf_auth_may_subscribe(who, s->channel->name))
+            continue;
+        hf_counter_inc(gw->m.auth_forbidden);
+        gw_proto_unsubscribed(&msg, c->msgpack, s->channel->name, "forbidden", NULL);
+        gw_sub_destroy(gw, s);
+        gw_conn_send_buf(gw, c, &msg); /* frees msg for the next one */
+    }
+    gw_proto_authenticated(&msg, c->msgpack, who->subject, who->expires_s, &req->id);
+    gw_conn_send_buf(gw, c, &msg);
 }
 
 bool gw_access_message_allowed(gateway_t *gw, gw_conn_t *c)
@@ -166,7 +225,7 @@ bool gw_access_message_allowed(gateway_t *gw, gw_conn_t *c)
     hf_counter_inc(gw->m.limited_msg_rate);
     char reason[256];
     snprintf(reason, sizeof reason, "too many messages (limit %lld/s)", gw->cfg.client_msg_rate);
-    gw_conn_close(gw, c, GW_CLOSE_POLICY, reason);
+    gw_conn_close(gw, c, GW_CLOSE_POLICY, GW_WHY_LIMIT_RATE, ACCESS_RETRY_RATE_MS, reason);
     return false;
 }
 
@@ -174,5 +233,6 @@ void gw_access_expire(gateway_t *gw, int64_t now_s)
 {
     for (gw_conn_t *c = gw->conns; c; c = c->next)
         if (!c->closing && access_expired(gw, c, now_s))
-            gw_conn_close(gw, c, GW_CLOSE_UNAUTHORIZED, "unauthorized: token expired");
+            gw_conn_close(gw, c, GW_CLOSE_UNAUTHORIZED, GW_WHY_TOKEN_EXPIRED, -1,
+                          "unauthorized: token expired");
 }

@@ -109,6 +109,10 @@ gw_sub_t *gw_sub_create(gateway_t *gw, gw_conn_t *conn, const gw_request_t *req)
     sub->channel = ch;
     sub->last = -1;
     sub->fill_until = -1;
+    if (req->id.present) {
+        sub->req_id = hf_malloc(sizeof *sub->req_id);
+        *sub->req_id = req->id;
+    }
     sub->has_since = req->has_since;
     sub->since_offset = req->since_offset;
     memcpy(sub->since_epoch, req->since_epoch, sizeof sub->since_epoch);
@@ -151,6 +155,7 @@ void gw_sub_destroy(gateway_t *gw, gw_sub_t *sub)
     part_of(gw, ch)->dirty = true;
     if (ch->nsubs == 0)
         channel_destroy(gw, ch);
+    hf_free(sub->req_id);
     hf_free(sub);
 }
 
@@ -336,7 +341,8 @@ static void on_kafka_probed(gateway_t *gw, const gw_msg_t *msg)
                 continue;
             }
             gw_conn_send_error(gw, s->conn, "unavailable", ch->name,
-                               "the event log is unreachable; subscribe again shortly");
+                               "the event log is unreachable; subscribe again shortly", s->req_id,
+                               GW_RETRY_UNAVAILABLE_MS);
             gw_sub_destroy(gw, s);
         }
     }

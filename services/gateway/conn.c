@@ -7,6 +7,7 @@
  * event (per format and prev_offset) and shared by reference. */
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "gateway.h"
 #include "holdfast/alloc.h"
@@ -101,13 +102,14 @@ static void conn_queue_clear(gateway_t *gw, gw_conn_t *c)
     c->qhead = c->qlen = c->qbytes = 0;
 }
 
-void gw_conn_close(gateway_t *gw, gw_conn_t *c, int code, const char *reason)
+void gw_conn_close(gateway_t *gw, gw_conn_t *c, int code, const char *why, int64_t retry_after_ms,
+                   const char *text)
 {
     if (c->closing)
         return;
     c->closing = true;
     c->close_code = code;
-    snprintf(c->close_reason, sizeof c->close_reason, "%s", reason);
+    gw_proto_close_reason(c->close_reason, sizeof c->close_reason, why, retry_after_ms, text);
     conn_queue_clear(gw, c);
     lws_callback_on_writable(c->wsi);
     /* A client that stopped reading never makes the socket writable. */
@@ -135,7 +137,8 @@ static void conn_enqueue(gateway_t *gw, gw_conn_t *c, gw_frame_t *f)
         hf_counter_inc(gw->m.closed_slow);
         hf_debug("connection closed: send queue full (%zu messages, %zu bytes)", c->qlen,
                  c->qbytes);
-        gw_conn_close(gw, c, GW_CLOSE_SLOW, "send queue overflow: resume from your last position");
+        gw_conn_close(gw, c, GW_CLOSE_SLOW, GW_WHY_SLOW, -1,
+                      "send queue overflow: resume from your last position");
         return;
     }
     /* Nothing queued and the socket takes more: write now. Going through
@@ -145,7 +148,7 @@ static void conn_enqueue(gateway_t *gw, gw_conn_t *c, gw_frame_t *f)
     if (c->qlen == 0 && !lws_send_pipe_choked(c->wsi)) {
         if (lws_write(c->wsi, f->data + LWS_PRE, f->len,
                       f->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT) < 0)
-            gw_conn_close(gw, c, GW_CLOSE_INTERNAL, "write failed");
+            gw_conn_close(gw, c, GW_CLOSE_INTERNAL, GW_WHY_INTERNAL, -1, "write failed");
         return;
     }
     if (c->qlen == c->qcap)
@@ -158,7 +161,7 @@ static void conn_enqueue(gateway_t *gw, gw_conn_t *c, gw_frame_t *f)
     lws_callback_on_writable(c->wsi);
 }
 
-static void conn_send_buf(gateway_t *gw, gw_conn_t *c, hf_buf_t *msg)
+void gw_conn_send_buf(gateway_t *gw, gw_conn_t *c, hf_buf_t *msg)
 {
     gw_frame_t *f = frame_new(msg, c->msgpack);
     hf_buf_free(msg);
@@ -172,20 +175,22 @@ void gw_conn_deliver(gateway_t *gw, gw_sub_t *sub, gw_event_frames_t *frames, in
     conn_enqueue(gw, sub->conn, event_frame(frames, sub->conn->msgpack, prev));
 }
 
-void gw_conn_send_subscribed(gateway_t *gw, gw_conn_t *c, const gw_sub_t *sub, bool recovered)
+void gw_conn_send_subscribed(gateway_t *gw, gw_conn_t *c, gw_sub_t *sub, bool recovered)
 {
     hf_buf_t msg = HF_BUF_INIT;
     gw_proto_subscribed(&msg, c->msgpack, sub->channel->name, sub->channel->partition, sub->last,
-                        gw->partitions[sub->channel->partition].epoch, recovered);
-    conn_send_buf(gw, c, &msg);
+                        gw->partitions[sub->channel->partition].epoch, recovered, sub->req_id);
+    hf_free(sub->req_id); /* answered; a later "subscribed" is the gateway's own */
+    sub->req_id = NULL;
+    gw_conn_send_buf(gw, c, &msg);
 }
 
 void gw_conn_send_error(gateway_t *gw, gw_conn_t *c, const char *code, const char *channel,
-                        const char *message)
+                        const char *message, const gw_req_id_t *id, int64_t retry_after_ms)
 {
     hf_buf_t msg = HF_BUF_INIT;
-    gw_proto_error(&msg, c->msgpack, code, channel, message);
-    conn_send_buf(gw, c, &msg);
+    gw_proto_error(&msg, c->msgpack, code, channel, message, id, retry_after_ms);
+    gw_conn_send_buf(gw, c, &msg);
 }
 
 bool gw_conn_room_for_replay(const gateway_t *gw, gw_conn_t *c)
@@ -197,10 +202,29 @@ bool gw_conn_room_for_replay(const gateway_t *gw, gw_conn_t *c)
     return room;
 }
 
-void gw_conns_close_all(gateway_t *gw, int code, const char *reason)
+/* Uniform in [0, bound]: xorshift64 is plenty for spreading reconnects. */
+static int64_t conn_random(gateway_t *gw, int64_t bound)
+{
+    if (!gw->rng)
+        gw->rng = (uint64_t)gw_now_us() * 2654435761u + gw->index + 1;
+    gw->rng ^= gw->rng << 13;
+    gw->rng ^= gw->rng >> 7;
+    gw->rng ^= gw->rng << 17;
+    return bound > 0 ? (int64_t)(gw->rng % (uint64_t)(bound + 1)) : 0;
+}
+
+void gw_conn_close_drain(gateway_t *gw, gw_conn_t *c)
+{
+    /* Each client its own delay: a pod's clients then land on the others
+     * spread over --drain-reconnect-spread rather than in one burst. */
+    gw_conn_close(gw, c, GW_CLOSE_RESTART, GW_WHY_DRAIN, conn_random(gw, gw->cfg.drain_spread_ms),
+                  "gateway restarting: resume elsewhere");
+}
+
+void gw_conns_drain(gateway_t *gw)
 {
     for (gw_conn_t *c = gw->conns; c; c = c->next)
-        gw_conn_close(gw, c, code, reason);
+        gw_conn_close_drain(gw, c);
 }
 
 void gw_conns_heartbeat(gateway_t *gw, int64_t now_us)
@@ -218,6 +242,15 @@ void gw_conns_heartbeat(gateway_t *gw, int64_t now_us)
             c->close_sent = true;
             conn_queue_clear(gw, c);
             lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        } else if (quiet >= ping_us && !c->ping_sent && !c->ping_owed && c->minor >= 1) {
+            /* 1.1: a message, not a control frame: browsers never show
+             * those, and a client must see something at least every
+             * ping interval to know the connection is alive. The client's
+             * pong, like any frame, counts as heard. */
+            hf_buf_t msg = HF_BUF_INIT;
+            gw_proto_ping(&msg, c->msgpack);
+            c->ping_sent = true;
+            gw_conn_send_buf(gw, c, &msg);
         } else if (quiet >= ping_us && !c->ping_sent && !c->ping_owed) {
             c->ping_owed = true;
             lws_callback_on_writable(c->wsi);
@@ -245,21 +278,28 @@ static gw_sub_t *conn_find_sub(gw_conn_t *c, const char *channel)
 static void conn_handle(gateway_t *gw, gw_conn_t *c, const gw_request_t *req)
 {
     hf_buf_t msg = HF_BUF_INIT;
-    gw_sub_t *sub = req->type == GW_REQ_PING ? NULL : conn_find_sub(c, req->channel);
+    bool has_channel = req->type == GW_REQ_SUBSCRIBE || req->type == GW_REQ_UNSUBSCRIBE;
+    gw_sub_t *sub = has_channel ? conn_find_sub(c, req->channel) : NULL;
     switch (req->type) {
     case GW_REQ_PING:
-        gw_proto_pong(&msg, c->msgpack);
-        conn_send_buf(gw, c, &msg);
+        gw_proto_pong(&msg, c->msgpack, &req->id);
+        gw_conn_send_buf(gw, c, &msg);
+        return;
+    case GW_REQ_PONG:
+        return; /* heard: that was its purpose */
+    case GW_REQ_AUTH:
+        gw_access_refresh(gw, c, req);
         return;
     case GW_REQ_SUBSCRIBE:
         if (sub) {
             gw_conn_send_error(gw, c, "already_subscribed", req->channel,
-                               "this connection is already subscribed to the channel");
-        } else if (!gw_access_may_subscribe(gw, c, req->channel)) {
+                               "this connection is already subscribed to the channel", &req->id,
+                               -1);
+        } else if (!gw_access_may_subscribe(gw, c, req)) {
             return;
         } else if (c->nsubs >= (size_t)gw->cfg.max_subscriptions) {
             gw_conn_send_error(gw, c, "too_many_subscriptions", req->channel,
-                               "subscription limit per connection reached");
+                               "subscription limit per connection reached", &req->id, -1);
         } else {
             gw_sub_create(gw, c, req);
         }
@@ -267,12 +307,12 @@ static void conn_handle(gateway_t *gw, gw_conn_t *c, const gw_request_t *req)
     case GW_REQ_UNSUBSCRIBE:
         if (!sub) {
             gw_conn_send_error(gw, c, "not_subscribed", req->channel,
-                               "this connection is not subscribed to the channel");
+                               "this connection is not subscribed to the channel", &req->id, -1);
             return;
         }
         gw_sub_destroy(gw, sub);
-        gw_proto_unsubscribed(&msg, c->msgpack, req->channel);
-        conn_send_buf(gw, c, &msg);
+        gw_proto_unsubscribed(&msg, c->msgpack, req->channel, NULL, &req->id);
+        gw_conn_send_buf(gw, c, &msg);
         return;
     }
 }
@@ -285,7 +325,7 @@ static void conn_on_message(gateway_t *gw, gw_conn_t *c, bool binary)
 {
     if (binary != c->msgpack) {
         hf_counter_inc(gw->m.protocol_errors);
-        gw_conn_close(gw, c, GW_CLOSE_UNSUPPORTED,
+        gw_conn_close(gw, c, GW_CLOSE_UNSUPPORTED, GW_WHY_UNSUPPORTED_FRAME, -1,
                       c->msgpack ? "binary frames only (msgpack)" : "text frames only (JSON)");
         return;
     }
@@ -298,7 +338,7 @@ static void conn_on_message(gateway_t *gw, gw_conn_t *c, bool binary)
                       : gw_proto_parse_json(c->rx.data, c->rx.len, &req, &err);
     if (rc != HF_OK) {
         hf_counter_inc(gw->m.protocol_errors);
-        gw_conn_send_error(gw, c, err.code, NULL, err.message);
+        gw_conn_send_error(gw, c, err.code, NULL, err.message, &err.id, -1);
         return;
     }
     conn_handle(gw, c, &req);
@@ -312,7 +352,7 @@ static int conn_on_receive(gateway_t *gw, gw_conn_t *c, const void *in, size_t l
     if (c->rx.len + len > (size_t)gw->cfg.max_frame) {
         hf_counter_inc(gw->m.protocol_errors);
         hf_buf_free(&c->rx);
-        gw_conn_close(gw, c, GW_CLOSE_TOO_BIG, "message too big");
+        gw_conn_close(gw, c, GW_CLOSE_TOO_BIG, GW_WHY_TOO_BIG, -1, "message too big");
         return 0;
     }
     hf_buf_append(&c->rx, in, len);
@@ -391,6 +431,28 @@ static bool conn_path_ok(struct lws *wsi)
     return n > 0 && strcmp(uri, "/v1/ws") == 0;
 }
 
+/* 1.1: what the client may rely on, right after admission. */
+static void conn_send_welcome(gateway_t *gw, gw_conn_t *c)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gw_welcome_t w = {
+        .gateway = gw->cfg.gateway_id,
+        .subject = c->who->subject,
+        .expires_s = c->who->expires_s,
+        .server_time_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000,
+        .ping_interval_ms = gw->cfg.ws_ping_interval_ms,
+        .idle_timeout_ms = gw->cfg.ws_idle_timeout_ms,
+        .max_subscriptions = gw->cfg.max_subscriptions,
+        .max_frame = gw->cfg.max_frame,
+        .msg_rate = gw->cfg.client_msg_rate,
+        .msg_burst = gw->cfg.client_msg_burst,
+    };
+    hf_buf_t msg = HF_BUF_INIT;
+    gw_proto_welcome(&msg, c->msgpack, &w);
+    gw_conn_send_buf(gw, c, &msg);
+}
+
 static void conn_open(gateway_t *gw, gw_conn_t *c, struct lws *wsi)
 {
     /* A fixed kernel buffer bounds what a stalled client pins in the
@@ -404,7 +466,9 @@ static void conn_open(gateway_t *gw, gw_conn_t *c, struct lws *wsi)
     c->wsi = wsi;
     c->heard_us = gw_now_us();
     const struct lws_protocols *p = lws_get_protocol(wsi);
-    c->msgpack = p && strcmp(p->name, GW_SUBPROTOCOL_MSGPACK) == 0;
+    const gw_subprotocol_t *sp = gw_proto_subprotocol(p ? p->name : NULL);
+    c->msgpack = sp && sp->msgpack;
+    c->minor = sp ? (uint8_t)sp->minor : 0;
     c->next = gw->conns;
     if (gw->conns)
         gw->conns->prev = c;
@@ -412,9 +476,9 @@ static void conn_open(gateway_t *gw, gw_conn_t *c, struct lws *wsi)
     gw->nconns++;
     hf_counter_inc(gw->m.connections_total);
     if (gw->draining)
-        gw_conn_close(gw, c, GW_CLOSE_RESTART, "gateway restarting: resume elsewhere");
-    else
-        gw_access_admit(gw, c, wsi);
+        gw_conn_close_drain(gw, c);
+    else if (gw_access_admit(gw, c, wsi) && c->minor >= 1)
+        conn_send_welcome(gw, c);
 }
 
 static void conn_closed(gateway_t *gw, gw_conn_t *c)

@@ -68,6 +68,8 @@ typedef struct gateway_config {
     long long ws_ping_interval_ms;
     long long ws_idle_timeout_ms;
     long long drain_timeout_ms;
+    long long drain_spread_ms; /* drained clients are told to wait up to this before reconnecting */
+    char *gateway_id;          /* named in welcome messages; default host-pid */
     long long inbox_max_bytes;
     long long kafka_timeout_ms;
     char *event_loop;  /* "uv" (epoll through libuv) or "poll" */
@@ -123,6 +125,7 @@ struct gw_sub {
     uint64_t need_token; /* the scan request answered for it; 0: none sent */
     bool kafka_ok;       /* the partition's scan covers every offset after last */
     bool kafka_paused;   /* its connection's queue is over half full: Kafka waits for it */
+    gw_req_id_t *req_id; /* owned; the subscribe's id until "subscribed" answers it; or NULL */
     gw_sub_t *ch_prev, *ch_next;
     gw_sub_t *conn_next;
 };
@@ -139,7 +142,8 @@ typedef struct gw_frame {
 struct gw_conn {
     gateway_t *gw;
     struct lws *wsi;
-    bool msgpack;   /* holdfast.v1.msgpack; else JSON */
+    bool msgpack;   /* a .msgpack subprotocol; else JSON */
+    uint8_t minor;  /* protocol 1.minor, from the subprotocol */
     gw_sub_t *subs; /* singly linked through gw_sub.conn_next */
     size_t nsubs;
     gw_frame_t **queue; /* ring of frames waiting for the socket */
@@ -148,7 +152,8 @@ struct gw_conn {
     bool closing;    /* a close was decided; nothing more is queued */
     bool close_sent; /* its close frame is out; waiting for the client's */
     int close_code;
-    char close_reason[100];
+    /* "WHY: text" (gw_proto_close_reason) */
+    char close_reason[GW_CLOSE_REASON_MAX + 1];
     hf_buf_t rx;             /* a client message arriving in fragments */
     bool kafka_paused;       /* some subscription waits for the queue to drain */
     hf_auth_identity_t *who; /* owned; NULL until admitted */
@@ -189,6 +194,7 @@ typedef struct gateway_metrics {
     hf_metric_t *limited_conns_ip;
     hf_metric_t *limited_conns_subject;
     hf_metric_t *limited_msg_rate;
+    hf_metric_t *token_refreshes;
 } gateway_metrics_t;
 
 typedef struct gw_listener gw_listener_t;
@@ -225,7 +231,8 @@ struct gateway {
     gateway_config_t cfg;    /* the process' settings (strings owned there) */
     gateway_metrics_t m;     /* the process' metrics */
     struct lws_context *lws;
-    struct lws_protocols protocols[5]; /* HTTP, JSON, msgpack, the listener; the end */
+    /* HTTP, each subprotocol, the listener; the end */
+    struct lws_protocols protocols[GW_SUBPROTOCOLS + 3];
     hf_http_server_t *http;
     lws_sorted_usec_list_t cron;
     pthread_t thread;
@@ -235,6 +242,7 @@ struct gateway {
     bool stopped; /* the loop was told to stop (uv) */
     int64_t drain_deadline_us;
     int64_t expiry_checked_s; /* the second tokens were last checked for expiry */
+    uint64_t rng;             /* xorshift64 state: each drained client's reconnect delay */
 
     gw_inbox_t *inbox;
     gw_redis_t *redis;
@@ -279,8 +287,13 @@ void gw_access_free(gw_process_t *p);
 bool gw_access_admit(gateway_t *gw, gw_conn_t *c, struct lws *wsi);
 /* At close: gives back c's place in the limits, frees its identity. */
 void gw_access_release(gateway_t *gw, gw_conn_t *c);
-/* false: an error was sent, or c is being closed (token expired). */
-bool gw_access_may_subscribe(gateway_t *gw, gw_conn_t *c, const char *channel);
+/* false: an error (echoing req's id) was sent, or c is being closed (token
+ * expired). */
+bool gw_access_may_subscribe(gateway_t *gw, gw_conn_t *c, const gw_request_t *req);
+/* The auth message: a fresh token of the same subject replaces c's; the
+ * subscriptions it no longer covers end ("unsubscribed", reason
+ * "forbidden"); answered "authenticated", or an error leaving c as it was. */
+void gw_access_refresh(gateway_t *gw, gw_conn_t *c, const gw_request_t *req);
 /* One client message against c's rate; false: c is being closed (1008). */
 bool gw_access_message_allowed(gateway_t *gw, gw_conn_t *c);
 /* Closes connections whose token expired (the cron, once a second). */
@@ -299,17 +312,26 @@ void gw_event_frames_free(gw_event_frames_t *frames);
 /* Queues the event for sub's connection. Overflow of the send queue
  * closes the connection (GW_CLOSE_SLOW); it never blocks. */
 void gw_conn_deliver(gateway_t *gw, gw_sub_t *sub, gw_event_frames_t *frames, int64_t prev);
-/* Control messages to conn. */
-void gw_conn_send_subscribed(gateway_t *gw, gw_conn_t *conn, const gw_sub_t *sub, bool recovered);
+/* Control messages to conn. The first "subscribed" of a subscription
+ * echoes (and frees) its subscribe's id. */
+void gw_conn_send_subscribed(gateway_t *gw, gw_conn_t *conn, gw_sub_t *sub, bool recovered);
+/* id may be NULL; retry_after_ms < 0: none. */
 void gw_conn_send_error(gateway_t *gw, gw_conn_t *conn, const char *code, const char *channel,
-                        const char *message);
+                        const char *message, const gw_req_id_t *id, int64_t retry_after_ms);
+/* Sends one encoded message (msg is freed). */
+void gw_conn_send_buf(gateway_t *gw, gw_conn_t *conn, hf_buf_t *msg);
 /* Whether conn's queue has room for Kafka catch-up (under half full).
  * Catch-up is paced by the client; only the live stream can overflow it. */
 bool gw_conn_room_for_replay(const gateway_t *gw, gw_conn_t *conn);
-/* Closes c with code and reason once what is being written is out. */
-void gw_conn_close(gateway_t *gw, gw_conn_t *c, int code, const char *reason);
-/* Closes every connection with code and reason (the drain's 1012). */
-void gw_conns_close_all(gateway_t *gw, int code, const char *reason);
+/* Closes c with code once what is being written is out; the reason is
+ * "WHY: TEXT" (why: a GW_WHY_* code), with retry_after_ms when >= 0. */
+void gw_conn_close(gateway_t *gw, gw_conn_t *c, int code, const char *why, int64_t retry_after_ms,
+                   const char *text);
+/* The drain: closes every connection with 1012, each told to wait its own
+ * share of --drain-reconnect-spread before reconnecting. */
+void gw_conns_drain(gateway_t *gw);
+/* The 1012 of one connection during the drain. */
+void gw_conn_close_drain(gateway_t *gw, gw_conn_t *c);
 /* The WebSocket heartbeat, called once a second: PINGs clients quiet for
  * ws-ping-interval, drops those quiet for ws-idle-timeout. */
 void gw_conns_heartbeat(gateway_t *gw, int64_t now_us);

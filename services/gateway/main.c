@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "gateway.h"
 #include "holdfast/alloc.h"
@@ -51,6 +52,12 @@ static const hf_conf_spec_t gw_settings[] = {
      3600000, "close a client that answered nothing for this long"},
     {"drain-timeout", HF_CONF_MS, offsetof(gateway_config_t, drain_timeout_ms), "10s", 0, 3600000,
      "on SIGTERM, longest wait for clients to take their close (1012)"},
+    {"drain-reconnect-spread", HF_CONF_MS, offsetof(gateway_config_t, drain_spread_ms), "5s", 0,
+     600000,
+     "on SIGTERM, each client's close (1012) asks it to wait a random share of this before "
+     "reconnecting, so a pod's clients do not reach the others all at once"},
+    {"gateway-id", HF_CONF_STRING, offsetof(gateway_config_t, gateway_id), NULL, 0, 0,
+     "this gateway's name in the welcome message (default host-pid)"},
     {"inbox-max-bytes", HF_CONF_BYTES, offsetof(gateway_config_t, inbox_max_bytes), "64MiB",
      1 << 16, 1LL << 34, "events from Redis/Kafka waiting for the service thread"},
     {"kafka-timeout", HF_CONF_MS, offsetof(gateway_config_t, kafka_timeout_ms), "2s", 100, 600000,
@@ -364,6 +371,9 @@ static void gw_counters_register(gw_process_t *p)
     m->limited_msg_rate =
         hf_metrics_counter(r, "holdfast_gateway_limited_total", "limit=\"message_rate\"",
                            "Connections closed 1008 by a limit, by limit.");
+    m->token_refreshes =
+        hf_metrics_counter(r, "holdfast_gateway_token_refreshes_total", NULL,
+                           "Fresh tokens taken on open connections (the auth message).");
     m->latency = hf_metrics_histogram(
         r, "holdfast_gateway_event_age_seconds", NULL,
         "Age of an event (since its commit in PostgreSQL) when queued to clients.", NULL, 0);
@@ -384,6 +394,17 @@ static int gw_load_config(gw_process_t *p, int argc, char **argv)
     }
     if (p->cfg.ws_idle_timeout_ms <= p->cfg.ws_ping_interval_ms) {
         fprintf(stderr, "holdfast-gateway: ws-idle-timeout must exceed ws-ping-interval\n");
+        return 2;
+    }
+    if (!p->cfg.gateway_id || !*p->cfg.gateway_id) {
+        char host[200] = "", id[256];
+        gethostname(host, sizeof host - 1);
+        snprintf(id, sizeof id, "%s-%d", host[0] ? host : "gateway", (int)getpid());
+        hf_free(p->cfg.gateway_id);
+        p->cfg.gateway_id = hf_strdup(id);
+    }
+    if (strlen(p->cfg.gateway_id) > 128) {
+        fprintf(stderr, "holdfast-gateway: gateway-id is longer than 128 bytes\n");
         return 2;
     }
     return -1;

@@ -3,6 +3,7 @@
 
 #include <jansson.h>
 #include <msgpack.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -21,6 +22,21 @@ static hf_err_t proto_fail(gw_proto_error_t *err, const char *code, const char *
     return HF_ERR_INVALID;
 }
 
+const gw_subprotocol_t gw_subprotocols[GW_SUBPROTOCOLS] = {
+    {GW_SUBPROTOCOL_JSON, false, 0},
+    {GW_SUBPROTOCOL_MSGPACK, true, 0},
+    {GW_SUBPROTOCOL_JSON_1_1, false, 1},
+    {GW_SUBPROTOCOL_MSGPACK_1_1, true, 1},
+};
+
+const gw_subprotocol_t *gw_proto_subprotocol(const char *name)
+{
+    for (size_t i = 0; name && i < GW_SUBPROTOCOLS; i++)
+        if (strcmp(gw_subprotocols[i].name, name) == 0)
+            return &gw_subprotocols[i];
+    return NULL;
+}
+
 /* The fields of a request, whatever the encoding. */
 typedef struct proto_fields {
     const char *type;
@@ -34,6 +50,13 @@ typedef struct proto_fields {
     const char *epoch;
     size_t epoch_len;
     bool epoch_bad;
+    bool has_id;
+    bool id_numeric;
+    int64_t id_num;
+    const char *id; /* a string id; NULL with has_id: a value of another type */
+    size_t id_len;
+    const char *token; /* NULL: absent, or not a string */
+    size_t token_len;
 } proto_fields_t;
 
 static bool proto_is(const char *s, size_t len, const char *want)
@@ -41,22 +64,71 @@ static bool proto_is(const char *s, size_t len, const char *want)
     return len == strlen(want) && memcmp(s, want, len) == 0;
 }
 
-static hf_err_t proto_build(const proto_fields_t *f, gw_request_t *req, gw_proto_error_t *err)
+/* The message types a client may send, and what each carries. */
+static const struct {
+    const char *name;
+    gw_req_type_t type;
+    bool channel; /* requires "channel" */
+    bool since;   /* may carry "since" */
+    bool token;   /* requires "token" */
+} proto_types[] = {
+    {"subscribe", GW_REQ_SUBSCRIBE, true, true, false},
+    {"unsubscribe", GW_REQ_UNSUBSCRIBE, true, false, false},
+    {"ping", GW_REQ_PING, false, false, false},
+    {"pong", GW_REQ_PONG, false, false, false},
+    {"auth", GW_REQ_AUTH, false, false, true},
+};
+#define PROTO_NTYPES (sizeof proto_types / sizeof proto_types[0])
+
+/* The id first, so that even a refusal of the rest can echo it. */
+static hf_err_t proto_build_id(const proto_fields_t *f, gw_req_id_t *id, gw_proto_error_t *err)
 {
-    memset(req, 0, sizeof *req);
-    if (!f->type)
-        return proto_fail(err, "bad_message", "\"type\" (a string) is required%s", NULL);
-    if (proto_is(f->type, f->type_len, "ping")) {
-        req->type = GW_REQ_PING;
+    memset(id, 0, sizeof *id);
+    if (!f->has_id)
+        return HF_OK;
+    if (f->id_numeric) {
+        id->present = id->numeric = true;
+        id->num = f->id_num;
         return HF_OK;
     }
-    if (proto_is(f->type, f->type_len, "subscribe"))
-        req->type = GW_REQ_SUBSCRIBE;
-    else if (proto_is(f->type, f->type_len, "unsubscribe"))
-        req->type = GW_REQ_UNSUBSCRIBE;
-    else
+    if (!f->id || f->id_len > GW_PROTO_ID_MAX || memchr(f->id, '\0', f->id_len))
+        return proto_fail(err, "bad_message",
+                          "\"id\" must be an integer or a string of at most 64 bytes%s", NULL);
+    id->present = true;
+    memcpy(id->text, f->id, f->id_len);
+    id->text[f->id_len] = '\0';
+    return HF_OK;
+}
+
+static hf_err_t proto_build(const proto_fields_t *f, gw_request_t *req, gw_proto_error_t *err)
+{
+    memset(req, 0, offsetof(gw_request_t, token));
+    req->token[0] = '\0';
+    memset(&err->id, 0, sizeof err->id);
+    if (proto_build_id(f, &req->id, err) != HF_OK)
+        return HF_ERR_INVALID;
+    err->id = req->id;
+    if (!f->type)
+        return proto_fail(err, "bad_message", "\"type\" (a string) is required%s", NULL);
+    size_t t = 0;
+    while (t < PROTO_NTYPES && !proto_is(f->type, f->type_len, proto_types[t].name))
+        t++;
+    if (t == PROTO_NTYPES)
         return proto_fail(err, "unknown_type",
-                          "unknown message type (expected subscribe, unsubscribe or ping)%s", NULL);
+                          "unknown message type (expected subscribe, unsubscribe, ping, pong or "
+                          "auth)%s",
+                          NULL);
+    req->type = proto_types[t].type;
+    if (proto_types[t].token) {
+        if (!f->token || f->token_len == 0)
+            return proto_fail(err, "bad_message", "\"token\" (a string) is required%s", NULL);
+        if (f->token_len > HF_AUTH_TOKEN_MAX || memchr(f->token, '\0', f->token_len))
+            return proto_fail(err, "token_invalid", "token longer than 8192 bytes%s", NULL);
+        memcpy(req->token, f->token, f->token_len);
+        req->token[f->token_len] = '\0';
+    }
+    if (!proto_types[t].channel)
+        return HF_OK;
     if (!f->channel)
         return proto_fail(err, "bad_message", "\"channel\" (a string) is required%s", NULL);
     const char *why = NULL;
@@ -66,7 +138,7 @@ static hf_err_t proto_build(const proto_fields_t *f, gw_request_t *req, gw_proto
     req->channel[f->channel_len] = '\0';
     if (!f->has_since)
         return HF_OK;
-    if (req->type != GW_REQ_SUBSCRIBE)
+    if (!proto_types[t].since)
         return proto_fail(err, "bad_message", "\"since\" only goes with subscribe%s", NULL);
     if (!f->since_offset_ok)
         return proto_fail(err, "bad_since",
@@ -109,6 +181,7 @@ static void proto_json_since(json_t *since, proto_fields_t *f)
 
 hf_err_t gw_proto_parse_json(const char *data, size_t len, gw_request_t *req, gw_proto_error_t *err)
 {
+    memset(&err->id, 0, sizeof err->id);
     json_error_t jerr;
     json_t *root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root)
@@ -131,6 +204,22 @@ hf_err_t gw_proto_parse_json(const char *data, size_t len, gw_request_t *req, gw
     v = json_object_get(root, "since");
     if (v && !json_is_null(v))
         proto_json_since(v, &f);
+    v = json_object_get(root, "id");
+    if (v && !json_is_null(v)) {
+        f.has_id = true;
+        if (json_is_integer(v)) {
+            f.id_numeric = true;
+            f.id_num = json_integer_value(v);
+        } else if (json_is_string(v)) {
+            f.id = json_string_value(v);
+            f.id_len = json_string_length(v);
+        }
+    }
+    v = json_object_get(root, "token");
+    if (json_is_string(v)) {
+        f.token = json_string_value(v);
+        f.token_len = json_string_length(v);
+    }
     hf_err_t rc = proto_build(&f, req, err);
     json_decref(root);
     return rc;
@@ -170,6 +259,20 @@ static void proto_mp_since(const msgpack_object *since, proto_fields_t *f)
             if (!proto_mp_str(v, &f->epoch, &f->epoch_len) && v->type != MSGPACK_OBJECT_NIL)
                 f->epoch_bad = true;
         }
+    }
+}
+
+static void proto_mp_id(const msgpack_object *v, proto_fields_t *f)
+{
+    f->has_id = true;
+    if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 <= INT64_MAX) {
+        f->id_numeric = true;
+        f->id_num = (int64_t)v->via.u64;
+    } else if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        f->id_numeric = true;
+        f->id_num = v->via.i64;
+    } else {
+        proto_mp_str(v, &f->id, &f->id_len);
     }
 }
 
@@ -249,6 +352,7 @@ static bool proto_mp_counts_fit(const uint8_t *data, size_t len, size_t *pos, in
 hf_err_t gw_proto_parse_msgpack(const uint8_t *data, size_t len, gw_request_t *req,
                                 gw_proto_error_t *err)
 {
+    memset(&err->id, 0, sizeof err->id);
     size_t pos = 0;
     if (!proto_mp_counts_fit(data, len, &pos, 0))
         return proto_fail(err, "bad_message",
@@ -277,6 +381,10 @@ hf_err_t gw_proto_parse_msgpack(const uint8_t *data, size_t len, gw_request_t *r
                 proto_mp_str(v, &f.channel, &f.channel_len);
             else if (proto_is(name, n, "since") && v->type != MSGPACK_OBJECT_NIL)
                 proto_mp_since(v, &f);
+            else if (proto_is(name, n, "id") && v->type != MSGPACK_OBJECT_NIL)
+                proto_mp_id(v, &f);
+            else if (proto_is(name, n, "token"))
+                proto_mp_str(v, &f.token, &f.token_len);
         }
         rc = proto_build(&f, req, err);
     }
@@ -310,107 +418,228 @@ static void proto_mp_strn(msgpack_packer *pk, const char *s, size_t n)
     msgpack_pack_str_body(pk, s, n);
 }
 
-static void proto_json_str_or_null(hf_buf_t *out, const char *s)
+/* Writes one server message, a flat map, in either format: JSON keys in
+ * the order written, no spaces; msgpack needs the count of fields first. */
+typedef struct proto_writer {
+    hf_buf_t *out;
+    bool msgpack;
+    msgpack_packer pk;
+    size_t n; /* fields written */
+} proto_writer_t;
+
+static void pw_begin(proto_writer_t *w, hf_buf_t *out, bool msgpack, size_t nfields)
 {
-    if (!s || !*s) {
-        hf_buf_append_str(out, "null");
-        return;
+    w->out = out;
+    w->msgpack = msgpack;
+    w->n = 0;
+    if (msgpack) {
+        msgpack_packer_init(&w->pk, out, proto_write);
+        msgpack_pack_map(&w->pk, nfields);
+    } else {
+        hf_buf_append_str(out, "{");
     }
-    hf_buf_append_str(out, "\"");
-    hf_buf_append_json_escaped(out, s, strlen(s));
-    hf_buf_append_str(out, "\"");
+}
+
+static void pw_key(proto_writer_t *w, const char *key)
+{
+    if (w->msgpack) {
+        proto_mp_cstr(&w->pk, key);
+    } else {
+        hf_buf_printf(w->out, "%s\"%s\":", w->n ? "," : "", key);
+    }
+    w->n++;
+}
+
+/* NULL is null. */
+static void pw_str(proto_writer_t *w, const char *key, const char *s)
+{
+    pw_key(w, key);
+    if (w->msgpack) {
+        proto_mp_strn(&w->pk, s, s ? strlen(s) : 0);
+    } else if (!s) {
+        hf_buf_append_str(w->out, "null");
+    } else {
+        hf_buf_append_str(w->out, "\"");
+        hf_buf_append_json_escaped(w->out, s, strlen(s));
+        hf_buf_append_str(w->out, "\"");
+    }
+}
+
+static void pw_int(proto_writer_t *w, const char *key, int64_t v)
+{
+    pw_key(w, key);
+    if (w->msgpack)
+        msgpack_pack_int64(&w->pk, v);
+    else
+        hf_buf_printf(w->out, "%lld", (long long)v);
+}
+
+static void pw_bool(proto_writer_t *w, const char *key, bool v)
+{
+    pw_key(w, key);
+    if (!w->msgpack)
+        hf_buf_append_str(w->out, v ? "true" : "false");
+    else if (v)
+        msgpack_pack_true(&w->pk);
+    else
+        msgpack_pack_false(&w->pk);
+}
+
+static void pw_null(proto_writer_t *w, const char *key)
+{
+    pw_key(w, key);
+    if (w->msgpack)
+        msgpack_pack_nil(&w->pk);
+    else
+        hf_buf_append_str(w->out, "null");
+}
+
+static void pw_id(proto_writer_t *w, const gw_req_id_t *id)
+{
+    if (id->numeric)
+        pw_int(w, "id", id->num);
+    else
+        pw_str(w, "id", id->text);
+}
+
+static void pw_end(proto_writer_t *w)
+{
+    if (!w->msgpack)
+        hf_buf_append_str(w->out, "}");
+}
+
+static bool proto_has_id(const gw_req_id_t *id)
+{
+    return id && id->present;
 }
 
 void gw_proto_subscribed(hf_buf_t *out, bool msgpack, const char *channel, int32_t partition,
-                         int64_t offset, const char *epoch, bool recovered)
+                         int64_t offset, const char *epoch, bool recovered, const gw_req_id_t *id)
 {
-    if (!msgpack) {
-        hf_buf_append_str(out, "{\"type\":\"subscribed\",\"channel\":\"");
-        hf_buf_append_json_escaped(out, channel, strlen(channel));
-        hf_buf_printf(out, "\",\"partition\":%d,\"offset\":%lld,\"epoch\":", partition,
-                      (long long)offset);
-        proto_json_str_or_null(out, epoch);
-        hf_buf_printf(out, ",\"recovered\":%s}", recovered ? "true" : "false");
-        return;
-    }
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, out, proto_write);
-    msgpack_pack_map(&pk, 6);
-    proto_mp_cstr(&pk, "type");
-    proto_mp_cstr(&pk, "subscribed");
-    proto_mp_cstr(&pk, "channel");
-    proto_mp_cstr(&pk, channel);
-    proto_mp_cstr(&pk, "partition");
-    msgpack_pack_int32(&pk, partition);
-    proto_mp_cstr(&pk, "offset");
-    msgpack_pack_int64(&pk, offset);
-    proto_mp_cstr(&pk, "epoch");
-    proto_mp_strn(&pk, epoch && *epoch ? epoch : NULL, epoch ? strlen(epoch) : 0);
-    proto_mp_cstr(&pk, "recovered");
-    if (recovered)
-        msgpack_pack_true(&pk);
-    else
-        msgpack_pack_false(&pk);
+    proto_writer_t w;
+    pw_begin(&w, out, msgpack, 6 + proto_has_id(id));
+    pw_str(&w, "type", "subscribed");
+    pw_str(&w, "channel", channel);
+    pw_int(&w, "partition", partition);
+    pw_int(&w, "offset", offset);
+    pw_str(&w, "epoch", epoch && *epoch ? epoch : NULL);
+    pw_bool(&w, "recovered", recovered);
+    if (proto_has_id(id))
+        pw_id(&w, id);
+    pw_end(&w);
 }
 
-void gw_proto_unsubscribed(hf_buf_t *out, bool msgpack, const char *channel)
+void gw_proto_unsubscribed(hf_buf_t *out, bool msgpack, const char *channel, const char *reason,
+                           const gw_req_id_t *id)
 {
-    if (!msgpack) {
-        hf_buf_append_str(out, "{\"type\":\"unsubscribed\",\"channel\":\"");
-        hf_buf_append_json_escaped(out, channel, strlen(channel));
-        hf_buf_append_str(out, "\"}");
-        return;
-    }
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, out, proto_write);
-    msgpack_pack_map(&pk, 2);
-    proto_mp_cstr(&pk, "type");
-    proto_mp_cstr(&pk, "unsubscribed");
-    proto_mp_cstr(&pk, "channel");
-    proto_mp_cstr(&pk, channel);
+    proto_writer_t w;
+    pw_begin(&w, out, msgpack, 2 + (reason != NULL) + proto_has_id(id));
+    pw_str(&w, "type", "unsubscribed");
+    pw_str(&w, "channel", channel);
+    if (reason)
+        pw_str(&w, "reason", reason);
+    if (proto_has_id(id))
+        pw_id(&w, id);
+    pw_end(&w);
 }
 
 void gw_proto_error(hf_buf_t *out, bool msgpack, const char *code, const char *channel,
-                    const char *message)
+                    const char *message, const gw_req_id_t *id, int64_t retry_after_ms)
 {
-    if (!msgpack) {
-        hf_buf_append_str(out, "{\"type\":\"error\",\"code\":\"");
-        hf_buf_append_json_escaped(out, code, strlen(code));
-        if (channel) {
-            hf_buf_append_str(out, "\",\"channel\":\"");
-            hf_buf_append_json_escaped(out, channel, strlen(channel));
-        }
-        hf_buf_append_str(out, "\",\"message\":\"");
-        hf_buf_append_json_escaped(out, message, strlen(message));
-        hf_buf_append_str(out, "\"}");
-        return;
-    }
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, out, proto_write);
-    msgpack_pack_map(&pk, channel ? 4 : 3);
-    proto_mp_cstr(&pk, "type");
-    proto_mp_cstr(&pk, "error");
-    proto_mp_cstr(&pk, "code");
-    proto_mp_cstr(&pk, code);
-    if (channel) {
-        proto_mp_cstr(&pk, "channel");
-        proto_mp_cstr(&pk, channel);
-    }
-    proto_mp_cstr(&pk, "message");
-    proto_mp_cstr(&pk, message);
+    proto_writer_t w;
+    pw_begin(&w, out, msgpack, 3 + (channel != NULL) + proto_has_id(id) + (retry_after_ms >= 0));
+    pw_str(&w, "type", "error");
+    pw_str(&w, "code", code);
+    if (channel)
+        pw_str(&w, "channel", channel);
+    pw_str(&w, "message", message);
+    if (retry_after_ms >= 0)
+        pw_int(&w, "retry_after_ms", retry_after_ms);
+    if (proto_has_id(id))
+        pw_id(&w, id);
+    pw_end(&w);
 }
 
-void gw_proto_pong(hf_buf_t *out, bool msgpack)
+void gw_proto_pong(hf_buf_t *out, bool msgpack, const gw_req_id_t *id)
 {
-    if (!msgpack) {
-        hf_buf_append_str(out, "{\"type\":\"pong\"}");
-        return;
+    proto_writer_t w;
+    pw_begin(&w, out, msgpack, 1 + proto_has_id(id));
+    pw_str(&w, "type", "pong");
+    if (proto_has_id(id))
+        pw_id(&w, id);
+    pw_end(&w);
+}
+
+void gw_proto_ping(hf_buf_t *out, bool msgpack)
+{
+    proto_writer_t w;
+    pw_begin(&w, out, msgpack, 1);
+    pw_str(&w, "type", "ping");
+    pw_end(&w);
+}
+
+void gw_proto_welcome(hf_buf_t *out, bool msgpack, const gw_welcome_t *wl)
+{
+    proto_writer_t w;
+    pw_begin(&w, out, msgpack, 12);
+    pw_str(&w, "type", "welcome");
+    pw_str(&w, "version", "1.1");
+    pw_str(&w, "gateway", wl->gateway);
+    pw_str(&w, "sub", wl->subject);
+    if (wl->expires_s)
+        pw_int(&w, "exp", wl->expires_s);
+    else
+        pw_null(&w, "exp");
+    pw_int(&w, "server_time_us", wl->server_time_us);
+    pw_int(&w, "ping_interval_ms", wl->ping_interval_ms);
+    pw_int(&w, "idle_timeout_ms", wl->idle_timeout_ms);
+    pw_int(&w, "max_subscriptions", wl->max_subscriptions);
+    pw_int(&w, "max_frame", wl->max_frame);
+    pw_int(&w, "msg_rate", wl->msg_rate);
+    pw_int(&w, "msg_burst", wl->msg_burst);
+    pw_end(&w);
+}
+
+void gw_proto_authenticated(hf_buf_t *out, bool msgpack, const char *subject, int64_t expires_s,
+                            const gw_req_id_t *id)
+{
+    proto_writer_t w;
+    pw_begin(&w, out, msgpack, 3 + proto_has_id(id));
+    pw_str(&w, "type", "authenticated");
+    pw_str(&w, "sub", subject);
+    if (expires_s)
+        pw_int(&w, "exp", expires_s);
+    else
+        pw_null(&w, "exp");
+    if (proto_has_id(id))
+        pw_id(&w, id);
+    pw_end(&w);
+}
+
+void gw_proto_close_reason(char *out, size_t size, const char *code, int64_t retry_after_ms,
+                           const char *text)
+{
+    char buf[512];
+    if (retry_after_ms >= 0)
+        snprintf(buf, sizeof buf, "%s retry_after_ms=%lld: %s", code, (long long)retry_after_ms,
+                 text);
+    else
+        snprintf(buf, sizeof buf, "%s: %s", code, text);
+    size_t n = strlen(buf);
+    if (n > GW_CLOSE_REASON_MAX)
+        n = GW_CLOSE_REASON_MAX;
+    if (n + 1 > size)
+        n = size ? size - 1 : 0;
+    /* Never end inside a UTF-8 character: step back over continuation
+     * bytes, and the lead byte whose character they would complete. */
+    if (n < strlen(buf)) {
+        while (n > 0 && ((unsigned char)buf[n] & 0xc0) == 0x80)
+            n--;
     }
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, out, proto_write);
-    msgpack_pack_map(&pk, 1);
-    proto_mp_cstr(&pk, "type");
-    proto_mp_cstr(&pk, "pong");
+    if (size) {
+        memcpy(out, buf, n);
+        out[n] = '\0';
+    }
 }
 
 void gw_proto_event(hf_buf_t *out, bool msgpack, const hf_envelope_t *env, int64_t offset,

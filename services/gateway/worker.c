@@ -94,7 +94,7 @@ static void gw_cron(lws_sorted_usec_list_t *sul)
         hf_http_server_set_draining(gw->http);
         hf_info("worker %zu draining: closing %zu connections with 1012", gw->index,
                 (size_t)gw->nconns);
-        gw_conns_close_all(gw, GW_CLOSE_RESTART, "gateway restarting: resume elsewhere");
+        gw_conns_drain(gw);
     }
     if (gw->uv && gw_drained(gw)) {
         /* Under libuv the loop runs inside lws_service(); destroying the
@@ -142,9 +142,9 @@ hf_err_t gw_worker_listen(gateway_t *gw)
                                                              GW_SUBPROTOCOL_JSON, ""};
     lws_set_log_level(LLL_ERR | LLL_WARN, gw_lws_log);
     gw->protocols[0] = hf_http_protocol(gw->http);
-    gw->protocols[1] = gw_ws_protocol(GW_SUBPROTOCOL_JSON);
-    gw->protocols[2] = gw_ws_protocol(GW_SUBPROTOCOL_MSGPACK);
-    gw->protocols[3] = gw_listener_protocol();
+    for (size_t i = 0; i < GW_SUBPROTOCOLS; i++)
+        gw->protocols[1 + i] = gw_ws_protocol(gw_subprotocols[i].name);
+    gw->protocols[1 + GW_SUBPROTOCOLS] = gw_listener_protocol();
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
     info.port = CONTEXT_PORT_NO_LISTEN_SERVER; /* the listener accepts for every worker */

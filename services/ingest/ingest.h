@@ -21,6 +21,7 @@
 #include "holdfast/buf.h"
 #include "holdfast/err.h"
 #include "holdfast/http.h"
+#include "holdfast/http_parse.h"
 #include "holdfast/metrics.h"
 #include "holdfast/ratelimit.h"
 
@@ -48,6 +49,7 @@ typedef struct ingest_config {
     hf_auth_config_t auth;          /* who may publish and read history */
     long long publish_rate;         /* events/s per subject; 0: unlimited */
     long long publish_burst;        /* events a subject may send at once */
+    char *cors_origins;             /* browser origins allowed (CORS); "": none */
 } ingest_config_t;
 
 /* One accepted HTTP request on its way to PostgreSQL. Owned by the queue,
@@ -111,6 +113,7 @@ typedef struct ingest {
     ingest_history_t *history; /* GET /v1/channels/{channel}/events */
     hf_auth_t *auth;
     hf_ratelimit_t *publish_limit; /* per subject; used on the lws thread only */
+    hf_http_cors_t cors;           /* parsed cors_origins */
 } ingest_t;
 
 /* parse.c: turns a request body into a job. On error returns

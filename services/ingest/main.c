@@ -54,6 +54,9 @@ static const hf_conf_spec_t ingest_settings[] = {
      "events per second one subject may publish (token bucket; 0: unlimited)"},
     {"publish-burst", HF_CONF_INT, offsetof(ingest_config_t, publish_burst), "20000", 1, 100000000,
      "events one subject may publish at once above its rate"},
+    {"cors-origins", HF_CONF_STRING, offsetof(ingest_config_t, cors_origins), "", 0, 0,
+     "browser origins whose pages may call the API (CORS): comma-separated exact origins "
+     "(https://app.example.com), or * for any; empty: none"},
     {"log-level", HF_CONF_STRING, offsetof(ingest_config_t, log_level), "info", 0, 0,
      "debug, info, warn or error"},
 };
@@ -209,6 +212,15 @@ int main(int argc, char **argv)
         hf_free(ing);
         return 2;
     }
+    if (hf_http_cors_parse(ing->cfg.cors_origins, &ing->cors, err, sizeof err) != HF_OK) {
+        fprintf(stderr, "holdfast-ingest: %s\n", err);
+        hf_auth_free(ing->auth);
+        hf_config_free(ingest_settings, INGEST_NSETTINGS, &ing->cfg);
+        hf_free(ing);
+        return 2;
+    }
+    if (ing->cors.any)
+        hf_warn("cors-origins is *: a page from any origin may call the API with a token it holds");
     ing->publish_limit =
         hf_ratelimit_new((double)ing->cfg.publish_rate, (double)ing->cfg.publish_burst);
     pthread_mutex_init(&ing->lock, NULL);
@@ -224,6 +236,7 @@ int main(int argc, char **argv)
         .metrics = ing->metrics,
         .max_body = (size_t)ing->cfg.max_body,
         .body_timeout_s = (int)((ing->cfg.body_timeout_ms + 999) / 1000),
+        .cors = &ing->cors,
     };
     ing->http = hf_http_server_new(&http_cfg);
     struct lws_protocols protocols[2] = {hf_http_protocol(ing->http),
@@ -255,6 +268,7 @@ int main(int argc, char **argv)
     hf_metrics_free(ing->metrics);
     hf_ratelimit_free(ing->publish_limit);
     hf_auth_free(ing->auth);
+    hf_http_cors_free(&ing->cors);
     hf_info("stopped");
     hf_config_free(ingest_settings, INGEST_NSETTINGS, &ing->cfg);
     pthread_cond_destroy(&ing->wake);

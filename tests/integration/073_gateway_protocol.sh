@@ -7,7 +7,10 @@
 # a known offset replays exactly the later events from Kafka, chained;
 # a stale epoch, an offset older than the log keeps, or one beyond its end
 # answer recovered:false and the live stream. The heartbeat drops a client
-# that never answers pings and keeps one that does.
+# that never answers pings and keeps one that does. Protocol 1.1, on
+# gateways with auth on: welcome, request ids, a fresh token on an open
+# connection (and one that narrows the subscriptions), the application
+# ping, a short code in every close reason, the drain's reconnect spread.
 set -euo pipefail
 source "$(dirname "$0")/../support/lib.sh"
 hf_test_begin "${1:-build}"
@@ -37,6 +40,16 @@ hf_check "protocol and resume checks" /usr/bin/python3 "$HF_SUPPORT/ws_protocol_
 hf_gateway_start gi --ws-ping-interval 1s --ws-idle-timeout 3s
 hf_check "heartbeat: silent clients dropped, answering ones kept" \
     /usr/bin/python3 "$HF_SUPPORT/ws_idle_check.py" 127.0.0.1 "$PORT_gi"
+secret=$HF_RUN/auth.secret
+(umask 077 && head -c 48 /dev/urandom | base64 -w0 >"$secret")
+HF_AUTH=true hf_gateway_start gp --auth-key-file "$secret" --ws-ping-interval 1s \
+    --ws-idle-timeout 3s --max-frame 4KiB --gateway-id gw-proto
+HF_AUTH=true hf_gateway_start gd --auth-key-file "$secret" --auth-leeway 0 \
+    --drain-reconnect-spread 4s
+hf_check "protocol 1.1 checks" /usr/bin/python3 "$HF_SUPPORT/ws_protocol11_check.py" \
+    --url "$WS_gp" --secret-file "$secret" --gateway-id gw-proto --ping-interval-ms 1000 \
+    --drain-url "$WS_gd" --drain-pid "$(hf_pid gd)" --drain-spread-ms 4000
+hf_check "fresh tokens are counted" test "$(hf_metric "$PORT_gp" holdfast_gateway_token_refreshes_total)" -ge 2
 hf_check "refused messages are counted" test "$(hf_metric "$PORT_ga" holdfast_gateway_protocol_errors_total)" -ge 16
 hf_check "the gateway is still alive and ready" hf_http_ok "http://127.0.0.1:$PORT_ga/readyz"
 hf_check_eq "every connection was closed" 0 "$(hf_metric "$PORT_ga" holdfast_gateway_connections)"

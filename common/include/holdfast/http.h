@@ -3,7 +3,9 @@
  * Owns: per-request state (method, path, query, the headers Holdfast reads,
  * the body up to a size limit), routing through the daemon's static route
  * table, the JSON error shape, the operational endpoints every service has
- * (/livez, /healthz, /readyz, /metrics), and responses produced on any thread.
+ * (/livez, /healthz, /readyz, /metrics), CORS (preflights answered here,
+ * the headers on every response; policy in http_parse.h), and responses
+ * produced on any thread.
  *
  * Threading: everything runs on the lws service thread except
  * hf_http_respond() (and the helpers built on it), which any thread may
@@ -41,6 +43,8 @@ typedef struct hf_http_route {
     hf_http_handler_fn handler; /* what serves it */
 } hf_http_route_t;
 
+typedef struct hf_http_cors hf_http_cors_t; /* http_parse.h */
+
 typedef struct hf_http_config {
     const char *service;           /* name used in logs */
     const hf_http_route_t *routes; /* the daemon's table; /livez etc. are added implicitly */
@@ -52,6 +56,7 @@ typedef struct hf_http_config {
                                    sharing one registry, e.g. "worker=\"1\""); NULL: none */
     size_t max_body;            /* bytes; larger bodies get 413 */
     int body_timeout_s;         /* a body must arrive within this (slow clients get cut) */
+    const hf_http_cors_t *cors; /* browser origins allowed; not owned; NULL: CORS off */
 } hf_http_config_t;
 
 /* cfg is copied (routes and metrics must outlive the server). */

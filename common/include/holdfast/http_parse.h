@@ -3,9 +3,10 @@
  * Owns the decisions http.c makes on what a client sent, kept apart from
  * libwebsockets so that they can be tested and fuzzed without a socket:
  * splitting a query argument, reading Content-Length, admitting a body
- * against the limit, matching a path against the route table, and the
- * JSON error shape. http.c copies headers and query fragments out of lws
- * and hands them here.
+ * against the limit, matching a path against the route table, the JSON
+ * error shape, and CORS (which origins may call the API from a browser,
+ * and the headers that tell the browser so). http.c copies headers and
+ * query fragments out of lws and hands them here.
  *
  * Threading: no state; any thread. Ownership is said per function. */
 #ifndef HOLDFAST_HTTP_PARSE_H
@@ -15,6 +16,7 @@
 #include <stddef.h>
 
 #include "holdfast/buf.h"
+#include "holdfast/err.h"
 #include "holdfast/http.h"
 
 #define HF_HTTP_QUERY_ARGS_MAX 16   /* query arguments kept per request; the rest are ignored */
@@ -47,5 +49,45 @@ const hf_http_route_t *hf_http_route_find(const hf_http_route_t *routes, size_t 
 
 /* Appends {"error":{"code":code,"message":message}} and a newline. */
 void hf_http_error_body(hf_buf_t *out, const char *code, const char *message);
+
+/* The methods routes[0..n) serve on path, then OPTIONS, as "GET, OPTIONS"
+ * (the preflight's Access-Control-Allow-Methods), into out. */
+void hf_http_route_methods(const hf_http_route_t *routes, size_t n, const char *path, char *out,
+                           size_t out_size);
+
+/* CORS: the origins whose pages may call the API from a browser. Only
+ * exact origins ("https://app.example.com", "http://127.0.0.1:8080"); "*"
+ * allows any, and only when listed by itself. Responses never carry
+ * Access-Control-Allow-Credentials: requests authenticate with a bearer
+ * token the page sets itself, never with cookies, so an allowed origin is
+ * echoed as itself (never "*") and browsers send no ambient credentials. */
+typedef struct hf_http_cors {
+    char **origins; /* owned */
+    size_t norigins;
+    bool any; /* "*": every origin */
+} hf_http_cors_t;
+
+#define HF_HTTP_CORS_MAX_AGE_S 600 /* how long a browser may cache a preflight's answer */
+
+/* Parses a comma-separated list (spaces around entries ignored); NULL or
+ * "" is none (CORS off: no CORS headers at all). HF_ERR_INVALID with the
+ * reason in errbuf for an entry that is not an exact origin ("null", a
+ * path, a trailing '/', upper case, "*" beside others). On success *cors
+ * is the caller's, to free with hf_http_cors_free. */
+hf_err_t hf_http_cors_parse(const char *list, hf_http_cors_t *cors, char *errbuf,
+                            size_t errbuf_size);
+void hf_http_cors_free(hf_http_cors_t *cors);
+/* Some origin is allowed: responses carry Vary: Origin. */
+bool hf_http_cors_enabled(const hf_http_cors_t *cors);
+/* origin (a request's Origin header, NULL when none) may read responses. */
+bool hf_http_cors_allows(const hf_http_cors_t *cors, const char *origin);
+
+/* The CORS headers of one response, appended to out as "Name: value\r\n"
+ * lines: nothing when CORS is off; Vary: Origin when on; for an allowed
+ * origin also Access-Control-Allow-Origin (the origin itself) and, on a
+ * preflight, Access-Control-Allow-Methods (methods), -Allow-Headers and
+ * -Max-Age, else Access-Control-Expose-Headers (Retry-After). */
+void hf_http_cors_headers(hf_buf_t *out, const hf_http_cors_t *cors, const char *origin,
+                          bool preflight, const char *methods);
 
 #endif
