@@ -64,7 +64,8 @@ static const hf_conf_spec_t ingest_settings[] = {
 
 static const char ingest_usage[] =
     "holdfast-ingest: accepts events over HTTP and commits them to PostgreSQL\n"
-    "(events + transactional outbox). POST /v1/events; GET /livez, /readyz, /metrics.";
+    "(holdfast.events; the relay reads them from the WAL). POST /v1/events; GET /livez,\n"
+    "/readyz, /metrics.";
 
 static ingest_t *ingest_signal_target;
 

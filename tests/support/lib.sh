@@ -252,6 +252,11 @@ hf_ingest_start() {
     HF_INGEST_URL="http://127.0.0.1:$port"
     hf_wait_until 30 "ingest /livez" hf_http_ok "$HF_INGEST_URL/livez" ||
         hf_die "ingest did not start (see $HF_RUN/ingest.log)"
+    # ready once a writer holds a PostgreSQL connection (when PostgreSQL runs)
+    if [[ -n ${HF_PG_PORT:-} ]] && "$HF_PG_BIN/pg_isready" -h 127.0.0.1 -p "$HF_PG_PORT" -q; then
+        hf_wait_until 30 "ingest /readyz" hf_http_ok "$HF_INGEST_URL/readyz" ||
+            hf_die "ingest is not ready (see $HF_RUN/ingest.log)"
+    fi
 }
 
 # hf_relay_spawn NAME [EXTRA FLAGS...]: a relay with id NAME and short
