@@ -44,6 +44,7 @@ start_holdfast() {
     hf_gateway_start ga
     hf_gateway_start gb
     PROTO=holdfast E2E_URLS="$WS_ga,$WS_gb" FANOUT_URL=$WS_ga
+    USAGE_PARTS="ingest postgres relay kafka redis ga gb"
     E2E_POST=$HF_INGEST_URL/v1/events FANOUT_POST=$E2E_POST
 }
 
@@ -92,8 +93,16 @@ point() {
         hf_log "$name: skipped, its clients could not all subscribe"
         return 0
     }
+    [[ $SYSTEM == holdfast ]] && bench_usage_snapshot "$HF_RUN/$name.usage0" $USAGE_PARTS
     bench_publisher "$name" "$post" "$rate" "$SECONDS_RUN" "$channels"
     bench_publisher_wait "$name"
+    if [[ $SYSTEM == holdfast ]]; then
+        sleep 0.2 # the last events' way through the relay and its commit
+        bench_usage_snapshot "$HF_RUN/$name.usage1" $USAGE_PARTS
+        bench_usage_report "$HF_RUN/$name.usage0" "$HF_RUN/$name.usage1" \
+            "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ok"])' "$HF_RUN/$name.pub.json")" \
+            "$HF_RUN/$name.usage.json"
+    fi
     bench_loadgen_wait "$name"
     POINTS+=("$name")
 }
@@ -140,6 +149,10 @@ for name in points:
            "deliveries": lg["deliveries"], "deliveries_per_second": lg["deliveries_per_second"],
            "latency_ms": lg["latency_ms"], "duplicates": lg["duplicates"], "chain_breaks": lg["chain_breaks"],
            "closes": lg["closes"], "ordering_checked": lg.get("ordering_checked", True)}
+    usage = load(f"{run}/{name}.usage.json")
+    if usage:
+        row["cpu_ms_per_1000_events"] = usage["cpu_ms_per_1000_events"]
+        row["wal_bytes_per_event"] = usage["wal_bytes_per_event"]
     if name.startswith("fanout"):
         res["fanout"].append(row)
     elif name.startswith("crosscheck"):

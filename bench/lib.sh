@@ -72,3 +72,44 @@ bench_publisher_wait() {
     wait "$PUBLISHER_PID" ||
         hf_log "$1: publisher reported a problem: $(cat "$HF_RUN/$1.pub.json" "$HF_RUN/$1.pub.err")"
 }
+
+# bench_pg_cpu_ticks: CPU ticks of the whole PostgreSQL server, the
+# postmaster and every process it forked (backends, the walsender,
+# walwriter, checkpointer, autovacuum), as they stand now.
+bench_pg_cpu_ticks() {
+    local pm
+    pm=$(hf_pid postgres)
+    cat /proc/[0-9]*/stat 2>/dev/null | awk -v pm="$pm" '$1 == pm || $4 == pm {s += $14 + $15} END {print s + 0}'
+}
+
+# bench_usage_snapshot FILE PARTS...: CPU ticks of each running part
+# ("postgres" meaning the whole server) and PostgreSQL's WAL position.
+bench_usage_snapshot() {
+    local file=$1 part
+    shift
+    : >"$file"
+    for part in "$@"; do
+        hf_alive "$part" || continue
+        if [[ $part == postgres ]]; then
+            echo "postgres $(bench_pg_cpu_ticks)" >>"$file"
+        else
+            echo "$part $(bench_cpu_ticks "$part")" >>"$file"
+        fi
+    done
+    echo "wal_lsn $(hf_psql -c "SELECT pg_current_wal_lsn() - '0/0'")" >>"$file"
+}
+
+# bench_usage_report BEFORE AFTER EVENTS OUT: per part, CPU milliseconds
+# per 1,000 events, and WAL bytes per event, as JSON in OUT.
+bench_usage_report() {
+    python3 - "$1" "$2" "$3" "$(getconf CLK_TCK)" "$4" <<'PY'
+import json, sys
+before, after, events, hz, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+def read(p): return {k: float(v) for k, v in (l.split() for l in open(p) if l.strip())}
+a, b = read(before), read(after)
+cpu = {k: round((b[k] - a[k]) / hz * 1000 * 1000 / max(events, 1), 1) for k in b if k in a and k != "wal_lsn"}
+res = {"events": events, "cpu_ms_per_1000_events": cpu,
+       "wal_bytes_per_event": round((b["wal_lsn"] - a["wal_lsn"]) / max(events, 1))}
+json.dump(res, open(out, "w"))
+PY
+}

@@ -1,85 +1,142 @@
 #!/usr/bin/env bash
-# relay.sh - the relay's throughput (events/s from the outbox to Kafka and
-# Redis) and its commit-to-Redis latency at a steady publish rate.
+# relay.sh - the relay against ingest, on one machine and in one run:
 #
-#   bench/relay.sh [BUILD_DIR] [EVENTS] [RATE] [SECONDS]
-#   e.g. bench/relay.sh build 50000 1000 10
+#   bench/relay.sh [BUILD_DIR] [BEHIND] [RATE] [SECONDS]
+#   e.g. bench/relay.sh build 1000000 1000 10
 #
-# PostgreSQL with its durable defaults (fsync on), Redis, the dev Kafka
-# broker (8 partitions), one relay. Latency first, on a fresh database:
-# pgbench calls holdfast.publish() at RATE events/s for SECONDS, one
-# transaction each; holdfast-tap, subscribed to every channel, records each
-# event's arrival; latency = arrival - the event's insert time in
-# PostgreSQL (clock_timestamp() inside the committing statement, so the
-# commit itself is included), same machine, same clock. Then throughput:
-# EVENTS committed in one transaction over 1,000 channels; the clock runs
-# from that commit until the outbox is empty and holdfast-tap has received
-# every event from Redis. Writes bench/results/relay.json.
+# PostgreSQL with its durable defaults (fsync on) and pg_stat_statements,
+# Redis, the dev Kafka broker (8 partitions), ingest, one relay.
+#   1. Ingest's batched throughput: wrk POSTs batches of 100 events from 32
+#      connections for SECONDS, the relay relaying meanwhile (events/s
+#      committed, 2xx only).
+#   2. The relay's throughput: with the relay stopped, BEHIND events are
+#      committed in one transaction over 1,000 channels; the clock runs from
+#      the relay's start until every event has its offset recorded in
+#      PostgreSQL, and until holdfast-tap has received every one from Redis.
+#      Its ratio to (1) says whether one relay keeps up with ingest.
+#   3. Commit -> Redis latency with those BEHIND events relayed before:
+#      pgbench calls holdfast.publish() at RATE events/s for SECONDS, one
+#      transaction each; latency = arrival at holdfast-tap - the event's
+#      insert time in PostgreSQL (clock_timestamp() in the committing
+#      statement), same clock. pg_stat_statements gives what the relay's
+#      statements cost per call meanwhile (its read of new events is no
+#      statement: the slot streams them).
+# Writes bench/results/relay.json.
 set -euo pipefail
 BUILD=${1:-build}
-EVENTS=${2:-50000}
+BEHIND=${2:-1000000}
 RATE=${3:-1000}
 SECONDS_RUN=${4:-10}
-HF_BIN=$(cd "$BUILD" && pwd)/bin
-source "$(dirname "$0")/../tests/support/lib.sh"
-hf_init "$(mktemp -d /tmp/holdfast-bench.XXXXXX)"
-trap 'hf_stop_all; rm -rf "$HF_RUN"' EXIT
-command -v pgbench >/dev/null || PATH=$HF_PG_BIN:$PATH
+source "$(dirname "$0")/lib.sh"
+command -v wrk >/dev/null || hf_die "wrk is needed (apt-get install wrk)"
 
-hf_bench_pipeline_start
-
-tap_start() { # tap_start FILE COUNT
-        "$HF_BIN/holdfast-tap" --redis-url "$HF_REDIS_URL" --count "$2" --timeout 30s --out "$1" \
-        2>"$HF_RUN/tap.err" &
-    TAP_PID=$!
-    hf_wait_until 10 "holdfast-tap" grep -q '^ready' "$HF_RUN/tap.err" || hf_die "holdfast-tap did not start"
+hf_pg_start "" shared_preload_libraries=pg_stat_statements max_connections=300
+hf_migrate
+hf_psql -c "CREATE EXTENSION pg_stat_statements" >/dev/null
+hf_redis_start
+hf_kafka_start 8 holdfast.events
+RELAY_PORT=$(hf_free_port)
+relay_start() {
+    hf_spawn relay "$HF_BIN/holdfast-relay" --port "$RELAY_PORT" --pg-url "$HF_PG_URL" \
+        --kafka-brokers "$HF_KAFKA_BROKERS" --redis-url "$HF_REDIS_URL" --relay-id bench
 }
+# The relay's own count of events recorded since it started (a cheap poll:
+# counting rows in PostgreSQL would load the machine being measured).
+relay_recorded_at_least() {
+    local n
+    n=$(hf_metric "$RELAY_PORT" holdfast_relay_commit_events_sum 2>/dev/null) || return 1
+    awk -v n="$n" -v want="$1" 'BEGIN { exit !(n + 0 >= want) }'
+}
+relay_start
+hf_wait_until 30 "the relay to lead" hf_relay_leads bench || hf_die "relay did not start"
+hf_ingest_start "" --writers 4 --publish-rate 0
 
-# --- latency at a steady rate ---
+# --- 1. ingest, batches of 100, 32 connections ---
+batch=$(python3 -c 'import json; print(json.dumps([{"channel":"bench:%d" % (i % 10),"data":{"n":i,"text":"hello holdfast"}} for i in range(100)]))')
+cat >"$HF_RUN/post.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = [==[$batch]==]
+LUA
+hf_log "ingest: batches of 100 from 32 connections for $SECONDS_RUN s"
+wrk -t 2 -c 32 -d "${SECONDS_RUN}s" -s "$HF_RUN/post.lua" "$HF_INGEST_URL/v1/events" >"$HF_RUN/wrk.out"
+ingest_rate=$(awk '/ requests in / {n = $1; t = $4 + 0} /^  Non-2xx/ {bad = $NF}
+    END {printf "%.0f\n", (n - bad) * 100 / t}' "$HF_RUN/wrk.out")
+hf_wait_until 300 "ingest's events relayed" hf_all_relayed || hf_die "the relay fell behind"
+
+# --- 2. the relay, BEHIND events waiting ---
+hf_stop relay
+hf_log "committing $BEHIND events in one transaction while the relay is stopped"
+hf_publish_numbered bench 1000 "$BEHIND"
+"$HF_BIN/holdfast-tap" --redis-url "$HF_REDIS_URL" --count "$BEHIND" --timeout 60s --out /dev/null \
+    2>"$HF_RUN/tap.err" &
+TAP_PID=$!
+hf_wait_until 10 "holdfast-tap" grep -q '^ready' "$HF_RUN/tap.err" || hf_die "holdfast-tap did not start"
+t0=$(date +%s.%N)
+relay_start
+hf_wait_until 600 "$BEHIND events recorded" relay_recorded_at_least "$BEHIND" ||
+    hf_die "the relay did not catch up"
+t_recorded=$(date +%s.%N)
+wait "$TAP_PID" || hf_die "holdfast-tap did not receive all $BEHIND events"
+t_redis=$(date +%s.%N)
+
+# --- 3. commit -> Redis at RATE events/s, BEHIND events behind ---
+hf_psql -c "SELECT pg_stat_statements_reset()" >/dev/null
 total=$((RATE * SECONDS_RUN))
-tap_start "$HF_RUN/latency.jsonl" "$total"
+"$HF_BIN/holdfast-tap" --redis-url "$HF_REDIS_URL" --count "$total" --timeout 30s \
+    --out "$HF_RUN/latency.jsonl" 2>"$HF_RUN/tap.err" &
+TAP_PID=$!
+hf_wait_until 10 "holdfast-tap" grep -q '^ready' "$HF_RUN/tap.err" || hf_die "holdfast-tap did not start"
 cat >"$HF_RUN/publish.sql" <<'SQL'
 \set c random(1, 1000)
-SELECT holdfast.publish('bench:' || :c, '{"n":1,"text":"hello holdfast"}'::jsonb);
+SELECT holdfast.publish('lat:' || :c, '{"n":1,"text":"hello holdfast"}'::jsonb);
 SQL
-hf_log "publishing $RATE events/s for $SECONDS_RUN s (pgbench)"
+hf_log "publishing $RATE events/s for $SECONDS_RUN s (pgbench, holdfast.publish())"
 pgbench -n -h 127.0.0.1 -p "$HF_PG_PORT" -U holdfast -c 4 -j 2 -R "$RATE" -t $((total / 4)) \
-    -f "$HF_RUN/publish.sql" holdfast >"$HF_RUN/pgbench.out" 2>&1 || hf_die "pgbench failed: $(tail -3 "$HF_RUN/pgbench.out")"
+    -f "$HF_RUN/publish.sql" holdfast >"$HF_RUN/pgbench.out" 2>&1 ||
+    hf_die "pgbench failed: $(tail -3 "$HF_RUN/pgbench.out")"
 wait "$TAP_PID" || hf_die "holdfast-tap did not receive all $total events"
+hf_psql -F $'\t' -c "SELECT CASE WHEN query ~ '^COPY' THEN 'copy_event_offsets'
+        WHEN query ~ 'relay_commit' THEN 'relay_commit'
+        WHEN query ~ 'event_offsets o' THEN 'chain_fill'
+        WHEN query ~ 'relay_lease_tick' THEN 'lease_tick' END, sum(calls),
+        round((sum(total_exec_time) / sum(calls))::numeric, 4)
+    FROM pg_stat_statements WHERE query ~ '^COPY holdfast.event_offsets|relay_commit|FROM holdfast.event_offsets o|relay_lease_tick'
+    GROUP BY 1" >"$HF_RUN/statements.tsv"
 
-# --- throughput ---
-tap_start "$HF_RUN/throughput.jsonl" "$EVENTS"
-hf_log "committing $EVENTS events in one transaction"
-hf_publish_numbered bench 1000 "$EVENTS"
-t0=$(date +%s.%N)
-hf_wait_until 300 "the outbox to drain" hf_outbox_empty || hf_die "outbox did not drain"
-t_kafka=$(date +%s.%N)
-wait "$TAP_PID" || hf_die "holdfast-tap did not receive all $EVENTS events"
-t_redis=$(date +%s.%N)
-received=$(wc -l <"$HF_RUN/throughput.jsonl")
-
-mkdir -p "$(dirname "$0")/results"
-python3 - "$HF_RUN/latency.jsonl" "$EVENTS" "$t0" "$t_kafka" "$t_redis" "$received" "$RATE" \
-    "$(dirname "$0")/results/relay.json" <<'PY'
+python3 - "$HF_RUN/latency.jsonl" "$BEHIND" "$t0" "$t_recorded" "$t_redis" "$RATE" "$ingest_rate" \
+    "$HF_RUN/statements.tsv" "$RESULTS/relay.json" <<'PY'
 import json, sys
-path, events, t0, tk, tr, received, rate, out = sys.argv[1:]
+path, behind, t0, tr, tq, rate, ingest_rate, stmts, out = sys.argv[1:]
 lat = sorted((j["recv_us"] - j["ts_us"]) / 1000.0 for j in map(json.loads, open(path)) if "recv_us" in j)
 def pct(p): return lat[min(len(lat) - 1, int(p / 100.0 * len(lat)))]
-events, t0, tk, tr = int(events), float(t0), float(tk), float(tr)
+behind, t0, tr, tq, ingest_rate = int(behind), float(t0), float(tr), float(tq), float(ingest_rate)
+statements = {}
+for line in open(stmts):
+    name, calls, ms = line.rstrip("\n").split("\t")
+    if name:
+        statements[name] = {"calls": int(calls), "mean_ms": float(ms)}
+relay_rate = behind / (tr - t0)
 res = {
-    "throughput_events": events,
-    "outbox_to_kafka_events_per_s": round(events / (tk - t0)),
-    "outbox_to_redis_events_per_s": round(events / (tr - t0)),
-    "redis_received": int(received),
+    "ingest_batched_events_per_s": round(ingest_rate),
+    "relay_events": behind,
+    "relay_recorded_events_per_s": round(relay_rate),
+    "relay_to_redis_events_per_s": round(behind / (tq - t0)),
+    "relay_over_ingest": round(relay_rate / ingest_rate, 3),
     "latency_rate_events_per_s": int(rate),
     "latency_samples": len(lat),
+    "events_behind": behind,
     "commit_to_redis_ms": {"p50": round(pct(50), 2), "p90": round(pct(90), 2),
                            "p99": round(pct(99), 2), "max": round(lat[-1], 2)},
+    "relay_statements": statements,
 }
 json.dump(res, open(out, "w"), indent=2)
-print("relay throughput: %d events in %.2f s to Kafka (%d ev/s), %.2f s until all on Redis (%d ev/s)"
-      % (events, tk - t0, res["outbox_to_kafka_events_per_s"], tr - t0, res["outbox_to_redis_events_per_s"]))
-print("commit-to-Redis latency at %d ev/s (%d samples): p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  max %.2f ms"
-      % (int(rate), len(lat), pct(50), pct(90), pct(99), lat[-1]))
+print("ingest, batches of 100, 32 connections: %d events/s committed" % ingest_rate)
+print("relay: %d events (one transaction) recorded in %.2f s (%d ev/s), all on Redis after %.2f s; %.2f x ingest"
+      % (behind, tr - t0, relay_rate, tq - t0, relay_rate / ingest_rate))
+print("commit-to-Redis at %d ev/s with %d events behind (%d samples): p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  max %.2f ms"
+      % (int(rate), behind, len(lat), pct(50), pct(90), pct(99), lat[-1]))
+for name, s in sorted(statements.items()):
+    print("  relay statement %-20s %6d calls, %.3f ms each" % (name, s["calls"], s["mean_ms"]))
 PY
-echo "reproduce: bench/relay.sh $BUILD $EVENTS $RATE $SECONDS_RUN"
+echo "reproduce: bench/relay.sh $BUILD $BEHIND $RATE $SECONDS_RUN"

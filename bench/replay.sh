@@ -24,7 +24,7 @@ hf_relay_start bench --batch-max 2000
 hf_log "publishing and relaying $EVENTS events"
 hf_publish_numbered bench 100 "$EVENTS"
 hf_psql -c "ANALYZE holdfast.events" >/dev/null
-hf_wait_until 600 "the outbox to drain" hf_outbox_empty || hf_die "the relay did not drain"
+hf_wait_until 600 "every event relayed" hf_all_relayed || hf_die "the relay did not catch up"
 hf_stop bench
 
 mapfile -t CHANNEL_OF < <(hf_psql -c "SELECT DISTINCT ON (partition) channel FROM holdfast.events ORDER BY partition")
