@@ -173,6 +173,21 @@ static void loop_commit(relay_t *r)
         (void)relay_store_commit_step(r);
 }
 
+/* Every partition's last offset published (or skipped) on Redis. */
+static void loop_heartbeat(relay_t *r, int64_t now)
+{
+    if (!r->redis || r->cfg.heartbeat_interval_ms <= 0 || now < r->next_heartbeat_us)
+        return;
+    r->next_heartbeat_us = now + r->cfg.heartbeat_interval_ms * 1000;
+    hf_buf_t text = HF_BUF_INIT;
+    hf_buf_append_str(&text, r->epoch);
+    for (int p = 0; p < r->parts_seen; p++)
+        if (r->parts[p].acked_next > 0)
+            hf_buf_printf(&text, " %d:%lld", p, (long long)r->parts[p].acked_next - 1);
+    relay_publisher_heartbeat(r->redis, text.data);
+    hf_buf_free(&text);
+}
+
 /* The leader's pass; an error (PostgreSQL) makes the loop back off. */
 static hf_err_t loop_lead(relay_t *r)
 {
@@ -190,9 +205,11 @@ static hf_err_t loop_lead(relay_t *r)
     relay_flow_complete(r);
     loop_commit(r);
     (void)relay_stream_feedback(r, false);
+    /* between batches: skipped offsets, once Redis is back; the heads */
     if (!relay_flow_oldest_produce_us(r))
-        relay_publisher_announce(
-            r->redis); /* between batches: skipped offsets, once Redis is back */
+        relay_publisher_announce(r->redis);
+    if (!r->reconciling)
+        loop_heartbeat(r, relay_now_us());
     int64_t oldest = relay_flow_oldest_pending_us(r);
     hf_gauge_set(r->m.stream_lag, oldest ? (double)(relay_wall_us() - oldest) / 1e6 : 0);
     return HF_OK;
@@ -213,6 +230,10 @@ static void loop_wait(relay_t *r)
         wake = retry;
     if (r->reconciling || (r->started && relay_flow_ready(r, now)))
         wake = now;
+    if (r->started && r->cfg.heartbeat_interval_ms > 0 && r->next_heartbeat_us < wake)
+        wake = r->next_heartbeat_us;
+    if (r->started && r->cfg.heartbeat_interval_ms > 0 && r->next_heartbeat_us < wake)
+        wake = r->next_heartbeat_us;
     struct pollfd fds[3];
     int n = 0;
     fds[n++] = (struct pollfd){.fd = relay_kafka_wakeup_fd(r->kafka), .events = POLLIN};

@@ -62,6 +62,10 @@ static const hf_conf_spec_t relay_settings[] = {
      "connect and reply timeout of Redis calls"},
     {"chain-max", HF_CONF_INT, offsetof(relay_config_t, chain_max), "100000", 100, 100000000,
      "channels whose last offset is kept in memory"},
+    {"heartbeat-interval", HF_CONF_MS, offsetof(relay_config_t, heartbeat_interval_ms), "200ms", 0,
+     60000,
+     "how often the leader publishes every partition's last offset on Redis (hfctl:heads), so "
+     "gateways find a lost event of a quiet channel; 0: never"},
     {"crash-at", HF_CONF_STRING, offsetof(relay_config_t, crash_at), "", 0, 0,
      "TESTS ONLY: POINT:N kills the relay (SIGKILL) at POINT (produced, publishing, "
      "published, overlap, committed) of batch N"},

@@ -181,6 +181,18 @@ void relay_publisher_announce(relay_publisher_t *p)
         (void)publisher_announce_skipped(p); /* a failure keeps them for the next call */
 }
 
+void relay_publisher_heartbeat(relay_publisher_t *p, const char *text)
+{
+    if (!p || !publisher_connect(p))
+        return;
+    redisReply *reply = redisCommand(p->redis, "PUBLISH %s %s", HF_REDIS_HEADS_CHANNEL, text);
+    bool ok = reply && reply->type != REDIS_REPLY_ERROR;
+    if (reply)
+        freeReplyObject(reply);
+    if (!ok)
+        publisher_drop(p, "heartbeat failed");
+}
+
 size_t relay_publish(relay_publisher_t *p, relay_event_t *const *evs, size_t n, const char *epoch)
 {
     if (!p || n == 0)

@@ -75,8 +75,9 @@ typedef struct relay_config {
     long long dead_letter_after; /* attempts before a refused event is dead-lettered */
     long long backoff_max_ms;
     long long redis_timeout_ms;
-    long long chain_max; /* channels remembered in the chain map */
-    char *crash_at;      /* test hook: POINT:N */
+    long long chain_max;             /* channels remembered in the chain map */
+    long long heartbeat_interval_ms; /* partitions' heads on Redis; 0: none */
+    char *crash_at;                  /* test hook: POINT:N */
     char *log_level;
 } relay_config_t;
 
@@ -218,8 +219,9 @@ typedef struct relay {
     bool quiesce;            /* produce nothing until what is in flight is recorded */
     bool restart_stream;     /* an overflowed partition needs the stream again */
     int64_t stream_retry_us; /* no new stream before this after one failed */
-    uint64_t confirmed_lsn;  /* the last position confirmed to the slot */
-    bool reconciling;        /* producing what a new slot cannot deliver */
+    int64_t next_heartbeat_us;
+    uint64_t confirmed_lsn; /* the last position confirmed to the slot */
+    bool reconciling;       /* producing what a new slot cannot deliver */
     char reconcile_from[RELAY_ID_LEN + 1], reconcile_to[RELAY_ID_LEN + 1];
     uint64_t reconcile_lsn; /* WAL position when the reconcile began */
     char leader_seen[256];  /* the leader a standby last saw, for its log */
@@ -447,6 +449,10 @@ bool relay_publisher_connected(const relay_publisher_t *p);
  * was not (publish.c explains), so gateways need not wait for the next
  * event of a quiet channel. */
 void relay_publisher_announce(relay_publisher_t *p);
+
+/* PUBLISHes text on the heartbeat channel (wire.h); a failure drops the
+ * connection like any publish. */
+void relay_publisher_heartbeat(relay_publisher_t *p, const char *text);
 
 /* loop.c */
 void *relay_thread_main(void *arg);

@@ -40,6 +40,13 @@ done
 hf_check_eq "leader gauge: 1 on the leader" 1 "$(sed -n 's/^holdfast_relay_leader //p' <<<"$metrics")"
 hf_check_eq "leader gauge: 0 on the standby" 0 "$(hf_metric "$PORT_rb" holdfast_relay_leader)"
 hf_check_eq "the standby produced nothing" 0 "$(hf_metric "$PORT_rb" holdfast_relay_events_produced_total)"
+# The leader's heartbeat: every partition's last offset on hfctl:heads.
+heads=$(timeout 2 redis-cli -p "$HF_REDIS_PORT" --raw subscribe hfctl:heads | sed -n 6p || true)
+hf_check_eq "the heartbeat names the epoch" "$(hf_psql -c "SELECT epoch FROM holdfast.meta")" "${heads%% *}"
+p0=$(hf_psql -c "SELECT holdfast.partition_for('ops:0')")
+hf_check_eq "... and each partition's last offset" \
+    "$(hf_psql -c "SELECT max(kafka_offset) FROM holdfast.event_log WHERE partition = $p0")" \
+    "$(tr ' ' '\n' <<<"$heads" | sed -n "s/^$p0://p")"
 
 # SIGTERM: exit 0, the lease freed at once, rb leads well before the TTL would have let it.
 hf_publish_numbered ops 50 500
