@@ -44,6 +44,9 @@ hf_logread_t *hf_logread_new(const char *brokers, const char *topic, char *err, 
         {"enable.partition.eof", "false"},
         {"auto.offset.reset", "error"},
         {"client.id", "holdfast-logread"},
+        /* a broker back is read again within half a second */
+        {"reconnect.backoff.ms", "50"},
+        {"reconnect.backoff.max.ms", "500"},
         {"log_level", "3"},
     };
     for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++) {
@@ -121,24 +124,46 @@ static bool logread_connectable(const char *host, int port, int timeout_ms)
     return ok;
 }
 
-hf_err_t hf_kafka_leader_probe(rd_kafka_t *rk, const char *topic, int partition, int timeout_ms)
+hf_err_t hf_kafka_leaders_probe(rd_kafka_t *rk, const char *topic, const bool *want, bool *up,
+                                int nparts, int timeout_ms)
 {
+    for (int p = 0; p < nparts; p++)
+        up[p] = false;
     rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
     const struct rd_kafka_metadata *md = NULL;
     rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, t, &md, timeout_ms);
     rd_kafka_topic_destroy(t);
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
         return HF_ERR_UNAVAILABLE;
-    int leader = -1;
-    if (md->topic_cnt == 1 && partition < md->topics[0].partition_cnt)
-        leader = md->topics[0].partitions[partition].leader;
-    hf_err_t rc = HF_ERR_UNAVAILABLE;
-    for (int i = 0; i < md->broker_cnt && leader >= 0; i++)
-        if (md->brokers[i].id == leader)
-            rc = logread_connectable(md->brokers[i].host, md->brokers[i].port, timeout_ms)
-                     ? HF_OK
-                     : HF_ERR_UNAVAILABLE;
+    /* one connection attempt per broker, whatever the partitions it leads */
+    for (int b = 0; b < md->broker_cnt; b++) {
+        bool asked = false;
+        for (int i = 0; md->topic_cnt == 1 && i < md->topics[0].partition_cnt; i++) {
+            const rd_kafka_metadata_partition_t *mp = &md->topics[0].partitions[i];
+            asked |= mp->id < nparts && want[mp->id] && mp->leader == md->brokers[b].id;
+        }
+        if (!asked || !logread_connectable(md->brokers[b].host, md->brokers[b].port, timeout_ms))
+            continue;
+        for (int i = 0; md->topic_cnt == 1 && i < md->topics[0].partition_cnt; i++) {
+            const rd_kafka_metadata_partition_t *mp = &md->topics[0].partitions[i];
+            if (mp->id < nparts && mp->leader == md->brokers[b].id)
+                up[mp->id] = true;
+        }
+    }
     rd_kafka_metadata_destroy(md);
+    return HF_OK;
+}
+
+hf_err_t hf_kafka_leader_probe(rd_kafka_t *rk, const char *topic, int partition, int timeout_ms)
+{
+    bool *want = hf_calloc((size_t)partition + 1, sizeof *want);
+    bool *up = hf_calloc((size_t)partition + 1, sizeof *up);
+    want[partition] = true;
+    hf_err_t rc = hf_kafka_leaders_probe(rk, topic, want, up, partition + 1, timeout_ms);
+    if (rc == HF_OK && !up[partition])
+        rc = HF_ERR_UNAVAILABLE;
+    hf_free(want);
+    hf_free(up);
     return rc;
 }
 

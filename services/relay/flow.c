@@ -27,7 +27,9 @@
 #include "holdfast/log.h"
 #include "relay.h"
 
-#define FLOW_BACKOFF_MIN_MS 100
+#define FLOW_BACKOFF_MIN_MS    100
+#define FLOW_PROBE_INTERVAL_US (150 * 1000) /* a backing-off partition's leader, looked at */
+#define FLOW_PROBE_TIMEOUT_MS  100
 
 int relay_pos_cmp(relay_pos_t a, relay_pos_t b)
 {
@@ -228,18 +230,50 @@ static void flow_handled(relay_t *r, relay_partition_t *part, relay_event_t *ev)
     r->queued_bytes -= ev->size;
 }
 
-/* Long backoff, per partition: capped exponential, at least at_least_ms. */
-void relay_partition_unsync(relay_t *r, int p, long long at_least_ms)
+/* A partition's backoff after a failure: capped exponential, ended early
+ * when its leader answers a probe (relay_flow_probe), but never before
+ * at_least_ms (a record that may still land is given that long). */
+static void flow_backoff(relay_t *r, int p, long long at_least_ms)
 {
     relay_partition_t *part = &r->parts[p];
+    int64_t now = relay_now_us();
     long long next = part->backoff_ms ? part->backoff_ms * 2 : FLOW_BACKOFF_MIN_MS;
     if (next > r->cfg.backoff_max_ms)
         next = r->cfg.backoff_max_ms;
     if (next < at_least_ms)
         next = at_least_ms;
     part->backoff_ms = next;
-    part->retry_at_us = relay_now_us() + next * 1000;
-    part->synced = false;
+    part->retry_at_us = now + next * 1000;
+    part->floor_us = now + at_least_ms * 1000;
+}
+
+void relay_partition_unsync(relay_t *r, int p, long long at_least_ms)
+{
+    flow_backoff(r, p, at_least_ms);
+    r->parts[p].synced = false;
+}
+
+void relay_flow_probe(relay_t *r)
+{
+    int64_t now = relay_now_us();
+    if (now < r->next_probe_us)
+        return;
+    bool want[RELAY_MAX_PARTITIONS] = {false}, up[RELAY_MAX_PARTITIONS];
+    bool any = false;
+    for (int p = 0; p < r->parts_seen; p++) {
+        const relay_partition_t *part = &r->parts[p];
+        want[p] = part->retry_at_us > now && part->floor_us <= now;
+        any |= want[p];
+    }
+    if (!any)
+        return;
+    r->next_probe_us = now + FLOW_PROBE_INTERVAL_US;
+    if (relay_kafka_probe_leaders(r->kafka, want, up, r->parts_seen, FLOW_PROBE_TIMEOUT_MS) !=
+        HF_OK)
+        return;
+    for (int p = 0; p < r->parts_seen; p++)
+        if (want[p] && up[p])
+            r->parts[p].retry_at_us = now; /* its leader is back: go on */
 }
 
 /* The head of the queue was refused by Kafka for good dead_letter_after
@@ -441,12 +475,56 @@ static void flow_check_order(relay_t *r, const relay_list_t *batch)
     }
 }
 
+static void flow_batch_delivered(relay_t *r, int p);
+
+/* Records that never reached a broker (NOT_PERSISTED) after the batch's
+ * delivered ones, and nothing else failed: the delivered prefix is in
+ * Kafka in order, the rest certainly is not. Those go back to the queue
+ * without a resync and without the produce-timeout wait; true if so. */
+static bool flow_batch_unsent_tail(relay_t *r, int p)
+{
+    relay_partition_t *part = &r->parts[p];
+    relay_event_t *ev = part->inflight.head, *last_delivered = NULL;
+    for (; ev && ev->delivered; ev = ev->next)
+        last_delivered = ev;
+    for (relay_event_t *f = ev; f; f = f->next)
+        if (f->delivered || f->status != RD_KAFKA_MSG_STATUS_NOT_PERSISTED ||
+            relay_kafka_err_permanent(f->err))
+            return false;
+    relay_list_t unsent = {0};
+    if (last_delivered) {
+        unsent.head = last_delivered->next;
+        unsent.tail = part->inflight.tail;
+        for (relay_event_t *f = unsent.head; f; f = f->next)
+            unsent.n++;
+        last_delivered->next = NULL;
+        part->inflight.tail = last_delivered;
+        part->inflight.n -= unsent.n;
+    } else {
+        unsent = part->inflight;
+        memset(&part->inflight, 0, sizeof part->inflight);
+    }
+    for (relay_event_t *f = unsent.head; f; f = f->next) {
+        part->queued_bytes += f->size;
+        r->queued_bytes += f->size;
+    }
+    hf_counter_add(r->m.produce_errors, unsent.n);
+    relay_list_splice(&part->queue, &unsent, true);
+    flow_backoff(r, p, 0);
+    return true;
+}
+
 /* A batch with a failed report: nothing of it is published or recorded.
  * The partition reads its tail (a record reported failed may have landed)
  * and produces the batch again without what the tail holds. */
 static void flow_batch_failed(relay_t *r, int p)
 {
     relay_partition_t *part = &r->parts[p];
+    if (flow_batch_unsent_tail(r, p)) {
+        if (part->inflight.n > 0)
+            flow_batch_delivered(r, p); /* the delivered prefix */
+        return;
+    }
     bool uncertain = false, poison_noted = false;
     for (relay_event_t *ev = part->inflight.head; ev; ev = ev->next) {
         if (ev->delivered)

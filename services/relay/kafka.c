@@ -47,6 +47,7 @@ static void kafka_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, voi
     relay_kafka_t *k = opaque;
     relay_event_t *ev = msg->_private;
     ev->err = msg->err;
+    ev->status = rd_kafka_message_status(msg);
     ev->delivered = msg->err == RD_KAFKA_RESP_ERR_NO_ERROR;
     ev->offset = ev->delivered ? msg->offset : HF_OFFSET_NONE;
     k->on_report(k->report_arg, ev);
@@ -95,6 +96,10 @@ static rd_kafka_t *kafka_producer_new(relay_kafka_t *k, char *errbuf, size_t err
         {"message.max.bytes", maxbytes},
         {"linger.ms", "0"},
         {"retry.backoff.ms", "50"},
+        /* a broker back is used within half a second (librdkafka's default
+         * backs off reconnects up to 10 s) */
+        {"reconnect.backoff.ms", "50"},
+        {"reconnect.backoff.max.ms", "500"},
         {"client.id", "holdfast-relay"},
     };
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -301,6 +306,15 @@ hf_err_t relay_kafka_watermarks(relay_kafka_t *k, int partition, int64_t *low, i
     if (rc != HF_OK)
         hf_warn("kafka watermarks of partition %d: %s", partition, hf_err_str(rc));
     return rc;
+}
+
+hf_err_t relay_kafka_probe_leaders(relay_kafka_t *k, const bool *want, bool *up, int nparts,
+                                   int timeout_ms)
+{
+    char errbuf[256];
+    if (!k->producer && kafka_producer_start(k, errbuf, sizeof errbuf) != HF_OK)
+        return HF_ERR_UNAVAILABLE;
+    return hf_kafka_leaders_probe(k->producer, k->cfg->topic, want, up, nparts, timeout_ms);
 }
 
 int relay_kafka_partition_count(relay_kafka_t *k)

@@ -38,10 +38,10 @@ hf_err_t relay_lease_tick(relay_t *r)
     char ttl[32];
     snprintf(ttl, sizeof ttl, "%lld", r->cfg.lease_ttl_ms);
     const char *params[2] = {r->cfg.relay_id, ttl};
-    PGresult *res = PQexecParams(r->pg,
-                                 "SELECT leader, coalesce(generation, 0), coalesce(owner, ''),"
-                                 " taken_from FROM holdfast.relay_lease_tick($1, $2::int)",
-                                 2, NULL, params, NULL, NULL, 0);
+    PGresult *res = relay_store_query(r,
+                                      "SELECT leader, coalesce(generation, 0), coalesce(owner, ''),"
+                                      " taken_from FROM holdfast.relay_lease_tick($1, $2::int)",
+                                      2, params, false, relay_query_timeout_ms(r));
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
         hf_warn("lease tick: %s", PQresultErrorMessage(res));
         if (PQstatus(r->pg) != CONNECTION_OK)
@@ -84,8 +84,8 @@ void relay_lease_leave(relay_t *r)
         return;
     relay_store_commit_finish(r);
     const char *params[1] = {r->cfg.relay_id};
-    PGresult *res =
-        PQexecParams(r->pg, "SELECT holdfast.relay_leave($1)", 1, NULL, params, NULL, NULL, 0);
+    PGresult *res = relay_store_query(r, "SELECT holdfast.relay_leave($1)", 1, params, false,
+                                      relay_query_timeout_ms(r));
     if (PQresultStatus(res) == PGRES_TUPLES_OK)
         hf_info("lease released");
     else

@@ -48,6 +48,15 @@ void relay_crash_point(relay_t *r, const char *point)
     }
 }
 
+bool relay_test_hook(relay_t *r, const char *point)
+{
+    if (r->crash_batch <= 0 || r->batches < r->crash_batch || strcmp(r->crash_point, point) != 0)
+        return false;
+    hf_logf_kv(HF_LOG_WARN, NULL, "test hook %s:%lld", point, r->crash_batch);
+    r->crash_batch = 0; /* once */
+    return true;
+}
+
 /* Sleeps ms, waking early only to stop. */
 static void loop_pause(relay_t *r, long long ms)
 {
@@ -191,6 +200,7 @@ static void loop_heartbeat(relay_t *r, int64_t now)
 /* The leader's pass; an error (PostgreSQL) makes the loop back off. */
 static hf_err_t loop_lead(relay_t *r)
 {
+    relay_flow_probe(r);
     hf_err_t rc = relay_resync_pending(r);
     if (rc == HF_OK && r->reconciling)
         rc = relay_reconcile(r);
@@ -228,7 +238,14 @@ static void loop_wait(relay_t *r)
     int64_t retry = relay_flow_next_retry_us(r, now);
     if (retry && retry < wake)
         wake = retry;
-    if (r->reconciling || (r->started && relay_flow_ready(r, now)))
+    if (retry && r->next_probe_us < wake)
+        wake = r->next_probe_us > now ? r->next_probe_us : now;
+    /* a producer whose report is overdue is destroyed on time */
+    int64_t produced = relay_flow_oldest_produce_us(r);
+    int64_t overdue = produced + (r->cfg.produce_timeout_ms + RELAY_REPORT_SLACK_MS) * 1000;
+    if (produced && overdue < wake)
+        wake = overdue;
+    if ((r->reconciling && relay_flow_drained(r)) || (r->started && relay_flow_ready(r, now)))
         wake = now;
     if (r->started && r->cfg.heartbeat_interval_ms > 0 && r->next_heartbeat_us < wake)
         wake = r->next_heartbeat_us;

@@ -29,11 +29,11 @@ static const hf_conf_spec_t relay_settings[] = {
      0, "Redis for the real-time path (empty: none)"},
     {"relay-id", HF_CONF_STRING, offsetof(relay_config_t, relay_id), NULL, 0, 0,
      "lease owner name, unique per replica (default: host-pid)"},
-    {"lease-ttl", HF_CONF_MS, offsetof(relay_config_t, lease_ttl_ms), "10s", 1000, 3600000,
-     "a dead relay's partitions are taken over after this"},
-    {"lease-renew", HF_CONF_MS, offsetof(relay_config_t, lease_renew_ms), "1s", 50, 600000,
-     "how often leases are renewed and balanced"},
-    {"produce-timeout", HF_CONF_MS, offsetof(relay_config_t, produce_timeout_ms), "3s", 100, 600000,
+    {"lease-ttl", HF_CONF_MS, offsetof(relay_config_t, lease_ttl_ms), "2s", 500, 3600000,
+     "a standby takes over a dead leader's lease after this"},
+    {"lease-renew", HF_CONF_MS, offsetof(relay_config_t, lease_renew_ms), "300ms", 50, 600000,
+     "how often the lease is renewed (also the longest any query may take)"},
+    {"produce-timeout", HF_CONF_MS, offsetof(relay_config_t, produce_timeout_ms), "1s", 100, 600000,
      "longest a record may wait for Kafka (message.timeout.ms); < lease-ttl"},
     {"slot", HF_CONF_STRING, offsetof(relay_config_t, slot), "holdfast_relay", 0, 0,
      "logical replication slot the leader reads (created when missing; [a-z0-9_])"},
@@ -68,7 +68,8 @@ static const hf_conf_spec_t relay_settings[] = {
      "gateways find a lost event of a quiet channel; 0: never"},
     {"crash-at", HF_CONF_STRING, offsetof(relay_config_t, crash_at), "", 0, 0,
      "TESTS ONLY: POINT:N kills the relay (SIGKILL) at POINT (produced, publishing, "
-     "published, overlap, committed) of batch N"},
+     "published, overlap, committed) once N batches were produced; commit-answer-lost:N "
+     "treats the first commit after that as failed although it went through"},
     {"log-level", HF_CONF_STRING, offsetof(relay_config_t, log_level), "info", 0, 0,
      "debug, info, warn or error"},
 };

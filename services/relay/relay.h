@@ -45,10 +45,11 @@
 #include "holdfast/metrics.h"
 #include "holdfast/strmap.h"
 
-/* How long after --produce-timeout the relay still waits for delivery
- * reports (librdkafka scans for timed-out messages about once a second). The
- * lease margin and the start-up check include it. */
-#define RELAY_REPORT_SLACK_MS 1000
+/* How long after --produce-timeout a batch's producer is destroyed if a
+ * delivery report is still missing (its queue purged, so librdkafka sends
+ * nothing of it any more): librdkafka's own timeout scan runs only about
+ * once a second. The lease margin and the start-up check include it. */
+#define RELAY_REPORT_SLACK_MS 250
 #define RELAY_MAX_PARTITIONS  1024
 #define RELAY_EPOCH_MAX       64
 #define RELAY_ID_LEN          36 /* canonical UUID text */
@@ -107,7 +108,8 @@ typedef struct relay_event {
     /* filled by kafka.c / chain.c */
     int64_t offset;
     int64_t prev_offset;
-    rd_kafka_resp_err_t err; /* delivery result */
+    rd_kafka_resp_err_t err;      /* delivery result */
+    rd_kafka_msg_status_t status; /* NOT_PERSISTED: never reached a broker */
     bool delivered;
     char data[];
 } relay_event_t;
@@ -145,11 +147,13 @@ typedef struct relay_partition {
     int64_t next_offset;    /* recorded: every record below it is in event_offsets */
     int64_t acked_next;     /* one past the last offset acknowledged */
     relay_known_t known;
-    bool state_dirty;                 /* positions to write at the next commit */
-    bool epoch_old;                   /* next_offset was recorded in an earlier epoch */
-    int64_t produced_us;              /* when the batch in flight was produced */
-    int64_t retry_at_us;              /* after a failure: no produce or resync before this */
-    long long backoff_ms;             /* current backoff; 0 when healthy */
+    bool state_dirty;     /* positions to write at the next commit */
+    bool epoch_old;       /* next_offset was recorded in an earlier epoch */
+    int64_t produced_us;  /* when the batch in flight was produced */
+    int64_t retry_at_us;  /* after a failure: no produce or resync before this (or a probe)... */
+    int64_t floor_us;     /* ...and never before this, whatever a probe says */
+    int64_t probe_at_us;  /* next look at the partition's leader while backing off */
+    long long backoff_ms; /* current backoff; 0 when healthy */
     char poison_id[RELAY_ID_LEN + 1]; /* the event Kafka refused for good, and how often */
     char poison_reason[128];
     int poison_attempts;
@@ -220,6 +224,7 @@ typedef struct relay {
     bool restart_stream;     /* an overflowed partition needs the stream again */
     int64_t stream_retry_us; /* no new stream before this after one failed */
     int64_t next_heartbeat_us;
+    int64_t next_probe_us;  /* leaders of backing-off partitions, looked at */
     uint64_t confirmed_lsn; /* the last position confirmed to the slot */
     bool reconciling;       /* producing what a new slot cannot deliver */
     char reconcile_from[RELAY_ID_LEN + 1], reconcile_to[RELAY_ID_LEN + 1];
@@ -243,6 +248,9 @@ int relay_pos_cmp(relay_pos_t a, relay_pos_t b);
 /* Test hook (--crash-at POINT:N): dies by SIGKILL at POINT once N batches
  * were produced. */
 void relay_crash_point(relay_t *r, const char *point);
+/* Test hook (--crash-at POINT:N) that does not kill: true once, at POINT
+ * once N batches were produced. */
+bool relay_test_hook(relay_t *r, const char *point);
 
 /* flow.c: lists and events */
 void relay_list_push(relay_list_t *l, relay_event_t *ev);
@@ -290,6 +298,9 @@ int64_t relay_flow_oldest_pending_us(const relay_t *r);
 /* When the oldest batch in flight was produced; 0 when none is. */
 int64_t relay_flow_oldest_produce_us(const relay_t *r);
 int64_t relay_flow_next_retry_us(const relay_t *r, int64_t now);
+/* Ends the backoff of partitions whose Kafka leader answers again (at
+ * most every 150 ms; never before a partition's floor). */
+void relay_flow_probe(relay_t *r);
 /* Could a pass do something right now (produce, resync)? */
 bool relay_flow_ready(const relay_t *r, int64_t now);
 /* Frees every event (no delivery report may be outstanding). */
@@ -301,6 +312,19 @@ void relay_partition_known_clear(relay_partition_t *part);
 bool relay_kafka_err_permanent(rd_kafka_resp_err_t err);
 
 /* store.c */
+/* Runs sql (text parameters; binary results if asked) on the SQL
+ * connection, waiting at most timeout_ms: past it the connection is
+ * closed. Returns the result (an error result too; the caller clears it),
+ * or NULL when there was none (timeout, a broken connection). */
+PGresult *relay_store_query(relay_t *r, const char *sql, int nparams, const char *const *params,
+                            bool binary, int timeout_ms);
+/* What a query may take: under one lease-renew interval, so that nothing
+ * holds the loop past a lease round (docs/relay.md); the slow ones run
+ * only with nothing in flight. */
+int relay_query_timeout_ms(const relay_t *r);
+int relay_slow_query_timeout_ms(const relay_t *r);
+/* libpq's tcp_user_timeout (ms, as text) for the relay's connections. */
+void relay_store_conn_timeouts(const relay_t *r, char *user_timeout, size_t size);
 hf_err_t relay_store_connect(relay_t *r);
 void relay_store_close(relay_t *r);
 bool relay_store_usable(relay_t *r);
@@ -308,6 +332,9 @@ int relay_store_socket(const relay_t *r);
 hf_err_t relay_store_load_meta(relay_t *r);
 /* Positions, next offsets and known ranges of every partition. */
 hf_err_t relay_store_load_partitions(relay_t *r);
+/* After a failure: partition p's position as PostgreSQL has it (a commit
+ * whose answer was lost may have gone through). */
+hf_err_t relay_store_reload_position(relay_t *r, int p);
 /* Fills the chain map for the channels of evs[0..n) it does not know. */
 hf_err_t relay_store_chain_fill(relay_t *r, relay_event_t *const *evs, size_t n);
 hf_err_t relay_store_dead_letter(relay_t *r, const relay_event_t *ev, const char *reason,
@@ -423,6 +450,10 @@ hf_err_t relay_kafka_read(relay_kafka_t *k, int partition, int64_t from, int64_t
                           int64_t deadline_us, relay_tail_fn fn, void *arg);
 /* Partitions of the topic as the brokers report them; -1 if unknown. */
 int relay_kafka_partition_count(relay_kafka_t *k);
+/* up[p] when the leader of a partition with want[p] accepts a connection
+ * (hf_kafka_leaders_probe), bounded by timeout_ms. */
+hf_err_t relay_kafka_probe_leaders(relay_kafka_t *k, const bool *want, bool *up, int nparts,
+                                   int timeout_ms);
 
 /* chain.c: channel -> last offset in this epoch, bounded. */
 relay_chain_t *relay_chain_new(size_t max_entries);

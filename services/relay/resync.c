@@ -176,7 +176,9 @@ static hf_err_t resync_partition(relay_t *r, int p, bool *done)
     relay_partition_t *part = &r->parts[p];
     *done = false;
     int64_t low, high;
-    hf_err_t rc = relay_kafka_watermarks(r->kafka, p, &low, &high);
+    hf_err_t rc = relay_store_reload_position(r, p);
+    if (rc == HF_OK)
+        rc = relay_kafka_watermarks(r->kafka, p, &low, &high);
     if (rc != HF_OK)
         return rc;
     int64_t next = part->next_offset;
@@ -307,8 +309,13 @@ hf_err_t relay_reconcile_begin(relay_t *r)
  * recorded. */
 hf_err_t relay_reconcile(relay_t *r)
 {
-    if (!r->reconciling || r->queued_bytes > (size_t)r->cfg.stream_buffer / 2)
+    /* its queries may be slow: only with nothing in flight to time out */
+    if (!r->reconciling)
         return HF_OK;
+    if (!relay_flow_drained(r)) {
+        r->commit_asap = r->acked_total > 0;
+        return HF_OK;
+    }
     if (strcmp(r->reconcile_from, r->reconcile_to) >= 0) {
         for (int p = 0; p < r->parts_seen; p++)
             if (r->parts[p].queue.n || r->parts[p].inflight.n || !r->parts[p].synced)

@@ -54,13 +54,68 @@ static void store_commit_ended(relay_t *r, bool ok);
 
 static bool store_ok(relay_t *r, PGresult *res, ExecStatusType want, const char *what)
 {
-    if (PQresultStatus(res) == want)
+    if (res && PQresultStatus(res) == want)
         return true;
-    hf_logf_kv(HF_LOG_WARN, NULL, "postgres %s: %s", what,
-               PQresultErrorMessage(res)[0] ? PQresultErrorMessage(res) : PQerrorMessage(r->pg));
-    if (PQstatus(r->pg) != CONNECTION_OK)
+    if (res) /* without one, relay_store_query said why */
+        hf_logf_kv(HF_LOG_WARN, NULL, "postgres %s: %s", what,
+                   PQresultErrorMessage(res)[0] ? PQresultErrorMessage(res)
+                                                : PQerrorMessage(r->pg));
+    if (!r->pg || PQstatus(r->pg) != CONNECTION_OK)
         atomic_store(&r->pg_ok, false);
     return false;
+}
+
+int relay_query_timeout_ms(const relay_t *r)
+{
+    return r->cfg.lease_renew_ms > 100 ? (int)r->cfg.lease_renew_ms : 100;
+}
+
+int relay_slow_query_timeout_ms(const relay_t *r)
+{
+    return (int)r->cfg.lease_ttl_ms;
+}
+
+/* A query that outlived its time: the connection goes (the server may
+ * still finish it; whatever it was, the relay takes it as not done). */
+static void store_abandon(relay_t *r, const char *what, int timeout_ms)
+{
+    hf_logf_kv(HF_LOG_WARN, NULL, "postgres %s: no answer within %d ms: closing the connection",
+               what, timeout_ms);
+    relay_store_close(r);
+}
+
+PGresult *relay_store_query(relay_t *r, const char *sql, int nparams, const char *const *params,
+                            bool binary, int timeout_ms)
+{
+    relay_store_commit_finish(r); /* one statement at a time on the connection */
+    if (!r->pg || PQstatus(r->pg) != CONNECTION_OK)
+        return NULL;
+    if (!PQsendQueryParams(r->pg, sql, nparams, NULL, params, NULL, NULL, binary ? 1 : 0)) {
+        hf_warn("postgres: %.*s", (int)strcspn(PQerrorMessage(r->pg), "\n"), PQerrorMessage(r->pg));
+        atomic_store(&r->pg_ok, false);
+        return NULL;
+    }
+    int64_t deadline = relay_now_us() + (int64_t)timeout_ms * 1000;
+    PGresult *last = NULL;
+    for (;;) {
+        while (!PQisBusy(r->pg)) {
+            PGresult *res = PQgetResult(r->pg);
+            if (!res)
+                return last; /* NULL only if the server sent nothing, i.e. a failure */
+            PQclear(last);
+            last = res;
+        }
+        int64_t left = deadline - relay_now_us();
+        struct pollfd pfd = {.fd = PQsocket(r->pg), .events = POLLIN};
+        if (left <= 0 || poll(&pfd, 1, (int)((left + 999) / 1000)) < 0 || !PQconsumeInput(r->pg)) {
+            PQclear(last);
+            if (left <= 0)
+                store_abandon(r, sql, timeout_ms);
+            else
+                atomic_store(&r->pg_ok, false);
+            return NULL;
+        }
+    }
 }
 
 static hf_err_t store_exec(relay_t *r, const char *sql, const char *what)
@@ -69,6 +124,16 @@ static hf_err_t store_exec(relay_t *r, const char *sql, const char *what)
     bool ok = store_ok(r, res, PGRES_COMMAND_OK, what);
     PQclear(res);
     return ok ? HF_OK : HF_ERR_UNAVAILABLE;
+}
+
+/* A PostgreSQL server that vanished (its host down, the network cut)
+ * sends no reset: keepalives (idle 2 s, then 2 probes 1 s apart) and
+ * tcp_user_timeout (data unacknowledged for a lease TTL) end the
+ * connection in seconds instead of the kernel's many minutes, so a
+ * standby can take over and this relay stops believing it leads. */
+void relay_store_conn_timeouts(const relay_t *r, char *user_timeout, size_t size)
+{
+    snprintf(user_timeout, size, "%lld", r->cfg.lease_ttl_ms);
 }
 
 hf_err_t relay_store_connect(relay_t *r)
@@ -83,7 +148,9 @@ hf_err_t relay_store_connect(relay_t *r)
                           "application_name",
                           "dbname",
                           NULL};
-    const char *vals[] = {"5", "10", "5", "3", "15000", "holdfast-relay", r->cfg.pg_url, NULL};
+    char user_timeout[32];
+    relay_store_conn_timeouts(r, user_timeout, sizeof user_timeout);
+    const char *vals[] = {"2", "2", "1", "2", user_timeout, "holdfast-relay", r->cfg.pg_url, NULL};
     r->pg = PQconnectdbParams(keys, vals, 1);
     if (PQstatus(r->pg) != CONNECTION_OK) {
         hf_warn("postgres: %.*s", (int)strcspn(PQerrorMessage(r->pg), "\n"), PQerrorMessage(r->pg));
@@ -125,8 +192,10 @@ int relay_store_socket(const relay_t *r)
 
 hf_err_t relay_store_load_meta(relay_t *r)
 {
-    PGresult *res = PQexec(r->pg, "SELECT m.epoch, m.partition_count, e.id FROM holdfast.meta m"
-                                  " JOIN holdfast.epochs e ON e.epoch = m.epoch");
+    PGresult *res = relay_store_query(r,
+                                      "SELECT m.epoch, m.partition_count, e.id FROM holdfast.meta m"
+                                      " JOIN holdfast.epochs e ON e.epoch = m.epoch",
+                                      0, NULL, false, relay_query_timeout_ms(r));
     if (!store_ok(r, res, PGRES_TUPLES_OK, "reading holdfast.meta") || PQntuples(res) != 1) {
         if (PQresultStatus(res) == PGRES_TUPLES_OK)
             hf_error(
@@ -175,9 +244,12 @@ static void store_lsn_format(uint64_t lsn, char *out, size_t size)
 
 hf_err_t relay_store_load_partitions(relay_t *r)
 {
-    PGresult *res = PQexec(r->pg, "SELECT partition, next_offset, coalesce(epoch, ''), stream_lsn,"
-                                  " coalesce(stream_ord, 0), known_from, known_to, known_lsn"
-                                  " FROM holdfast.relay_partitions");
+    PGresult *res =
+        relay_store_query(r,
+                          "SELECT partition, next_offset, coalesce(epoch, ''), stream_lsn,"
+                          " coalesce(stream_ord, 0), known_from, known_to, known_lsn"
+                          " FROM holdfast.relay_partitions",
+                          0, NULL, false, relay_query_timeout_ms(r));
     if (!store_ok(r, res, PGRES_TUPLES_OK, "reading the partitions' positions")) {
         PQclear(res);
         return HF_ERR_UNAVAILABLE;
@@ -207,6 +279,40 @@ hf_err_t relay_store_load_partitions(relay_t *r)
     return HF_OK;
 }
 
+hf_err_t relay_store_reload_position(relay_t *r, int p)
+{
+    char part_text[16];
+    snprintf(part_text, sizeof part_text, "%d", p);
+    const char *params[1] = {part_text};
+    PGresult *res = relay_store_query(r,
+                                      "SELECT next_offset, stream_lsn, coalesce(stream_ord, 0),"
+                                      " known_from, known_to, known_lsn"
+                                      " FROM holdfast.relay_partitions WHERE partition = $1::int",
+                                      1, params, false, relay_query_timeout_ms(r));
+    if (!store_ok(r, res, PGRES_TUPLES_OK, "reading a partition's position")) {
+        PQclear(res);
+        return HF_ERR_UNAVAILABLE;
+    }
+    relay_partition_t *part = &r->parts[p];
+    if (PQntuples(res) == 1) {
+        part->next_offset = part->acked_next = atoll(PQgetvalue(res, 0, 0));
+        relay_pos_t pos = {store_lsn_parse(PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1)),
+                           atoi(PQgetvalue(res, 0, 2))};
+        if (relay_pos_cmp(pos, part->recorded) > 0)
+            part->recorded = pos;
+        if (!PQgetisnull(res, 0, 3) && !PQgetisnull(res, 0, 4)) {
+            int64_t from = atoll(PQgetvalue(res, 0, 3)), to = atoll(PQgetvalue(res, 0, 4));
+            uint64_t lsn = store_lsn_parse(PQgetvalue(res, 0, 5));
+            bool have = part->known.to > part->known.from;
+            part->known.from = have && part->known.from < from ? part->known.from : from;
+            part->known.to = have && part->known.to > to ? part->known.to : to;
+            part->known.lsn = part->known.lsn > lsn ? part->known.lsn : lsn;
+        }
+    }
+    PQclear(res);
+    return HF_OK;
+}
+
 hf_err_t relay_store_chain_fill(relay_t *r, relay_event_t *const *evs, size_t n)
 {
     hf_buf_t arr = HF_BUF_INIT;
@@ -228,11 +334,11 @@ hf_err_t relay_store_chain_fill(relay_t *r, relay_event_t *const *evs, size_t n)
     snprintf(epoch_id, sizeof epoch_id, "%d", r->epoch_id);
     const char *params[2] = {arr.data, epoch_id};
     PGresult *res =
-        PQexecParams(r->pg,
-                     "SELECT c, (SELECT max(o.kafka_offset) FROM holdfast.event_offsets o"
-                     "            WHERE o.channel = c AND o.epoch_id = $2::int)"
-                     "  FROM (SELECT DISTINCT c FROM unnest($1::text[]) AS c) u",
-                     2, NULL, params, NULL, NULL, 0);
+        relay_store_query(r,
+                          "SELECT c, (SELECT max(o.kafka_offset) FROM holdfast.event_offsets o"
+                          "            WHERE o.channel = c AND o.epoch_id = $2::int)"
+                          "  FROM (SELECT DISTINCT c FROM unnest($1::text[]) AS c) u",
+                          2, params, false, relay_query_timeout_ms(r));
     hf_buf_free(&arr);
     if (!store_ok(r, res, PGRES_TUPLES_OK, "reading channels' last offsets")) {
         PQclear(res);
@@ -253,10 +359,10 @@ hf_err_t relay_store_dead_letter(relay_t *r, const relay_event_t *ev, const char
     snprintf(part, sizeof part, "%d", ev->partition);
     snprintf(att, sizeof att, "%d", attempts);
     const char *params[7] = {r->cfg.relay_id, gen, ev->id, part, ev->channel, reason, att};
-    PGresult *res = PQexecParams(r->pg,
-                                 "SELECT holdfast.relay_dead_letter($1, $2::int8, $3::uuid,"
-                                 " $4::int, $5, $6, $7::int)",
-                                 7, NULL, params, NULL, NULL, 0);
+    PGresult *res = relay_store_query(r,
+                                      "SELECT holdfast.relay_dead_letter($1, $2::int8, $3::uuid,"
+                                      " $4::int, $5, $6, $7::int)",
+                                      7, params, false, relay_query_timeout_ms(r));
     bool ok = store_ok(r, res, PGRES_TUPLES_OK, "dead-lettering an event");
     PQclear(res);
     return ok ? HF_OK : HF_ERR_UNAVAILABLE;
@@ -265,8 +371,8 @@ hf_err_t relay_store_dead_letter(relay_t *r, const relay_event_t *ev, const char
 hf_err_t relay_store_bump_epoch(relay_t *r, const char *reason)
 {
     const char *params[1] = {reason};
-    PGresult *res =
-        PQexecParams(r->pg, "SELECT holdfast.bump_epoch($1)", 1, NULL, params, NULL, NULL, 0);
+    PGresult *res = relay_store_query(r, "SELECT holdfast.bump_epoch($1)", 1, params, false,
+                                      relay_query_timeout_ms(r));
     bool ok = store_ok(r, res, PGRES_TUPLES_OK, "bumping the epoch");
     PQclear(res);
     if (!ok)
@@ -277,7 +383,8 @@ hf_err_t relay_store_bump_epoch(relay_t *r, const char *reason)
 
 hf_err_t relay_store_wal_lsn(relay_t *r, uint64_t *lsn)
 {
-    PGresult *res = PQexec(r->pg, "SELECT pg_current_wal_insert_lsn()");
+    PGresult *res = relay_store_query(r, "SELECT pg_current_wal_insert_lsn()", 0, NULL, false,
+                                      relay_query_timeout_ms(r));
     bool ok = store_ok(r, res, PGRES_TUPLES_OK, "reading the WAL position");
     if (ok)
         *lsn = store_lsn_parse(PQgetvalue(res, 0, 0));
@@ -288,10 +395,10 @@ hf_err_t relay_store_wal_lsn(relay_t *r, uint64_t *lsn)
 hf_err_t relay_store_slot_stats(relay_t *r)
 {
     const char *params[1] = {r->cfg.slot};
-    PGresult *res = PQexecParams(r->pg,
-                                 "SELECT pg_current_wal_lsn() - confirmed_flush_lsn"
-                                 "  FROM pg_replication_slots WHERE slot_name = $1",
-                                 1, NULL, params, NULL, NULL, 0);
+    PGresult *res = relay_store_query(r,
+                                      "SELECT pg_current_wal_lsn() - confirmed_flush_lsn"
+                                      "  FROM pg_replication_slots WHERE slot_name = $1",
+                                      1, params, false, relay_query_timeout_ms(r));
     bool ok = store_ok(r, res, PGRES_TUPLES_OK, "slot statistics");
     if (ok && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
         hf_gauge_set(r->m.slot_lag_bytes, atof(PQgetvalue(res, 0, 0)));
@@ -304,14 +411,14 @@ hf_err_t relay_store_slot_stats(relay_t *r)
 hf_err_t relay_store_slot_mark(relay_t *r, bool reconcile_pending)
 {
     const char *params[2] = {r->cfg.slot, reconcile_pending ? "true" : "false"};
-    PGresult *res = PQexecParams(
-        r->pg,
+    PGresult *res = relay_store_query(
+        r,
         reconcile_pending
             ? "INSERT INTO holdfast.relay_slot (name, reconcile_pending) VALUES ($1, $2::bool)"
               " ON CONFLICT (name) DO UPDATE SET reconcile_pending = true"
             : "UPDATE holdfast.relay_slot SET reconcile_pending = $2::bool,"
               " confirmed_at = greatest(confirmed_at, now()), created_at = now() WHERE name = $1",
-        2, NULL, params, NULL, NULL, 0);
+        2, params, false, relay_query_timeout_ms(r));
     bool ok = store_ok(r, res, PGRES_COMMAND_OK, "recording the slot's state");
     PQclear(res);
     return ok ? HF_OK : HF_ERR_UNAVAILABLE;
@@ -322,11 +429,11 @@ hf_err_t relay_store_reconcile_state(relay_t *r, bool *pending, int64_t *floor_m
     char lookback[32];
     snprintf(lookback, sizeof lookback, "%lld", r->cfg.reconcile_lookback_ms);
     const char *params[2] = {r->cfg.slot, lookback};
-    PGresult *res = PQexecParams(
-        r->pg,
+    PGresult *res = relay_store_query(
+        r,
         "SELECT reconcile_pending, (extract(epoch FROM confirmed_at) * 1000 - $2::int8)::int8"
         "  FROM holdfast.relay_slot WHERE name = $1",
-        2, NULL, params, NULL, NULL, 0);
+        2, params, false, relay_query_timeout_ms(r));
     bool ok = store_ok(r, res, PGRES_TUPLES_OK, "reading the slot's state");
     if (ok) {
         *pending = PQntuples(res) == 0 || PQgetvalue(res, 0, 0)[0] == 't';
@@ -383,8 +490,8 @@ hf_err_t relay_store_unrelayed(relay_t *r, const char *from_id, const char *to_i
     const char *params[2] = {from_id, to_id};
     /* the window bounds both tables: the events by their primary key, the
      * offsets by the BRIN index on the same time-ordered ids */
-    PGresult *res = PQexecParams(
-        r->pg,
+    PGresult *res = relay_store_query(
+        r,
         "SELECT e.id::text, e.channel, e.partition, e.type, e.content_type, e.payload,"
         "       (extract(epoch FROM e.created_at) * 1000000)::int8"
         "  FROM holdfast.events e"
@@ -393,7 +500,7 @@ hf_err_t relay_store_unrelayed(relay_t *r, const char *from_id, const char *to_i
         "                     WHERE o.event_id >= $1::uuid AND o.event_id < $2::uuid)"
         "   AND NOT EXISTS (SELECT 1 FROM holdfast.dead_letters d WHERE d.event_id = e.id)"
         " ORDER BY e.created_at, e.ctid",
-        2, NULL, params, NULL, NULL, 1);
+        2, params, true, relay_slow_query_timeout_ms(r));
     if (!store_ok(r, res, PGRES_TUPLES_OK, "reading events without an offset")) {
         PQclear(res);
         return HF_ERR_UNAVAILABLE;
@@ -414,10 +521,10 @@ hf_err_t relay_store_unrelayed(relay_t *r, const char *from_id, const char *to_i
 hf_err_t relay_store_first_id(relay_t *r, const char *from_id, char *id, size_t size)
 {
     const char *params[1] = {from_id};
-    PGresult *res = PQexecParams(r->pg,
-                                 "SELECT id::text FROM holdfast.events WHERE id >= $1::uuid"
-                                 " ORDER BY id LIMIT 1",
-                                 1, NULL, params, NULL, NULL, 0);
+    PGresult *res = relay_store_query(r,
+                                      "SELECT id::text FROM holdfast.events WHERE id >= $1::uuid"
+                                      " ORDER BY id LIMIT 1",
+                                      1, params, false, relay_slow_query_timeout_ms(r));
     bool ok = store_ok(r, res, PGRES_TUPLES_OK, "reading the first event id");
     if (ok)
         snprintf(id, size, "%s", PQntuples(res) ? PQgetvalue(res, 0, 0) : "");
@@ -642,7 +749,8 @@ relay_commit_state_t relay_store_commit_step(relay_t *r)
         else
             atomic_store(&r->pg_ok, false);
     }
-    bool ok = !c->failed;
+    /* test hook: the commit went through, but as if its answer were lost */
+    bool ok = !c->failed && !relay_test_hook(r, "commit-answer-lost");
     store_commit_ended(r, ok);
     if (ok)
         relay_crash_point(r, "committed");
@@ -651,11 +759,18 @@ relay_commit_state_t relay_store_commit_step(relay_t *r)
 
 void relay_store_commit_finish(relay_t *r)
 {
+    int timeout_ms = 4 * relay_query_timeout_ms(r);
+    int64_t deadline = relay_now_us() + (int64_t)timeout_ms * 1000;
     while (relay_store_commit_busy(r)) {
         if (relay_store_commit_step(r) != RELAY_COMMIT_BUSY)
             return;
+        int64_t left = deadline - relay_now_us();
+        if (left <= 0) {
+            store_abandon(r, "commit", timeout_ms); /* fails it: its partitions resync */
+            return;
+        }
         struct pollfd pfd = {.fd = PQsocket(r->pg), .events = POLLIN};
-        if (pfd.fd < 0 || poll(&pfd, 1, 100) < 0)
+        if (pfd.fd < 0 || poll(&pfd, 1, (int)((left + 999) / 1000)) < 0)
             r->commit->failed = true;
     }
 }

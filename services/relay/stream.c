@@ -30,7 +30,6 @@
 #define STREAM_PG_EPOCH_UNIX_US 946684800000000LL
 #define STREAM_FEEDBACK_MIN_US  (20 * 1000)       /* at most this often when it moved */
 #define STREAM_FEEDBACK_MAX_US  (5 * 1000 * 1000) /* at least this often (wal_sender_timeout) */
-#define STREAM_TAKEOVER_WAIT_MS 5000
 
 struct relay_stream {
     PGconn *conn;
@@ -57,14 +56,15 @@ static hf_err_t stream_take_slot(relay_t *r, const char *pid)
     hf_logf_kv(HF_LOG_WARN, NULL, "slot %s is read by session %s: ending it (this relay leads)",
                r->cfg.slot, pid);
     const char *params[2] = {pid, r->cfg.slot};
-    PGresult *res =
-        PQexecParams(r->pg, "SELECT pg_terminate_backend($1::int)", 1, NULL, params, NULL, NULL, 0);
+    PGresult *res = relay_store_query(r, "SELECT pg_terminate_backend($1::int)", 1, params, false,
+                                      relay_query_timeout_ms(r));
     PQclear(res);
-    for (int waited = 0; waited < STREAM_TAKEOVER_WAIT_MS; waited += 50) {
-        res = PQexecParams(r->pg,
-                           "SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1"
-                           " AND active_pid IS NOT NULL",
-                           1, NULL, params + 1, NULL, NULL, 0);
+    /* not long: the lease must be renewed meanwhile; the next pass looks again */
+    for (int waited = 0; waited < relay_query_timeout_ms(r); waited += 50) {
+        res = relay_store_query(r,
+                                "SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1"
+                                " AND active_pid IS NOT NULL",
+                                1, params + 1, false, relay_query_timeout_ms(r));
         bool busy = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0;
         bool failed = PQresultStatus(res) != PGRES_TUPLES_OK;
         PQclear(res);
@@ -81,8 +81,10 @@ static hf_err_t stream_take_slot(relay_t *r, const char *pid)
 static hf_err_t stream_create_slot(relay_t *r)
 {
     const char *params[1] = {r->cfg.slot};
-    PGresult *res = PQexecParams(r->pg, "SELECT pg_create_logical_replication_slot($1, 'pgoutput')",
-                                 1, NULL, params, NULL, NULL, 0);
+    /* waits for the transactions open at this moment to end */
+    PGresult *res =
+        relay_store_query(r, "SELECT pg_create_logical_replication_slot($1, 'pgoutput')", 1, params,
+                          false, relay_slow_query_timeout_ms(r));
     bool ok = PQresultStatus(res) == PGRES_TUPLES_OK;
     if (!ok)
         hf_error("cannot create the replication slot %s: %.*s (the relay needs wal_level = "
@@ -99,12 +101,12 @@ hf_err_t relay_stream_prepare(relay_t *r, bool *created)
 {
     *created = false;
     const char *params[2] = {r->cfg.slot, r->cfg.publication};
-    PGresult *res =
-        PQexecParams(r->pg,
-                     "SELECT s.plugin, s.database = current_database(), s.active_pid, s.wal_status,"
-                     "       EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $2)"
-                     "  FROM (SELECT 1) one LEFT JOIN pg_replication_slots s ON s.slot_name = $1",
-                     2, NULL, params, NULL, NULL, 0);
+    PGresult *res = relay_store_query(
+        r,
+        "SELECT s.plugin, s.database = current_database(), s.active_pid, s.wal_status,"
+        "       EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $2)"
+        "  FROM (SELECT 1) one LEFT JOIN pg_replication_slots s ON s.slot_name = $1",
+        2, params, false, relay_query_timeout_ms(r));
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
         hf_warn("reading the slot's state: %s", PQresultErrorMessage(res));
         PQclear(res);
@@ -133,8 +135,8 @@ hf_err_t relay_stream_prepare(relay_t *r, bool *created)
                    "slot %s was invalidated (max_slot_wal_keep_size): recreating it and "
                    "reconciling from holdfast.events",
                    r->cfg.slot);
-        res = PQexecParams(r->pg, "SELECT pg_drop_replication_slot($1)", 1, NULL, params, NULL,
-                           NULL, 0);
+        res = relay_store_query(r, "SELECT pg_drop_replication_slot($1)", 1, params, false,
+                                relay_query_timeout_ms(r));
         PQclear(res);
         exists = false;
     }
@@ -172,7 +174,9 @@ hf_err_t relay_stream_open(relay_t *r)
     const char *keys[] = {"replication",         "connect_timeout",  "keepalives_idle",
                           "keepalives_interval", "keepalives_count", "tcp_user_timeout",
                           "application_name",    "dbname",           NULL};
-    const char *vals[] = {"database",    "5", "10", "5", "3", "15000", "holdfast-relay-stream",
+    char user_timeout[32];
+    relay_store_conn_timeouts(r, user_timeout, sizeof user_timeout);
+    const char *vals[] = {"database",    "2", "2", "1", "2", user_timeout, "holdfast-relay-stream",
                           r->cfg.pg_url, NULL};
     PGconn *conn = PQconnectdbParams(keys, vals, 1);
     if (PQstatus(conn) != CONNECTION_OK) {

@@ -37,8 +37,8 @@ hf_log "SIGKILLed the leader ra with $(hf_unrelayed) events not yet recorded"
 
 hf_check "rb leads once ra's lease expires" hf_wait_until 30 "rb to lead" hf_relay_leads rb
 took=$((SECONDS - t_kill))
-hf_log "rb led ${took} s after ra was killed (lease TTL 4 s, renew 0.2 s)"
-hf_check "... within two lease TTLs" test "$took" -le 8
+hf_log "rb led ${took} s after ra was killed (lease TTL 2 s, renew 0.3 s)"
+hf_check "... within three lease TTLs" test "$took" -le 6
 hf_publishers_wait "$WORKERS"
 hf_check "everything is relayed" hf_wait_until 60 "every event relayed" hf_all_relayed
 hf_check "rb took over from ra" grep -q "taken over from ra" "$HF_RUN/rb.log"

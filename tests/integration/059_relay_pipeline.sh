@@ -12,6 +12,9 @@
 #     and nothing is lost or doubled.
 #   - Its replication session killed: the stream restarts from the slot and
 #     the events sent again are skipped.
+#   - A commit that went through while the relay believes it failed (its
+#     answer lost; a test hook): the resync starts from the position
+#     PostgreSQL has, and records nothing twice.
 # In the end every event is in Kafka exactly once and in order, and every
 # Redis message carries its Kafka offset and its channel's previous one.
 set -euo pipefail
@@ -21,7 +24,7 @@ hf_test_begin "${1:-build}"
 hf_pipeline_start
 hf_ingest_start
 hf_tap_start "$HF_RUN/redis.jsonl"
-hf_relay_start r1 --chain-max 100 --commit-interval 5ms
+hf_relay_start r1 --chain-max 100 --commit-interval 5ms --crash-at commit-answer-lost:20
 hf_wait_until 30 "r1 to lead" hf_relay_leads r1 || hf_die "r1 does not lead"
 
 terminate() { # terminate APPLICATION_NAME: ends the relay's session of that name
@@ -39,6 +42,9 @@ hf_check "the relay read partitions again after losing its SQL session" \
     test "$(hf_metric "$PORT_r1" holdfast_relay_resyncs_total)" -gt 8
 hf_check "the stream restarted" test "$(hf_metric "$PORT_r1" holdfast_relay_stream_restarts_total)" -gt 1
 hf_check_eq "no order violation counted" 0 "$(hf_metric "$PORT_r1" holdfast_relay_order_violations_total)"
+hf_check "the lost commit answer was staged" grep -q 'test hook commit-answer-lost' "$HF_RUN/r1.log"
+hf_check_eq "no offset was ever recorded a second time (refused by the unique index)" 0 \
+    "$(grep -c 'duplicate key' "$HF_RUN/r1.log")"
 sleep 0.5
 hf_stop tap
 hf_check "exactly once, in order, every Redis prev_offset right" \

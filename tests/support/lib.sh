@@ -259,9 +259,9 @@ hf_ingest_start() {
     fi
 }
 
-# hf_relay_spawn NAME [EXTRA FLAGS...]: a relay with id NAME and short
-# lease timings (TTL 4 s, renew 200 ms, produce timeout 1 s); the first
-# leads, later ones stand by; sets
+# hf_relay_spawn NAME [EXTRA FLAGS...]: a relay with id NAME and the
+# default timings (lease TTL 2 s, renew 300 ms, produce timeout 1 s); the
+# first leads, later ones stand by; sets
 # PORT_<NAME> to its HTTP port. hf_relay_start also waits for /livez.
 hf_relay_spawn() {
     local name=$1 port
@@ -269,8 +269,7 @@ hf_relay_spawn() {
     port=$(hf_free_port)
     hf_spawn "$name" "$HF_BIN/holdfast-relay" --port "$port" --pg-url "$HF_PG_URL" \
         --kafka-brokers "$HF_KAFKA_BROKERS" --topic "${HF_TOPIC:-holdfast.events}" \
-        --redis-url "$HF_REDIS_URL" --relay-id "$name" --lease-ttl 4s --lease-renew 200ms \
-        --produce-timeout 1s "$@"
+        --redis-url "$HF_REDIS_URL" --relay-id "$name" "$@"
     printf -v "PORT_$name" '%s' "$port"
 }
 hf_relay_start() {

@@ -14,6 +14,7 @@
 #define HOLDFAST_LOGREAD_H
 
 #include <librdkafka/rdkafka.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -51,6 +52,11 @@ hf_err_t hf_logread_watermarks(hf_logread_t *lr, int partition, int timeout_ms, 
  * a down leader far beyond their own timeout (seen: > 40 s for 1 s), so
  * callers probe first. Any rd_kafka_t will do (the relay passes its own). */
 hf_err_t hf_kafka_leader_probe(rd_kafka_t *rk, const char *topic, int partition, int timeout_ms);
+/* The same for many partitions at once (one metadata request, one
+ * connection attempt per broker): up[p] for every p < nparts whose leader
+ * answered, looking only at brokers leading a partition with want[p]. */
+hf_err_t hf_kafka_leaders_probe(rd_kafka_t *rk, const char *topic, const bool *want, bool *up,
+                                int nparts, int timeout_ms);
 
 /* Starts reading partition at offset (replacing any earlier assignment). */
 hf_err_t hf_logread_seek(hf_logread_t *lr, int partition, int64_t offset);
