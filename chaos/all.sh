@@ -39,9 +39,10 @@ RUNS=(
     "kill-relay kill-relay.sh"
     "kill-relay-replica kill-relay.sh --replica"
     "restart-postgres restart-postgres.sh"
+    "kill-postgres kill-postgres.sh"
     "kafka-brokers-down kafka-brokers-down.sh"
 )
-((K8S)) || RUNS+=("slow-network slow-network.sh")
+((K8S)) || RUNS+=("slow-network slow-network.sh" "relay-cut-postgres relay-cut-postgres.sh")
 
 names=() failed=0
 for run in "${RUNS[@]}"; do

@@ -161,6 +161,9 @@ chaos_target_kill() {
         chaos_k8s_kill_pod "${CHAOS_K8S_FIRST_GATEWAY:-$(chaos_k8s_first_pod app.kubernetes.io/name=holdfast-gateway)}"
         ;;
     relay) chaos_k8s_kill_pod "$(chaos_k8s_first_pod app.kubernetes.io/name=holdfast-relay)" ;;
+    postgres)
+        chaos_k8s_kill_pod "$(chaos_k8s_first_pod cnpg.io/cluster=holdfast-pg,cnpg.io/instanceRole=primary)"
+        ;;
     *) hf_die "no Kubernetes kill for $1" ;;
     esac
 }

@@ -47,8 +47,9 @@
 
 /* How long after --produce-timeout a batch's producer is destroyed if a
  * delivery report is still missing (its queue purged, so librdkafka sends
- * nothing of it any more): librdkafka's own timeout scan runs only about
- * once a second. The lease margin and the start-up check include it. */
+ * nothing of it any more). librdkafka's own timeout scan runs only about
+ * once a second, so the relay keeps this deadline itself (the loop wakes
+ * for it). The lease margin and the start-up check include it. */
 #define RELAY_REPORT_SLACK_MS 250
 #define RELAY_MAX_PARTITIONS  1024
 #define RELAY_EPOCH_MAX       64

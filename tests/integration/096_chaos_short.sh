@@ -97,6 +97,13 @@ if scenario restart-postgres restart-postgres.sh; then
         test "$(field restart-postgres 'r["published"]["retries"]')" -gt 0
 fi
 
+if scenario kill-postgres kill-postgres.sh; then
+    hf_check "kill-postgres: ingest refused while it was down (retries)" \
+        test "$(field kill-postgres 'r["published"]["retries"]')" -gt 0
+    hf_check "kill-postgres: PostgreSQL was killed, not shut down" \
+        grep -q "SIGKILL postgres" "$OUT/kill-postgres.log"
+fi
+
 if scenario kafka-brokers-down kafka-brokers-down.sh; then
     hf_check "kafka-brokers-down: the brokers went down and up" \
         grep -q "broker(s) all up" "$OUT/kafka-brokers-down.log"
@@ -104,6 +111,13 @@ fi
 
 if scenario slow-network slow-network.sh --pause 3; then
     hf_check "slow-network: the stalled link was noticed" test "$(fallbacks slow-network)" -gt 0
+fi
+
+if scenario relay-cut-postgres relay-cut-postgres.sh; then
+    hf_check "relay-cut-postgres: the relay's connections were cut" \
+        grep -q "connections reset" "$OUT/relay-cut-postgres.log"
+    hf_check "relay-cut-postgres: the quiet channel got its event" \
+        grep -q "only event reached its subscriber" "$OUT/relay-cut-postgres.log"
 fi
 
 # The table all.sh prints, from these results.
