@@ -44,6 +44,10 @@ def point(e2e, name):
 
 
 def ingest_rows(ing):
+    pub = ing.get("publish_16")
+    if pub:
+        row("publish_sql_16_clients_vs_same_insert", round(pub["publish_tps"]), "tx/s",
+            round(pub["plain_insert_tps"]), ">= 0.9 (no serializing at commit)", pub["ratio"] >= 0.9)
     for r in ing["results"]:
         c, shape, ratio = r["clients"], r["shape"], r["ingest_events_per_s"] / r["raw_pg_events_per_s"]
         target = met = None
@@ -55,14 +59,53 @@ def ingest_rows(ing):
             round(r["raw_pg_events_per_s"]), target, met)
 
 
+# Latency targets per end-to-end point: (p50 ms, p99 ms).
+E2E_TARGETS = {"e2e-1000-1000": (4, 15), "e2e-10000-1000": (5, 25), "e2e-1000-5000": (None, 50)}
+
+
+def usage_rows(hf):
+    """Where the time goes at 1,000 events/s, 1,000 clients."""
+    r = point(hf, "e2e-1000-1000")
+    if not r or "cpu_ms_per_1000_events" not in r:
+        return
+    cpu = r["cpu_ms_per_1000_events"]
+    pg = cpu.get("postgres")
+    if pg is not None:
+        row("postgres_cpu_ms_per_event_1000_ev_s", round(pg / 1000, 3), "ms", None, "<= 0.25 ms",
+            pg / 1000 <= 0.25)
+    for part in ("ingest", "relay", "kafka", "redis"):
+        if part in cpu:
+            row(f"{part}_cpu_ms_per_1000_events", cpu[part], "ms")
+    gw = sum(v for k, v in cpu.items() if k in ("ga", "gb"))
+    row("gateways_cpu_ms_per_1000_events", round(gw, 1), "ms")
+    row("wal_bytes_per_event", r["wal_bytes_per_event"], "bytes", None, "<= 500",
+        r["wal_bytes_per_event"] <= 500)
+
+
+def relay_rows(rl):
+    row("relay_over_ingest_batched", rl["relay_recorded_events_per_s"], "events/s",
+        rl["ingest_batched_events_per_s"], ">= 1.0 x ingest (one relay)", rl["relay_over_ingest"] >= 1.0)
+    c = rl["commit_to_redis_ms"]
+    row("commit_to_redis_p50", c["p50"], "ms", None, "<= 2.5 ms", c["p50"] <= 2.5)
+    row("commit_to_redis_p99", c["p99"], "ms", None, "<= 8 ms", c["p99"] <= 8)
+    fill = rl["relay_statements"].get("chain_fill")
+    if fill:
+        row(f"relay_read_ms_per_call_{rl['events_behind']}_behind", fill["mean_ms"], "ms", None,
+            "<= 0.3 ms (new events stream; this is its only read)", fill["mean_ms"] <= 0.3)
+    for name in ("copy_event_offsets", "relay_commit"):
+        st = rl["relay_statements"].get(name)
+        if st:
+            row(f"relay_{name}_ms_per_call", st["mean_ms"], "ms")
+
+
 def e2e_rows(hf, sio):
     for r in hf["end_to_end"]:
         peer = point(sio, r["name"])
-        head = r["name"] == "e2e-10000-1000"
+        limits = E2E_TARGETS.get(r["name"], (None, None))
         for q in ("p50", "p99"):
             target = met = None
-            if head:
-                limit = 5 if q == "p50" else 25
+            limit = limits[0] if q == "p50" else limits[1]
+            if limit is not None:
                 target, met = f"<= {limit} ms", r["latency_ms"][q] <= limit
             if peer and q == "p99":
                 target = (target + "; " if target else "") + "< Socket.IO"
@@ -272,6 +315,10 @@ def main():
         ingest_rows(ing)
     if hf:
         e2e_rows(hf, sio)
+        usage_rows(hf)
+    rl = load("relay.json")
+    if rl and "relay_over_ingest" in rl:
+        relay_rows(rl)
     if gw:
         gateway_rows(gw)
     if cap:
