@@ -42,6 +42,7 @@
 #include "holdfast/auth.h"
 #include "holdfast/envelope.h"
 #include "holdfast/http.h"
+#include "holdfast/kafka_props.h"
 #include "holdfast/metrics.h"
 #include "holdfast/ratelimit.h"
 #include "holdfast/strmap.h"
@@ -55,6 +56,7 @@ typedef struct gateway_config {
     long long port;
     char *redis_url;
     char *kafka_brokers;
+    hf_kafka_props_config_t kafka_props; /* librdkafka properties (security, tuning) */
     char *topic;
     long long redis_ping_interval_ms;
     long long redis_ping_timeout_ms;

@@ -24,6 +24,7 @@ static const hf_conf_spec_t gw_settings[] = {
      0, 0, "Redis for the real-time path"},
     {"kafka-brokers", HF_CONF_STRING, offsetof(gateway_config_t, kafka_brokers), "127.0.0.1:9092",
      0, 0, "Kafka bootstrap servers (gap fill, resume, fallback)"},
+    HF_KAFKA_PROPS_SETTINGS(gateway_config_t, kafka_props),
     {"topic", HF_CONF_STRING, offsetof(gateway_config_t, topic), "holdfast.events", 0, 0,
      "the event topic"},
     {"redis-ping-interval", HF_CONF_MS, offsetof(gateway_config_t, redis_ping_interval_ms), "1s",

@@ -21,6 +21,7 @@
 #include "holdfast/buf.h"
 #include "holdfast/err.h"
 #include "holdfast/http.h"
+#include "holdfast/kafka_props.h"
 #include "holdfast/metrics.h"
 #include "holdfast/ratelimit.h"
 
@@ -43,11 +44,13 @@ typedef struct ingest_config {
     long long drain_timeout_ms;     /* SIGTERM: longest wait for in-flight commits */
     char *log_level;                /* debug, info, warn, error */
     char *kafka_brokers;            /* history reads Kafka here; empty: PostgreSQL only */
-    char *topic;                    /* the event topic */
-    long long history_queue_max;    /* history requests waiting before 503 */
-    hf_auth_config_t auth;          /* who may publish and read history */
-    long long publish_rate;         /* events/s per subject; 0: unlimited */
-    long long publish_burst;        /* events a subject may send at once */
+    /* librdkafka properties of the history reader (security, tuning) */
+    hf_kafka_props_config_t kafka_props;
+    char *topic;                 /* the event topic */
+    long long history_queue_max; /* history requests waiting before 503 */
+    hf_auth_config_t auth;       /* who may publish and read history */
+    long long publish_rate;      /* events/s per subject; 0: unlimited */
+    long long publish_burst;     /* events a subject may send at once */
 } ingest_config_t;
 
 /* One accepted HTTP request on its way to PostgreSQL. Owned by the queue,

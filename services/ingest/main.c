@@ -45,6 +45,7 @@ static const hf_conf_spec_t ingest_settings[] = {
      "on SIGTERM, longest wait for in-flight requests to commit"},
     {"kafka-brokers", HF_CONF_STRING, offsetof(ingest_config_t, kafka_brokers), "", 0, 0,
      "Kafka for the history API (empty: history from PostgreSQL only)"},
+    HF_KAFKA_PROPS_SETTINGS(ingest_config_t, kafka_props),
     {"topic", HF_CONF_STRING, offsetof(ingest_config_t, topic), "holdfast.events", 0, 0,
      "the event topic"},
     {"history-queue-max", HF_CONF_INT, offsetof(ingest_config_t, history_queue_max), "64", 1,
@@ -236,8 +237,9 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     rc = 1;
-    ing->history = ingest_history_start(ing->cfg.pg_url, ing->cfg.kafka_brokers, ing->cfg.topic,
-                                        ing->cfg.history_queue_max);
+    ing->history =
+        ingest_history_start(ing->cfg.pg_url, ing->cfg.kafka_brokers, &ing->cfg.kafka_props,
+                             ing->cfg.topic, ing->cfg.history_queue_max);
     if (ing->history && ingest_writers_start(ing) == HF_OK &&
         ingest_lws_start(ing, protocols) == HF_OK) {
         hf_logf_kv(HF_LOG_INFO, NULL, "listening on http://%s:%d (writers %lld)",

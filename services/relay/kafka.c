@@ -95,7 +95,8 @@ static rd_kafka_t *kafka_producer_new(relay_kafka_t *k, char *errbuf, size_t err
               kafka_set(conf, "message.max.bytes", maxbytes, errbuf, errbuf_size) &&
               kafka_set(conf, "linger.ms", "1", errbuf, errbuf_size) &&
               kafka_set(conf, "retry.backoff.ms", "50", errbuf, errbuf_size) &&
-              kafka_set(conf, "client.id", "holdfast-relay", errbuf, errbuf_size);
+              kafka_set(conf, "client.id", "holdfast-relay", errbuf, errbuf_size) &&
+              hf_kafka_props_apply(&k->cfg->kafka_props, conf, errbuf, errbuf_size) == HF_OK;
     if (!ok) {
         rd_kafka_conf_destroy(conf);
         return NULL;
@@ -116,7 +117,8 @@ static rd_kafka_t *kafka_consumer_new(relay_kafka_t *k, char *errbuf, size_t err
     bool ok = kafka_set(conf, "bootstrap.servers", k->cfg->kafka_brokers, errbuf, errbuf_size) &&
               kafka_set(conf, "fetch.wait.max.ms", "5", errbuf, errbuf_size) &&
               kafka_set(conf, "enable.partition.eof", "true", errbuf, errbuf_size) &&
-              kafka_set(conf, "client.id", "holdfast-relay-tail", errbuf, errbuf_size);
+              kafka_set(conf, "client.id", "holdfast-relay-tail", errbuf, errbuf_size) &&
+              hf_kafka_props_apply(&k->cfg->kafka_props, conf, errbuf, errbuf_size) == HF_OK;
     if (!ok) {
         rd_kafka_conf_destroy(conf);
         return NULL;

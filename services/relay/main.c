@@ -23,6 +23,7 @@ static const hf_conf_spec_t relay_settings[] = {
      "postgresql://holdfast@127.0.0.1:5432/holdfast", 0, 0, "PostgreSQL connection URI"},
     {"kafka-brokers", HF_CONF_STRING, offsetof(relay_config_t, kafka_brokers), "127.0.0.1:9092", 0,
      0, "Kafka bootstrap servers"},
+    HF_KAFKA_PROPS_SETTINGS(relay_config_t, kafka_props),
     {"topic", HF_CONF_STRING, offsetof(relay_config_t, topic), "holdfast.events", 0, 0,
      "Kafka topic; its partition count must match holdfast.meta"},
     {"redis-url", HF_CONF_STRING, offsetof(relay_config_t, redis_url), "redis://127.0.0.1:6379", 0,

@@ -27,6 +27,7 @@
 #include "holdfast/buf.h"
 #include "holdfast/err.h"
 #include "holdfast/http.h"
+#include "holdfast/kafka_props.h"
 #include "holdfast/metrics.h"
 
 /* How long after --produce-timeout the relay still waits for delivery
@@ -41,6 +42,7 @@ typedef struct relay_config {
     long long port; /* HTTP for /livez /readyz /metrics; 0 picks a free one */
     char *pg_url;
     char *kafka_brokers;
+    hf_kafka_props_config_t kafka_props; /* librdkafka properties (security, tuning) */
     char *topic;
     char *redis_url; /* redis://host:port; empty: no real-time path */
     char *relay_id;  /* lease owner name; default host-pid */

@@ -63,6 +63,7 @@ enum {
 
 typedef struct replay_config {
     char *kafka_brokers;
+    hf_kafka_props_config_t kafka_props;
     char *topic;
     char *pg_url;
     char *channel;
@@ -79,6 +80,7 @@ typedef struct replay_config {
 static const hf_conf_spec_t replay_settings[] = {
     {"kafka-brokers", HF_CONF_STRING, offsetof(replay_config_t, kafka_brokers), "127.0.0.1:9092", 0,
      0, "Kafka bootstrap servers"},
+    HF_KAFKA_PROPS_SETTINGS(replay_config_t, kafka_props),
     {"topic", HF_CONF_STRING, offsetof(replay_config_t, topic), "holdfast.events", 0, 0,
      "the event topic"},
     {"pg-url", HF_CONF_STRING, offsetof(replay_config_t, pg_url), NULL, 0, 0,
@@ -305,7 +307,8 @@ static int replay_check_usage(const replay_config_t *c)
 static int replay_open_kafka(replay_t *r)
 {
     char err[512];
-    r->log = hf_logread_new(r->cfg.kafka_brokers, r->cfg.topic, err, sizeof err);
+    r->log =
+        hf_logread_new(r->cfg.kafka_brokers, &r->cfg.kafka_props, r->cfg.topic, err, sizeof err);
     if (!r->log)
         return replay_fail(REPLAY_EXIT_USAGE, "kafka settings: %s", err);
     int topic_partitions = 0;
