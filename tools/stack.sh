@@ -70,11 +70,22 @@ stack_up_postgres() {
     hf_migrate --partitions "$PARTITIONS"
 }
 
+# Redis requires a password, random, made on first start and kept in
+# .run/redis.password (mode 600). The services read it from that file (a
+# password on the command line shows in ps); stack.env carries the whole
+# URL for redis-cli -u, holdfast-tap and the chaos scenarios.
 stack_up_redis() {
-    HF_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
-    if hf_alive redis; then return; fi
-    hf_log "starting Redis on 127.0.0.1:$REDIS_PORT"
-    hf_redis_start "$REDIS_PORT"
+    if ! hf_alive redis; then
+        hf_log "starting Redis on 127.0.0.1:$REDIS_PORT (password in $HF_RUN/redis.password)"
+        hf_redis_start "$REDIS_PORT"
+    fi
+    [[ -s $HF_RUN/redis.password ]] ||
+        hf_die "Redis runs without a password (started by an older stack): make down, then make up"
+    HF_REDIS_PASSWORD=$(cat "$HF_RUN/redis.password")
+    export REDISCLI_AUTH=$HF_REDIS_PASSWORD
+    HF_REDIS_URL="redis://default:$HF_REDIS_PASSWORD@127.0.0.1:$REDIS_PORT"
+    STACK_REDIS=(--redis-url "redis://default@127.0.0.1:$REDIS_PORT"
+        --redis-password-file "$HF_RUN/redis.password")
 }
 
 stack_up_kafka() {
@@ -111,7 +122,7 @@ stack_up_gateways() {
         hf_alive "gateway-$i" && continue
         hf_log "starting holdfast-gateway $i on ws://127.0.0.1:${!port}/v1/ws"
         hf_spawn "gateway-$i" "$HF_BIN/holdfast-gateway" --port "${!port}" \
-            --redis-url "$HF_REDIS_URL" --kafka-brokers "$HF_KAFKA_BROKERS" --topic "$TOPIC" \
+            "${STACK_REDIS[@]}" --kafka-brokers "$HF_KAFKA_BROKERS" --topic "$TOPIC" \
             --max-conns-per-subject 100000
         hf_wait_until 30 "gateway-$i /readyz" hf_http_ok "http://127.0.0.1:${!port}/readyz" ||
             hf_die "gateway-$i did not start (see $HF_RUN/gateway-$i.log)"
@@ -131,7 +142,7 @@ stack_up_relay() {
     if hf_alive relay; then return; fi
     hf_log "starting holdfast-relay (ops on $HF_RELAY_URL)"
     hf_spawn relay "$HF_BIN/holdfast-relay" --port "$RELAY_PORT" --pg-url "$HF_PG_URL" \
-        --kafka-brokers "$HF_KAFKA_BROKERS" --topic "$TOPIC" --redis-url "$HF_REDIS_URL" \
+        --kafka-brokers "$HF_KAFKA_BROKERS" --topic "$TOPIC" "${STACK_REDIS[@]}" \
         --relay-id "local-relay-1"
     hf_wait_until 30 "relay /readyz" hf_http_ok "$HF_RELAY_URL/readyz" ||
         hf_die "relay did not start (see $HF_RUN/relay.log)"
@@ -154,6 +165,9 @@ stack_auth() {
 }
 
 stack_write_env() {
+    # Mode 600: it holds the Redis password and the demo tokens.
+    rm -f "$HF_RUN/stack.env"
+    (umask 077 && : >"$HF_RUN/stack.env")
     cat >"$HF_RUN/stack.env" <<EOF
 # Written by tools/stack.sh; source it: . .run/stack.env
 HOLDFAST_INGEST_URL=$HF_INGEST_URL

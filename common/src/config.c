@@ -260,19 +260,6 @@ void hf_config_free(const hf_conf_spec_t *specs, size_t nspecs, void *target)
     }
 }
 
-hf_err_t hf_config_parse_redis_url(const char *url, char *host, size_t host_size, int *port)
-{
-    const char *rest = strncmp(url, "redis://", 8) == 0 ? url + 8 : url;
-    const char *colon = strrchr(rest, ':');
-    size_t host_len = colon ? (size_t)(colon - rest) : strcspn(rest, "/");
-    if (strchr(rest, '@') || host_len == 0 || host_len >= host_size)
-        return HF_ERR_INVALID;
-    memcpy(host, rest, host_len);
-    host[host_len] = '\0';
-    *port = colon ? atoi(colon + 1) : 6379;
-    return *port > 0 && *port < 65536 ? HF_OK : HF_ERR_INVALID;
-}
-
 int hf_config_load_daemon(const char *service, const hf_conf_spec_t *specs, size_t nspecs,
                           void *target, char *const *log_level, int argc, char **argv,
                           const char *usage)

@@ -55,6 +55,7 @@ typedef struct gateway_config {
     char *listen_addr;
     long long port;
     char *redis_url;
+    char *redis_password_file;
     char *kafka_brokers;
     hf_kafka_props_config_t kafka_props; /* librdkafka properties (security, tuning) */
     char *topic;

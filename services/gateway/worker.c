@@ -21,10 +21,17 @@ int64_t gw_now_us(void)
 
 static bool gw_ready(void *ctx, char *why, size_t why_size)
 {
-    (void)ctx;
-    (void)why;
-    (void)why_size;
-    return true; /* Kafka answered at start; without Redis it still delivers */
+    gateway_t *gw = ctx;
+    /* Kafka answered at start; without Redis it still delivers, so Redis
+     * down is no reason to leave the rotation. Redis refusing the
+     * credentials is: a configuration error an operator must see (the
+     * rollout stops), not an outage to ride out quietly. */
+    char refusal[512];
+    if (gw_redis_refusal(gw->redis, refusal, sizeof refusal)) {
+        snprintf(why, why_size, "redis refused the credentials: %s", refusal);
+        return false;
+    }
+    return true;
 }
 
 hf_err_t gw_worker_init(gateway_t *gw, gw_process_t *proc, size_t index, int32_t *partitions)
@@ -55,6 +62,7 @@ hf_err_t gw_worker_init(gateway_t *gw, gw_process_t *proc, size_t index, int32_t
     *partitions = count;
     gw_redis_config_t rc = {
         .url = gw->cfg.redis_url,
+        .password_file = gw->cfg.redis_password_file,
         .ping_interval_ms = gw->cfg.redis_ping_interval_ms,
         .ping_timeout_ms = gw->cfg.redis_ping_timeout_ms,
         .retry_ms = gw->cfg.redis_retry_ms,

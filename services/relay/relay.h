@@ -45,7 +45,8 @@ typedef struct relay_config {
     hf_kafka_props_config_t kafka_props; /* librdkafka properties (security, tuning) */
     char *topic;
     char *redis_url; /* redis://host:port; empty: no real-time path */
-    char *relay_id;  /* lease owner name; default host-pid */
+    char *redis_password_file;
+    char *relay_id; /* lease owner name; default host-pid */
     long long lease_ttl_ms;
     long long lease_renew_ms;
     long long produce_timeout_ms; /* librdkafka message.timeout.ms; < lease TTL */
@@ -225,7 +226,8 @@ void relay_chain_reserve(relay_chain_t *c, size_t n);
 void relay_chain_stamp(relay_chain_t *c, relay_batch_t *batch);
 
 /* publish.c */
-relay_publisher_t *relay_publisher_new(const char *url, long long timeout_ms);
+relay_publisher_t *relay_publisher_new(const char *url, const char *password_file,
+                                       long long timeout_ms);
 void relay_publisher_free(relay_publisher_t *p);
 /* PUBLISHes delivered events [from, to) in order, pipelined. Returns how
  * many were published; the rest were skipped (Redis down or slow). */

@@ -99,18 +99,5 @@ int main(void)
     CHECK(hf_config_parse_bytes("99999999999999999999", &v) != HF_OK);
 
     hf_config_free(specs, NSPECS, &cfg);
-    char host[16];
-    int port = 0;
-    CHECK(hf_config_parse_redis_url("redis://127.0.0.1:6380", host, sizeof host, &port) == HF_OK);
-    CHECK_STR_EQ(host, "127.0.0.1");
-    CHECK_INT_EQ(port, 6380);
-    CHECK(hf_config_parse_redis_url("redis-host", host, sizeof host, &port) == HF_OK);
-    CHECK_STR_EQ(host, "redis-host");
-    CHECK_INT_EQ(port, 6379);
-    CHECK(hf_config_parse_redis_url("redis://u:p@h:1", host, sizeof host, &port) == HF_ERR_INVALID);
-    CHECK(hf_config_parse_redis_url("redis://h:0", host, sizeof host, &port) == HF_ERR_INVALID);
-    CHECK(hf_config_parse_redis_url("redis://:6379", host, sizeof host, &port) == HF_ERR_INVALID);
-    CHECK(hf_config_parse_redis_url("redis://a-very-long-host-name:1", host, sizeof host, &port) ==
-          HF_ERR_INVALID);
     CHECK_MAIN_END();
 }

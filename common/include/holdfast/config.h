@@ -66,9 +66,5 @@ hf_err_t hf_config_parse_ms(const char *text, long long *out);
 /* A whole decimal integer ("-" and digits only) within [min, max]. */
 hf_err_t hf_config_parse_int(const char *text, long long min, long long max, long long *out);
 hf_err_t hf_config_parse_bytes(const char *text, long long *out);
-/* "redis://HOST:PORT" (or "HOST:PORT", or "HOST" for port 6379) into host
- * (NUL-terminated, at most host_size-1 bytes) and port. user:pass@ is
- * refused rather than silently ignored. */
-hf_err_t hf_config_parse_redis_url(const char *url, char *host, size_t host_size, int *port);
 
 #endif
