@@ -149,8 +149,9 @@ stack_up_relay() {
 }
 
 # Auth is on, as in production: a secret made on first start (kept in
-# .run/auth.secret, mode 600) and two demo tokens valid 30 days, minted
-# again on every start. Every demo and chaos client shares the subscribe
+# .run/auth.secret, mode 600) and two demo tokens valid 24 hours (the
+# services' default --auth-max-token-lifetime), minted again on every
+# start (make up). Every demo and chaos client shares the subscribe
 # token, so the gateways allow many connections per subject here.
 stack_auth() {
     local secret=$HF_RUN/auth.secret
@@ -159,9 +160,9 @@ stack_auth() {
     fi
     export HF_AUTH=true HOLDFAST_AUTH_KEY_FILE=$secret
     HF_PUBLISH_TOKEN=$("$HF_BIN/holdfast-token" --key-file "$secret" --sub demo-publisher \
-        --publish '*' --ttl 2592000)
+        --publish '*' --ttl 86400)
     HF_SUBSCRIBE_TOKEN=$("$HF_BIN/holdfast-token" --key-file "$secret" --sub demo-subscriber \
-        --subscribe '*' --ttl 2592000)
+        --subscribe '*' --ttl 86400)
 }
 
 stack_write_env() {

@@ -112,6 +112,15 @@ def ingest_tokens():
               (status, body))
     status, body, _, _ = publish(ing, "orders:1", cases["expired"])
     check("ingest: the 401 says why (token expired)", "expired" in body["error"]["message"], body)
+    # exp is required and the lifetime bounded (--auth-max-token-lifetime, 24h by default)
+    no_exp = jwt.encode({"sub": "alice", "publish": ["*"]}, SECRET, algorithm="HS256")
+    for name, tok, why in [("without exp", no_exp, "'exp'"),
+                           ("valid for two days", token(publish=["*"], ttl=2 * 86400), "lifetime"),
+                           ("minted two days ago", token(publish=["*"], iat=int(time.time()) - 2 * 86400),
+                            "lifetime")]:
+        status, body, _, _ = publish(ing, "orders:1", tok)
+        check(f"ingest: a token {name} -> 401 saying why",
+              status == 401 and why in ((body or {}).get("error") or {}).get("message", ""), (status, body))
     status, body, _, _ = publish(ing, "orders:1", good)
     check("ingest: a valid token publishes to its pattern -> 201", status == 201, (status, body))
     long_tok = token(publish=["orders:*"], note="n" * 6000)
@@ -227,7 +236,10 @@ async def gateway_tokens():
     for name, tok in {"another secret": token(subscribe=["*"], key="y" * 40),
                       "alg none": jwt.encode({"sub": "root", "subscribe": ["*"]}, None,
                                              algorithm="none"),
-                      "expired": token(subscribe=["*"], ttl=-600)}.items():
+                      "expired": token(subscribe=["*"], ttl=-600),
+                      "without exp": jwt.encode({"sub": "bob", "subscribe": ["*"]}, SECRET,
+                                                algorithm="HS256"),
+                      "valid for two days": token(subscribe=["*"], ttl=2 * 86400)}.items():
         ws = await ws_open(gw, tok, header=False)
         code, reason = await ws_close_of(ws)
         check(f"gateway: {name} token (?token=) -> close 4401", code == 4401, (code, reason))
