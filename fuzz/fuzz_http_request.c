@@ -22,6 +22,7 @@
  * the API key of fuzz_support.h, which the seed requests use. */
 #include <ctype.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
@@ -144,7 +145,14 @@ static void http__writer_takes(hf_http_req_t *req)
     fuzz_submitted = NULL;
     FUZZ_CHECK(job->req == req && job->nevents >= 1);
     FUZZ_CHECK(job->body == req->body || (req->body_len == 0 && job->body_len == 0));
-    FUZZ_CHECK(job->idempotency_key == req->idempotency_key);
+    if (!req->idempotency_key) {
+        FUZZ_CHECK(job->idempotency_key == NULL);
+    } else { /* scoped to the subject: "<subject length>:<subject>:<key>" */
+        char *end = NULL;
+        unsigned long n = strtoul(job->idempotency_key, &end, 10);
+        FUZZ_CHECK(end && *end == ':' && strlen(end + 1) > n && end[1 + n] == ':');
+        FUZZ_CHECK(strcmp(end + 2 + n, req->idempotency_key) == 0);
+    }
     ingest_job_free(job);
     hf_http_respond(req, 201, "application/json", NULL, 0, NULL);
 }

@@ -65,7 +65,8 @@ typedef struct ingest_job {
     hf_buf_t lengths;  /* integer[] literal: payload length */
     int nevents;
     bool is_batch;               /* answer with an array */
-    const char *idempotency_key; /* lives in req; NULL when absent */
+    char *idempotency_key;       /* owned; the client's key scoped to its subject
+                                    (routes.c); NULL when absent */
     int64_t enqueued_us;         /* monotonic, for queue timeouts and metrics */
     struct ingest_job *next;     /* queue link */
 } ingest_job_t;

@@ -240,5 +240,6 @@ void ingest_job_free(ingest_job_t *job)
     hf_buf_free(&job->types);
     hf_buf_free(&job->offsets);
     hf_buf_free(&job->lengths);
+    hf_free(job->idempotency_key);
     hf_free(job);
 }

@@ -35,6 +35,18 @@ static bool routes__key_is_valid(const char *key)
     return true;
 }
 
+/* Idempotency-Keys are scoped to the subject that sent them: one
+ * publisher can neither claim another's key (a 409 for a day) nor replay
+ * it (and read the ids of another's events). The key stored is
+ * "<subject length>:<subject>:<key>": unambiguous whatever the subject
+ * holds, and the SQL side (holdfast.ingest) sees just a longer key. */
+static char *routes__scoped_key(const char *subject, const char *key)
+{
+    hf_buf_t scoped = HF_BUF_INIT;
+    hf_buf_printf(&scoped, "%zu:%s:%s", strlen(subject), subject, key);
+    return hf_buf_release(&scoped, NULL);
+}
+
 static void routes__reject(ingest_t *ing, hf_http_req_t *req, int status, const char *code,
                            const char *message)
 {
@@ -134,7 +146,7 @@ static void routes__publish(ingest_t *ing, hf_http_req_t *req, const hf_auth_ide
         return;
     }
     job->req = req;
-    job->idempotency_key = key;
+    job->idempotency_key = key ? routes__scoped_key(who->subject, key) : NULL;
     rc = ingest_writers_submit(ing, job);
     if (rc == HF_OK)
         return;
