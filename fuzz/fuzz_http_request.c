@@ -55,6 +55,9 @@ struct hf_http_req {
     char *idempotency_key; /* NULL when absent */
     char *body;            /* exact-size copy, so reads past the end are caught */
     size_t body_len;
+    size_t content_length;
+    void *attached; /* the route's, released with the request */
+    void (*release)(void *attached);
     int answers; /* hf_http_respond calls; must end at exactly one */
     int status;
 };
@@ -92,6 +95,22 @@ const char *hf_http_req_header(const hf_http_req_t *req, const char *name)
     if (strcasecmp(name, "idempotency-key") == 0)
         return req->idempotency_key;
     return NULL;
+}
+
+size_t hf_http_req_content_length(const hf_http_req_t *req)
+{
+    return req->content_length;
+}
+
+void hf_http_req_attach(hf_http_req_t *req, void *data, void (*release)(void *data))
+{
+    req->attached = data;
+    req->release = release;
+}
+
+void *hf_http_req_attached(const hf_http_req_t *req)
+{
+    return req->attached;
 }
 
 const char *hf_http_req_body(const hf_http_req_t *req, size_t *len)
@@ -289,15 +308,17 @@ static void http__req_free(hf_http_req_t *req)
     hf_free(req->authorization);
     hf_free(req->idempotency_key);
     hf_free(req->body);
+    if (req->release)
+        req->release(req->attached);
 }
 
 /* ---- http.c's request handling, then ingest's routes --------------------- */
 
 static const hf_http_route_t fuzz_ops_routes[] = {
-    {"GET", "/livez", false, NULL},
-    {"GET", "/healthz", false, NULL},
-    {"GET", "/readyz", false, NULL},
-    {"GET", "/metrics", false, NULL},
+    {"GET", "/livez", false, NULL, NULL},
+    {"GET", "/healthz", false, NULL, NULL},
+    {"GET", "/readyz", false, NULL, NULL},
+    {"GET", "/metrics", false, NULL, NULL},
 };
 
 /* What lws and http.c do with one request whose headers are in; rest is
@@ -335,6 +356,10 @@ static bool http__serve(hf_http_req_t *req, size_t content_length, bool has_cont
                                   "body refused", 0);
             return true;
         }
+        req->content_length = content_length;
+        /* Credentials and byte budgets, before the body: a refusal closes. */
+        if (route->admit && !route->admit(req, &fuzz_ingest))
+            return true;
         if (rest_len < content_length)
             return false; /* lws would wait for the rest until the body timeout */
         req->body_len = content_length;
@@ -365,6 +390,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     m->rate_limited = hf_metrics_counter(metrics, "rate_limited", NULL, "");
     fuzz_ingest.cfg.max_batch = FUZZ_MAX_BATCH;
     fuzz_ingest.cfg.max_body = FUZZ_MAX_BODY;
+    /* Room for one largest body in flight and one queued: a second is refused. */
+    fuzz_ingest.cfg.max_inflight_bytes = FUZZ_MAX_BODY;
+    fuzz_ingest.cfg.max_queued_bytes = FUZZ_MAX_BODY;
+    m->over_inflight_bytes = hf_metrics_counter(metrics, "over_inflight", NULL, "");
+    m->over_queued_bytes = hf_metrics_counter(metrics, "over_queued", NULL, "");
     fuzz_ingest.cfg.publish_rate = FUZZ_PUBLISH_RATE;
     fuzz_ingest.cfg.publish_burst = FUZZ_PUBLISH_BURST;
     pthread_mutex_init(&fuzz_history.lock, NULL);
@@ -399,5 +429,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         pos += used;
     }
     hf_ratelimit_free(fuzz_ingest.publish_limit);
+    /* Every request gone: no body byte may still be counted. */
+    FUZZ_CHECK(atomic_load(&fuzz_ingest.inflight_bytes) == 0);
+    FUZZ_CHECK(atomic_load(&fuzz_ingest.queued_bytes) == 0);
     return 0;
 }

@@ -36,6 +36,8 @@ typedef struct ingest_config {
     long long queue_max;            /* requests waiting for a writer before 503 */
     long long queue_timeout_ms;     /* a request waiting longer is answered 503 */
     long long max_body;             /* request body limit, bytes */
+    long long max_inflight_bytes;   /* bodies being received, bytes, before 503 */
+    long long max_queued_bytes;     /* bodies waiting for or in a writer, bytes, before 503 */
     long long max_batch;            /* events in one request */
     long long body_timeout_ms;      /* a body must arrive within this */
     long long statement_timeout_ms; /* PostgreSQL statement_timeout of the writers */
@@ -64,11 +66,11 @@ typedef struct ingest_job {
     hf_buf_t offsets;  /* integer[] literal: payload start in body */
     hf_buf_t lengths;  /* integer[] literal: payload length */
     int nevents;
-    bool is_batch;               /* answer with an array */
-    char *idempotency_key;       /* owned; the client's key scoped to its subject
-                                    (routes.c); NULL when absent */
-    int64_t enqueued_us;         /* monotonic, for queue timeouts and metrics */
-    struct ingest_job *next;     /* queue link */
+    bool is_batch;           /* answer with an array */
+    char *idempotency_key;   /* owned; the client's key scoped to its subject
+                                (routes.c); NULL when absent */
+    int64_t enqueued_us;     /* monotonic, for queue timeouts and metrics */
+    struct ingest_job *next; /* queue link */
 } ingest_job_t;
 
 typedef struct ingest_writer ingest_writer_t;
@@ -86,6 +88,8 @@ typedef struct ingest_metrics {
     hf_metric_t *auth_failed;          /* 401: no, bad or expired credentials */
     hf_metric_t *auth_forbidden;       /* 403: a channel the credentials do not cover */
     hf_metric_t *rate_limited;         /* 429: a subject over its publish rate */
+    hf_metric_t *over_inflight_bytes;  /* 503: the bytes of bodies being received at the cap */
+    hf_metric_t *over_queued_bytes;    /* 503: the bytes of bodies waiting for writers at the cap */
 } ingest_metrics_t;
 
 typedef struct ingest {
@@ -113,6 +117,10 @@ typedef struct ingest {
     ingest_history_t *history; /* GET /v1/channels/{channel}/events */
     hf_auth_t *auth;
     hf_ratelimit_t *publish_limit; /* per subject; used on the lws thread only */
+    /* Bytes of request bodies held, by where they are (routes.c). Changed
+     * on the lws thread only; atomic for the gauges. */
+    atomic_size_t inflight_bytes; /* admitted, still arriving */
+    atomic_size_t queued_bytes;   /* handed to the writers, not yet answered */
 } ingest_t;
 
 /* parse.c: turns a request body into a job. On error returns
