@@ -10,8 +10,10 @@
 #
 # Settings (environment): HOLDFAST_GATEWAYS (default 2), HOLDFAST_PARTITIONS
 # (default 8), HOLDFAST_TOPIC (default holdfast.events), HOLDFAST_RUN_DIR
-# (default .run). Ports are chosen free on first start and kept in
-# .run/ports.env, so a part brought back later keeps its address.
+# (default .run), HOLDFAST_ALLOWED_ORIGINS (web pages that may open
+# WebSockets; default http://127.0.0.1:8000,http://localhost:8000). Ports
+# are chosen free on first start and kept in .run/ports.env, so a part
+# brought back later keeps its address.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 HF_ROOT=$ROOT
@@ -22,6 +24,11 @@ RUN_DIR=${HOLDFAST_RUN_DIR:-$ROOT/.run}
 GATEWAYS=${HOLDFAST_GATEWAYS:-2}
 PARTITIONS=${HOLDFAST_PARTITIONS:-8}
 TOPIC=${HOLDFAST_TOPIC:-holdfast.events}
+# Web pages allowed to open WebSockets on the local gateways: their origins
+# (scheme://host:port, exact, comma-separated; a handshake without Origin,
+# from a program rather than a browser, is always allowed). Add the
+# address a page of yours is served from.
+ALLOWED_ORIGINS=${HOLDFAST_ALLOWED_ORIGINS:-http://127.0.0.1:8000,http://localhost:8000}
 hf_init "$RUN_DIR"
 
 # Each part's port, chosen once.
@@ -123,7 +130,7 @@ stack_up_gateways() {
         hf_log "starting holdfast-gateway $i on ws://127.0.0.1:${!port}/v1/ws"
         hf_spawn "gateway-$i" "$HF_BIN/holdfast-gateway" --port "${!port}" \
             "${STACK_REDIS[@]}" --kafka-brokers "$HF_KAFKA_BROKERS" --topic "$TOPIC" \
-            --max-conns-per-subject 100000
+            --max-conns-per-subject 100000 --allowed-origins "$ALLOWED_ORIGINS"
         hf_wait_until 30 "gateway-$i /readyz" hf_http_ok "http://127.0.0.1:${!port}/readyz" ||
             hf_die "gateway-$i did not start (see $HF_RUN/gateway-$i.log)"
     done
@@ -292,7 +299,7 @@ down) stack_down ;;
 run) stack_run ;;
 status) stack_status ;;
 *)
-    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

@@ -75,6 +75,10 @@ static const hf_conf_spec_t gw_settings[] = {
      "client messages per second per connection (0: unlimited); over it: close 1008"},
     {"client-msg-burst", HF_CONF_INT, offsetof(gateway_config_t, client_msg_burst), "200", 1,
      1000000, "client messages a connection may send at once above its rate"},
+    {"allowed-origins", HF_CONF_STRING, offsetof(gateway_config_t, allowed_origins), "*", 0, 0,
+     "Origin values a WebSocket handshake may carry, comma-separated, exact (e.g. "
+     "https://app.example.com); other origins get 403, a handshake without Origin (not a "
+     "browser) is allowed; * allows any"},
     {"log-level", HF_CONF_STRING, offsetof(gateway_config_t, log_level), "info", 0, 0,
      "debug, info, warn or error"},
 };
@@ -364,6 +368,9 @@ static void gw_counters_register(gw_process_t *p)
     m->limited_conns_subject =
         hf_metrics_counter(r, "holdfast_gateway_limited_total", "limit=\"connections_per_subject\"",
                            "Connections closed 1008 by a limit, by limit.");
+    m->origin_refused =
+        hf_metrics_counter(r, "holdfast_gateway_origin_refused_total", NULL,
+                           "WebSocket handshakes refused 403: an Origin not in --allowed-origins.");
     m->limited_msg_rate =
         hf_metrics_counter(r, "holdfast_gateway_limited_total", "limit=\"message_rate\"",
                            "Connections closed 1008 by a limit, by limit.");

@@ -117,6 +117,10 @@ static void gw_cron(lws_sorted_usec_list_t *sul)
 
 static void gw_lws_log(int level, const char *line)
 {
+    /* Every refused handshake (an Origin not allowed, a wrong path) makes
+     * lws warn; those are counted in metrics, not logged one by one. */
+    if (strstr(line, "User code denied connection"))
+        return;
     hf_log(level == LLL_ERR ? HF_LOG_ERROR : HF_LOG_WARN, "lws: %.*s", (int)strcspn(line, "\n"),
            line);
 }
