@@ -244,7 +244,7 @@ stack_demo() {
     ingest     $HOLDFAST_INGEST_URL   (POST /v1/events, /livez, /readyz, /metrics)
     relay      $HOLDFAST_RELAY_URL   (/livez, /readyz, /metrics)
     postgres   $HOLDFAST_PG_URL
-    redis      $HOLDFAST_REDIS_URL
+    redis      redis://default@127.0.0.1:$REDIS_PORT   (password in $HF_RUN/redis.password; the whole URL in stack.env)
     kafka      $HOLDFAST_KAFKA_BROKERS   topic $HOLDFAST_TOPIC
     gateways   $HOLDFAST_GATEWAY_URLS   (WebSocket; /livez, /readyz, /metrics on the same ports)
     tokens     (HS256, secret in $HOLDFAST_AUTH_KEY_FILE; mint more with build/bin/holdfast-token)
