@@ -409,7 +409,8 @@ static void lg_connect_one(int i)
     ci.port = u->port;
     ci.path = u->path;
     ci.host = u->host;
-    ci.origin = u->host;
+    /* No Origin: a program, not a web page (gateways check the Origin of
+     * browsers against --allowed-origins; "127.0.0.1" is no origin at all). */
     ci.protocol = "holdfast.v1.json";
     if (G.protocol == LG_SOCKETIO) {
         /* Socket.IO's server offers no subprotocol; asking for none keeps

@@ -185,8 +185,10 @@ chaos_target_redis_cli() { chaos_redis_cli "$@"; }
 
 # chaos_redis_cli ARGS...: redis-cli against the stack's Redis.
 chaos_redis_cli() {
-    local hostport=${HOLDFAST_REDIS_URL#redis://}
-    redis-cli -h "${hostport%:*}" -p "${hostport##*:}" "$@"
+    local url=${HOLDFAST_REDIS_URL#redis://} password=
+    local hostport=${url##*@}
+    [[ $url == *@* ]] && password=${url%@*} && password=${password#*:}
+    REDISCLI_AUTH=$password redis-cli -h "${hostport%:*}" -p "${hostport##*:}" "$@"
 }
 
 # The driver in the background; returns once every client is subscribed.

@@ -28,7 +28,10 @@ chaos_proxy() { # chaos_proxy COMMAND: one command to the proxy's control port
 
 chaos_setup() {
     ((CHAOS_K8S)) && hf_die "slow-network needs a proxy between a gateway and Redis: local stack only"
-    local redis=${HOLDFAST_REDIS_URL#redis://} port
+    # The proxy forwards bytes; the proxied gateway authenticates through it.
+    local url=${HOLDFAST_REDIS_URL#redis://} creds= port
+    local redis=${url##*@}
+    [[ $url == *@* ]] && creds=${url%@*}@
     hf_spawn proxy "$HF_BIN/holdfast-faultproxy" --listen 127.0.0.1:0 --target "$redis" \
         --ready-file "$HF_RUN/proxy.ready"
     hf_wait_until 10 "fault proxy ready" test -s "$HF_RUN/proxy.ready" ||
@@ -37,7 +40,7 @@ chaos_setup() {
     CHAOS_PROXY_CONTROL=$(sed -n 's/^control=127.0.0.1://p' "$HF_RUN/proxy.ready")
     port=$(hf_free_port)
     hf_spawn gateway-proxied "$HF_BIN/holdfast-gateway" --port "$port" \
-        --redis-url "redis://$CHAOS_PROXY_LISTEN" --kafka-brokers "$HOLDFAST_KAFKA_BROKERS" \
+        --redis-url "redis://$creds$CHAOS_PROXY_LISTEN" --kafka-brokers "$HOLDFAST_KAFKA_BROKERS" \
         --topic "$HOLDFAST_TOPIC" --max-conns-per-subject 100000 \
         ${HOLDFAST_AUTH_KEY_FILE:+--auth-key-file "$HOLDFAST_AUTH_KEY_FILE"}
     hf_wait_until 30 "proxied gateway /readyz" hf_http_ok "http://127.0.0.1:$port/readyz" ||

@@ -24,6 +24,7 @@
  * the API key of fuzz_support.h, which the seed requests use. */
 #include <ctype.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
@@ -57,6 +58,9 @@ struct hf_http_req {
     char *origin;          /* NULL when absent */
     char *body;            /* exact-size copy, so reads past the end are caught */
     size_t body_len;
+    size_t content_length;
+    void *attached; /* the route's, released with the request */
+    void (*release)(void *attached);
     int answers; /* hf_http_respond calls; must end at exactly one */
     int status;
 };
@@ -94,6 +98,22 @@ const char *hf_http_req_header(const hf_http_req_t *req, const char *name)
     if (strcasecmp(name, "idempotency-key") == 0)
         return req->idempotency_key;
     return NULL;
+}
+
+size_t hf_http_req_content_length(const hf_http_req_t *req)
+{
+    return req->content_length;
+}
+
+void hf_http_req_attach(hf_http_req_t *req, void *data, void (*release)(void *data))
+{
+    req->attached = data;
+    req->release = release;
+}
+
+void *hf_http_req_attached(const hf_http_req_t *req)
+{
+    return req->attached;
 }
 
 const char *hf_http_req_body(const hf_http_req_t *req, size_t *len)
@@ -147,7 +167,14 @@ static void http__writer_takes(hf_http_req_t *req)
     fuzz_submitted = NULL;
     FUZZ_CHECK(job->req == req && job->nevents >= 1);
     FUZZ_CHECK(job->body == req->body || (req->body_len == 0 && job->body_len == 0));
-    FUZZ_CHECK(job->idempotency_key == req->idempotency_key);
+    if (!req->idempotency_key) {
+        FUZZ_CHECK(job->idempotency_key == NULL);
+    } else { /* scoped to the subject: "<subject length>:<subject>:<key>" */
+        char *end = NULL;
+        unsigned long n = strtoul(job->idempotency_key, &end, 10);
+        FUZZ_CHECK(end && *end == ':' && strlen(end + 1) > n && end[1 + n] == ':');
+        FUZZ_CHECK(strcmp(end + 2 + n, req->idempotency_key) == 0);
+    }
     ingest_job_free(job);
     hf_http_respond(req, 201, "application/json", NULL, 0, NULL);
 }
@@ -287,6 +314,8 @@ static void http__req_free(hf_http_req_t *req)
     hf_free(req->idempotency_key);
     hf_free(req->origin);
     hf_free(req->body);
+    if (req->release)
+        req->release(req->attached);
 }
 
 static hf_http_cors_t fuzz_cors_list, fuzz_cors_any;
@@ -317,10 +346,10 @@ static void http__check_cors(const hf_http_req_t *req, const hf_http_cors_t *cor
 /* ---- http.c's request handling, then ingest's routes --------------------- */
 
 static const hf_http_route_t fuzz_ops_routes[] = {
-    {"GET", "/livez", false, NULL},
-    {"GET", "/healthz", false, NULL},
-    {"GET", "/readyz", false, NULL},
-    {"GET", "/metrics", false, NULL},
+    {"GET", "/livez", false, NULL, NULL},
+    {"GET", "/healthz", false, NULL, NULL},
+    {"GET", "/readyz", false, NULL, NULL},
+    {"GET", "/metrics", false, NULL, NULL},
 };
 
 /* What lws and http.c do with one request whose headers are in; rest is
@@ -358,6 +387,10 @@ static bool http__serve(hf_http_req_t *req, size_t content_length, bool has_cont
                                   "body refused", 0);
             return true;
         }
+        req->content_length = content_length;
+        /* Credentials and byte budgets, before the body: a refusal closes. */
+        if (route->admit && !route->admit(req, &fuzz_ingest))
+            return true;
         if (rest_len < content_length)
             return false; /* lws would wait for the rest until the body timeout */
         req->body_len = content_length;
@@ -388,6 +421,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     m->rate_limited = hf_metrics_counter(metrics, "rate_limited", NULL, "");
     fuzz_ingest.cfg.max_batch = FUZZ_MAX_BATCH;
     fuzz_ingest.cfg.max_body = FUZZ_MAX_BODY;
+    /* Room for one largest body in flight and one queued: a second is refused. */
+    fuzz_ingest.cfg.max_inflight_bytes = FUZZ_MAX_BODY;
+    fuzz_ingest.cfg.max_queued_bytes = FUZZ_MAX_BODY;
+    m->over_inflight_bytes = hf_metrics_counter(metrics, "over_inflight", NULL, "");
+    m->over_queued_bytes = hf_metrics_counter(metrics, "over_queued", NULL, "");
     fuzz_ingest.cfg.publish_rate = FUZZ_PUBLISH_RATE;
     fuzz_ingest.cfg.publish_burst = FUZZ_PUBLISH_BURST;
     pthread_mutex_init(&fuzz_history.lock, NULL);
@@ -429,5 +467,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         pos += used;
     }
     hf_ratelimit_free(fuzz_ingest.publish_limit);
+    /* Every request gone: no body byte may still be counted. */
+    FUZZ_CHECK(atomic_load(&fuzz_ingest.inflight_bytes) == 0);
+    FUZZ_CHECK(atomic_load(&fuzz_ingest.queued_bytes) == 0);
     return 0;
 }

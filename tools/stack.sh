@@ -10,10 +10,12 @@
 #
 # Settings (environment): HOLDFAST_GATEWAYS (default 2), HOLDFAST_PARTITIONS
 # (default 8), HOLDFAST_TOPIC (default holdfast.events), HOLDFAST_RUN_DIR
-# (default .run). Ports are chosen free on first start and kept in
-# .run/ports.env, so a part brought back later keeps its address. The demo
-# page (clients/js/demo, on Node) is served at DEMO_ORIGIN, the one origin
-# ingest answers CORS for.
+# (default .run), HOLDFAST_ALLOWED_ORIGINS (web pages that may open
+# WebSockets; default http://127.0.0.1:8000,http://localhost:8000; the demo
+# page's origin is always added). Ports are chosen free on first start and
+# kept in .run/ports.env, so a part brought back later keeps its address.
+# The demo page (clients/js/demo, on Node) is served at DEMO_ORIGIN, the
+# one origin ingest answers CORS for.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 HF_ROOT=$ROOT
@@ -24,6 +26,11 @@ RUN_DIR=${HOLDFAST_RUN_DIR:-$ROOT/.run}
 GATEWAYS=${HOLDFAST_GATEWAYS:-2}
 PARTITIONS=${HOLDFAST_PARTITIONS:-8}
 TOPIC=${HOLDFAST_TOPIC:-holdfast.events}
+# Web pages allowed to open WebSockets on the local gateways: their origins
+# (scheme://host:port, exact, comma-separated; a handshake without Origin,
+# from a program rather than a browser, is always allowed). Add the
+# address a page of yours is served from.
+ALLOWED_ORIGINS=${HOLDFAST_ALLOWED_ORIGINS:-http://127.0.0.1:8000,http://localhost:8000}
 hf_init "$RUN_DIR"
 
 # Each part's port, chosen once.
@@ -82,11 +89,22 @@ stack_up_postgres() {
     hf_migrate --partitions "$PARTITIONS"
 }
 
+# Redis requires a password, random, made on first start and kept in
+# .run/redis.password (mode 600). The services read it from that file (a
+# password on the command line shows in ps); stack.env carries the whole
+# URL for redis-cli -u, holdfast-tap and the chaos scenarios.
 stack_up_redis() {
-    HF_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
-    if hf_alive redis; then return; fi
-    hf_log "starting Redis on 127.0.0.1:$REDIS_PORT"
-    hf_redis_start "$REDIS_PORT"
+    if ! hf_alive redis; then
+        hf_log "starting Redis on 127.0.0.1:$REDIS_PORT (password in $HF_RUN/redis.password)"
+        hf_redis_start "$REDIS_PORT"
+    fi
+    [[ -s $HF_RUN/redis.password ]] ||
+        hf_die "Redis runs without a password (started by an older stack): make down, then make up"
+    HF_REDIS_PASSWORD=$(cat "$HF_RUN/redis.password")
+    export REDISCLI_AUTH=$HF_REDIS_PASSWORD
+    HF_REDIS_URL="redis://default:$HF_REDIS_PASSWORD@127.0.0.1:$REDIS_PORT"
+    STACK_REDIS=(--redis-url "redis://default@127.0.0.1:$REDIS_PORT"
+        --redis-password-file "$HF_RUN/redis.password")
 }
 
 stack_up_kafka() {
@@ -123,8 +141,8 @@ stack_up_gateways() {
         hf_alive "gateway-$i" && continue
         hf_log "starting holdfast-gateway $i on ws://127.0.0.1:${!port}/v1/ws"
         hf_spawn "gateway-$i" "$HF_BIN/holdfast-gateway" --port "${!port}" \
-            --redis-url "$HF_REDIS_URL" --kafka-brokers "$HF_KAFKA_BROKERS" --topic "$TOPIC" \
-            --max-conns-per-subject 100000
+            "${STACK_REDIS[@]}" --kafka-brokers "$HF_KAFKA_BROKERS" --topic "$TOPIC" \
+            --max-conns-per-subject 100000 --allowed-origins "$ALLOWED_ORIGINS,$DEMO_ORIGIN"
         hf_wait_until 30 "gateway-$i /readyz" hf_http_ok "http://127.0.0.1:${!port}/readyz" ||
             hf_die "gateway-$i did not start (see $HF_RUN/gateway-$i.log)"
     done
@@ -162,15 +180,16 @@ stack_up_relay() {
     if hf_alive relay; then return; fi
     hf_log "starting holdfast-relay (ops on $HF_RELAY_URL)"
     hf_spawn relay "$HF_BIN/holdfast-relay" --port "$RELAY_PORT" --pg-url "$HF_PG_URL" \
-        --kafka-brokers "$HF_KAFKA_BROKERS" --topic "$TOPIC" --redis-url "$HF_REDIS_URL" \
+        --kafka-brokers "$HF_KAFKA_BROKERS" --topic "$TOPIC" "${STACK_REDIS[@]}" \
         --relay-id "local-relay-1"
     hf_wait_until 30 "relay /readyz" hf_http_ok "$HF_RELAY_URL/readyz" ||
         hf_die "relay did not start (see $HF_RUN/relay.log)"
 }
 
 # Auth is on, as in production: a secret made on first start (kept in
-# .run/auth.secret, mode 600) and two demo tokens valid 30 days, minted
-# again on every start. Every demo and chaos client shares the subscribe
+# .run/auth.secret, mode 600) and two demo tokens valid 24 hours (the
+# services' default --auth-max-token-lifetime), minted again on every
+# start (make up). Every demo and chaos client shares the subscribe
 # token, so the gateways allow many connections per subject here.
 stack_auth() {
     local secret=$HF_RUN/auth.secret
@@ -179,12 +198,15 @@ stack_auth() {
     fi
     export HF_AUTH=true HOLDFAST_AUTH_KEY_FILE=$secret
     HF_PUBLISH_TOKEN=$("$HF_BIN/holdfast-token" --key-file "$secret" --sub demo-publisher \
-        --publish '*' --ttl 2592000)
+        --publish '*' --ttl 86400)
     HF_SUBSCRIBE_TOKEN=$("$HF_BIN/holdfast-token" --key-file "$secret" --sub demo-subscriber \
-        --subscribe '*' --ttl 2592000)
+        --subscribe '*' --ttl 86400)
 }
 
 stack_write_env() {
+    # Mode 600: it holds the Redis password and the demo tokens.
+    rm -f "$HF_RUN/stack.env"
+    (umask 077 && : >"$HF_RUN/stack.env")
     cat >"$HF_RUN/stack.env" <<EOF
 # Written by tools/stack.sh; source it: . .run/stack.env
 HOLDFAST_INGEST_URL=$HF_INGEST_URL
@@ -257,7 +279,7 @@ stack_demo() {
     ingest     $HOLDFAST_INGEST_URL   (POST /v1/events, /livez, /readyz, /metrics)
     relay      $HOLDFAST_RELAY_URL   (/livez, /readyz, /metrics)
     postgres   $HOLDFAST_PG_URL
-    redis      $HOLDFAST_REDIS_URL
+    redis      redis://default@127.0.0.1:$REDIS_PORT   (password in $HF_RUN/redis.password; the whole URL in stack.env)
     kafka      $HOLDFAST_KAFKA_BROKERS   topic $HOLDFAST_TOPIC
     gateways   $HOLDFAST_GATEWAY_URLS   (WebSocket; /livez, /readyz, /metrics on the same ports)
     demo       ${HOLDFAST_DEMO_URL:-(no Node.js: not started)}   (open it in a browser: @holdfast/client live, short-lived tokens)
@@ -313,7 +335,7 @@ down) stack_down ;;
 run) stack_run ;;
 status) stack_status ;;
 *)
-    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

@@ -126,7 +126,11 @@ function handleRequest(io, req, res) {
 
 async function main() {
     const opts = parseArgs(process.argv.slice(2));
-    const url = `redis://127.0.0.1:${opts.redisPort}`;
+    // The benchmark's Redis has a password (tests/support/lib.sh exports it
+    // as REDISCLI_AUTH for redis-cli); the peer authenticates like Holdfast.
+    const password = process.env.REDISCLI_AUTH;
+    const auth = password ? `default:${encodeURIComponent(password)}@` : '';
+    const url = `redis://${auth}127.0.0.1:${opts.redisPort}`;
     const pub = createClient({ url });
     const sub = createClient({ url });
     // Without a listener an error event would end the process; the client

@@ -36,7 +36,8 @@ static void fleet__connect(cd_client_t *c)
     ci.port = u->port;
     ci.path = u->path;
     ci.host = u->host;
-    ci.origin = u->host;
+    /* No Origin: a program, not a web page (gateways check the Origin of
+     * browsers against --allowed-origins; "127.0.0.1" is no origin at all). */
     ci.protocol = "holdfast.v1.json";
     ci.opaque_user_data = c;
     ci.pwsi = &c->wsi;

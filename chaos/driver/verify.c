@@ -95,8 +95,20 @@ static int verify__wait_relayed(PGconn *pg, const char *pattern, cd_verdict_t *v
     }
 }
 
-static int64_t verify__seq_of(const cd_run_t *run, const char *key)
+/* The publisher's own Idempotency-Key from the stored one: ingest scopes
+ * keys to the publisher's subject as "<subject length>:<subject>:<key>". */
+static const char *verify__client_key(const char *stored)
 {
+    char *end = NULL;
+    unsigned long n = stored ? strtoul(stored, &end, 10) : 0;
+    if (!stored || end == stored || *end != ':' || strlen(end + 1) <= n || end[1 + n] != ':')
+        return NULL;
+    return end + 2 + n;
+}
+
+static int64_t verify__seq_of(const cd_run_t *run, const char *stored)
+{
+    const char *key = verify__client_key(stored);
     size_t n = strlen(run->prefix);
     if (!key || strncmp(key, run->prefix, n) != 0 || key[n] != '-')
         return -1;

@@ -67,3 +67,11 @@ void hf_free(void *ptr)
 {
     free(ptr);
 }
+
+void hf_free_secret(char *s)
+{
+    if (!s)
+        return;
+    explicit_bzero(s, strlen(s)); /* memset could be dropped as a dead store */
+    free(s);
+}

@@ -40,6 +40,10 @@ struct hf_auth {
     auth_key_t keys[2]; /* the current key, then the previous one (rotation) */
     size_t nkeys;
     long long leeway_s;
+    bool require_exp;
+    int64_t max_lifetime_s; /* 0: no limit */
+    char *audience;         /* NULL: not checked */
+    char *issuer;           /* NULL: not checked */
     auth_api_key_t *api_keys;
     size_t napi_keys;
 };
@@ -267,6 +271,10 @@ hf_auth_t *hf_auth_new(const hf_auth_config_t *cfg, char *errbuf, size_t errbuf_
     hf_auth_t *auth = hf_calloc(1, sizeof(*auth));
     auth->enabled = cfg->enabled;
     auth->leeway_s = cfg->leeway_s;
+    auth->require_exp = cfg->require_exp;
+    auth->max_lifetime_s = cfg->max_lifetime_ms / 1000;
+    auth->audience = auth__given(cfg->audience) ? hf_strdup(cfg->audience) : NULL;
+    auth->issuer = auth__given(cfg->issuer) ? hf_strdup(cfg->issuer) : NULL;
     if (!auth->enabled) {
         hf_warn(
             "auth is off: anyone who reaches this port may publish and subscribe to any channel");
@@ -303,6 +311,8 @@ void hf_auth_free(hf_auth_t *auth)
         hf_free(auth->keys[i].data);
     }
     auth__api_keys_free(auth);
+    hf_free(auth->audience);
+    hf_free(auth->issuer);
     hf_free(auth);
 }
 
@@ -376,6 +386,27 @@ static hf_err_t auth__claim_time(json_t *claims, const char *name, int64_t *out,
     return HF_OK;
 }
 
+static bool auth__claim_equals(json_t *v, const char *want)
+{
+    return json_is_string(v) && json_string_length(v) == strlen(want) &&
+           memcmp(json_string_value(v), want, json_string_length(v)) == 0;
+}
+
+/* RFC 7519 4.1.3: "aud" is one string or an array of them. */
+static bool auth__audience_holds(json_t *aud, const char *want)
+{
+    if (!json_is_array(aud))
+        return auth__claim_equals(aud, want);
+    size_t i;
+    json_t *v;
+    json_array_foreach(aud, i, v)
+    {
+        if (auth__claim_equals(v, want))
+            return true;
+    }
+    return false;
+}
+
 static hf_err_t auth__claims_read(const hf_auth_t *auth, json_t *claims, int64_t now_s,
                                   hf_auth_identity_t *id, char *why, size_t why_size)
 {
@@ -384,16 +415,32 @@ static hf_err_t auth__claims_read(const hf_auth_t *auth, json_t *claims, int64_t
         json_string_length(sub) > HF_AUTH_SUBJECT_MAX)
         return auth__deny(why, why_size, "token has no 'sub' claim of 1..128 bytes");
     snprintf(id->subject, sizeof(id->subject), "%s", json_string_value(sub));
-    int64_t exp, nbf;
-    bool has_exp, has_nbf;
+    int64_t exp, nbf, iat;
+    bool has_exp, has_nbf, has_iat;
     if (auth__claim_time(claims, "exp", &exp, &has_exp) != HF_OK ||
-        auth__claim_time(claims, "nbf", &nbf, &has_nbf) != HF_OK)
-        return auth__deny(why, why_size, "claims 'exp' and 'nbf' must be numbers");
+        auth__claim_time(claims, "nbf", &nbf, &has_nbf) != HF_OK ||
+        auth__claim_time(claims, "iat", &iat, &has_iat) != HF_OK)
+        return auth__deny(why, why_size, "claims 'exp', 'nbf' and 'iat' must be numbers");
+    if (!has_exp && auth->require_exp)
+        return auth__deny(why, why_size, "token has no 'exp' claim (it would never expire)");
     /* written so that no sum can overflow, whatever exp holds */
     if (has_exp && now_s - auth->leeway_s > exp)
         return auth__deny(why, why_size, "token expired");
     if (has_nbf && now_s + auth->leeway_s < nbf)
         return auth__deny(why, why_size, "token not yet valid");
+    /* exp passed the check above, so exp > 0 and these differences cannot
+     * overflow; exp - now catches an iat set in the future. */
+    if (has_exp && auth->max_lifetime_s > 0 &&
+        ((has_iat && iat < exp - auth->max_lifetime_s) ||
+         exp - auth->max_lifetime_s - auth->leeway_s > now_s)) {
+        snprintf(why, why_size, "token lifetime exceeds the %lld s this server allows",
+                 (long long)auth->max_lifetime_s);
+        return HF_ERR_AUTH;
+    }
+    if (auth->issuer && !auth__claim_equals(json_object_get(claims, "iss"), auth->issuer))
+        return auth__deny(why, why_size, "token's 'iss' is not an issuer this server accepts");
+    if (auth->audience && !auth__audience_holds(json_object_get(claims, "aud"), auth->audience))
+        return auth__deny(why, why_size, "token's 'aud' does not name this service");
     id->expires_s = has_exp ? exp : 0; /* a present exp passed the check: it is > 0 */
     hf_err_t err =
         auth__claim_patterns(claims, "publish", &id->publish, &id->npublish, why, why_size);

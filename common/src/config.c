@@ -110,6 +110,16 @@ static hf_err_t config__set(const hf_conf_spec_t *spec, void *target, const char
         hf_free(*(char **)field);
         *(char **)field = text ? hf_strdup(text) : NULL;
         return HF_OK;
+    case HF_CONF_LIST:
+        if (text && *(char **)field) {
+            char *joined = hf_malloc(strlen(*(char **)field) + 1 + strlen(text) + 1);
+            sprintf(joined, "%s\n%s", *(char **)field, text);
+            hf_free(*(char **)field);
+            *(char **)field = joined;
+        } else if (text) {
+            *(char **)field = hf_strdup(text);
+        }
+        return HF_OK;
     case HF_CONF_BOOL:
         err = config__parse_bool(text, (bool *)field);
         break;
@@ -207,7 +217,7 @@ hf_err_t hf_config_load(const hf_conf_spec_t *specs, size_t nspecs, void *target
 {
     *help_shown = false;
     for (size_t i = 0; i < nspecs; i++) {
-        if (!specs[i].def && specs[i].type == HF_CONF_STRING)
+        if (!specs[i].def && (specs[i].type == HF_CONF_STRING || specs[i].type == HF_CONF_LIST))
             continue;
         hf_err_t err = config__set(&specs[i], target, specs[i].def ? specs[i].def : "0", "default",
                                    errbuf, errbuf_size);
@@ -224,14 +234,17 @@ hf_err_t hf_config_load(const hf_conf_spec_t *specs, size_t nspecs, void *target
 
 void hf_config_print_help(const hf_conf_spec_t *specs, size_t nspecs, const char *usage, FILE *out)
 {
-    static const char *const type_names[] = {"string", "int", "bool", "duration", "bytes"};
+    static const char *const type_names[] = {"string", "int", "bool", "duration", "bytes", "list"};
     fprintf(out, "%s\n\nSettings (flag, environment variable, default):\n", usage);
     for (size_t i = 0; i < nspecs; i++) {
         char env[128];
         config__env_name(specs[i].name, env, sizeof env);
-        fprintf(out, "  --%s=<%s>\n      env %s, default: %s\n      %s\n", specs[i].name,
+        fprintf(out, "  --%s=<%s>\n      env %s, default: %s\n      %s%s\n", specs[i].name,
                 type_names[specs[i].type], env, specs[i].def ? specs[i].def : "(unset)",
-                specs[i].help);
+                specs[i].help,
+                specs[i].type == HF_CONF_LIST
+                    ? " (repeatable; the variable takes one per line; flags add to it)"
+                    : "");
     }
     fprintf(out, "  --help\n      print this help and exit\n");
 }
@@ -239,25 +252,12 @@ void hf_config_print_help(const hf_conf_spec_t *specs, size_t nspecs, const char
 void hf_config_free(const hf_conf_spec_t *specs, size_t nspecs, void *target)
 {
     for (size_t i = 0; i < nspecs; i++) {
-        if (specs[i].type != HF_CONF_STRING)
+        if (specs[i].type != HF_CONF_STRING && specs[i].type != HF_CONF_LIST)
             continue;
         char **field = (char **)((char *)target + specs[i].offset);
         hf_free(*field);
         *field = NULL;
     }
-}
-
-hf_err_t hf_config_parse_redis_url(const char *url, char *host, size_t host_size, int *port)
-{
-    const char *rest = strncmp(url, "redis://", 8) == 0 ? url + 8 : url;
-    const char *colon = strrchr(rest, ':');
-    size_t host_len = colon ? (size_t)(colon - rest) : strcspn(rest, "/");
-    if (strchr(rest, '@') || host_len == 0 || host_len >= host_size)
-        return HF_ERR_INVALID;
-    memcpy(host, rest, host_len);
-    host[host_len] = '\0';
-    *port = colon ? atoi(colon + 1) : 6379;
-    return *port > 0 && *port < 65536 ? HF_OK : HF_ERR_INVALID;
 }
 
 int hf_config_load_daemon(const char *service, const hf_conf_spec_t *specs, size_t nspecs,

@@ -24,6 +24,7 @@
 #define HTTP_MAX_QUERY_ARGS HF_HTTP_QUERY_ARGS_MAX
 #define HTTP_MAX_EXTRA      4 /* extra response headers */
 #define HTTP_HEADER_MAX     HF_HTTP_HEADER_MAX
+#define HTTP_LINGER_US      (2 * LWS_US_PER_SEC) /* after an early answer, drop body this long */
 
 typedef enum { REQ_READING, REQ_HANDLING, REQ_RESPONDED } http_req_state_t;
 
@@ -33,6 +34,7 @@ struct hf_http_req {
     http_req_state_t state; /* guarded by srv->lock once HANDLING */
     bool closed;            /* the client went away; drop the response */
     bool close_after;       /* answer with Connection: close (body not consumed) */
+    bool linger;            /* answered before its body: read and drop that body, then close */
     const hf_http_route_t *route;
     char method[8];
     char *path;                              /* owned */
@@ -47,7 +49,9 @@ struct hf_http_req {
     hf_buf_t body;         /* received body */
     size_t content_length;
     lws_sorted_usec_list_t body_deadline; /* the whole body must be in by then */
-    int status;                           /* response */
+    void *attached;                       /* the daemon's, released at free */
+    void (*release)(void *attached);
+    int status; /* response */
     char *resp_ctype;
     char *resp_body; /* owned */
     size_t resp_len;
@@ -66,15 +70,25 @@ struct hf_http_server {
     hf_metric_t *m_requests[6]; /* by status class: 1xx..5xx, other */
 };
 
+/* A request answered before its body (401, 413, 503, ...) closes its
+ * connection, but closing with body bytes unread makes the kernel send a
+ * reset, and a client still uploading may lose the answer with it (most
+ * clients send the whole body before reading). So the connection lingers:
+ * the rest of the announced body (at most max_body) is read and dropped,
+ * for at most HTTP_LINGER_US, then it closes cleanly. Nothing is kept. */
 typedef struct http_pss {
     hf_http_req_t *req; /* the connection's current request */
+    struct lws *wsi;    /* for the linger deadline */
+    size_t body_left;   /* announced body bytes not yet seen (this request) */
+    bool lingering;     /* answered early, dropping body_left, then closing */
+    lws_sorted_usec_list_t linger_deadline;
 } http_pss_t;
 
 static const hf_http_route_t http_ops_routes[] = {
-    {"GET", "/livez", false, NULL},
-    {"GET", "/healthz", false, NULL},
-    {"GET", "/readyz", false, NULL},
-    {"GET", "/metrics", false, NULL},
+    {"GET", "/livez", false, NULL, NULL},
+    {"GET", "/healthz", false, NULL, NULL},
+    {"GET", "/readyz", false, NULL, NULL},
+    {"GET", "/metrics", false, NULL, NULL},
 };
 
 static double http__inflight_gauge(void *arg)
@@ -108,6 +122,8 @@ hf_http_server_t *hf_http_server_new(const hf_http_config_t *cfg)
 static void http__req_free(hf_http_req_t *req)
 {
     lws_sul_cancel(&req->body_deadline); /* harmless when never scheduled */
+    if (req->release)
+        req->release(req->attached);
     hf_free(req->path);
     for (int i = 0; i < req->nquery; i++) {
         hf_free(req->query_names[i]);
@@ -188,6 +204,22 @@ const char *hf_http_req_body(const hf_http_req_t *req, size_t *len)
 {
     *len = req->body.len;
     return req->body.data ? req->body.data : "";
+}
+
+size_t hf_http_req_content_length(const hf_http_req_t *req)
+{
+    return req->content_length;
+}
+
+void hf_http_req_attach(hf_http_req_t *req, void *data, void (*release)(void *data))
+{
+    req->attached = data;
+    req->release = release;
+}
+
+void *hf_http_req_attached(const hf_http_req_t *req)
+{
+    return req->attached;
 }
 
 static bool http__on_lws_thread(const hf_http_server_t *srv)
@@ -312,9 +344,28 @@ static void http__cors_headers(hf_buf_t *out, const hf_http_req_t *req)
     hf_http_cors_headers(out, srv->cfg.cors, req->origin, req->preflight, methods);
 }
 
+static void http__linger_over(lws_sorted_usec_list_t *sul)
+{
+    http_pss_t *pss = lws_container_of(sul, http_pss_t, linger_deadline);
+    lws_set_timeout(pss->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
+/* The answer is out and the connection must close: at once, or once the
+ * rest of the body is read (see http_pss_t). Returns -1 to close now. */
+static int http__linger(struct lws *wsi, http_pss_t *pss, bool linger)
+{
+    if (!linger || pss->body_left == 0)
+        return -1;
+    pss->lingering = true;
+    pss->wsi = wsi;
+    lws_sul_schedule(lws_get_context(wsi), 0, &pss->linger_deadline, http__linger_over,
+                     HTTP_LINGER_US);
+    return 0;
+}
+
 /* Writes status line, headers and body in one lws_write. Returns -1 when
- * the connection must close. */
-static int http__write_response(struct lws *wsi, hf_http_req_t *req)
+ * the connection must close (now, or after lingering: 0). */
+static int http__write_response(struct lws *wsi, http_pss_t *pss, hf_http_req_t *req)
 {
     hf_buf_t out = HF_BUF_INIT;
     hf_buf_reserve(&out, LWS_PRE + 512 + req->resp_len);
@@ -335,10 +386,10 @@ static int http__write_response(struct lws *wsi, hf_http_req_t *req)
      * now and finishes it before the next writable callback. */
     int n = lws_write(wsi, (unsigned char *)out.data + LWS_PRE, len, LWS_WRITE_HTTP_FINAL);
     hf_buf_free(&out);
-    bool close_after = req->close_after;
+    bool close_after = req->close_after, linger = req->linger;
     http__req_free(req);
     if (n < 0 || close_after)
-        return -1;
+        return http__linger(wsi, pss, linger);
     return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
@@ -471,6 +522,7 @@ static void http__body_late(lws_sorted_usec_list_t *sul)
     if (req->state != REQ_READING || !req->wsi)
         return;
     req->close_after = true;
+    req->linger = false; /* it is slow to arrive: no reason to wait for more */
     hf_http_respond_error(req, 408, "body_timeout", "the body did not arrive in time", 0);
 }
 
@@ -507,8 +559,12 @@ static int http__on_request(hf_http_server_t *srv, struct lws *wsi, http_pss_t *
     bool path_known;
     req->route = http__route(srv, req, &path_known);
     bool has_body = req->content_length > 0 || (req->route && req->route->takes_body);
-    /* Answering before the body is read: the connection cannot be reused. */
+    /* Answering before the body is read: the connection cannot be reused;
+     * a body no larger than the limit is read and dropped first. */
     req->close_after = has_body;
+    req->linger = has_body && req->content_length <= srv->cfg.max_body;
+    pss->body_left = req->content_length;
+    pss->lingering = false;
 
     if (!req->route && path_known && http__is_preflight(srv, wsi, req)) {
         http__answer_preflight(srv, req);
@@ -549,6 +605,10 @@ static int http__on_request(hf_http_server_t *srv, struct lws *wsi, http_pss_t *
         hf_http_respond_error(req, 413, "body_too_large", msg, 0);
         return 0;
     }
+    /* Credentials and budgets before a byte of the body is read or room
+     * made for it; a refusal closes the connection (close_after is set). */
+    if (req->route->admit && !req->route->admit(req, srv->cfg.ctx))
+        return 0;
     req->close_after = false;
     hf_buf_reserve(&req->body, req->content_length);
     /* lws restarts its own timeout (timeout_secs) on every piece of body:
@@ -566,6 +626,7 @@ static int http__on_body(hf_http_req_t *req, const void *in, size_t len)
         return 0; /* already answered (e.g. 413): discard */
     if (req->body.len + len > req->content_length) {
         req->close_after = true;
+        req->linger = false;
         hf_http_respond_error(req, 400, "bad_body", "body is longer than Content-Length", 0);
         return 0;
     }
@@ -614,8 +675,13 @@ static int http__callback(struct lws *wsi, enum lws_callback_reasons reason, voi
     case LWS_CALLBACK_HTTP:
         return http__on_request(srv, wsi, pss, in, len);
     case LWS_CALLBACK_HTTP_BODY:
+        pss->body_left -= len < pss->body_left ? len : pss->body_left;
+        if (pss->lingering) /* answered: dropped; all of it in, close */
+            return pss->body_left == 0 ? -1 : 0;
         return http__on_body(pss->req, in, len);
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        if (pss->lingering)
+            return -1;
         http__on_body_complete(srv, wsi, pss->req);
         return 0;
     case LWS_CALLBACK_HTTP_WRITEABLE:
@@ -624,9 +690,11 @@ static int http__callback(struct lws *wsi, enum lws_callback_reasons reason, voi
         {
             hf_http_req_t *req = pss->req;
             pss->req = NULL;
-            return http__write_response(wsi, req);
+            return http__write_response(wsi, pss, req);
         }
     case LWS_CALLBACK_CLOSED_HTTP:
+        if (pss)
+            lws_sul_cancel(&pss->linger_deadline); /* harmless when never scheduled */
         http__on_closed(srv, pss);
         return 0;
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:

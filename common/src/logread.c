@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "holdfast/alloc.h"
+#include "holdfast/log.h"
 #include "holdfast/wire.h"
 
 struct hf_logread {
@@ -29,7 +30,19 @@ static void logread_drop_last(hf_logread_t *lr)
     lr->last = NULL;
 }
 
-hf_logread_t *hf_logread_new(const char *brokers, const char *topic, char *err, size_t err_size)
+/* librdkafka's own log lines (its errors, and its debug output when the
+ * operator sets the debug property) join the service's JSON log. */
+static void logread_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)rk;
+    hf_log(level <= 3   ? HF_LOG_ERROR
+           : level <= 5 ? HF_LOG_WARN
+                        : HF_LOG_INFO,
+           "kafka %s: %s", fac, buf);
+}
+
+hf_logread_t *hf_logread_new(const char *brokers, const hf_kafka_props_config_t *props,
+                             const char *topic, char *err, size_t err_size)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     /* No group: assign() with explicit offsets, never commit. A short fetch
@@ -56,6 +69,11 @@ hf_logread_t *hf_logread_new(const char *brokers, const char *topic, char *err, 
             return NULL;
         }
     }
+    if (hf_kafka_props_apply(props, conf, err, err_size) != HF_OK) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    rd_kafka_conf_set_log_cb(conf, logread_log);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, err_size);
     if (!rk) {
         rd_kafka_conf_destroy(conf);

@@ -1,12 +1,15 @@
 /* access.c - who may connect and subscribe, and how much they may ask.
  *
- * Owns: token verification at the upgrade (Authorization header, or
+ * Owns: the Origin allow-list checked at the handshake (browsers send the
+ * page's origin; a page not listed gets 403 before anything else), token
+ * verification at the upgrade (Authorization header, or
  * ?token= for browsers, which cannot set headers on a WebSocket), the
  * subscribe check against the token's patterns, closing connections whose
  * token expires, a fresh token on an open connection (the auth message),
  * connection counts per client address and per subject (process-wide,
  * under one lock taken only at connect and close) and each connection's
  * message-rate bucket. */
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -16,11 +19,113 @@
 #include "holdfast/http_parse.h"
 #include "holdfast/log.h"
 
+/* An Origin as browsers serialise it (RFC 6454): scheme "://" host
+ * [":" port], lower case, no path; or "null". */
+static bool access_origin_is_valid(const char *o, size_t len)
+{
+    if (len == 4 && memcmp(o, "null", 4) == 0)
+        return true;
+    const char *sep = memmem(o, len, "://", 3);
+    if (!sep || sep == o || (size_t)(sep - o) + 3 >= len)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = o[i];
+        if (!(islower((unsigned char)c) || isdigit((unsigned char)c) || strchr(":/.-+[]_", c)))
+            return false;
+    }
+    return !memchr(sep + 3, '/', len - (size_t)(sep + 3 - o));
+}
+
+static void access_origins_free(gw_process_t *p)
+{
+    for (size_t i = 0; i < p->norigins; i++)
+        hf_free(p->origins[i]);
+    hf_free(p->origins);
+    p->origins = NULL;
+    p->norigins = 0;
+    p->any_origin = false;
+}
+
+hf_err_t gw_access_origins_parse(gw_process_t *p, const char *list, char *errbuf,
+                                 size_t errbuf_size)
+{
+    access_origins_free(p);
+    for (const char *s = list ? list : ""; *s;) {
+        s += strspn(s, ", \t\n");
+        size_t len = strcspn(s, ", \t\n");
+        if (len == 0)
+            break;
+        if (len == 1 && *s == '*') {
+            p->any_origin = true;
+        } else if (!access_origin_is_valid(s, len)) {
+            snprintf(errbuf, errbuf_size,
+                     "allowed-origins: '%.*s' is not an Origin as browsers send it "
+                     "(scheme://host[:port] in lower case, no path or trailing slash; or *)",
+                     (int)(len > 200 ? 200 : len), s);
+            access_origins_free(p);
+            return HF_ERR_INVALID;
+        } else {
+            p->origins = hf_realloc(p->origins, (p->norigins + 1) * sizeof *p->origins);
+            p->origins[p->norigins++] = hf_strndup(s, len);
+        }
+        s += len;
+    }
+    return HF_OK;
+}
+
+bool gw_access_origin_allowed(const gw_process_t *p, const char *origin)
+{
+    if (!origin || p->any_origin)
+        return true;
+    for (size_t i = 0; i < p->norigins; i++)
+        if (strcmp(p->origins[i], origin) == 0)
+            return true;
+    return false;
+}
+
+#define ACCESS_ORIGIN_MAX 512 /* longer than any Origin a page could have */
+
+bool gw_access_handshake(gateway_t *gw, struct lws *wsi)
+{
+    char origin[ACCESS_ORIGIN_MAX];
+    int n = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN);
+    if (n <= 0 || gw->proc->any_origin)
+        return true;
+    if (n < (int)sizeof origin && lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) > 0 &&
+        gw_access_origin_allowed(gw->proc, origin))
+        return true;
+    hf_counter_inc(gw->m.origin_refused);
+    /* lws has switched the connection to its WebSocket role already; an
+     * HTTP write still goes out raw, before lws closes it. */
+    hf_buf_t body = HF_BUF_INIT, out = HF_BUF_INIT;
+    hf_http_error_body(&body, "origin_not_allowed",
+                       "this web page's origin may not open WebSockets here");
+    hf_buf_reserve(&out, LWS_PRE + 256 + body.len);
+    out.len = LWS_PRE;
+    hf_buf_printf(&out,
+                  "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\n"
+                  "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                  body.len);
+    hf_buf_append(&out, body.data, body.len);
+    if (lws_write(wsi, (unsigned char *)out.data + LWS_PRE, out.len - LWS_PRE, LWS_WRITE_HTTP) < 0)
+        hf_debug("the 403 to a refused origin could not be written");
+    hf_buf_free(&out);
+    hf_buf_free(&body);
+    return false;
+}
+
 hf_err_t gw_access_init(gw_process_t *p, char *errbuf, size_t errbuf_size)
 {
-    p->auth = hf_auth_new(&p->cfg.auth, errbuf, errbuf_size);
-    if (!p->auth)
+    if (gw_access_origins_parse(p, p->cfg.allowed_origins, errbuf, errbuf_size) != HF_OK)
         return HF_ERR_INVALID;
+    p->auth = hf_auth_new(&p->cfg.auth, errbuf, errbuf_size);
+    if (!p->auth) {
+        access_origins_free(p);
+        return HF_ERR_INVALID;
+    }
+    if (p->any_origin)
+        hf_info("allowed-origins: * (any web page may open WebSockets here: tokens, not "
+                "cookies, authenticate them)");
     pthread_mutex_init(&p->access_lock, NULL);
     p->conns_per_ip = hf_strmap_new();
     p->conns_per_subject = hf_strmap_new();
@@ -29,6 +134,7 @@ hf_err_t gw_access_init(gw_process_t *p, char *errbuf, size_t errbuf_size)
 
 void gw_access_free(gw_process_t *p)
 {
+    access_origins_free(p);
     if (!p->auth)
         return;
     hf_auth_free(p->auth);

@@ -505,7 +505,7 @@ static int conn_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     gw_conn_t *c = user;
     switch (reason) {
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-        return gw->draining || !conn_path_ok(wsi) ? 1 : 0;
+        return gw->draining || !conn_path_ok(wsi) || !gw_access_handshake(gw, wsi) ? 1 : 0;
     case LWS_CALLBACK_ESTABLISHED:
         conn_open(gw, c, wsi);
         return 0;

@@ -42,6 +42,7 @@
 #include "holdfast/auth.h"
 #include "holdfast/envelope.h"
 #include "holdfast/http.h"
+#include "holdfast/kafka_props.h"
 #include "holdfast/metrics.h"
 #include "holdfast/ratelimit.h"
 #include "holdfast/strmap.h"
@@ -54,7 +55,9 @@ typedef struct gateway_config {
     char *listen_addr;
     long long port;
     char *redis_url;
+    char *redis_password_file;
     char *kafka_brokers;
+    hf_kafka_props_config_t kafka_props; /* librdkafka properties (security, tuning) */
     char *topic;
     long long redis_ping_interval_ms;
     long long redis_ping_timeout_ms;
@@ -79,6 +82,7 @@ typedef struct gateway_config {
     long long max_conns_per_subject; /* per token subject; 0: unlimited */
     long long client_msg_rate;       /* client messages/s per connection; 0: unlimited */
     long long client_msg_burst;
+    char *allowed_origins; /* comma-separated Origin values a handshake may carry; "*": any */
     char *log_level;
 } gateway_config_t;
 
@@ -195,6 +199,7 @@ typedef struct gateway_metrics {
     hf_metric_t *limited_conns_subject;
     hf_metric_t *limited_msg_rate;
     hf_metric_t *token_refreshes;
+    hf_metric_t *origin_refused;
 } gateway_metrics_t;
 
 typedef struct gw_listener gw_listener_t;
@@ -222,6 +227,9 @@ struct gw_process {
     pthread_mutex_t access_lock;    /* guards the two counts below */
     hf_strmap_t *conns_per_ip;      /* address -> open connections */
     hf_strmap_t *conns_per_subject; /* subject -> open connections */
+    char **origins;                 /* --allowed-origins, parsed; immutable once running */
+    size_t norigins;
+    bool any_origin; /* "*" is among them */
 };
 
 struct gateway {
@@ -282,6 +290,20 @@ void gw_on_uv_signal(void *handle, int sig);
 /* access.c */
 hf_err_t gw_access_init(gw_process_t *p, char *errbuf, size_t errbuf_size);
 void gw_access_free(gw_process_t *p);
+/* Whether a handshake carrying this Origin header may proceed: no header
+ * (not a browser) or one listed in --allowed-origins (exact match), or
+ * the list holds "*". */
+bool gw_access_origin_allowed(const gw_process_t *p, const char *origin);
+/* Parses --allowed-origins into p (gw_access_init does); HF_ERR_INVALID
+ * with the reason for an entry that is no Origin (a path, a trailing
+ * slash, upper case: a browser would never send it, so it could never
+ * match). */
+hf_err_t gw_access_origins_parse(gw_process_t *p, const char *list, char *errbuf,
+                                 size_t errbuf_size);
+/* At the handshake (lws' FILTER_PROTOCOL_CONNECTION, before the 101):
+ * false when the Origin is not allowed, after writing the 403 (the caller
+ * then refuses the connection, which lws closes). */
+bool gw_access_handshake(gateway_t *gw, struct lws *wsi);
 /* At the upgrade: the token and the connection limits. false: c is being
  * closed (4401 or 1008) and must not be served. */
 bool gw_access_admit(gateway_t *gw, gw_conn_t *c, struct lws *wsi);

@@ -330,17 +330,18 @@ static void *kafka_main(void *arg)
     return NULL;
 }
 
-gw_kafka_t *gw_kafka_start(const char *brokers, const char *topic, int timeout_ms, int wait_ms,
-                           gw_inbox_t *inbox, int32_t *partition_count)
+gw_kafka_t *gw_kafka_start(const char *brokers, const hf_kafka_props_config_t *props,
+                           const char *topic, int timeout_ms, int wait_ms, gw_inbox_t *inbox,
+                           int32_t *partition_count)
 {
     char err[512];
     gw_kafka_t *k = hf_calloc(1, sizeof *k);
     k->topic = hf_strdup(topic);
     k->timeout_ms = timeout_ms;
     k->inbox = inbox;
-    k->scan = hf_logread_new(brokers, topic, err, sizeof err);
+    k->scan = hf_logread_new(brokers, props, topic, err, sizeof err);
     if (k->scan)
-        k->probe = hf_logread_new(brokers, topic, err, sizeof err);
+        k->probe = hf_logread_new(brokers, props, topic, err, sizeof err);
     int count = 0;
     hf_err_t rc = k->scan && k->probe ? HF_ERR_UNAVAILABLE : HF_ERR_INVALID;
     for (int64_t deadline = kafka_now_us() + (int64_t)wait_ms * 1000;

@@ -23,14 +23,16 @@
 #include <stdint.h>
 
 #include "holdfast/err.h"
+#include "holdfast/kafka_props.h"
 #include "inbox.h"
 
 typedef struct gw_kafka gw_kafka_t;
 
 /* Connects and learns the topic's partition count (waiting up to
  * wait_ms for the brokers), then starts the thread. NULL on failure. */
-gw_kafka_t *gw_kafka_start(const char *brokers, const char *topic, int timeout_ms, int wait_ms,
-                           gw_inbox_t *inbox, int32_t *partition_count);
+gw_kafka_t *gw_kafka_start(const char *brokers, const hf_kafka_props_config_t *props,
+                           const char *topic, int timeout_ms, int wait_ms, gw_inbox_t *inbox,
+                           int32_t *partition_count);
 void gw_kafka_stop(gw_kafka_t *kafka);
 
 void gw_kafka_probe(gw_kafka_t *kafka, int32_t partition, uint64_t token);

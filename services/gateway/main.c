@@ -22,9 +22,12 @@ static const hf_conf_spec_t gw_settings[] = {
     {"port", HF_CONF_INT, offsetof(gateway_config_t, port), "8090", 0, 65535,
      "port for WebSocket /v1/ws, /livez, /readyz and /metrics"},
     {"redis-url", HF_CONF_STRING, offsetof(gateway_config_t, redis_url), "redis://127.0.0.1:6379",
-     0, 0, "Redis for the real-time path"},
+     0, 0, "Redis for the real-time path, redis://[USER:PASSWORD@]HOST:PORT[/DB]"},
+    {"redis-password-file", HF_CONF_STRING, offsetof(gateway_config_t, redis_password_file), NULL,
+     0, 0, "file holding the Redis password (instead of one in the URL)"},
     {"kafka-brokers", HF_CONF_STRING, offsetof(gateway_config_t, kafka_brokers), "127.0.0.1:9092",
      0, 0, "Kafka bootstrap servers (gap fill, resume, fallback)"},
+    HF_KAFKA_PROPS_SETTINGS(gateway_config_t, kafka_props),
     {"topic", HF_CONF_STRING, offsetof(gateway_config_t, topic), "holdfast.events", 0, 0,
      "the event topic"},
     {"redis-ping-interval", HF_CONF_MS, offsetof(gateway_config_t, redis_ping_interval_ms), "1s",
@@ -79,6 +82,10 @@ static const hf_conf_spec_t gw_settings[] = {
      "client messages per second per connection (0: unlimited); over it: close 1008"},
     {"client-msg-burst", HF_CONF_INT, offsetof(gateway_config_t, client_msg_burst), "200", 1,
      1000000, "client messages a connection may send at once above its rate"},
+    {"allowed-origins", HF_CONF_STRING, offsetof(gateway_config_t, allowed_origins), "*", 0, 0,
+     "Origin values a WebSocket handshake may carry, comma-separated, exact (e.g. "
+     "https://app.example.com); other origins get 403, a handshake without Origin (not a "
+     "browser) is allowed; * allows any"},
     {"log-level", HF_CONF_STRING, offsetof(gateway_config_t, log_level), "info", 0, 0,
      "debug, info, warn or error"},
 };
@@ -368,6 +375,9 @@ static void gw_counters_register(gw_process_t *p)
     m->limited_conns_subject =
         hf_metrics_counter(r, "holdfast_gateway_limited_total", "limit=\"connections_per_subject\"",
                            "Connections closed 1008 by a limit, by limit.");
+    m->origin_refused =
+        hf_metrics_counter(r, "holdfast_gateway_origin_refused_total", NULL,
+                           "WebSocket handshakes refused 403: an Origin not in --allowed-origins.");
     m->limited_msg_rate =
         hf_metrics_counter(r, "holdfast_gateway_limited_total", "limit=\"message_rate\"",
                            "Connections closed 1008 by a limit, by limit.");

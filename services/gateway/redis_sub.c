@@ -19,6 +19,7 @@
 #include "holdfast/alloc.h"
 #include "holdfast/config.h"
 #include "holdfast/log.h"
+#include "holdfast/redis_conn.h"
 #include "holdfast/strmap.h"
 #include "holdfast/wire.h"
 
@@ -29,8 +30,7 @@
 #define REDIS_UNWANT  ((void *)2)
 
 struct gw_redis {
-    char host[256];
-    int port;
+    hf_redis_target_t target; /* where, and the credentials sent on each connect */
     gw_redis_config_t cfg;
     gw_inbox_t *inbox;
     pthread_t thread;
@@ -40,6 +40,7 @@ struct gw_redis {
 
     pthread_mutex_t lock;
     hf_strmap_t *pending; /* channel -> REDIS_WANT / REDIS_UNWANT, latest wins */
+    char refusal[512];    /* Redis' refusal of the last connect; "" when none */
 
     /* the thread's own */
     hf_strmap_t *wanted;
@@ -64,7 +65,7 @@ static int64_t redis_now_us(void)
 static void redis_drop(gw_redis_t *r, const char *why)
 {
     if (!r->warned)
-        hf_warn("redis %s:%d: %s; delivering from Kafka until it is back", r->host, r->port, why);
+        hf_warn("redis %s: %s; delivering from Kafka until it is back", r->target.name, why);
     r->warned = true;
     if (r->c)
         redisFree(r->c);
@@ -131,16 +132,30 @@ static void redis_subscribe_each(const char *key, void *value, void *arg)
     redis_batch_add(arg, key);
 }
 
+static void redis_set_refusal(gw_redis_t *r, const char *why)
+{
+    pthread_mutex_lock(&r->lock);
+    snprintf(r->refusal, sizeof r->refusal, "%s", why);
+    pthread_mutex_unlock(&r->lock);
+}
+
 static bool redis_connect(gw_redis_t *r)
 {
-    long long ms = r->cfg.ping_timeout_ms;
-    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
-    r->c = redisConnectWithTimeout(r->host, r->port, tv);
-    if (!r->c || r->c->err) {
-        redis_drop(r, r->c ? r->c->errstr : "out of memory");
+    hf_err_t err;
+    char why[512];
+    /* The ping timeout bounds the connect, AUTH and every later write to a
+     * server that stopped reading. */
+    r->c = hf_redis_connect(&r->target, r->cfg.ping_timeout_ms, &err, why, sizeof why);
+    if (!r->c) {
+        if (err == HF_ERR_AUTH && !r->refusal[0]) /* a configuration to fix: said loudly, once */
+            hf_error("%s: the gateway is not ready until this is fixed", why);
+        redis_set_refusal(r, err == HF_ERR_AUTH ? why : "");
+        redis_drop(r, why);
         return false;
     }
-    redisSetTimeout(r->c, tv); /* bounds writes to a server that stopped reading */
+    if (r->refusal[0])
+        hf_info("redis %s accepts the credentials again", r->target.name);
+    redis_set_refusal(r, "");
     /* The PING's answer proves the server alive before anything is reported. */
     redisAppendCommand(r->c, "PING");
     r->ping_sent_us = r->last_ping_us = redis_now_us();
@@ -221,7 +236,7 @@ static void redis_on_pong(gw_redis_t *r)
     r->answered = true;
     atomic_store(&r->connected, true);
     if (r->warned)
-        hf_info("redis %s:%d is back: resubscribing %zu channels", r->host, r->port,
+        hf_info("redis %s is back: resubscribing %zu channels", r->target.name,
                 hf_strmap_len(r->wanted));
     r->warned = false;
     gw_inbox_push(r->inbox, gw_msg_new(GW_MSG_REDIS_UP, NULL, NULL, 0));
@@ -353,8 +368,21 @@ static void *redis_main(void *arg)
 gw_redis_t *gw_redis_start(const gw_redis_config_t *cfg, gw_inbox_t *inbox)
 {
     gw_redis_t *r = hf_calloc(1, sizeof *r);
-    if (hf_config_parse_redis_url(cfg->url, r->host, sizeof r->host, &r->port) != HF_OK) {
-        hf_error("redis-url %s: expected redis://HOST:PORT", cfg->url);
+    char why[700];
+    if (hf_redis_target_parse(cfg->url, cfg->password_file, &r->target, why, sizeof why) != HF_OK) {
+        hf_error("%s", why);
+        hf_free(r);
+        return NULL;
+    }
+    /* Refused credentials stop the start (Redis unreachable does not: the
+     * gateway delivers from Kafka meanwhile). */
+    hf_err_t err = HF_OK;
+    redisContext *probe = hf_redis_connect(&r->target, cfg->ping_timeout_ms, &err, why, sizeof why);
+    if (probe)
+        redisFree(probe);
+    else if (err == HF_ERR_AUTH) {
+        hf_error("%s: fix --redis-url or --redis-password-file", why);
+        hf_redis_target_free(&r->target);
         hf_free(r);
         return NULL;
     }
@@ -373,6 +401,7 @@ gw_redis_t *gw_redis_start(const gw_redis_config_t *cfg, gw_inbox_t *inbox)
         hf_strmap_free(r->wanted);
         hf_strmap_free(r->outstanding);
         pthread_mutex_destroy(&r->lock);
+        hf_redis_target_free(&r->target);
         hf_free(r);
         return NULL;
     }
@@ -398,6 +427,7 @@ void gw_redis_stop(gw_redis_t *r)
     hf_strmap_free(r->wanted);
     hf_strmap_free(r->outstanding);
     pthread_mutex_destroy(&r->lock);
+    hf_redis_target_free(&r->target);
     hf_free(r);
 }
 
@@ -412,4 +442,15 @@ void gw_redis_want(gw_redis_t *r, const char *channel, bool want)
 bool gw_redis_connected(gw_redis_t *r)
 {
     return r && atomic_load(&r->connected);
+}
+
+bool gw_redis_refusal(gw_redis_t *r, char *why, size_t why_size)
+{
+    if (!r)
+        return false;
+    pthread_mutex_lock(&r->lock);
+    bool refused = r->refusal[0] != '\0';
+    snprintf(why, why_size, "%s", r->refusal);
+    pthread_mutex_unlock(&r->lock);
+    return refused;
 }

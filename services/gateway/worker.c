@@ -21,10 +21,17 @@ int64_t gw_now_us(void)
 
 static bool gw_ready(void *ctx, char *why, size_t why_size)
 {
-    (void)ctx;
-    (void)why;
-    (void)why_size;
-    return true; /* Kafka answered at start; without Redis it still delivers */
+    gateway_t *gw = ctx;
+    /* Kafka answered at start; without Redis it still delivers, so Redis
+     * down is no reason to leave the rotation. Redis refusing the
+     * credentials is: a configuration error an operator must see (the
+     * rollout stops), not an outage to ride out quietly. */
+    char refusal[512];
+    if (gw_redis_refusal(gw->redis, refusal, sizeof refusal)) {
+        snprintf(why, why_size, "redis refused the credentials: %s", refusal);
+        return false;
+    }
+    return true;
 }
 
 hf_err_t gw_worker_init(gateway_t *gw, gw_process_t *proc, size_t index, int32_t *partitions)
@@ -47,14 +54,15 @@ hf_err_t gw_worker_init(gateway_t *gw, gw_process_t *proc, size_t index, int32_t
     };
     gw->http = hf_http_server_new(&http_cfg);
     int32_t count = 0;
-    gw->kafka = gw_kafka_start(gw->cfg.kafka_brokers, gw->cfg.topic, (int)gw->cfg.kafka_timeout_ms,
-                               GW_KAFKA_WAIT_MS, gw->inbox, &count);
+    gw->kafka = gw_kafka_start(gw->cfg.kafka_brokers, &gw->cfg.kafka_props, gw->cfg.topic,
+                               (int)gw->cfg.kafka_timeout_ms, GW_KAFKA_WAIT_MS, gw->inbox, &count);
     if (!gw->kafka)
         return HF_ERR_UNAVAILABLE;
     gw_channels_init(gw, count);
     *partitions = count;
     gw_redis_config_t rc = {
         .url = gw->cfg.redis_url,
+        .password_file = gw->cfg.redis_password_file,
         .ping_interval_ms = gw->cfg.redis_ping_interval_ms,
         .ping_timeout_ms = gw->cfg.redis_ping_timeout_ms,
         .retry_ms = gw->cfg.redis_retry_ms,
@@ -109,6 +117,10 @@ static void gw_cron(lws_sorted_usec_list_t *sul)
 
 static void gw_lws_log(int level, const char *line)
 {
+    /* Every refused handshake (an Origin not allowed, a wrong path) makes
+     * lws warn; those are counted in metrics, not logged one by one. */
+    if (strstr(line, "User code denied connection"))
+        return;
     hf_log(level == LLL_ERR ? HF_LOG_ERROR : HF_LOG_WARN, "lws: %.*s", (int)strcspn(line, "\n"),
            line);
 }

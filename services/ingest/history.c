@@ -318,16 +318,21 @@ static void *history_main(void *arg)
 }
 
 ingest_history_t *ingest_history_start(const char *pg_url, const char *kafka_brokers,
+                                       const hf_kafka_props_config_t *kafka_props,
                                        const char *topic, long long queue_max)
 {
     ingest_history_t *h = hf_calloc(1, sizeof *h);
     h->pg_url = hf_strdup(pg_url);
     h->queue_max = queue_max;
     if (kafka_brokers && *kafka_brokers) {
-        char err[256];
-        h->log = hf_logread_new(kafka_brokers, topic, err, sizeof err);
-        if (!h->log)
-            hf_warn("history: kafka settings: %s (history served from PostgreSQL only)", err);
+        char err[512];
+        h->log = hf_logread_new(kafka_brokers, kafka_props, topic, err, sizeof err);
+        if (!h->log) { /* bad settings: a start-up error, not a quietly degraded service */
+            hf_error("history: kafka settings: %s", err);
+            hf_free(h->pg_url);
+            hf_free(h);
+            return NULL;
+        }
     }
     pthread_mutex_init(&h->lock, NULL);
     pthread_cond_init(&h->wake, NULL);

@@ -11,14 +11,17 @@
 
 #include "holdfast/err.h"
 #include "holdfast/http.h"
+#include "holdfast/kafka_props.h"
 
 typedef struct ingest_history ingest_history_t;
 
 #define HISTORY_LIMIT_DEFAULT 100
 #define HISTORY_LIMIT_MAX     1000
 
-/* Starts the worker. kafka_brokers NULL or "": PostgreSQL only. */
+/* Starts the worker. kafka_brokers NULL or "": PostgreSQL only. NULL
+ * (logged) when the Kafka settings are bad. */
 ingest_history_t *ingest_history_start(const char *pg_url, const char *kafka_brokers,
+                                       const hf_kafka_props_config_t *kafka_props,
                                        const char *topic, long long queue_max);
 void ingest_history_stop(ingest_history_t *h);
 

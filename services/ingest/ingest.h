@@ -22,6 +22,7 @@
 #include "holdfast/err.h"
 #include "holdfast/http.h"
 #include "holdfast/http_parse.h"
+#include "holdfast/kafka_props.h"
 #include "holdfast/metrics.h"
 #include "holdfast/ratelimit.h"
 
@@ -36,6 +37,8 @@ typedef struct ingest_config {
     long long queue_max;            /* requests waiting for a writer before 503 */
     long long queue_timeout_ms;     /* a request waiting longer is answered 503 */
     long long max_body;             /* request body limit, bytes */
+    long long max_inflight_bytes;   /* bodies being received, bytes, before 503 */
+    long long max_queued_bytes;     /* bodies waiting for or in a writer, bytes, before 503 */
     long long max_batch;            /* events in one request */
     long long body_timeout_ms;      /* a body must arrive within this */
     long long statement_timeout_ms; /* PostgreSQL statement_timeout of the writers */
@@ -44,12 +47,14 @@ typedef struct ingest_config {
     long long drain_timeout_ms;     /* SIGTERM: longest wait for in-flight commits */
     char *log_level;                /* debug, info, warn, error */
     char *kafka_brokers;            /* history reads Kafka here; empty: PostgreSQL only */
-    char *topic;                    /* the event topic */
-    long long history_queue_max;    /* history requests waiting before 503 */
-    hf_auth_config_t auth;          /* who may publish and read history */
-    long long publish_rate;         /* events/s per subject; 0: unlimited */
-    long long publish_burst;        /* events a subject may send at once */
-    char *cors_origins;             /* browser origins allowed (CORS); "": none */
+    /* librdkafka properties of the history reader (security, tuning) */
+    hf_kafka_props_config_t kafka_props;
+    char *topic;                 /* the event topic */
+    long long history_queue_max; /* history requests waiting before 503 */
+    hf_auth_config_t auth;       /* who may publish and read history */
+    long long publish_rate;      /* events/s per subject; 0: unlimited */
+    long long publish_burst;     /* events a subject may send at once */
+    char *cors_origins;          /* browser origins allowed (CORS); "": none */
 } ingest_config_t;
 
 /* One accepted HTTP request on its way to PostgreSQL. Owned by the queue,
@@ -65,10 +70,11 @@ typedef struct ingest_job {
     char **names;      /* each event's channel (owned, nevents of them) */
     uint32_t *hashes;  /* hf_fnv1a32 of each channel: partition = hash % count */
     int nevents;
-    bool is_batch;               /* answer with an array */
-    const char *idempotency_key; /* lives in req; NULL when absent */
-    int64_t enqueued_us;         /* monotonic, for queue timeouts and metrics */
-    struct ingest_job *next;     /* queue link */
+    bool is_batch;           /* answer with an array */
+    char *idempotency_key;   /* owned; the client's key scoped to its subject
+                                (routes.c); NULL when absent */
+    int64_t enqueued_us;     /* monotonic, for queue timeouts and metrics */
+    struct ingest_job *next; /* queue link */
 } ingest_job_t;
 
 typedef struct ingest_writer ingest_writer_t;
@@ -86,6 +92,8 @@ typedef struct ingest_metrics {
     hf_metric_t *auth_failed;          /* 401: no, bad or expired credentials */
     hf_metric_t *auth_forbidden;       /* 403: a channel the credentials do not cover */
     hf_metric_t *rate_limited;         /* 429: a subject over its publish rate */
+    hf_metric_t *over_inflight_bytes;  /* 503: the bytes of bodies being received at the cap */
+    hf_metric_t *over_queued_bytes;    /* 503: the bytes of bodies waiting for writers at the cap */
 } ingest_metrics_t;
 
 typedef struct ingest {
@@ -114,6 +122,10 @@ typedef struct ingest {
     hf_auth_t *auth;
     hf_ratelimit_t *publish_limit; /* per subject; used on the lws thread only */
     hf_http_cors_t cors;           /* parsed cors_origins */
+    /* Bytes of request bodies held, by where they are (routes.c). Changed
+     * on the lws thread only; atomic for the gauges. */
+    atomic_size_t inflight_bytes; /* admitted, still arriving */
+    atomic_size_t queued_bytes;   /* handed to the writers, not yet answered */
 } ingest_t;
 
 /* parse.c: turns a request body into a job. On error returns

@@ -31,6 +31,14 @@ static const hf_conf_spec_t ingest_settings[] = {
      "a request that waited this long for a writer gets 503"},
     {"max-body", HF_CONF_BYTES, offsetof(ingest_config_t, max_body), "1MiB", 64, 1 << 30,
      "largest request body; larger gets 413"},
+    {"max-inflight-bytes", HF_CONF_BYTES, offsetof(ingest_config_t, max_inflight_bytes), "64MiB",
+     64, 1LL << 40,
+     "bytes of request bodies being received at once (by Content-Length, counted once the "
+     "credentials are checked); beyond: 503 + Retry-After"},
+    {"max-queued-bytes", HF_CONF_BYTES, offsetof(ingest_config_t, max_queued_bytes), "128MiB", 64,
+     1LL << 40,
+     "bytes of request bodies waiting for or being committed by the writers; beyond: "
+     "503 + Retry-After"},
     {"max-batch", HF_CONF_INT, offsetof(ingest_config_t, max_batch), "1000", 1, 100000,
      "most events in one request; more gets 413"},
     {"body-timeout", HF_CONF_MS, offsetof(ingest_config_t, body_timeout_ms), "10s", 1000, 600000,
@@ -45,6 +53,7 @@ static const hf_conf_spec_t ingest_settings[] = {
      "on SIGTERM, longest wait for in-flight requests to commit"},
     {"kafka-brokers", HF_CONF_STRING, offsetof(ingest_config_t, kafka_brokers), "", 0, 0,
      "Kafka for the history API (empty: history from PostgreSQL only)"},
+    HF_KAFKA_PROPS_SETTINGS(ingest_config_t, kafka_props),
     {"topic", HF_CONF_STRING, offsetof(ingest_config_t, topic), "holdfast.events", 0, 0,
      "the event topic"},
     {"history-queue-max", HF_CONF_INT, offsetof(ingest_config_t, history_queue_max), "64", 1,
@@ -95,6 +104,16 @@ static double ingest_pg_connections(void *arg)
     return atomic_load(&((ingest_t *)arg)->writers_connected);
 }
 
+static double ingest_inflight_bytes(void *arg)
+{
+    return (double)atomic_load(&((ingest_t *)arg)->inflight_bytes);
+}
+
+static double ingest_queued_bytes(void *arg)
+{
+    return (double)atomic_load(&((ingest_t *)arg)->queued_bytes);
+}
+
 static void ingest_metrics_register(ingest_t *ing)
 {
     static const double group_buckets[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512};
@@ -125,6 +144,18 @@ static void ingest_metrics_register(ingest_t *ing)
     ing->m.rate_limited =
         hf_metrics_counter(r, "holdfast_ingest_rate_limited_total", NULL,
                            "Requests refused 429: a subject over its publish rate.");
+    ing->m.over_inflight_bytes = hf_metrics_counter(
+        r, "holdfast_ingest_byte_limit_rejections_total", "limit=\"inflight\"",
+        "Requests refused 503 because their body would exceed a byte limit, by limit.");
+    ing->m.over_queued_bytes = hf_metrics_counter(
+        r, "holdfast_ingest_byte_limit_rejections_total", "limit=\"queued\"",
+        "Requests refused 503 because their body would exceed a byte limit, by limit.");
+    hf_metrics_gauge_fn(r, "holdfast_ingest_inflight_bytes", NULL,
+                        "Bytes of request bodies admitted and still arriving (by Content-Length).",
+                        ingest_inflight_bytes, ing);
+    hf_metrics_gauge_fn(r, "holdfast_ingest_queued_bytes", NULL,
+                        "Bytes of request bodies waiting for or being committed by the writers.",
+                        ingest_queued_bytes, ing);
     ing->m.request_seconds = hf_metrics_histogram(
         r, "holdfast_ingest_request_seconds", NULL,
         "Time from a request's arrival at the writers to its answer.", NULL, 0);
@@ -177,6 +208,9 @@ static hf_err_t ingest_lws_start(ingest_t *ing, struct lws_protocols *protocols)
     info.options = LWS_SERVER_OPTION_DISABLE_IPV6 | LWS_SERVER_OPTION_VALIDATE_UTF8;
     info.max_http_header_pool = 1024;
     info.max_http_header_data = HF_HTTP_HEADER_MAX;
+    /* Bodies are read in pieces of this size (lws' default, 4 KiB, costs a
+     * read and a callback per 4 KiB of a 1 MiB body). */
+    info.pt_serv_buf_size = 64 * 1024;
     info.keepalive_timeout = 60;
     info.timeout_secs = 20;
     info.user = ing;
@@ -192,8 +226,15 @@ static hf_err_t ingest_lws_start(ingest_t *ing, struct lws_protocols *protocols)
 
 static int ingest_load_config(ingest_t *ing, int argc, char **argv)
 {
-    return hf_config_load_daemon("ingest", ingest_settings, INGEST_NSETTINGS, &ing->cfg,
-                                 &ing->cfg.log_level, argc, argv, ingest_usage);
+    int rc = hf_config_load_daemon("ingest", ingest_settings, INGEST_NSETTINGS, &ing->cfg,
+                                   &ing->cfg.log_level, argc, argv, ingest_usage);
+    if (rc < 0 && (ing->cfg.max_inflight_bytes < ing->cfg.max_body ||
+                   ing->cfg.max_queued_bytes < ing->cfg.max_body)) {
+        fprintf(stderr, "holdfast-ingest: max-inflight-bytes and max-queued-bytes must be at "
+                        "least max-body (a largest body could never be accepted)\n");
+        return 2;
+    }
+    return rc;
 }
 
 int main(int argc, char **argv)
@@ -250,8 +291,9 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     rc = 1;
-    ing->history = ingest_history_start(ing->cfg.pg_url, ing->cfg.kafka_brokers, ing->cfg.topic,
-                                        ing->cfg.history_queue_max);
+    ing->history =
+        ingest_history_start(ing->cfg.pg_url, ing->cfg.kafka_brokers, &ing->cfg.kafka_props,
+                             ing->cfg.topic, ing->cfg.history_queue_max);
     if (ing->history && ingest_writers_start(ing) == HF_OK &&
         ingest_lws_start(ing, protocols) == HF_OK) {
         hf_logf_kv(HF_LOG_INFO, NULL, "listening on http://%s:%d (writers %lld)",

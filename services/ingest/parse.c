@@ -250,5 +250,6 @@ void ingest_job_free(ingest_job_t *job)
         hf_free(job->names[i]);
     hf_free(job->names);
     hf_free(job->hashes);
+    hf_free(job->idempotency_key);
     hf_free(job);
 }

@@ -35,6 +35,18 @@ static bool routes__key_is_valid(const char *key)
     return true;
 }
 
+/* Idempotency-Keys are scoped to the subject that sent them: one
+ * publisher can neither claim another's key (a 409 for a day) nor replay
+ * it (and read the ids of another's events). The key stored is
+ * "<subject length>:<subject>:<key>": unambiguous whatever the subject
+ * holds, and the SQL side (holdfast.ingest) sees just a longer key. */
+static char *routes__scoped_key(const char *subject, const char *key)
+{
+    hf_buf_t scoped = HF_BUF_INIT;
+    hf_buf_printf(&scoped, "%zu:%s:%s", strlen(subject), subject, key);
+    return hf_buf_release(&scoped, NULL);
+}
+
 static void routes__reject(ingest_t *ing, hf_http_req_t *req, int status, const char *code,
                            const char *message)
 {
@@ -43,6 +55,66 @@ static void routes__reject(ingest_t *ing, hf_http_req_t *req, int status, const 
 }
 
 static void routes__publish(ingest_t *ing, hf_http_req_t *req, const hf_auth_identity_t *who);
+
+/* What a publish request holds from its admission (headers in) until it
+ * is freed: the verified identity and the body bytes it is counted for,
+ * first as arriving (inflight), then as handed to the writers (queued).
+ * Lives on the lws thread; released by http.c when the request goes,
+ * answered or abandoned, so no path can leak a count. */
+typedef struct routes_publish_state {
+    ingest_t *ing;
+    hf_auth_identity_t *who;
+    size_t inflight; /* counted in ing->inflight_bytes */
+    size_t queued;   /* counted in ing->queued_bytes */
+} routes_publish_state_t;
+
+static void routes__state_release(void *arg)
+{
+    routes_publish_state_t *st = arg;
+    atomic_fetch_sub(&st->ing->inflight_bytes, st->inflight);
+    atomic_fetch_sub(&st->ing->queued_bytes, st->queued);
+    hf_auth_identity_free(st->who);
+    hf_free(st);
+}
+
+/* 503 + Retry-After over a byte budget; the request's body is never read
+ * (admission) or is dropped (at submission). */
+static void routes__over_budget(ingest_t *ing, hf_http_req_t *req, bool inflight)
+{
+    hf_counter_inc(inflight ? ing->m.over_inflight_bytes : ing->m.over_queued_bytes);
+    hf_counter_inc(ing->m.requests_unavailable);
+    hf_http_respond_error(req, 503, "overloaded",
+                          inflight ? "too many request bytes arriving at once; retry"
+                                   : "too many request bytes waiting for the database; retry",
+                          1);
+}
+
+/* Headers in, body not read: credentials first (a 401 costs no body
+ * buffer), then the byte budgets. Both refusals close the connection. */
+static bool routes__admit_publish(hf_http_req_t *req, void *ctx)
+{
+    ingest_t *ing = ctx;
+    hf_auth_identity_t *who = ingest_authenticate(ing, req);
+    if (!who)
+        return false;
+    size_t len = hf_http_req_content_length(req);
+    bool over_inflight =
+        atomic_load(&ing->inflight_bytes) + len > (size_t)ing->cfg.max_inflight_bytes;
+    /* A body the queue could not take now would only be dropped once read. */
+    bool over_queued = atomic_load(&ing->queued_bytes) + len > (size_t)ing->cfg.max_queued_bytes;
+    if (over_inflight || over_queued) {
+        hf_auth_identity_free(who);
+        routes__over_budget(ing, req, over_inflight);
+        return false;
+    }
+    routes_publish_state_t *st = hf_calloc(1, sizeof *st);
+    st->ing = ing;
+    st->who = who;
+    st->inflight = len;
+    atomic_fetch_add(&ing->inflight_bytes, len);
+    hf_http_req_attach(req, st, routes__state_release);
+    return true;
+}
 
 hf_auth_identity_t *ingest_authenticate(ingest_t *ing, hf_http_req_t *req)
 {
@@ -84,14 +156,14 @@ static bool routes__may_publish_all(const hf_auth_identity_t *who, const ingest_
 static void routes__post_events(hf_http_req_t *req, void *ctx)
 {
     ingest_t *ing = ctx;
-    hf_auth_identity_t *who = ingest_authenticate(ing, req);
-    if (!who)
-        return;
-    routes__publish(ing, req, who);
-    hf_auth_identity_free(who);
+    routes_publish_state_t *st = hf_http_req_attached(req);
+    /* The body is in: it no longer counts as arriving. */
+    atomic_fetch_sub(&ing->inflight_bytes, st->inflight);
+    st->inflight = 0;
+    routes__publish(ing, req, st->who);
 }
 
-/* Everything after authentication; the route frees who. */
+/* Everything after authentication (the request's state owns who). */
 static void routes__publish(ingest_t *ing, hf_http_req_t *req, const hf_auth_identity_t *who)
 {
     if (!routes__is_json(hf_http_req_header(req, "content-type"))) {
@@ -134,10 +206,22 @@ static void routes__publish(ingest_t *ing, hf_http_req_t *req, const hf_auth_ide
         return;
     }
     job->req = req;
-    job->idempotency_key = key;
+    job->idempotency_key = key ? routes__scoped_key(who->subject, key) : NULL;
+    routes_publish_state_t *st = hf_http_req_attached(req);
+    if (atomic_load(&ing->queued_bytes) + len > (size_t)ing->cfg.max_queued_bytes) {
+        ingest_job_free(job);
+        routes__over_budget(ing, req, false);
+        return;
+    }
+    /* Counted before the hand-over: the writer may answer at once (the
+     * request is freed, releasing the count, on this thread later). */
+    st->queued = len;
+    atomic_fetch_add(&ing->queued_bytes, len);
     rc = ingest_writers_submit(ing, job);
     if (rc == HF_OK)
         return;
+    atomic_fetch_sub(&ing->queued_bytes, len);
+    st->queued = 0;
     ingest_job_free(job);
     hf_counter_inc(ing->m.requests_unavailable);
     if (rc == HF_ERR_UNAVAILABLE)
@@ -149,7 +233,7 @@ static void routes__publish(ingest_t *ing, hf_http_req_t *req, const hf_auth_ide
 }
 
 const hf_http_route_t ingest_routes[] = {
-    {"POST", "/v1/events", true, routes__post_events},
-    {"GET", "/v1/channels/*", false, ingest_history_route},
+    {"POST", "/v1/events", true, routes__post_events, routes__admit_publish},
+    {"GET", "/v1/channels/*", false, ingest_history_route, NULL},
 };
 const size_t ingest_nroutes = sizeof ingest_routes / sizeof ingest_routes[0];

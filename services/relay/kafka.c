@@ -109,6 +109,10 @@ static rd_kafka_t *kafka_producer_new(relay_kafka_t *k, char *errbuf, size_t err
             rd_kafka_conf_destroy(conf);
             return NULL;
         }
+    if (hf_kafka_props_apply(&k->cfg->kafka_props, conf, errbuf, errbuf_size) != HF_OK) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
     rd_kafka_conf_set_opaque(conf, k);
     rd_kafka_conf_set_dr_msg_cb(conf, kafka_on_delivery);
     rd_kafka_conf_set_error_cb(conf, kafka_on_error);
@@ -288,7 +292,8 @@ static hf_err_t kafka_reader(relay_kafka_t *k)
     if (k->reader)
         return HF_OK;
     char err[256];
-    k->reader = hf_logread_new(k->cfg->kafka_brokers, k->cfg->topic, err, sizeof err);
+    k->reader = hf_logread_new(k->cfg->kafka_brokers, &k->cfg->kafka_props, k->cfg->topic, err,
+                              sizeof err);
     if (!k->reader) {
         hf_error("kafka log reader: %s", err);
         return HF_ERR_INVALID;

@@ -23,10 +23,13 @@ static const hf_conf_spec_t relay_settings[] = {
      "postgresql://holdfast@127.0.0.1:5432/holdfast", 0, 0, "PostgreSQL connection URI"},
     {"kafka-brokers", HF_CONF_STRING, offsetof(relay_config_t, kafka_brokers), "127.0.0.1:9092", 0,
      0, "Kafka bootstrap servers"},
+    HF_KAFKA_PROPS_SETTINGS(relay_config_t, kafka_props),
     {"topic", HF_CONF_STRING, offsetof(relay_config_t, topic), "holdfast.events", 0, 0,
      "Kafka topic; its partition count must match holdfast.meta"},
     {"redis-url", HF_CONF_STRING, offsetof(relay_config_t, redis_url), "redis://127.0.0.1:6379", 0,
-     0, "Redis for the real-time path (empty: none)"},
+     0, "Redis for the real-time path, redis://[USER:PASSWORD@]HOST:PORT[/DB] (empty: none)"},
+    {"redis-password-file", HF_CONF_STRING, offsetof(relay_config_t, redis_password_file), NULL, 0,
+     0, "file holding the Redis password (instead of one in the URL)"},
     {"relay-id", HF_CONF_STRING, offsetof(relay_config_t, relay_id), NULL, 0, 0,
      "lease owner name, unique per replica (default: host-pid)"},
     {"lease-ttl", HF_CONF_MS, offsetof(relay_config_t, lease_ttl_ms), "2s", 500, 3600000,
@@ -253,7 +256,8 @@ static hf_err_t relay_start(relay_t *r, struct lws_protocols *protocols)
         return HF_ERR_INVALID;
     }
     if (r->cfg.redis_url && *r->cfg.redis_url) {
-        r->redis = relay_publisher_new(r->cfg.redis_url, r->cfg.redis_timeout_ms);
+        r->redis = relay_publisher_new(r->cfg.redis_url, r->cfg.redis_password_file,
+                                       r->cfg.redis_timeout_ms);
         if (!r->redis)
             return HF_ERR_INVALID;
     } else {

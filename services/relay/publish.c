@@ -26,6 +26,7 @@
 #include "holdfast/config.h"
 #include "holdfast/envelope.h"
 #include "holdfast/log.h"
+#include "holdfast/redis_conn.h"
 #include "holdfast/wire.h"
 #include "relay.h"
 
@@ -36,38 +37,51 @@ typedef struct publisher_skip {
 } publisher_skip_t;
 
 struct relay_publisher {
-    char host[256];
-    int port;
+    hf_redis_target_t target; /* where, and the credentials AUTH sends on each connect */
     long long timeout_ms;
     redisContext *redis; /* NULL while down */
     int64_t next_connect_us;
     bool warned_down;
+    bool refused; /* the last connect failed on the credentials, not the network */
     hf_buf_t buf;
     publisher_skip_t skipped[RELAY_MAX_PARTITIONS];
     bool any_skipped;
 };
 
-relay_publisher_t *relay_publisher_new(const char *url, long long timeout_ms)
+static bool publisher_connect(relay_publisher_t *p);
+
+relay_publisher_t *relay_publisher_new(const char *url, const char *password_file,
+                                       long long timeout_ms)
 {
     if (!url || !*url)
         return NULL;
     relay_publisher_t *p = hf_calloc(1, sizeof *p);
-    if (hf_config_parse_redis_url(url, p->host, sizeof p->host, &p->port) != HF_OK) {
-        hf_error("redis-url %s: expected redis://HOST:PORT", url);
+    char why[700];
+    if (hf_redis_target_parse(url, password_file, &p->target, why, sizeof why) != HF_OK) {
+        hf_error("%s", why);
         hf_free(p);
         return NULL;
     }
     p->timeout_ms = timeout_ms;
     for (int i = 0; i < RELAY_MAX_PARTITIONS; i++)
         p->skipped[i].first = -1;
+    /* Credentials Redis refuses are a start-up error; Redis merely down is
+     * an outage the relay rides out (publishes skipped, announced later). */
+    if (!publisher_connect(p) && p->refused) {
+        hf_error("redis %s refused the relay's credentials: fix --redis-url or "
+                 "--redis-password-file",
+                 p->target.name);
+        relay_publisher_free(p);
+        return NULL;
+    }
     return p;
 }
 
 static void publisher_drop(relay_publisher_t *p, const char *why)
 {
     if (!p->warned_down)
-        hf_warn("redis %s:%d unavailable (%s): publishes skipped until it is back", p->host,
-                p->port, why);
+        hf_warn("redis %s unavailable (%s): publishes skipped until it is back", p->target.name,
+                why);
     p->warned_down = true;
     if (p->redis)
         redisFree(p->redis);
@@ -81,15 +95,16 @@ static bool publisher_connect(relay_publisher_t *p)
         return true;
     if (relay_now_us() < p->next_connect_us)
         return false;
-    struct timeval tv = {.tv_sec = p->timeout_ms / 1000, .tv_usec = (p->timeout_ms % 1000) * 1000};
-    p->redis = redisConnectWithTimeout(p->host, p->port, tv);
-    if (!p->redis || p->redis->err) {
-        publisher_drop(p, p->redis ? p->redis->errstr : "out of memory");
+    hf_err_t err;
+    char why[700];
+    p->redis = hf_redis_connect(&p->target, p->timeout_ms, &err, why, sizeof why);
+    p->refused = !p->redis && err == HF_ERR_AUTH;
+    if (!p->redis) {
+        publisher_drop(p, why);
         return false;
     }
-    redisSetTimeout(p->redis, tv);
     if (p->warned_down)
-        hf_info("redis %s:%d is back: publishing resumes", p->host, p->port);
+        hf_info("redis %s is back: publishing resumes", p->target.name);
     p->warned_down = false;
     return true;
 }
@@ -105,6 +120,7 @@ void relay_publisher_free(relay_publisher_t *p)
         return;
     if (p->redis)
         redisFree(p->redis);
+    hf_redis_target_free(&p->target);
     hf_buf_free(&p->buf);
     hf_free(p);
 }

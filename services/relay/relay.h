@@ -42,6 +42,7 @@
 #include "holdfast/buf.h"
 #include "holdfast/err.h"
 #include "holdfast/http.h"
+#include "holdfast/kafka_props.h"
 #include "holdfast/metrics.h"
 #include "holdfast/strmap.h"
 
@@ -60,10 +61,12 @@ typedef struct relay_config {
     long long port; /* HTTP for /livez /readyz /metrics; 0 picks a free one */
     char *pg_url;
     char *kafka_brokers;
+    hf_kafka_props_config_t kafka_props; /* librdkafka properties (security, tuning) */
     char *topic;
     char *redis_url; /* redis://host:port; empty: no real-time path */
-    char *relay_id;  /* lease owner name; default host-pid */
-    char *slot;      /* logical replication slot */
+    char *redis_password_file;
+    char *relay_id; /* lease owner name; default host-pid */
+    char *slot;     /* logical replication slot */
     char *publication;
     long long lease_ttl_ms;
     long long lease_renew_ms;
@@ -471,7 +474,8 @@ bool relay_chain_fits(const relay_chain_t *c, size_t n);
 void relay_chain_stamp(relay_chain_t *c, relay_event_t *const *evs, size_t n);
 
 /* publish.c */
-relay_publisher_t *relay_publisher_new(const char *url, long long timeout_ms);
+relay_publisher_t *relay_publisher_new(const char *url, const char *password_file,
+                                       long long timeout_ms);
 void relay_publisher_free(relay_publisher_t *p);
 /* PUBLISHes evs[0..n) in order, pipelined (one round trip). Returns how
  * many were published; the rest were skipped (Redis down or slow). */

@@ -51,6 +51,7 @@ hf_psql -c "CREATE TEMP TABLE t(key text, id uuid)" \
     -c "SELECT count(*) FROM t" >/dev/null
 bad=$(hf_psql -c "CREATE TEMP TABLE t(key text, id uuid)" \
     -c "\\copy t FROM '$HF_RUN/accepted.csv' WITH (FORMAT csv)" \
+    -c "UPDATE t SET key = '9:anonymous:' || key" \
     -c "SELECT count(*) FROM t WHERE (SELECT count(*) FROM holdfast.events e WHERE e.idempotency_key = t.key) <> 1
            OR NOT EXISTS (SELECT 1 FROM holdfast.events e WHERE e.id = t.id AND e.idempotency_key = t.key)")
 hf_check_eq "accepted events missing or doubled" 0 "$bad"

@@ -84,14 +84,25 @@ def resp(*args):
 
 
 class Redis:
+    """The test's Redis has a password (lib.sh): AUTH goes first, its answer
+    is read before the first reply, so a connection made while the proxy
+    stalls still waits for nothing."""
+
     def __init__(self, timeout=10):
         self.sock = socket.create_connection(("127.0.0.1", PROXY), timeout=timeout)
         self.f = self.sock.makefile("rb")
+        self.sock.sendall(resp("AUTH", os.environ["REDISCLI_AUTH"]))
+        self.auth_pending = True
 
     def send(self, *args):
         self.sock.sendall(resp(*args))
 
     def reply(self):
+        if self.auth_pending:
+            self.auth_pending = False
+            line = self.f.readline()
+            if line != b"+OK\r\n":
+                raise EOFError(f"AUTH: {line!r}") if not line else RuntimeError(f"AUTH: {line!r}")
         line = self.f.readline()
         if not line:
             raise EOFError("connection closed")

@@ -35,6 +35,11 @@ CRDS=${HOLDFAST_K8S_CRDS:-$HF_ROOT/../shared/k8s-crds}
 if [[ ! -d $CRDS ]]; then
     hf_log "NOT CHECKED: no CRD copies found (set HOLDFAST_K8S_CRDS): custom resources are not validated"
     CRDS=-
+else # with the ones the repository carries (tests/k8s-crds: KafkaUser)
+    mkdir -p "$HF_RUN/crds"
+    cp -r "$CRDS"/. "$HF_RUN/crds/shared"
+    cp -r "$HF_ROOT/tests/k8s-crds"/. "$HF_RUN/crds/repo"
+    CRDS=$HF_RUN/crds
 fi
 
 hf_check "yamllint" yamllint -s -c "$K8S/.yamllint" "$K8S"
@@ -94,8 +99,18 @@ mutant "a ConfigMap key that does not exist" '0,/key: kafka-brokers/s//key: kafk
 mutant "an HPA metric the adapter does not serve" 's/name: holdfast_gateway_connections$/name: holdfast_gateway_conns/'
 mutant "an Ingress backend that does not exist" 's/^            name: holdfast-ingest$/            name: holdfast-nowhere/'
 mutant "a liveness probe on a path other than /livez" '0,/path: \/livez/s//path: \/healthz/'
-mutant "brokers that are not the Kafka's bootstrap" 's/holdfast-kafka-kafka-bootstrap:9092/holdfast-kafka-bootstrap:9092/'
+mutant "brokers that are not the Kafka's bootstrap" 's/holdfast-kafka-kafka-bootstrap:9093/holdfast-kafka-bootstrap:9093/'
 mutant "a container keeping its capabilities" '0,/drop:/{n;s/- ALL/- NET_RAW/}'
+# The stores' security.
+mutant "a service using another's Kafka user" 's/sasl.username=holdfast-relay/sasl.username=holdfast-gateway/'
+mutant "a reading service allowed to write the topic" '0,/^      - Read$/s//      - Read\n      - Write/'
+mutant "a Kafka listener without TLS" 's/^      tls: true$/      tls: false/'
+mutant "Kafka properties without SASL_SSL" 's/security.protocol=SASL_SSL/security.protocol=SSL/'
+mutant "a password file that is not mounted" '0,/sasl.password=@\/etc\/holdfast\/kafka-user\/password/s//sasl.password=@\/etc\/holdfast\/kafka-user\/pw/'
+mutant "Redis without protected mode" 's/protected-mode yes/protected-mode no/'
+mutant "PostgreSQL not verified" '0,/value: verify-full/s//value: require/'
+mutant "PostgreSQL accepting connections without TLS" '/hostnossl all all/d'
+mutant "gateways open to any web page" 's|allowed-origins: https://app.example.com|allowed-origins: "*"|'
 sed -e '0,/    listeners:/s//    listenerz: []\n    listeners:/' -e '0,/      terminationGracePeriodSeconds: 40/s//      terminationGracePeriodSeconds: 40\n      terminationGrace: 1/' \
     "$R" >"$HF_RUN/unknown.yaml"
 hf_check "unknown fields in a built-in object (and a custom resource) are caught" bash -c \

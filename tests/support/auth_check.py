@@ -54,10 +54,10 @@ def hand_signed(header, claims, key_bytes):
     return head + "." + b64(sig)
 
 
-def request(base, method, path, body=None, tok=None, scheme="Bearer"):
+def request(base, method, path, body=None, tok=None, scheme="Bearer", headers=None):
     u = urllib.parse.urlparse(base)
     conn = http.client.HTTPConnection(u.hostname, u.port, timeout=20)
-    headers = {"Content-Type": "application/json"}
+    headers = {"Content-Type": "application/json"} | (headers or {})
     if tok is not None:
         headers["Authorization"] = f"{scheme} {tok}"
     conn.request(method, path, body=json.dumps(body) if body is not None else None, headers=headers)
@@ -112,6 +112,15 @@ def ingest_tokens():
               (status, body))
     status, body, _, _ = publish(ing, "orders:1", cases["expired"])
     check("ingest: the 401 says why (token expired)", "expired" in body["error"]["message"], body)
+    # exp is required and the lifetime bounded (--auth-max-token-lifetime, 24h by default)
+    no_exp = jwt.encode({"sub": "alice", "publish": ["*"]}, SECRET, algorithm="HS256")
+    for name, tok, why in [("without exp", no_exp, "'exp'"),
+                           ("valid for two days", token(publish=["*"], ttl=2 * 86400), "lifetime"),
+                           ("minted two days ago", token(publish=["*"], iat=int(time.time()) - 2 * 86400),
+                            "lifetime")]:
+        status, body, _, _ = publish(ing, "orders:1", tok)
+        check(f"ingest: a token {name} -> 401 saying why",
+              status == 401 and why in ((body or {}).get("error") or {}).get("message", ""), (status, body))
     status, body, _, _ = publish(ing, "orders:1", good)
     check("ingest: a valid token publishes to its pattern -> 201", status == 201, (status, body))
     long_tok = token(publish=["orders:*"], note="n" * 6000)
@@ -152,6 +161,31 @@ def ingest_api_keys_and_limits():
           retry is not None and 1 <= int(retry) <= 20, retry)
     status, _, _, _ = publish(ing, "rate", token(sub="calm", publish=["*"]))
     check("ingest: another subject is not limited -> 201", status == 201, status)
+
+
+def ingest_idempotency_scoped():
+    """Idempotency-Keys belong to the subject that sent them."""
+    ing = args.ingest
+    a, b = token(sub="idem-a", publish=["*"]), token(sub="idem-b", publish=["*"])
+    body_a, body_b = {"channel": "idem:a", "data": {"by": "a"}}, {"channel": "idem:b", "data": 2}
+
+    def post(body, tok, key):
+        return request(ing, "POST", "/v1/events", body, tok, headers={"Idempotency-Key": key})
+
+    s1, r1, _, _ = post(body_a, a, "order-42")
+    s2, r2, _, _ = post(body_a, a, "order-42")
+    check("idempotency: a's retry replays a's event -> 200",
+          s1 == 201 and s2 == 200 and r1 == r2, (s1, r1, s2, r2))
+    s3, r3, _, _ = post(body_a, b, "order-42")
+    check("idempotency: b's same key and body makes b's own event (no replay of a's) -> 201",
+          s3 == 201 and (r3 or {}).get("id") != (r1 or {}).get("id"), (s3, r3, r1))
+    s4, r4, _, _ = post(body_a, a, "order-43")
+    s5, r5, _, _ = post(body_b, b, "order-43")
+    check("idempotency: b cannot claim a's key (another body) -> 201, not 409",
+          s4 == 201 and s5 == 201, (s4, r4, s5, r5))
+    s6, r6, _, _ = post(body_b, a, "order-43")
+    check("idempotency: a's own key with another body is still a conflict -> 409",
+          s6 == 409 and error_code(r6) == "idempotency_key_conflict", (s6, r6))
 
 
 def ingest_history():
@@ -227,7 +261,10 @@ async def gateway_tokens():
     for name, tok in {"another secret": token(subscribe=["*"], key="y" * 40),
                       "alg none": jwt.encode({"sub": "root", "subscribe": ["*"]}, None,
                                              algorithm="none"),
-                      "expired": token(subscribe=["*"], ttl=-600)}.items():
+                      "expired": token(subscribe=["*"], ttl=-600),
+                      "without exp": jwt.encode({"sub": "bob", "subscribe": ["*"]}, SECRET,
+                                                algorithm="HS256"),
+                      "valid for two days": token(subscribe=["*"], ttl=2 * 86400)}.items():
         ws = await ws_open(gw, tok, header=False)
         code, reason = await ws_close_of(ws)
         check(f"gateway: {name} token (?token=) -> close 4401", code == 4401, (code, reason))
@@ -339,6 +376,7 @@ async def gateway_limits():
 
 ingest_tokens()
 ingest_api_keys_and_limits()
+ingest_idempotency_scoped()
 ingest_history()
 ingest_public_keys()
 asyncio.run(gateway_tokens())

@@ -113,22 +113,11 @@ async def flood(host, port, n):
 BAD_UTF8 = b'{"channel":"a","data":"\xff\xfe"}'
 
 
-async def http_attacks():
-    h, p = ING.hostname, ING.port
-    post = "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-    slow = await asyncio.gather(
-        *(slowloris(h, p, post, args.close_within) for _ in range(args.slow)),
-        *(slowloris(GW.hostname, GW.port, "GET /v1/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n",
-                    args.close_within) for _ in range(args.slow)))
-    cut = [t for t in slow if t is not None]
-    check(f"slowloris: all {len(slow)} dripping requests cut by the servers "
-          f"(slowest after {max(cut, default=0):.0f} s)", len(cut) == len(slow),
-          f"{len(slow) - len(cut)} still open after {args.close_within} s")
-    # A body dripping one byte a second: each byte would restart an idle
-    # timeout; the body timeout (3 s in test 036) is a deadline for all of
-    # it, so the request ends long before the 30 s of drip.
+async def drip(h, p, head):
+    """A POST announcing 1000 bytes of body, sent a byte a second; returns
+    (seconds until the server closed, what it answered)."""
     reader, writer = await asyncio.open_connection(h, p)
-    writer.write((post + "Content-Length: 1000\r\n\r\n").encode())
+    writer.write((head + "Content-Length: 1000\r\n\r\n").encode())
     await writer.drain()
 
     async def drip_body():
@@ -154,9 +143,33 @@ async def http_attacks():
     took = time.monotonic() - start
     dripper.cancel()
     writer.close()
+    return took, answer
+
+
+async def http_attacks():
+    h, p = ING.hostname, ING.port
+    post = "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    slow = await asyncio.gather(
+        *(slowloris(h, p, post, args.close_within) for _ in range(args.slow)),
+        *(slowloris(GW.hostname, GW.port, "GET /v1/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n",
+                    args.close_within) for _ in range(args.slow)))
+    cut = [t for t in slow if t is not None]
+    check(f"slowloris: all {len(slow)} dripping requests cut by the servers "
+          f"(slowest after {max(cut, default=0):.0f} s)", len(cut) == len(slow),
+          f"{len(slow) - len(cut)} still open after {args.close_within} s")
+    # A body dripping one byte a second: each byte would restart an idle
+    # timeout; the body timeout (3 s in test 036) is a deadline for all of
+    # it, so the request ends long before the 30 s of drip. The client has
+    # credentials (without them it is refused from its headers, below).
+    took, answer = await drip(h, p, post + f"Authorization: Bearer {args.token}\r\n")
     check(f"a body dripping a byte a second is cut by the body deadline ({took:.0f} s, "
           f"{answer[:12].decode(errors='replace')!r})", took < 20 and b" 408 " in answer[:16],
           (took, answer[:200]))
+    # Without credentials: 401 from the headers, and the connection, which
+    # lingers to drop the body, is cut once the linger deadline (2 s) passes.
+    took, answer = await drip(h, p, post)
+    check(f"an unauthenticated dripping body: 401 at once, cut after {took:.1f} s",
+          took < 10 and b" 401 " in answer[:16], (took, answer[:200]))
 
     opened = await flood(h, p, args.flood) + await flood(GW.hostname, GW.port, args.flood)
     check(f"connection flood: {opened} connections opened and dropped", opened > 0)

@@ -14,7 +14,16 @@ adapter's metric names), PDBs, Ingress backends and the PodMonitor point at
 things that exist; every pod meets Pod Security "restricted"; one Holdfast
 image, tagged, never latest; the shared settings name the example stores'
 real services and topic; the migration's partition count equals the
-KafkaTopic's; grace periods cover preStop plus drain.
+KafkaTopic's; grace periods cover preStop plus drain. The stores'
+security: every volume and mount resolves (Secrets the operators make
+included) and every file a setting names (password files, CAs, the Kafka
+properties and their @FILE values) is mounted; the Kafka listener the
+services use is TLS with SCRAM-SHA-512 and their properties say so; each
+service is its own KafkaUser, whose ACLs let the relay write the topic and
+gateways and ingest read it (and nothing more); Redis keeps protected mode
+and requires the password the services read; PostgreSQL is verified
+(verify-full) with its operator's CA and refuses connections without TLS;
+the gateways allow an explicit list of web origins.
 Prints one line per problem and exits 1 if there is any."""
 import os
 import re
@@ -26,7 +35,9 @@ import yaml
 
 rendered, bin_dir, root = sys.argv[1:4]
 adapter_rules = sys.argv[4] if len(sys.argv) > 4 else None
-docs = [d for d in yaml.safe_load_all(open(rendered)) if d]
+# libyaml's loader when there is one: 095 runs this once per mutant.
+LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+docs = [d for d in yaml.load_all(open(rendered), Loader=LOADER) if d]
 problems = []
 
 
@@ -49,7 +60,7 @@ def binary_help(name, cache={}):
 
 def served_paths():
     src = open(f"{root}/common/src/http.c").read()
-    return set(re.findall(r'\{"GET", "(/[a-z]+)", false, NULL\}', src))
+    return set(re.findall(r'\{"GET", "(/[a-z]+)", false, NULL(?:, NULL)?\}', src))
 
 
 def workloads():
@@ -267,7 +278,7 @@ if cm and kafkas:
 if cm and by_kind.get("KafkaTopic"):
     if cm.get("topic") not in {t["spec"].get("topicName", n) for n, t in by_kind["KafkaTopic"].items()}:
         problems.append(f"ConfigMap/holdfast-config: topic {cm.get('topic')} is no KafkaTopic")
-m = re.match(r"redis://([^:/]+):(\d+)", cm.get("redis-url", ""))
+m = re.match(r"redis://(?:[^@/]*@)?([^:/]+):(\d+)", cm.get("redis-url", ""))
 if cm and by_kind.get("StatefulSet", {}).get("holdfast-redis"):
     svc = by_kind.get("Service", {}).get(m.group(1)) if m else None
     if not svc or int(m.group(2)) not in {p["port"] for p in svc["spec"]["ports"]}:
@@ -294,6 +305,211 @@ if topics and job:
     for t in topics:
         if str(t["spec"]["partitions"]) != str(want):
             problem(t, f"{t['spec']['partitions']} partitions but the migration writes {want}")
+
+# ---- the stores' security -------------------------------------------------
+
+def secret_keys(name):
+    """The keys of Secret name, wherever it comes from; None if from nowhere."""
+    if name in by_kind.get("Secret", {}):
+        d = by_kind["Secret"][name]
+        return set(d.get("data", {})) | set(d.get("stringData", {}))
+    if name in OPERATOR_SECRETS:
+        d = OPERATOR_SECRETS[name]
+        return set(d.get("data", {})) | set(d.get("stringData", {}))
+    for n in by_kind.get("Cluster", {}):  # CloudNativePG
+        if name == f"{n}-app":
+            return CNPG_APP_KEYS
+        if name == f"{n}-ca":
+            return {"ca.crt", "ca.key"}
+    for n in by_kind.get("Kafka", {}):  # Strimzi's cluster CA
+        if name == f"{n}-cluster-ca-cert":
+            return {"ca.crt", "ca.p12", "ca.password"}
+    if name in by_kind.get("KafkaUser", {}):  # Strimzi's User Operator
+        return {"password", "sasl.jaas.config"}
+    return None
+
+
+def mounted_files(obj, spec, c):
+    """{path: (kind, source name, key)} of the files container c sees in its volumes."""
+    vols = {v["name"]: v for v in spec.get("volumes", [])}
+    files = {}
+    for m in c.get("volumeMounts", []):
+        v = vols.get(m["name"])
+        if not v:
+            problem(obj, f"{c['name']}: mounts volume {m['name']}, which the pod lacks")
+            continue
+        if "secret" in v:
+            kind, name = "Secret", v["secret"]["secretName"]
+            keys = secret_keys(name)
+        elif "configMap" in v:
+            kind, name = "ConfigMap", v["configMap"]["name"]
+            cmap = by_kind.get("ConfigMap", {}).get(name)
+            keys = set(cmap.get("data", {})) if cmap else None
+        else:
+            continue
+        if keys is None:
+            problem(obj, f"{c['name']}: volume {m['name']} is {kind} {name}, which comes from nowhere")
+            continue
+        src = v.get("secret") or v.get("configMap")
+        items = src.get("items") or [{"key": k, "path": k} for k in sorted(keys)]
+        for it in items:
+            if it["key"] not in keys:
+                problem(obj, f"{c['name']}: {kind} {name} has no key {it['key']}")
+            files[f"{m['mountPath'].rstrip('/')}/{it['path']}"] = (kind, name, it["key"])
+    return files
+
+
+def file_content(files, path):
+    kind, name, key = files[path]
+    if kind == "ConfigMap":
+        return by_kind["ConfigMap"][name]["data"][key]
+    return None
+
+
+def kafka_props(env, files):
+    """The librdkafka properties a container gives, in order (file, then flags)."""
+    lines = []
+    path = env.get("HOLDFAST_KAFKA_PROPERTIES_FILE")
+    if path and path in files:
+        lines += (file_content(files, path) or "").splitlines()
+    lines += (env.get("HOLDFAST_KAFKA_PROPERTY") or "").splitlines()
+    props = {}
+    for line in lines:
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            k, _, v = line.partition("=")
+            props[k.strip()] = v.strip()
+    return props
+
+
+def acl_allows(user, rtype, rname, op):
+    for acl in user["spec"].get("authorization", {}).get("acls", []):
+        r = acl["resource"]
+        if acl.get("type", "allow") != "allow" or r["type"] != rtype:
+            continue
+        if rtype != "cluster":
+            pat = r.get("patternType", "literal")
+            if not (r.get("name") == rname or r.get("name") == "*" or
+                    (pat == "prefix" and rname.startswith(r.get("name", "")))):
+                continue
+        if op in acl["operations"] or "All" in acl["operations"]:
+            return True
+    return False
+
+
+# What each binary does with the topic: (resource type, name, operation) it
+# needs, and what it must not be able to do.
+KAFKA_NEEDS = {
+    "holdfast-relay": {"needs": [("topic", "Write"), ("topic", "Read"), ("topic", "Describe")]},
+    "holdfast-gateway": {"needs": [("topic", "Read"), ("topic", "Describe"),
+                                   ("group:holdfast-logread-unused", "Read")],
+                         "never": [("topic", "Write")]},
+    "holdfast-ingest": {"needs": [("topic", "Read"), ("topic", "Describe"),
+                                  ("group:holdfast-logread-unused", "Read")],
+                        "never": [("topic", "Write")]},
+}
+
+kafka = next(iter(kafkas.values()), None)
+listener = None
+if kafka and cm:
+    port = int(cm.get("kafka-brokers", ":0").split(",")[0].partition(":")[2] or 0)
+    listener = next((l for l in kafka["spec"]["kafka"]["listeners"] if l["port"] == port), None)
+    if listener and not listener.get("tls"):
+        problems.append(f"Kafka: listener {listener['name']} (the services') is not TLS")
+    if listener and listener.get("authentication", {}).get("type") != "scram-sha-512":
+        problems.append(f"Kafka: listener {listener['name']} (the services') does not authenticate with SCRAM-SHA-512")
+    if kafka["spec"]["kafka"].get("authorization", {}).get("type") != "simple":
+        problems.append("Kafka: no ACLs (authorization simple)")
+    if "userOperator" not in kafka["spec"].get("entityOperator", {}):
+        problems.append("Kafka: no User Operator: the KafkaUsers would never exist")
+redis_sts = by_kind.get("StatefulSet", {}).get("holdfast-redis")
+redis_secret = None
+if redis_sts:
+    rc = redis_sts["spec"]["template"]["spec"]["containers"][0]
+    for e in rc.get("env", []):
+        ref = e.get("valueFrom", {}).get("secretKeyRef")
+        if e["name"] == "REDISCLI_AUTH" and ref:
+            redis_secret = (ref["name"], ref["key"])
+    script = " ".join(rc.get("command", []) + rc.get("args", []))
+    if not redis_secret or "requirepass" not in script or "$REDISCLI_AUTH" not in script:
+        problem(redis_sts, "Redis requires no password from a Secret")
+    conf = by_kind.get("ConfigMap", {}).get("holdfast-redis", {}).get("data", {}).get("redis.conf", "")
+    if not re.search(r"^protected-mode yes$", conf, re.M):
+        problem(redis_sts, "Redis runs without protected-mode yes")
+pg_clusters = by_kind.get("Cluster", {})
+for n, cl in pg_clusters.items():
+    hba = cl["spec"].get("postgresql", {}).get("pg_hba") or []
+    if not any(re.match(r"hostnossl\s+all\s+all\s+\S+\s+reject", line) for line in hba):
+        problem(cl, "PostgreSQL accepts connections without TLS (no hostnossl ... reject)")
+kafka_users_used = {}
+for obj, tmpl in workloads():
+    spec = tmpl["spec"]
+    for c in spec.get("initContainers", []) + spec["containers"]:
+        binary, _ = holdfast_binary(c)
+        if not binary:
+            continue
+        files = mounted_files(obj, spec, c)
+        env = {e["name"]: e.get("value") for e in c.get("env", [])}
+        srcs = {e["name"]: e.get("valueFrom", {}) for e in c.get("env", [])}
+        for var, val in env.items():
+            if val and (var.endswith("_FILE") or var == "PGSSLROOTCERT") and val not in files:
+                problem(obj, f"{c['name']}: {var}={val} is no mounted file")
+        if "HOLDFAST_PG_URL" in srcs and pg_clusters:
+            if env.get("PGSSLMODE") != "verify-full":
+                problem(obj, f"{c['name']}: PostgreSQL not verified (PGSSLMODE={env.get('PGSSLMODE')})")
+            root = env.get("PGSSLROOTCERT")
+            if root in files and not (files[root][0] == "Secret" and
+                                      files[root][1] in {f"{n}-ca" for n in pg_clusters}):
+                problem(obj, f"{c['name']}: PGSSLROOTCERT is not the CloudNativePG CA")
+        if "HOLDFAST_REDIS_URL" in srcs and redis_secret:
+            pw = env.get("HOLDFAST_REDIS_PASSWORD_FILE")
+            if not pw or pw not in files or files[pw][:2] != ("Secret", redis_secret[0]) or \
+                    files[pw][2] != redis_secret[1]:
+                problem(obj, f"{c['name']}: the Redis password is not the one Redis requires ({redis_secret[0]})")
+        if "HOLDFAST_KAFKA_BROKERS" in srcs and listener:
+            props = kafka_props(env, files)
+            if props.get("security.protocol", "").upper() != "SASL_SSL" or \
+                    props.get("sasl.mechanism", props.get("sasl.mechanisms")) != "SCRAM-SHA-512":
+                problem(obj, f"{c['name']}: Kafka properties are not SASL_SSL with SCRAM-SHA-512")
+            ca = props.get("ssl.ca.location")
+            if ca not in files or files[ca][1] != f"{next(iter(kafkas))}-cluster-ca-cert":
+                problem(obj, f"{c['name']}: ssl.ca.location {ca} is not the Kafka cluster CA")
+            for k, v in props.items():
+                if v.startswith("@") and not v.startswith("@@") and v[1:] not in files:
+                    problem(obj, f"{c['name']}: {k} reads {v[1:]}, which is not mounted")
+            user = by_kind.get("KafkaUser", {}).get(props.get("sasl.username"))
+            pwfile = props.get("sasl.password", "")[1:]
+            if not user:
+                problem(obj, f"{c['name']}: sasl.username {props.get('sasl.username')} is no KafkaUser")
+                continue
+            if pwfile not in files or files[pwfile][:3] != ("Secret", user["metadata"]["name"], "password"):
+                problem(obj, f"{c['name']}: the password file is not KafkaUser {user['metadata']['name']}'s Secret")
+            if user["spec"].get("authentication", {}).get("type") != "scram-sha-512":
+                problem(user, "not a SCRAM-SHA-512 user")
+            kafka_users_used.setdefault(user["metadata"]["name"], set()).add(binary)
+            topic = cm.get("topic")
+            rules = KAFKA_NEEDS.get(binary, {})
+            for what, op in rules.get("needs", []):
+                rtype, _, rname = what.partition(":")
+                if not acl_allows(user, rtype, rname or topic, op):
+                    problem(user, f"{binary} needs {op} on {rtype} {rname or topic}")
+            for what, op in rules.get("never", []):
+                rtype, _, rname = what.partition(":")
+                if acl_allows(user, rtype, rname or topic, op):
+                    problem(user, f"{binary} may {op} {rtype} {rname or topic}: it only reads")
+for name, binaries in kafka_users_used.items():
+    if len(binaries) > 1:
+        problems.append(f"KafkaUser/{name}: shared by {sorted(binaries)} (one user per service)")
+for obj, tmpl in workloads():
+    for c in tmpl["spec"]["containers"]:
+        if holdfast_binary(c)[0] == "holdfast-gateway":
+            env = {e["name"]: e for e in c.get("env", [])}
+            ref = env.get("HOLDFAST_ALLOWED_ORIGINS", {}).get("valueFrom", {}).get("configMapKeyRef")
+            value = env.get("HOLDFAST_ALLOWED_ORIGINS", {}).get("value")
+            if ref:
+                value = by_kind.get("ConfigMap", {}).get(ref["name"], {}).get("data", {}).get(ref["key"])
+            if not value or "*" in value.split(","):
+                problem(obj, f"{c['name']}: no explicit HOLDFAST_ALLOWED_ORIGINS (any web page may connect)")
 
 for p in problems:
     print(f"k8s_check: {p}")

@@ -199,17 +199,33 @@ hf_migrate() {
         hf_die "holdfast-migrate failed (see $HF_RUN/migrate.log)"
 }
 
-# hf_redis_start [PORT]: sets HF_REDIS_URL.
+# hf_redis_start [PORT]: Redis with a password (requirepass), random and
+# kept in RUN_DIR/redis.password (mode 600) so that a restart on the same
+# port, and the local stack across runs, keep it. Sets HF_REDIS_PASSWORD,
+# HF_REDIS_URL (redis://default:PASSWORD@127.0.0.1:PORT, which redis-cli -u
+# takes too) and exports REDISCLI_AUTH, so plain redis-cli calls
+# authenticate.
 hf_redis_start() {
     local port=${1:-$(hf_free_port)}
     mkdir -p "$HF_RUN/redis"
-    hf_spawn redis redis-server --bind 127.0.0.1 --port "$port" --dir "$HF_RUN/redis" \
-        --save "" --appendonly no --daemonize no --protected-mode yes
+    if [[ ! -s $HF_RUN/redis.password ]]; then
+        (umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$HF_RUN/redis.password")
+    fi
+    HF_REDIS_PASSWORD=$(cat "$HF_RUN/redis.password")
+    export REDISCLI_AUTH=$HF_REDIS_PASSWORD
+    # The password goes in a config file, not on the command line (ps shows that).
+    (umask 077 && printf 'requirepass "%s"\n' "$HF_REDIS_PASSWORD" >"$HF_RUN/redis/auth.conf")
+    hf_spawn redis redis-server "$HF_RUN/redis/auth.conf" --bind 127.0.0.1 --port "$port" \
+        --dir "$HF_RUN/redis" --save "" --appendonly no --daemonize no --protected-mode yes
     HF_REDIS_PORT=$port
-    HF_REDIS_URL="redis://127.0.0.1:$port"
-    hf_wait_until 30 "Redis on port $port" redis-cli -h 127.0.0.1 -p "$port" ping ||
+    HF_REDIS_URL="redis://default:$HF_REDIS_PASSWORD@127.0.0.1:$port"
+    hf_wait_until 30 "Redis on port $port" hf_redis_pong "$port" ||
         hf_die "Redis did not start (see $HF_RUN/redis.log)"
 }
+
+# hf_redis_pong PORT: Redis there answers PING (redis-cli exits 0 on an
+# error reply too, so the answer is read).
+hf_redis_pong() { [[ $(redis-cli -h 127.0.0.1 -p "$1" ping 2>/dev/null) == PONG ]]; }
 
 # hf_kafka_start [PARTITIONS] [TOPIC]: the dev broker; sets HF_KAFKA_BROKERS,
 # HF_KAFKA_CONTROL (host:port of its control port) and HF_TOPIC.

@@ -190,6 +190,79 @@ static void test_rotation(void)
     CHECK(strstr(err, "previous secret") != NULL);
 }
 
+/* exp required, the lifetime bounded, aud and iss checked when set. */
+static void test_claims_policy(void)
+{
+    char err[300] = "";
+    hf_auth_config_t cfg = {.enabled = true,
+                            .alg = "HS256",
+                            .secret = SECRET,
+                            .leeway_s = 30,
+                            .require_exp = true,
+                            .max_lifetime_ms = 3600 * 1000,
+                            .audience = "holdfast",
+                            .issuer = "https://issuer.example"};
+    hf_auth_t *auth = hf_auth_new(&cfg, err, sizeof(err));
+    CHECK(auth != NULL);
+    if (!auth)
+        return;
+    static const struct {
+        const char *claims; /* besides sub */
+        const char *why;    /* NULL: accepted */
+    } cases[] = {
+        {"\"exp\":1800003600,\"iat\":1800000000", NULL},       /* exactly the maximum */
+        {"\"exp\":1800003630", NULL},                          /* no iat: exp - now, with leeway */
+        {"\"exp\":1800000600,\"iat\":1700000000", "lifetime"}, /* minted long ago */
+        {"\"iat\":1800000000", "'exp'"},                       /* would never expire */
+        {"\"exp\":1800003601,\"iat\":1800000000", "lifetime"},
+        {"\"exp\":1800007200", "lifetime"},
+        {"\"exp\":1800007200,\"iat\":1800007000", "lifetime"}, /* iat in the future */
+        {"\"exp\":1800000600,\"iat\":\"yesterday\"", "'iat'"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char claims[512];
+        snprintf(claims, sizeof claims,
+                 "{\"sub\":\"a\",\"aud\":\"holdfast\",\"iss\":\"https://issuer.example\",%s}",
+                 cases[i].claims);
+        char *tok = token_hs256(claims, SECRET);
+        if (cases[i].why) {
+            check_denied(auth, tok, cases[i].why);
+        } else {
+            hf_auth_identity_t *id = NULL;
+            char why[200] = "";
+            CHECK_INT_EQ(verify(auth, tok, &id, why), HF_OK);
+            hf_auth_identity_free(id);
+        }
+        free(tok);
+    }
+    static const struct {
+        const char *aud_iss; /* the aud and iss members */
+        const char *why;
+    } who[] = {
+        {"\"aud\":[\"other\",\"holdfast\"],\"iss\":\"https://issuer.example\"", NULL},
+        {"\"aud\":\"other\",\"iss\":\"https://issuer.example\"", "'aud'"},
+        {"\"aud\":[\"holdfastx\",1],\"iss\":\"https://issuer.example\"", "'aud'"},
+        {"\"iss\":\"https://issuer.example\"", "'aud'"},
+        {"\"aud\":\"holdfast\",\"iss\":\"https://evil.example\"", "'iss'"},
+        {"\"aud\":\"holdfast\"", "'iss'"},
+    };
+    for (size_t i = 0; i < sizeof who / sizeof who[0]; i++) {
+        char claims[512];
+        snprintf(claims, sizeof claims, "{\"sub\":\"a\",\"exp\":1800000600,%s}", who[i].aud_iss);
+        char *tok = token_hs256(claims, SECRET);
+        if (who[i].why) {
+            check_denied(auth, tok, who[i].why);
+        } else {
+            hf_auth_identity_t *id = NULL;
+            char why[200] = "";
+            CHECK_INT_EQ(verify(auth, tok, &id, why), HF_OK);
+            hf_auth_identity_free(id);
+        }
+        free(tok);
+    }
+    hf_auth_free(auth);
+}
+
 static void test_disabled(void)
 {
     char err[200];
@@ -254,6 +327,7 @@ int main(void)
 
     test_config_errors();
     test_rotation();
+    test_claims_policy();
     test_disabled();
     test_glob_and_bearer();
     CHECK_MAIN_END();

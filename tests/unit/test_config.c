@@ -12,6 +12,7 @@ typedef struct test_cfg {
     bool verbose;
     long long timeout_ms;
     long long max_body;
+    char *props;
 } test_cfg_t;
 
 static const hf_conf_spec_t specs[] = {
@@ -20,6 +21,7 @@ static const hf_conf_spec_t specs[] = {
     {"test-verbose", HF_CONF_BOOL, offsetof(test_cfg_t, verbose), "false", 0, 0, "verbose"},
     {"test-timeout", HF_CONF_MS, offsetof(test_cfg_t, timeout_ms), "2s", 0, 0, "timeout"},
     {"test-max-body", HF_CONF_BYTES, offsetof(test_cfg_t, max_body), "1MiB", 0, 0, "body"},
+    {"test-prop", HF_CONF_LIST, offsetof(test_cfg_t, props), NULL, 0, 0, "repeatable"},
 };
 #define NSPECS (sizeof specs / sizeof specs[0])
 
@@ -79,6 +81,17 @@ int main(void)
     CHECK(strstr(err, "HOLDFAST_TEST_TIMEOUT") != NULL);
     unsetenv("HOLDFAST_TEST_TIMEOUT");
 
+    /* A list: each occurrence is one more line, the environment's first. */
+    CHECK(load(&cfg, 1, none, err) == HF_OK);
+    CHECK(cfg.props == NULL);
+    char *props[] = {"prog", "--test-prop=a=1", "--test-prop", "b=2", "--test-prop=a=3"};
+    CHECK(load(&cfg, 5, props, err) == HF_OK);
+    CHECK_STR_EQ(cfg.props, "a=1\nb=2\na=3");
+    setenv("HOLDFAST_TEST_PROP", "e=1\ne=2", 1);
+    CHECK(load(&cfg, 2, props, err) == HF_OK);
+    CHECK_STR_EQ(cfg.props, "e=1\ne=2\na=1");
+    unsetenv("HOLDFAST_TEST_PROP");
+
     long long v;
     CHECK(hf_config_parse_ms("1m", &v) == HF_OK && v == 60000);
     CHECK(hf_config_parse_ms("-1s", &v) != HF_OK);
@@ -86,18 +99,5 @@ int main(void)
     CHECK(hf_config_parse_bytes("99999999999999999999", &v) != HF_OK);
 
     hf_config_free(specs, NSPECS, &cfg);
-    char host[16];
-    int port = 0;
-    CHECK(hf_config_parse_redis_url("redis://127.0.0.1:6380", host, sizeof host, &port) == HF_OK);
-    CHECK_STR_EQ(host, "127.0.0.1");
-    CHECK_INT_EQ(port, 6380);
-    CHECK(hf_config_parse_redis_url("redis-host", host, sizeof host, &port) == HF_OK);
-    CHECK_STR_EQ(host, "redis-host");
-    CHECK_INT_EQ(port, 6379);
-    CHECK(hf_config_parse_redis_url("redis://u:p@h:1", host, sizeof host, &port) == HF_ERR_INVALID);
-    CHECK(hf_config_parse_redis_url("redis://h:0", host, sizeof host, &port) == HF_ERR_INVALID);
-    CHECK(hf_config_parse_redis_url("redis://:6379", host, sizeof host, &port) == HF_ERR_INVALID);
-    CHECK(hf_config_parse_redis_url("redis://a-very-long-host-name:1", host, sizeof host, &port) ==
-          HF_ERR_INVALID);
     CHECK_MAIN_END();
 }

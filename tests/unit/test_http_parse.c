@@ -13,10 +13,10 @@ static void noop(hf_http_req_t *req, void *ctx)
 }
 
 static const hf_http_route_t routes[] = {
-    {"POST", "/v1/events", true, noop},
-    {"GET", "/v1/channels/*", false, noop},
-    {"GET", "/v1/events", false, noop},
-    {"POST", "/v1/events", true, noop},
+    {"POST", "/v1/events", true, noop, NULL},
+    {"GET", "/v1/channels/*", false, noop, NULL},
+    {"GET", "/v1/events", false, noop, NULL},
+    {"POST", "/v1/events", true, noop, NULL},
 };
 
 static void test_route_methods(void)

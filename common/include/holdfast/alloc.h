@@ -14,5 +14,8 @@ char *hf_strdup(const char *s);
 char *hf_strndup(const char *s, size_t n);
 void *hf_memdup(const void *p, size_t n);
 void hf_free(void *ptr);
+/* Wipes a NUL-terminated secret (a password read from a file) before
+ * freeing it, so it does not linger in freed memory. NULL is fine. */
+void hf_free_secret(char *s);
 
 #endif

@@ -8,8 +8,11 @@
  * matches itself (channel names cannot contain '*', see channel.h).
  *
  * Token claims: "sub" (required, the subject named in logs and limits),
- * "exp" and "nbf" (seconds; honoured with a leeway when present),
- * "publish" and "subscribe" (arrays of patterns; absent means none).
+ * "exp" (required unless require_exp is off) and "nbf" (seconds; honoured
+ * with a leeway), "iat" (with exp, bounds the token's lifetime: exp - iat,
+ * and exp - now, may not exceed max_lifetime_ms), "aud" and "iss"
+ * (checked when an audience or issuer is configured), "publish" and
+ * "subscribe" (arrays of patterns; absent means none).
  * The token's "alg" must be the configured one: a token naming another
  * algorithm (including "none", or HS256 signed with an RSA public key) is
  * refused before its claims are read.
@@ -33,14 +36,18 @@
 typedef struct hf_auth hf_auth_t;
 
 typedef struct hf_auth_config {
-    bool enabled;            /* false: everyone may do everything (logs a warning) */
-    char *alg;               /* "HS256", "RS256" or "ES256" */
-    char *secret;            /* HS256 shared secret, at least 32 bytes; or NULL */
-    char *key_file;          /* HS256: file holding the secret; RS256/ES256: PEM public key */
-    char *api_keys_file;     /* lines "SUBJECT KEY PATTERN..." granting publish; or NULL */
-    char *previous_secret;   /* during a rotation, the key being retired: tokens */
-    char *previous_key_file; /* signed with it still verify (same algorithm) */
-    long long leeway_s;      /* clock skew allowed on exp and nbf */
+    bool enabled;              /* false: everyone may do everything (logs a warning) */
+    char *alg;                 /* "HS256", "RS256" or "ES256" */
+    char *secret;              /* HS256 shared secret, at least 32 bytes; or NULL */
+    char *key_file;            /* HS256: file holding the secret; RS256/ES256: PEM public key */
+    char *api_keys_file;       /* lines "SUBJECT KEY PATTERN..." granting publish; or NULL */
+    char *previous_secret;     /* during a rotation, the key being retired: tokens */
+    char *previous_key_file;   /* signed with it still verify (same algorithm) */
+    long long leeway_s;        /* clock skew allowed on exp and nbf */
+    bool require_exp;          /* refuse tokens without exp (they would never expire) */
+    long long max_lifetime_ms; /* exp - iat and exp - now at most this; 0: no limit */
+    char *audience;            /* when set, "aud" must name it; NULL: not checked */
+    char *issuer;              /* when set, "iss" must equal it; NULL: not checked */
 } hf_auth_config_t;
 
 /* The settings every daemon that verifies credentials has, for its
@@ -62,7 +69,16 @@ typedef struct hf_auth_config {
     {"auth-api-keys-file", HF_CONF_STRING, offsetof(type, member.api_keys_file), NULL, 0, 0,      \
      "publish API keys, lines of SUBJECT KEY PATTERN..."},                                        \
     {"auth-leeway", HF_CONF_INT, offsetof(type, member.leeway_s), "30", 0, 3600,                  \
-     "seconds of clock skew allowed on exp and nbf"}
+     "seconds of clock skew allowed on exp and nbf"},                                             \
+    {"auth-require-exp", HF_CONF_BOOL, offsetof(type, member.require_exp), "true", 0, 0,          \
+     "refuse tokens without an 'exp' claim (false: such tokens never expire)"},                   \
+    {"auth-max-token-lifetime", HF_CONF_MS, offsetof(type, member.max_lifetime_ms), "24h", 0,     \
+     366LL * 24 * 3600000,                                                                        \
+     "refuse tokens valid longer than this: exp - iat, or exp - now (0: no limit)"},              \
+    {"auth-audience", HF_CONF_STRING, offsetof(type, member.audience), NULL, 0, 0,                \
+     "when set, a token's 'aud' (a string or an array) must hold this value"},                    \
+    {"auth-issuer", HF_CONF_STRING, offsetof(type, member.issuer), NULL, 0, 0,                    \
+     "when set, a token's 'iss' must equal this value"}
 /* clang-format on */
 
 typedef struct hf_auth_identity {

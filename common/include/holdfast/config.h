@@ -6,8 +6,8 @@
  * --help. A setting named "pg-url" is the flag --pg-url and the variable
  * HOLDFAST_PG_URL.
  *
- * Ownership: string settings are heap copies owned by the target struct;
- * hf_config_free() releases them. */
+ * Ownership: string and list settings are heap copies owned by the target
+ * struct; hf_config_free() releases them. */
 #ifndef HOLDFAST_CONFIG_H
 #define HOLDFAST_CONFIG_H
 
@@ -23,6 +23,10 @@ typedef enum hf_conf_type {
     HF_CONF_BOOL,   /* bool: true/false/1/0/yes/no/on/off; a bare --flag means true */
     HF_CONF_MS,     /* long long milliseconds: "250ms", "2s", "1m", or a plain number of ms */
     HF_CONF_BYTES,  /* long long bytes: "512", "64KiB", "1MiB", "1GiB" */
+    HF_CONF_LIST,   /* char *: every occurrence is appended as one more line
+                       ("a\nb"); the environment variable may hold several
+                       lines, the flag may be repeated; readers take the lines
+                       in order, so a later one wins where that matters */
 } hf_conf_type_t;
 
 typedef struct hf_conf_spec {
@@ -62,9 +66,5 @@ hf_err_t hf_config_parse_ms(const char *text, long long *out);
 /* A whole decimal integer ("-" and digits only) within [min, max]. */
 hf_err_t hf_config_parse_int(const char *text, long long min, long long max, long long *out);
 hf_err_t hf_config_parse_bytes(const char *text, long long *out);
-/* "redis://HOST:PORT" (or "HOST:PORT", or "HOST" for port 6379) into host
- * (NUL-terminated, at most host_size-1 bytes) and port. user:pass@ is
- * refused rather than silently ignored. */
-hf_err_t hf_config_parse_redis_url(const char *url, char *host, size_t host_size, int *port);
 
 #endif

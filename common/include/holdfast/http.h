@@ -33,6 +33,14 @@ typedef struct hf_http_req hf_http_req_t;
  * that take one) has arrived. Must eventually call hf_http_respond(). */
 typedef void (*hf_http_handler_fn)(hf_http_req_t *req, void *ctx);
 
+/* Called on the lws thread once a body-taking route's headers are in,
+ * before any of its body is read or room is reserved for it. Return true
+ * to read the body; or answer (hf_http_respond*) and return false: the
+ * connection then closes after the answer, so the unread body is never
+ * taken for a next request. This is where credentials and memory budgets
+ * are checked: a client that may not publish costs no body buffer. */
+typedef bool (*hf_http_admit_fn)(hf_http_req_t *req, void *ctx);
+
 /* /readyz asks this; return false and fill why to answer 503. */
 typedef bool (*hf_http_ready_fn)(void *ctx, char *why, size_t why_size);
 
@@ -41,6 +49,7 @@ typedef struct hf_http_route {
     const char *path;           /* exact path; a trailing '*' matches any suffix */
     bool takes_body;            /* read the body before calling the handler */
     hf_http_handler_fn handler; /* what serves it */
+    hf_http_admit_fn admit;     /* before the body; NULL: the body is always read */
 } hf_http_route_t;
 
 typedef struct hf_http_cors hf_http_cors_t; /* http_parse.h */
@@ -84,6 +93,13 @@ const char *hf_http_req_query(const hf_http_req_t *req, const char *name);
  * "idempotency-key". NULL when absent. */
 const char *hf_http_req_header(const hf_http_req_t *req, const char *name);
 const char *hf_http_req_body(const hf_http_req_t *req, size_t *len);
+/* The Content-Length the client announced (0 when none). */
+size_t hf_http_req_content_length(const hf_http_req_t *req);
+/* Keeps data with the request (one attachment per request): release(data)
+ * runs when the request is freed, on the lws thread (or in
+ * hf_http_server_free), whether it was answered or its client left. */
+void hf_http_req_attach(hf_http_req_t *req, void *data, void (*release)(void *data));
+void *hf_http_req_attached(const hf_http_req_t *req);
 
 /* Answers the request. Takes ownership of body (heap, from hf_malloc or
  * hf_buf_release; may be NULL when len is 0). extra_headers is a NULL

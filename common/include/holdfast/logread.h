@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "holdfast/err.h"
+#include "holdfast/kafka_props.h"
 
 typedef struct hf_logread hf_logread_t;
 
@@ -34,8 +35,11 @@ typedef struct hf_log_record {
     size_t id_len;
 } hf_log_record_t;
 
-/* A reader for topic at brokers. NULL (with a message in err) on bad settings. */
-hf_logread_t *hf_logread_new(const char *brokers, const char *topic, char *err, size_t err_size);
+/* A reader for topic at brokers, with the operator's client properties
+ * (props may be NULL: none). NULL (with a message in err, librdkafka's own
+ * for a property it refuses) on bad settings. */
+hf_logread_t *hf_logread_new(const char *brokers, const hf_kafka_props_config_t *props,
+                             const char *topic, char *err, size_t err_size);
 void hf_logread_free(hf_logread_t *lr);
 
 /* The topic's partition count. HF_ERR_NOT_FOUND when the topic does not

@@ -45,6 +45,7 @@
 #include "holdfast/event_json.h"
 #include "holdfast/logread.h"
 #include "holdfast/partition.h"
+#include "holdfast/redis_conn.h"
 
 enum {
     REPLAY_EXIT_OK = 0,
@@ -60,9 +61,11 @@ enum {
 #define REPLAY_PROGRESS_MS      2000
 #define REPLAY_CHAINS_MAX       (1u << 20)
 #define REPLAY_REDIS_PIPELINE   256
+#define REPLAY_REDIS_TIMEOUT_MS 5000
 
 typedef struct replay_config {
     char *kafka_brokers;
+    hf_kafka_props_config_t kafka_props;
     char *topic;
     char *pg_url;
     char *channel;
@@ -73,12 +76,14 @@ typedef struct replay_config {
     long long limit;
     bool follow;
     char *republish_to;
+    char *redis_password_file;
     bool quiet;
 } replay_config_t;
 
 static const hf_conf_spec_t replay_settings[] = {
     {"kafka-brokers", HF_CONF_STRING, offsetof(replay_config_t, kafka_brokers), "127.0.0.1:9092", 0,
      0, "Kafka bootstrap servers"},
+    HF_KAFKA_PROPS_SETTINGS(replay_config_t, kafka_props),
     {"topic", HF_CONF_STRING, offsetof(replay_config_t, topic), "holdfast.events", 0, 0,
      "the event topic"},
     {"pg-url", HF_CONF_STRING, offsetof(replay_config_t, pg_url), NULL, 0, 0,
@@ -98,7 +103,10 @@ static const hf_conf_spec_t replay_settings[] = {
     {"follow", HF_CONF_BOOL, offsetof(replay_config_t, follow), "false", 0, 0,
      "keep reading new events after the end, like tail -f"},
     {"republish-to", HF_CONF_STRING, offsetof(replay_config_t, republish_to), NULL, 0, 0,
-     "also PUBLISH each event, marked as a replay, to this Redis (redis://HOST:PORT)"},
+     "also PUBLISH each event, marked as a replay, to this Redis "
+     "(redis://[USER:PASSWORD@]HOST:PORT[/DB])"},
+    {"redis-password-file", HF_CONF_STRING, offsetof(replay_config_t, redis_password_file), NULL, 0,
+     0, "file holding the password of --republish-to's Redis (instead of one in the URL)"},
     {"quiet", HF_CONF_BOOL, offsetof(replay_config_t, quiet), "false", 0, 0,
      "no progress or summary on stderr"},
 };
@@ -308,7 +316,8 @@ static int replay_check_usage(const replay_config_t *c)
 static int replay_open_kafka(replay_t *r)
 {
     char err[512];
-    r->log = hf_logread_new(r->cfg.kafka_brokers, r->cfg.topic, err, sizeof err);
+    r->log =
+        hf_logread_new(r->cfg.kafka_brokers, &r->cfg.kafka_props, r->cfg.topic, err, sizeof err);
     if (!r->log)
         return replay_fail(REPLAY_EXIT_USAGE, "kafka settings: %s", err);
     int topic_partitions = 0;
@@ -371,16 +380,15 @@ static int replay_open_redis(replay_t *r)
     const char *url = r->cfg.republish_to;
     if (!url)
         return REPLAY_EXIT_OK;
-    char host[256];
-    int port;
-    if (hf_config_parse_redis_url(url, host, sizeof host, &port) != HF_OK)
-        return replay_fail(REPLAY_EXIT_USAGE, "--republish-to %s: expected redis://HOST:PORT", url);
-    struct timeval tv = {.tv_sec = 5};
-    r->redis = redisConnectWithTimeout(host, port, tv);
-    if (!r->redis || r->redis->err)
-        return replay_fail(REPLAY_EXIT_FAILED, "redis %s:%d: %s", host, port,
-                           r->redis ? r->redis->errstr : "out of memory");
-    redisSetTimeout(r->redis, tv);
+    hf_redis_target_t target;
+    char why[700];
+    hf_err_t err;
+    if (hf_redis_target_parse(url, r->cfg.redis_password_file, &target, why, sizeof why) != HF_OK)
+        return replay_fail(REPLAY_EXIT_USAGE, "--republish-to: %s", why);
+    r->redis = hf_redis_connect(&target, REPLAY_REDIS_TIMEOUT_MS, &err, why, sizeof why);
+    hf_redis_target_free(&target);
+    if (!r->redis)
+        return replay_fail(REPLAY_EXIT_FAILED, "%s", why);
     return REPLAY_EXIT_OK;
 }
 

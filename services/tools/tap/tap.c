@@ -28,9 +28,13 @@
 #include "holdfast/config.h"
 #include "holdfast/envelope.h"
 #include "holdfast/event_json.h"
+#include "holdfast/redis_conn.h"
+
+#define TAP_CONNECT_TIMEOUT_MS 5000
 
 typedef struct tap_config {
     char *redis_url;
+    char *redis_password_file;
     char *pattern;
     char *out;
     long long count;
@@ -39,7 +43,9 @@ typedef struct tap_config {
 
 static const hf_conf_spec_t tap_specs[] = {
     {"redis-url", HF_CONF_STRING, offsetof(tap_config_t, redis_url), "redis://127.0.0.1:6379", 0, 0,
-     "Redis to subscribe to"},
+     "Redis to subscribe to, redis://[USER:PASSWORD@]HOST:PORT[/DB]"},
+    {"redis-password-file", HF_CONF_STRING, offsetof(tap_config_t, redis_password_file), NULL, 0, 0,
+     "file holding the Redis password (instead of one in the URL)"},
     {"pattern", HF_CONF_STRING, offsetof(tap_config_t, pattern), "hf:*", 0, 0,
      "PSUBSCRIBE pattern (hf:<channel> are the relay's channels)"},
     {"out", HF_CONF_STRING, offsetof(tap_config_t, out), NULL, 0, 0,
@@ -90,19 +96,18 @@ static void tap_format(hf_buf_t *out, const redisReply *chan, const redisReply *
 
 static redisContext *tap_subscribe(const tap_config_t *cfg)
 {
-    char host[256];
-    int port;
-    if (hf_config_parse_redis_url(cfg->redis_url, host, sizeof host, &port) != HF_OK) {
-        fprintf(stderr, "holdfast-tap: --redis-url %s: expected redis://HOST:PORT\n",
-                cfg->redis_url);
+    hf_redis_target_t target;
+    char why[700];
+    hf_err_t err;
+    if (hf_redis_target_parse(cfg->redis_url, cfg->redis_password_file, &target, why, sizeof why) !=
+        HF_OK) {
+        fprintf(stderr, "holdfast-tap: %s\n", why);
         return NULL;
     }
-    redisContext *redis = redisConnect(host, port);
-    if (!redis || redis->err) {
-        fprintf(stderr, "holdfast-tap: redis %s:%d: %s\n", host, port,
-                redis ? redis->errstr : "out of memory");
-        if (redis)
-            redisFree(redis);
+    redisContext *redis = hf_redis_connect(&target, TAP_CONNECT_TIMEOUT_MS, &err, why, sizeof why);
+    hf_redis_target_free(&target);
+    if (!redis) {
+        fprintf(stderr, "holdfast-tap: %s\n", why);
         return NULL;
     }
     redisReply *reply = redisCommand(redis, "PSUBSCRIBE %s", cfg->pattern);

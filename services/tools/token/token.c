@@ -1,6 +1,6 @@
 /* token.c - holdfast-token: mint a token the services accept.
  *
- * Signs {"sub", "iat", "exp", "publish", "subscribe"} (auth.h) with an
+ * Signs {"sub", "iat", "exp", "aud", "iss", "publish", "subscribe"} (auth.h) with an
  * HS256 secret file or an RS256/ES256 private key file and prints the
  * token. For operators issuing service tokens and for the local stack's
  * demo tokens; applications normally mint their users' tokens with their
@@ -25,6 +25,8 @@ typedef struct token_config {
     char *publish;
     char *subscribe;
     long long ttl_s;
+    char *aud;
+    char *iss;
 } token_config_t;
 
 static const hf_conf_spec_t token_specs[] = {
@@ -38,7 +40,12 @@ static const hf_conf_spec_t token_specs[] = {
     {"subscribe", HF_CONF_STRING, offsetof(token_config_t, subscribe), "", 0, 0,
      "comma-separated channel patterns it may subscribe to"},
     {"ttl", HF_CONF_INT, offsetof(token_config_t, ttl_s), "3600", 0, 100LL * 365 * 86400,
-     "seconds until it expires (0: never; avoid)"},
+     "seconds until it expires (0: never; the services refuse such tokens unless "
+     "--auth-require-exp=false; at most their --auth-max-token-lifetime, 24h by default)"},
+    {"aud", HF_CONF_STRING, offsetof(token_config_t, aud), NULL, 0, 0,
+     "the 'aud' claim (for services run with --auth-audience)"},
+    {"iss", HF_CONF_STRING, offsetof(token_config_t, iss), NULL, 0, 0,
+     "the 'iss' claim (for services run with --auth-issuer)"},
 };
 #define TOKEN_NSPECS (sizeof token_specs / sizeof token_specs[0])
 
@@ -62,6 +69,10 @@ static char *token_claims(const token_config_t *cfg)
     json_t *claims = json_pack("{s:s, s:I}", "sub", cfg->sub, "iat", now);
     if (cfg->ttl_s > 0)
         json_object_set_new(claims, "exp", json_integer(now + cfg->ttl_s));
+    if (cfg->aud && cfg->aud[0])
+        json_object_set_new(claims, "aud", json_string(cfg->aud));
+    if (cfg->iss && cfg->iss[0])
+        json_object_set_new(claims, "iss", json_string(cfg->iss));
     json_object_set_new(claims, "publish", token_patterns(cfg->publish));
     json_object_set_new(claims, "subscribe", token_patterns(cfg->subscribe));
     char *text = json_dumps(claims, JSON_COMPACT);
