@@ -253,6 +253,13 @@ void relay_partition_unsync(relay_t *r, int p, long long at_least_ms)
     r->parts[p].synced = false;
 }
 
+void relay_partition_drop_acked(relay_t *r, relay_partition_t *part)
+{
+    r->acked_total = r->acked_total > part->acked.n ? r->acked_total - part->acked.n : 0;
+    relay_list_free(&part->acked);
+    part->acked_next = part->next_offset;
+}
+
 void relay_flow_probe(relay_t *r)
 {
     int64_t now = relay_now_us();
@@ -644,6 +651,13 @@ void relay_flow_publish(relay_t *r, relay_event_t *const *evs, size_t n)
 static void flow_batch_delivered(relay_t *r, int p)
 {
     relay_partition_t *part = &r->parts[p];
+    if (!part->synced) {
+        /* A commit failed while these were in flight: the partition's next
+         * resync finds them in Kafka and records them. */
+        relay_list_free(&part->inflight);
+        part->inflight_pending = 0;
+        return;
+    }
     size_t n;
     relay_event_t **evs = flow_array(&part->inflight, &n);
     bool wait;

@@ -152,6 +152,10 @@ typedef struct relay_partition {
     int64_t acked_next;     /* one past the last offset acknowledged */
     relay_known_t known;
     bool state_dirty;     /* positions to write at the next commit */
+    /* A commit of it failed, and may have gone through all the same: what
+     * memory holds may be behind PostgreSQL, so nothing of it is written
+     * until relay_store_reload_position read it back (resync does). */
+    bool position_unknown;
     bool epoch_old;       /* next_offset was recorded in an earlier epoch */
     int64_t produced_us;  /* when the batch in flight was produced */
     int64_t retry_at_us;  /* after a failure: no produce or resync before this (or a probe)... */
@@ -312,6 +316,9 @@ void relay_flow_reset(relay_t *r);
 /* A failure: the partition reads its Kafka tail again after a backoff of
  * at least at_least_ms. */
 void relay_partition_unsync(relay_t *r, int p, long long at_least_ms);
+/* Forgets the partition's acknowledged, unrecorded events (a resync will
+ * read them from Kafka again). */
+void relay_partition_drop_acked(relay_t *r, relay_partition_t *part);
 void relay_partition_known_clear(relay_partition_t *part);
 bool relay_kafka_err_permanent(rd_kafka_resp_err_t err);
 

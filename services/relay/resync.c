@@ -177,6 +177,8 @@ static hf_err_t resync_partition(relay_t *r, int p, bool *done)
     *done = false;
     int64_t low, high;
     hf_err_t rc = relay_store_reload_position(r, p);
+    if (rc == HF_OK && part->acked.n > 0)
+        relay_partition_drop_acked(r, part); /* in the tail read below */
     if (rc == HF_OK)
         rc = relay_kafka_watermarks(r->kafka, p, &low, &high);
     if (rc != HF_OK)

@@ -254,6 +254,8 @@ hf_err_t relay_store_load_partitions(relay_t *r)
         PQclear(res);
         return HF_ERR_UNAVAILABLE;
     }
+    for (int p = 0; p < RELAY_MAX_PARTITIONS; p++)
+        r->parts[p].position_unknown = false;
     for (int i = 0; i < PQntuples(res); i++) {
         int p = atoi(PQgetvalue(res, i, 0));
         if (p < 0 || p >= RELAY_MAX_PARTITIONS)
@@ -294,6 +296,7 @@ hf_err_t relay_store_reload_position(relay_t *r, int p)
         return HF_ERR_UNAVAILABLE;
     }
     relay_partition_t *part = &r->parts[p];
+    part->position_unknown = false;
     if (PQntuples(res) == 1) {
         part->next_offset = part->acked_next = atoll(PQgetvalue(res, 0, 0));
         relay_pos_t pos = {store_lsn_parse(PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1)),
@@ -551,6 +554,8 @@ static relay_pos_t store_last_pos(const relay_list_t *l, relay_pos_t pos)
 static bool store_commit_part(relay_t *r, int p, uint64_t confirmed, commit_part_t *cp)
 {
     relay_partition_t *part = &r->parts[p];
+    if (part->position_unknown)
+        return false; /* writing it could move PostgreSQL's position back */
     bool idle = part->queue.n == 0 && part->inflight.n == 0 && part->synced;
     relay_pos_t pos = store_last_pos(&part->acked, part->recorded);
     if (idle && relay_pos_cmp(part->handled, pos) > 0)
@@ -790,7 +795,8 @@ static void store_commit_ended(relay_t *r, bool ok)
             continue;
         }
         part->state_dirty = true;
-        part->acked_next = part->next_offset;
+        part->position_unknown = true;
+        relay_partition_drop_acked(r, part); /* acked since: the resync reads them again */
         if (part->synced)
             relay_partition_unsync(r, cp->partition, 0);
     }
