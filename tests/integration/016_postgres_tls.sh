@@ -42,8 +42,10 @@ chmod 600 "$data/server.key"
 if [[ $(id -u) == 0 ]]; then chown postgres: "$data/server.crt" "$data/server.key"; fi
 # TLS only, over TCP.
 cat >"$data/pg_hba.conf" <<'HBA'
-hostssl   all all 127.0.0.1/32 trust
-hostnossl all all 127.0.0.1/32 reject
+hostssl   all         all 127.0.0.1/32 trust
+hostssl   replication all 127.0.0.1/32 trust
+hostnossl all         all 127.0.0.1/32 reject
+hostnossl replication all 127.0.0.1/32 reject
 HBA
 hf_psql -c "ALTER SYSTEM SET ssl = on" >/dev/null
 hf_psql -c "SELECT pg_reload_conf()" >/dev/null
@@ -61,15 +63,19 @@ hf_spawn relay env PGSSLMODE=verify-full PGSSLROOTCERT="$tls/ca.crt" "$HF_BIN/ho
     --port 0 --pg-url "$HF_PG_URL" --kafka-brokers "$HF_KAFKA_BROKERS" --redis-url "" --relay-id tls
 hf_check "the relay connects with PGSSLMODE and PGSSLROOTCERT" hf_wait_until 30 "the relay on PostgreSQL" \
     grep -q 'connected to PostgreSQL' "$HF_RUN/relay.log"
-sessions() { # sessions APPLICATION-NAME: "true N" when its N sessions are all encrypted
+sessions() { # sessions APPLICATION-NAME [BACKEND-TYPE]: "true N" when its N sessions are all encrypted
     psql "$VERIFIED" -XqtAc "SELECT coalesce(bool_and(s.ssl), false) || ' ' || count(*) FROM pg_stat_activity a
-        JOIN pg_stat_ssl s USING (pid) WHERE a.application_name = '$1' AND a.backend_type = 'client backend'"
+        JOIN pg_stat_ssl s USING (pid) WHERE a.application_name = '$1'
+        AND a.backend_type = '${2:-client backend}'"
 }
 hf_check "ingest's sessions are encrypted ($(sessions holdfast-ingest))" \
     bash -c "[[ '$(sessions holdfast-ingest)' == 'true '[1-9]* ]]"
-# (the relay names no application; psql here does)
-hf_check "the relay's sessions are encrypted ($(sessions ''))" \
-    bash -c "[[ '$(sessions '')' == 'true '[1-9]* ]]"
+hf_check "the relay's replication stream is up" hf_wait_until 30 "the relay streaming" \
+    grep -q 'streaming from slot' "$HF_RUN/relay.log"
+hf_check "the relay's SQL session is encrypted ($(sessions holdfast-relay))" \
+    bash -c "[[ '$(sessions holdfast-relay)' == 'true '[1-9]* ]]"
+hf_check "the relay's replication session is encrypted ($(sessions holdfast-relay-stream walsender))" \
+    bash -c "[[ '$(sessions holdfast-relay-stream walsender)' == 'true '[1-9]* ]]"
 hf_stop relay
 hf_stop ingest
 
@@ -84,7 +90,7 @@ refused "a server certificate from another CA" "certificate verify failed" \
     "$HF_PG_URL?sslmode=verify-full&sslrootcert=$tls/rogue.crt"
 refused "a host name the certificate does not name" 'does not match host name' \
     "postgresql://holdfast@localhost:$HF_PG_PORT/holdfast?sslmode=verify-full&sslrootcert=$tls/ca.crt"
-HF_PG_URL="$HF_PG_URL?sslmode=verify-full&sslrootcert=$tls/rogue.crt" hf_ingest_start
+HF_INGEST_WAIT_READY=0 HF_PG_URL="$HF_PG_URL?sslmode=verify-full&sslrootcert=$tls/rogue.crt" hf_ingest_start
 hf_check_eq "ingest refusing the server stays unready" 503 \
     "$(curl -s -o /dev/null -w '%{http_code}' "$HF_INGEST_URL/readyz")"
 hf_check "... and logs why" hf_wait_until 10 "the reason in ingest's log" grep -q 'certificate verify failed' "$HF_RUN/ingest.log"

@@ -38,7 +38,7 @@ R=127.0.0.1:$REDIS_PORT
 HF_REDIS_URL="redis://gateway:$GW_PW@$R/2"
 hf_gateway_start ga
 hf_relay_start ra --redis-url "redis://relay@$R/2" --redis-password-file "$HF_RUN/relay.password"
-hf_wait_until 30 "the relay to own all partitions" hf_relay_owns ra 8 || hf_die "relay did not start"
+hf_wait_until 30 "the relay to lead" hf_relay_leads ra || hf_die "relay did not start"
 HF_REDIS_URL="redis://tap:$TAP_PW@$R/2"
 hf_tap_start "$HF_RUN/tap.jsonl"
 hf_ws_clients_start --urls "$WS_ga" --clients 2 --channels acl:0,acl:1
@@ -63,7 +63,7 @@ hf_check "the relay reconnected, as itself" hf_wait_until 30 "the relay back on 
 hf_publish_numbered acl 2 20
 hf_wait_until 30 "tap saw the third batch" grep -q '"seq":60}' "$HF_RUN/tap.jsonl" ||
     hf_check "the relay published again after its reconnect" false
-hf_wait_until 30 "the relay caught up" hf_outbox_empty
+hf_wait_until 30 "the relay caught up" hf_all_relayed
 hf_ws_clients_finish
 hf_check "every client got every event, in order" hf_ws_verify
 redis_deliveries=$(curl -fsS "http://127.0.0.1:$PORT_ga/metrics" |

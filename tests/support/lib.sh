@@ -268,8 +268,10 @@ hf_ingest_start() {
     HF_INGEST_URL="http://127.0.0.1:$port"
     hf_wait_until 30 "ingest /livez" hf_http_ok "$HF_INGEST_URL/livez" ||
         hf_die "ingest did not start (see $HF_RUN/ingest.log)"
-    # ready once a writer holds a PostgreSQL connection (when PostgreSQL runs)
-    if [[ -n ${HF_PG_PORT:-} ]] && "$HF_PG_BIN/pg_isready" -h 127.0.0.1 -p "$HF_PG_PORT" -q; then
+    # ready once a writer holds a PostgreSQL connection (when PostgreSQL runs;
+    # HF_INGEST_WAIT_READY=0 for a test of an ingest that must stay unready)
+    if [[ ${HF_INGEST_WAIT_READY:-1} == 1 && -n ${HF_PG_PORT:-} ]] &&
+        "$HF_PG_BIN/pg_isready" -h 127.0.0.1 -p "$HF_PG_PORT" -q; then
         hf_wait_until 30 "ingest /readyz" hf_http_ok "$HF_INGEST_URL/readyz" ||
             hf_die "ingest is not ready (see $HF_RUN/ingest.log)"
     fi

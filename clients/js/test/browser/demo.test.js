@@ -96,7 +96,11 @@ test('the demo page in Chromium: publish, a gateway SIGKILLed, resumed elsewhere
     const other = await ctx.newPage();
     other.on('pageerror', (e) => pageErrors.push(String(e)));
     await other.goto(demoUrl.replace('127.0.0.1', 'localhost'));
-    await other.waitForFunction(() => window.__demo?.history?.state !== 'loading', null, { timeout: 20000 });
+    // (until the page has set its state up, there is nothing to compare)
+    await other.waitForFunction(() => {
+        const state = window.__demo?.history?.state;
+        return state !== undefined && state !== 'loading';
+    }, null, { timeout: 20000 });
     const refused = await other.evaluate(() => window.__demo.history);
     assert.equal(refused.state, 'error', `another origin's history: ${JSON.stringify(refused)}`);
     await other.close();
