@@ -131,5 +131,21 @@ hf_relay_start ra
 hf_gateway_start ga --workers 2
 for url in "$HF_INGEST_URL" "http://127.0.0.1:$PORT_ra" "http://127.0.0.1:$PORT_ga"; do
     hf_check "promtool check metrics $url/metrics" bash -c "curl -fsS '$url/metrics' | '$PROMTOOL' check metrics"
+    curl -fsS "$url/metrics" >>"$HF_RUN/scraped.txt"
 done
+# Every holdfast_* series an alert or the dashboard reads is one a service
+# exports (a renamed metric would leave an alert that never fires).
+hf_check "alerts and dashboard read only metrics the services export" /usr/bin/python3 - \
+    "$HF_RUN/rules.yaml" "$HF_ROOT/deploy/k8s/monitoring/grafana-dashboard.json" "$HF_RUN/scraped.txt" <<'PY'
+import re, sys
+exported = set(re.findall(r"^# TYPE (holdfast_\w+)", open(sys.argv[3]).read(), re.M))
+bad = set()
+for path in sys.argv[1:3]:
+    for name in re.findall(r"holdfast_\w+", open(path).read()):
+        base = re.sub(r"_(bucket|sum|count)$", "", name)
+        if name not in exported and base not in exported:
+            bad.add(name)
+if bad:
+    sys.exit("not exported by any service: " + ", ".join(sorted(bad)))
+PY
 hf_checks_done
