@@ -8,7 +8,8 @@
  * Redis is never allowed to stall the Kafka path: every call has a short
  * timeout, a failure drops the connection, publishes are then skipped
  * (and counted by the caller) and a reconnect is tried at most once per
- * second. Gateways fill whatever was skipped from Kafka (invariant 6).
+ * second. Gateways fill whatever was skipped from Kafka (invariant 6,
+ * docs/design.md).
  *
  * A gateway notices a skipped event by the chain only when the channel's
  * next event arrives, which for a quiet channel may be much later. So the
