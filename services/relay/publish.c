@@ -16,7 +16,7 @@
  * publisher remembers, per partition, the offsets it skipped, and once
  * Redis takes publishes again it first announces them on the control
  * channel "hfctl:skipped" (outside the "hf:" namespace of user channels)
- * as "PARTITION FIRST LAST": gateways then read those offsets from Kafka
+ * as "PARTITION:FIRST:LAST": gateways then read those offsets from Kafka
  * right away. */
 #include <hiredis/hiredis.h>
 #include <stdio.h>
