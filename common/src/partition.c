@@ -1,5 +1,5 @@
-/* partition.c - channel -> partition (invariant 3). Must match
- * holdfast.partition_for() in schemas/sql/001_core.sql. */
+/* partition.c - channel -> partition (invariant 3, docs/design.md). Must
+ * match holdfast.partition_for() in schemas/sql/001_core.sql. */
 #include "holdfast/partition.h"
 
 uint32_t hf_fnv1a32(const void *data, size_t len)

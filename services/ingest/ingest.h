@@ -5,7 +5,7 @@
  * whose threads each own a PostgreSQL connection and commit whatever is
  * queued as one transaction (group commit), then answer every request of
  * the group. A request is answered 2xx only after its transaction
- * committed (invariant 1). */
+ * committed (invariant 1, docs/design.md). */
 #ifndef HOLDFAST_INGEST_H
 #define HOLDFAST_INGEST_H
 

@@ -18,7 +18,7 @@
  * tries again). An Idempotency-Key is recorded by the same statement, with
  * the event ids; a key already recorded inserts nothing and the writer
  * answers with the originals, or 409 for another body. The rows are the
- * ones holdfast.publish() writes from SQL (invariant 2). */
+ * ones holdfast.publish() writes from SQL (invariant 2, docs/design.md). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -8,14 +8,15 @@
  * Redis is never allowed to stall the Kafka path: every call has a short
  * timeout, a failure drops the connection, publishes are then skipped
  * (and counted by the caller) and a reconnect is tried at most once per
- * second. Gateways fill whatever was skipped from Kafka (invariant 6).
+ * second. Gateways fill whatever was skipped from Kafka (invariant 6,
+ * docs/design.md).
  *
  * A gateway notices a skipped event by the chain only when the channel's
  * next event arrives, which for a quiet channel may be much later. So the
  * publisher remembers, per partition, the offsets it skipped, and once
  * Redis takes publishes again it first announces them on the control
  * channel "hfctl:skipped" (outside the "hf:" namespace of user channels)
- * as "PARTITION FIRST LAST": gateways then read those offsets from Kafka
+ * as "PARTITION:FIRST:LAST": gateways then read those offsets from Kafka
  * right away. */
 #include <hiredis/hiredis.h>
 #include <stdio.h>

@@ -1,18 +1,19 @@
 /* resync.c - what Kafka already holds, and what the slot cannot deliver.
  *
- * Resync (invariant 4). Before a partition produces after becoming the
- * leader's, after a failed batch or a failed commit, the relay reads its
- * Kafka log from next_offset (every record below it is recorded) to the
- * end. Each record found there is an event some relay produced and nobody
- * recorded: it is recorded now (its offset in event_offsets, next_offset
- * moved past it), stamped with prev_offset in log order and published to
- * Redis again (gateways drop an offset they already delivered), and its id
- * joins the partition's "known" set: when the stream brings the event
- * again it is skipped instead of produced twice. The known range is
- * written with the partition's position, so a relay that crashes before
- * the stream passed those events reads the same range again at its start.
- * A log that ends below next_offset was reset (topic recreated, cluster
- * lost): a new epoch starts before anything is produced (invariant 3).
+ * Resync (invariant 4, docs/design.md). Before a partition produces after
+ * becoming the leader's, after a failed batch or a failed commit, the
+ * relay reads its Kafka log from next_offset (every record below it is
+ * recorded) to the end. Each record found there is an event some relay
+ * produced and nobody recorded: it is recorded now (its offset in
+ * event_offsets, next_offset moved past it), stamped with prev_offset in
+ * log order and published to Redis again (gateways drop an offset they
+ * already delivered), and its id joins the partition's "known" set: when
+ * the stream brings the event again it is skipped instead of produced
+ * twice. The known range is written with the partition's position, so a
+ * relay that crashes before the stream passed those events reads the same
+ * range again at its start. A log that ends below next_offset was reset
+ * (topic recreated, cluster lost): a new epoch starts before anything is
+ * produced (invariant 3, docs/design.md).
  *
  * Reconcile. A slot created anew (first start, or the old one lost with a
  * PostgreSQL failover) delivers only what commits after its creation. The

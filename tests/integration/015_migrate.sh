@@ -45,7 +45,8 @@ rc=0
 hf_check_eq "a changed migration is refused" 1 "$rc"
 hf_check "and the refusal says why" grep -q 'append-only' "$HF_RUN/edited.log"
 
-# Changing the partition count starts a new epoch (invariant 3).
+# Changing the partition count starts a new epoch (invariant 3,
+# docs/design.md).
 hf_psql -c "SELECT holdfast.set_partition_count(16)" >/dev/null
 hf_check "repartitioning bumps the epoch" test "$epoch" != "$(hf_psql -c "SELECT epoch FROM holdfast.meta")"
 

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Auth and limits (invariants 9 and 10): tokens signed by PyJWT (HS256,
-# RS256, ES256) and API keys against ingest and the gateway; forged,
-# expired, none-algorithm and algorithm-confusion tokens; channel
+# Auth and limits (invariants 9 and 10, docs/design.md): tokens signed by
+# PyJWT (HS256, RS256, ES256) and API keys against ingest and the gateway;
+# forged, expired, none-algorithm and algorithm-confusion tokens; channel
 # patterns on publish, history and subscribe; publish rate per subject;
-# connections per subject and per address; messages per connection; a
-# token expiring on an open connection; auth off only when asked, with a
-# warning; a service with auth on and no key refuses to start.
+# connections per subject and per address; messages per connection; a token
+# expiring on an open connection; auth off only when asked, with a warning;
+# a service with auth on and no key refuses to start.
 set -euo pipefail
 source "$(dirname "$0")/../support/lib.sh"
 hf_test_begin "${1:-build}"

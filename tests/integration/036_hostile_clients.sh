@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Hostile clients (invariant 9) while well-behaved ones run: slowloris
-# headers and bodies, connection floods, malformed HTTP, oversized,
-# fragmented, unmasked and invalid-UTF-8 WebSocket frames, subscribe and
-# ping floods, bad channel names (tests/support/hostile.py). Throughout, 20
-# clients on two gateways must get every event of their channels, in order,
-# exactly once, from 2 publishers through ingest; every process keeps
-# running; every refusal is a 4xx or a close code with its reason.
+# Hostile clients (invariant 9, docs/design.md) while well-behaved ones run:
+# slowloris headers and bodies, connection floods, malformed HTTP,
+# oversized, fragmented, unmasked and invalid-UTF-8 WebSocket frames,
+# subscribe and ping floods, bad channel names (tests/support/hostile.py).
+# Throughout, 20 clients on two gateways must get every event of their
+# channels, in order, exactly once, from 2 publishers through ingest; every
+# process keeps running; every refusal is a 4xx or a close code with its
+# reason.
 set -euo pipefail
 source "$(dirname "$0")/../support/lib.sh"
 hf_test_begin "${1:-build}"

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# The relay's contract under a failover (invariants 2-6): 10,000 events on
-# 200 channels, published through ingest by four concurrent clients while
-# one relay leads and a second stands by; the leader is SIGKILLed mid-run.
-# Afterwards every event is in Kafka exactly once, in its partition, at the
-# offset recorded in PostgreSQL, in publish order per channel; every Redis
-# message carries its Kafka offset and the offset of its channel's
-# previous event (the chain a gateway checks); and the standby took over
-# once the dead leader's lease expired.
+# The relay's contract under a failover (invariants 2-6, docs/design.md):
+# 10,000 events on 200 channels, published through ingest by four concurrent
+# clients while one relay leads and a second stands by; the leader is
+# SIGKILLed mid-run. Afterwards every event is in Kafka exactly once, in its
+# partition, at the offset recorded in PostgreSQL, in publish order per
+# channel; every Redis message carries its Kafka offset and the offset of
+# its channel's previous event (the chain a gateway checks); and the standby
+# took over once the dead leader's lease expired.
 set -euo pipefail
 source "$(dirname "$0")/../support/lib.sh"
 hf_test_begin "${1:-build}"

@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# A relay killed at each point of its pipeline (invariant 4): once Kafka
-# acknowledged a batch but before Redis or PostgreSQL got it ("produced"),
-# in the middle of publishing it to Redis ("publishing"), after publishing
-# it but before recording its offsets ("published": Redis is ahead of
-# PostgreSQL), when a batch completes while a commit is under way
-# ("overlap"), and right after a commit ("committed"). Each time the next
-# relay (the same id restarting, or a standby after the TTL) reads each
-# partition's Kafka tail from its recorded position first, records what it
-# finds there without producing it again, and skips those events when the
-# slot sends them again. In the end: every event in Kafka exactly once, in
-# order, offsets recorded; on Redis the prev_offset chain intact, and an
-# event repeated only with the same offsets (gateways drop it by offset).
+# A relay killed at each point of its pipeline (invariant 4,
+# docs/design.md): once Kafka acknowledged a batch but before Redis or
+# PostgreSQL got it ("produced"), in the middle of publishing it to Redis
+# ("publishing"), after publishing it but before recording its offsets
+# ("published": Redis is ahead of PostgreSQL), when a batch completes while
+# a commit is under way ("overlap"), and right after a commit ("committed").
+# Each time the next relay (the same id restarting, or a standby after the
+# TTL) reads each partition's Kafka tail from its recorded position first,
+# records what it finds there without producing it again, and skips those
+# events when the slot sends them again. In the end: every event in Kafka
+# exactly once, in order, offsets recorded; on Redis the prev_offset chain
+# intact, and an event repeated only with the same offsets (gateways drop it
+# by offset).
 set -euo pipefail
 source "$(dirname "$0")/../support/lib.sh"
 hf_test_begin "${1:-build}"

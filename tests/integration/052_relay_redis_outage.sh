@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Redis is only the fast path (invariant 5): killed or frozen, it never
-# holds up Kafka. While Redis is dead, and while it is SIGSTOPped (its
-# sockets stay open, so only the relay's timeouts notice), events keep
-# flowing into Kafka and being recorded, skipped publishes are counted, and once Redis is
-# back publishing resumes by itself, with every message on the chain: the
-# first event of a channel after the outage points (prev_offset) at an
-# offset Redis never carried, which is the gap a gateway fills from Kafka.
+# Redis is only the fast path (invariant 6, docs/design.md): killed or
+# frozen, it never holds up Kafka. While Redis is dead, and while it is
+# SIGSTOPped (its sockets stay open, so only the relay's timeouts notice),
+# events keep flowing into Kafka and being recorded, skipped publishes are
+# counted, and once Redis is back publishing resumes by itself, with every
+# message on the chain: the first event of a channel after the outage points
+# (prev_offset) at an offset Redis never carried, which is the gap a gateway
+# fills from Kafka.
 set -euo pipefail
 source "$(dirname "$0")/../support/lib.sh"
 hf_test_begin "${1:-build}"

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Kafka unavailable (invariants 2-4): with every broker of the dev cluster
-# down, the relay records nothing and dead-letters nothing (an outage is not
-# a bad event); ingest keeps accepting and the stream-lag gauge shows the
-# wait. With one broker down, only the partitions it leads stall. When the
-# brokers come back everything flows by itself: every event in Kafka
-# exactly once, in publish order per channel, offsets recorded, the Redis
-# chain intact.
+# Kafka unavailable (invariants 2, 4 and 5, docs/design.md): with every
+# broker of the dev cluster down, the relay records nothing and dead-letters
+# nothing (an outage is not a bad event); ingest keeps accepting and the
+# stream-lag gauge shows the wait. With one broker down, only the partitions
+# it leads stall. When the brokers come back everything flows by itself:
+# every event in Kafka exactly once, in publish order per channel, offsets
+# recorded, the Redis chain intact.
 set -euo pipefail
 source "$(dirname "$0")/../support/lib.sh"
 hf_test_begin "${1:-build}"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The relay's read of new events: a logical replication slot, not a table
-# (invariant 2).
+# (invariant 2, docs/design.md).
 #   1. An upgrade from the outbox schema: events left in the old outbox are
 #      relayed once 004 is migrated (the first slot reconciles them).
 #   2. A lost slot (dropped while the relay is down, as a PostgreSQL

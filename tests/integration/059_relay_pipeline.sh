@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The relay's pipeline under stress (invariants 4-6): batch N+1 produced
-# while N is recorded, the next commit only after the previous one, the
-# chain map refilled from PostgreSQL only when PostgreSQL knows every offset
-# the relay stamped, Redis in offset order.
+# The relay's pipeline under stress (invariants 4-6, docs/design.md): batch
+# N+1 produced while N is recorded, the next commit only after the previous
+# one, the chain map refilled from PostgreSQL only when PostgreSQL knows
+# every offset the relay stamped, Redis in offset order.
 #   - A chain map far smaller than the channels in use (--chain-max 100,
 #     600 channels): it is emptied and refilled all the time while batches
 #     and commits overlap. Any refill from a PostgreSQL that misses an

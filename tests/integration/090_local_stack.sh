@@ -40,7 +40,8 @@ done
 hf_check "ingest ready" hf_http_ok "$HOLDFAST_INGEST_URL/readyz"
 hf_check "redis answers" bash -c "redis-cli -u $HOLDFAST_REDIS_URL ping | grep -q PONG"
 hf_check "kafka answers kcat" bash -c "timeout 10 kcat -b $HOLDFAST_KAFKA_BROKERS -L -t $HOLDFAST_TOPIC >/dev/null"
-# Auth is on by default (invariant 10): no token, no publish.
+# The stack runs with auth on (invariant 10, docs/design.md): no token, no
+# publish. (035 checks that on is the default.)
 hf_check_eq "a publish without a token is refused 401" 401 "$(curl -sS -o /dev/null -w '%{http_code}' \
     -X POST "$HOLDFAST_INGEST_URL/v1/events" -H 'Content-Type: application/json' \
     -d '{"channel":"stack","data":{"n":0}}')"

@@ -9,7 +9,7 @@ Inputs (files):
   --tap    holdfast-tap JSON lines (optional): what Redis carried
   --dead   ids that went to dead_letters (optional, one per line)
 
-Checks (invariants 2-6 of DESIGN.md, the relay's side):
+Checks (invariants 2-6 in docs/design.md, the relay's side):
   every event in Kafka exactly once (dead letters: never), in its own
   partition, at the offset written back to PostgreSQL; per channel, Kafka
   order equals publish order (seq); with --tap, every Redis message is an

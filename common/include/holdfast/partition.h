@@ -1,4 +1,5 @@
-/* partition.h - the fixed channel -> partition mapping (invariant 3).
+/* partition.h - the fixed channel -> partition mapping (invariant 3,
+ * docs/design.md).
  *
  * partition = fnv1a32(channel bytes) mod partition_count. The SQL function
  * holdfast.partition_for() in schemas/sql computes the same value; the
