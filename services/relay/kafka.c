@@ -191,11 +191,13 @@ int relay_kafka_wakeup_fd(const relay_kafka_t *k)
     return k->wake[0];
 }
 
-void relay_kafka_poll(relay_kafka_t *k)
+void relay_kafka_poll(relay_kafka_t *k, bool woken)
 {
     char drain[64];
-    while (read(k->wake[0], drain, sizeof drain) > 0) {
-    }
+    /* one byte per wakeup, a handful at most: what one read leaves keeps
+     * the fd readable, and the next wait returns at once */
+    if (woken)
+        (void)!read(k->wake[0], drain, sizeof drain);
     if (k->producer)
         rd_kafka_poll(k->producer, 0);
 }

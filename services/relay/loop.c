@@ -209,7 +209,8 @@ static hf_err_t loop_lead(relay_t *r)
     if (rc != HF_OK)
         return rc;
     relay_flow_produce(r);
-    relay_kafka_poll(r->kafka);
+    relay_kafka_poll(r->kafka, r->kafka_woken);
+    r->kafka_woken = false;
     if (relay_kafka_check(r->kafka, relay_flow_oldest_produce_us(r)))
         relay_flow_abandon_reports(r);
     relay_flow_complete(r);
@@ -249,8 +250,6 @@ static void loop_wait(relay_t *r)
         wake = now;
     if (r->started && r->cfg.heartbeat_interval_ms > 0 && r->next_heartbeat_us < wake)
         wake = r->next_heartbeat_us;
-    if (r->started && r->cfg.heartbeat_interval_ms > 0 && r->next_heartbeat_us < wake)
-        wake = r->next_heartbeat_us;
     struct pollfd fds[3];
     int n = 0;
     fds[n++] = (struct pollfd){.fd = relay_kafka_wakeup_fd(r->kafka), .events = POLLIN};
@@ -259,7 +258,8 @@ static void loop_wait(relay_t *r)
     if (relay_store_commit_busy(r))
         fds[n++] = (struct pollfd){.fd = relay_store_socket(r), .events = POLLIN};
     int timeout = wake > now ? (int)((wake - now + 999) / 1000) : 0;
-    (void)poll(fds, (nfds_t)n, timeout);
+    if (poll(fds, (nfds_t)n, timeout) > 0 && (fds[0].revents & POLLIN))
+        r->kafka_woken = true;
 }
 
 /* SIGTERM: what is in flight finishes, is published and recorded; the
@@ -270,12 +270,12 @@ static void loop_finish(relay_t *r)
         int64_t deadline =
             relay_now_us() + (r->cfg.produce_timeout_ms + RELAY_REPORT_SLACK_MS) * 1000;
         while (relay_flow_oldest_produce_us(r) && relay_now_us() < deadline) {
-            relay_kafka_poll(r->kafka);
+            relay_kafka_poll(r->kafka, true);
             relay_flow_complete(r);
             loop_commit(r);
             usleep(5 * 1000);
         }
-        relay_kafka_poll(r->kafka);
+        relay_kafka_poll(r->kafka, true);
         relay_flow_complete(r);
         relay_store_commit_finish(r);
         if (relay_store_commit_start(r) == HF_OK)

@@ -230,6 +230,7 @@ typedef struct relay {
     bool chain_stale;        /* the chain map was emptied while offsets waited to be recorded */
     bool quiesce;            /* produce nothing until what is in flight is recorded */
     bool restart_stream;     /* an overflowed partition needs the stream again */
+    bool kafka_woken;        /* the last wait saw delivery reports waiting */
     int64_t stream_retry_us; /* no new stream before this after one failed */
     int64_t next_heartbeat_us;
     int64_t next_probe_us;  /* leaders of backing-off partitions, looked at */
@@ -442,8 +443,9 @@ void relay_kafka_free(relay_kafka_t *k);
  * that error. Every produced event gets exactly one delivery report. */
 rd_kafka_resp_err_t relay_kafka_produce(relay_kafka_t *k, relay_list_t *batch, const char *epoch,
                                         relay_list_t *inflight);
-/* Serves delivery reports. */
-void relay_kafka_poll(relay_kafka_t *k);
+/* Serves delivery reports; woken: the wakeup fd was seen readable (only
+ * then is it drained: a read per pass would be a syscall per pass). */
+void relay_kafka_poll(relay_kafka_t *k, bool woken);
 /* Readable when delivery reports wait. */
 int relay_kafka_wakeup_fd(const relay_kafka_t *k);
 /* Destroys the producer when a report is overdue or it hit a fatal error
