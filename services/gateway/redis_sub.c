@@ -25,7 +25,7 @@
 
 #define REDIS_PREFIX  HF_REDIS_CHANNEL_PREFIX
 #define REDIS_SKIPPED HF_REDIS_SKIPPED_CHANNEL
-#define REDIS_BATCH   512             /* channels per SUBSCRIBE / UNSUBSCRIBE */
+#define REDIS_BATCH   512 /* channels per SUBSCRIBE / UNSUBSCRIBE */
 #define REDIS_WANT    ((void *)1)
 #define REDIS_UNWANT  ((void *)2)
 

@@ -294,8 +294,8 @@ static hf_err_t kafka_reader(relay_kafka_t *k)
     if (k->reader)
         return HF_OK;
     char err[256];
-    k->reader = hf_logread_new(k->cfg->kafka_brokers, &k->cfg->kafka_props, k->cfg->topic, err,
-                              sizeof err);
+    k->reader =
+        hf_logread_new(k->cfg->kafka_brokers, &k->cfg->kafka_props, k->cfg->topic, err, sizeof err);
     if (!k->reader) {
         hf_error("kafka log reader: %s", err);
         return HF_ERR_INVALID;

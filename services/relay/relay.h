@@ -151,7 +151,7 @@ typedef struct relay_partition {
     int64_t next_offset;    /* recorded: every record below it is in event_offsets */
     int64_t acked_next;     /* one past the last offset acknowledged */
     relay_known_t known;
-    bool state_dirty;     /* positions to write at the next commit */
+    bool state_dirty; /* positions to write at the next commit */
     /* A commit of it failed, and may have gone through all the same: what
      * memory holds may be behind PostgreSQL, so nothing of it is written
      * until relay_store_reload_position read it back (resync does). */
