@@ -69,7 +69,7 @@ bench: build
 	@HOLDFAST_BENCH=1 bash tools/install-deps.sh
 	bash bench/node/install.sh
 	bash bench/ingest_throughput.sh $(BUILD) $(BENCH_SECONDS) "$(BENCH_CLIENTS)"
-	bash bench/relay.sh $(BUILD) 50000 1000 $(BENCH_SECONDS)
+	bash bench/relay.sh $(BUILD) 200000 1000 $(BENCH_SECONDS)
 	bash bench/replay.sh $(BUILD) 120000
 	BENCH_PARTS="2 4" bash bench/gateway.sh $(BUILD) 10000 1000 $(BENCH_SECONDS)
 	bash bench/capacity.sh $(BUILD)
