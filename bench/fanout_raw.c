@@ -21,6 +21,7 @@
 #include <openssl/sha.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,8 @@
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "holdfast/config.h"
 
 #define RAW_MAX_EVENTS 256
 #define RAW_IN_MAX     4096
@@ -45,9 +48,13 @@ typedef struct raw_conn {
 } raw_conn_t;
 
 typedef struct raw {
-    int port, rate, clients;
-    double duration_s;
-    size_t max_buffer;
+    /* Settings (raw_settings: defaults, env, then flags). */
+    long long port;       /* 127.0.0.1 port to listen on */
+    long long rate;       /* events per second */
+    long long clients;    /* subscribed clients that start the run */
+    double duration_s;    /* seconds of publishing */
+    long long max_buffer; /* bytes pending per client before frames are dropped */
+    /* Runtime. */
     int epfd, listen_fd, timer_fd;
     raw_conn_t **conns; /* by fd */
     int nfds;
@@ -163,7 +170,7 @@ static bool raw_send(raw_conn_t *c, const unsigned char *buf, size_t len)
             len -= (size_t)n;
         }
     }
-    if (c->out_len + len > R.max_buffer) {
+    if (c->out_len + len > (size_t)R.max_buffer) {
         R.dropped++;
         return true;
     }
@@ -330,34 +337,42 @@ static int raw_listen(void)
         setsockopt(R.listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
         bind(R.listen_fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
         listen(R.listen_fd, 4096) != 0) {
-        fprintf(stderr, "holdfast-fanout-raw: cannot listen on 127.0.0.1:%d: %s\n", R.port,
+        fprintf(stderr, "holdfast-fanout-raw: cannot listen on 127.0.0.1:%lld: %s\n", R.port,
                 strerror(errno));
         return -1;
     }
     return 0;
 }
 
+#define RAW_SET(field) offsetof(raw_t, field)
+static const hf_conf_spec_t raw_settings[] = {
+    {"port", HF_CONF_INT, RAW_SET(port), NULL, 0, 65535, "port on 127.0.0.1 (required)"},
+    {"rate", HF_CONF_INT, RAW_SET(rate), "20", 1, 1000000, "events per second to every client"},
+    {"clients", HF_CONF_INT, RAW_SET(clients), "1000", 1, 1000000,
+     "subscribed clients that start the run"},
+    {"duration", HF_CONF_DOUBLE, RAW_SET(duration_s), "10", 0, 604800,
+     "seconds of publishing once every client is subscribed"},
+    {"max-buffer", HF_CONF_BYTES, RAW_SET(max_buffer), "4MiB", 1, 1LL << 40,
+     "bytes pending for one client; frames beyond are dropped"},
+};
+#undef RAW_SET
+#define RAW_NSETTINGS (sizeof raw_settings / sizeof raw_settings[0])
+
+static const char raw_usage[] =
+    "usage: holdfast-fanout-raw --port P [flags]\n"
+    "The fan-out benchmark's baseline: one epoll thread sending one pre-encoded event\n"
+    "frame --rate times a second to every subscribed WebSocket client, then one JSON line.";
+
+/* Returns -1 to continue, otherwise the exit status (0 for --help, 2 for bad settings). */
 static int raw_args(int argc, char **argv)
 {
-    R.rate = 20;
-    R.clients = 1000;
-    R.duration_s = 10;
-    R.max_buffer = 4 << 20;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (strcmp(argv[i], "--port") == 0)
-            R.port = atoi(argv[i + 1]);
-        else if (strcmp(argv[i], "--rate") == 0)
-            R.rate = atoi(argv[i + 1]);
-        else if (strcmp(argv[i], "--clients") == 0)
-            R.clients = atoi(argv[i + 1]);
-        else if (strcmp(argv[i], "--duration") == 0)
-            R.duration_s = atof(argv[i + 1]);
-        else if (strcmp(argv[i], "--max-buffer") == 0)
-            R.max_buffer = (size_t)atoll(argv[i + 1]);
-        else
-            return -1;
+    int rc = hf_config_load_tool("holdfast-fanout-raw", raw_settings, RAW_NSETTINGS, &R, argc, argv,
+                                 raw_usage);
+    if (rc < 0 && (R.port == 0 || R.duration_s <= 0)) {
+        fprintf(stderr, "holdfast-fanout-raw: --port and a --duration above 0 are required\n");
+        rc = 2;
     }
-    return R.port > 0 && R.rate > 0 && R.clients > 0 && R.duration_s > 0 ? 0 : -1;
+    return rc;
 }
 
 static int raw_timer_start(void)
@@ -395,11 +410,9 @@ static void raw_dispatch(const struct epoll_event *ev)
 
 int main(int argc, char **argv)
 {
-    if (raw_args(argc, argv) != 0) {
-        fprintf(stderr, "usage: holdfast-fanout-raw --port P [--rate EVENTS_PER_S] [--clients N] "
-                        "[--duration S] [--max-buffer BYTES]\n");
-        return 2;
-    }
+    int rc = raw_args(argc, argv);
+    if (rc >= 0)
+        return rc;
     signal(SIGPIPE, SIG_IGN);
     signal(SIGTERM, raw_on_signal);
     signal(SIGINT, raw_on_signal);

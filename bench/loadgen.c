@@ -34,13 +34,17 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <libwebsockets.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "holdfast/config.h"
 
 #define LG_HIST_BUCKET_US 10
 #define LG_HIST_BUCKETS   1000000 /* 10 s in 10 us steps; later goes to the last */
@@ -80,17 +84,24 @@ typedef struct lg_url {
 } lg_url_t;
 
 typedef struct lg {
+    /* Settings (lg_settings: defaults, env, then flags; strings owned). */
+    char *urls_text;            /* ws:// URLs, comma-separated */
+    long long clients;          /* connections */
+    long long channels;         /* client i subscribes to PREFIX:(i mod channels) */
+    char *prefix;               /* channel prefix */
+    long long connect_rate;     /* connects started per second */
+    double duration_s;          /* seconds counted once all are subscribed */
+    long long want_events;      /* stop counting after this many deliveries; 0: no limit */
+    char *ready_file;           /* written once every client is subscribed; NULL: none */
+    long long timeline_setting; /* 1: timeline lines on stderr */
+    long long timeline_ms;      /* their interval; > 0 also turns them on */
+    char *cdf_file;             /* latency CDF written here; NULL: none */
+    char *protocol_name;        /* holdfast or socketio */
+    char *token;                /* bearer token on every upgrade; NULL: none */
+    /* From the settings. */
     lg_protocol_t protocol;
-    const char *token;
     lg_url_t urls[LG_MAX_URLS];
     int nurls;
-    int clients;
-    int channels;
-    const char *prefix;
-    int connect_rate;
-    double duration_s;
-    long long want_events;
-    const char *ready_file;
     struct lws_context *ctx;
     lg_client_t *cl;
     int next_connect;
@@ -98,7 +109,6 @@ typedef struct lg {
     int connecting; /* handshakes in flight */
     int *retry;     /* clients whose connect failed, to try again */
     int retry_len;
-    const char *cdf_file;
     int64_t last_delivery_us, max_gap_us, max_gap_end_us; /* monotonic */
     int64_t t_start_us, t_all_subscribed_us, t_count_start_us;
     long long events, duplicates, chain_breaks, oversized;
@@ -276,7 +286,7 @@ static int lg_socketio_write(struct lws *wsi, lg_client_t *c)
         n = snprintf(out, 256, "40");
         c->sent_connect = true;
     } else if (c->sio_connected && !c->sent_subscribe) {
-        n = snprintf(out, 256, "42[\"subscribe\",\"%s:%d\"]", G.prefix, c->index % G.channels);
+        n = snprintf(out, 256, "42[\"subscribe\",\"%s:%lld\"]", G.prefix, c->index % G.channels);
         c->sent_subscribe = true;
     } else {
         return 0;
@@ -321,7 +331,7 @@ static int lg_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
             return 0;
         unsigned char buf[LWS_PRE + 256];
         int n =
-            snprintf((char *)buf + LWS_PRE, 256, "{\"type\":\"subscribe\",\"channel\":\"%s:%d\"}",
+            snprintf((char *)buf + LWS_PRE, 256, "{\"type\":\"subscribe\",\"channel\":\"%s:%lld\"}",
                      G.prefix, c->index % G.channels);
         c->sent_subscribe = true;
         return lws_write(wsi, buf + LWS_PRE, (size_t)n, LWS_WRITE_TEXT) < n ? -1 : 0;
@@ -433,7 +443,7 @@ static void lg_connect_one(int i)
  * than LG_MAX_CONNECTING handshakes are in flight. */
 static void lg_connect_some(void)
 {
-    int per_tick = G.connect_rate / 100 > 0 ? G.connect_rate / 100 : 1;
+    int per_tick = G.connect_rate / 100 > 0 ? (int)(G.connect_rate / 100) : 1;
     for (int k = 0; k < per_tick && G.connecting < LG_MAX_CONNECTING; k++) {
         if (G.retry_len > 0) {
             G.connect_retries++;
@@ -544,7 +554,7 @@ static void lg_report(void)
     int64_t end = lg_now_us(CLOCK_MONOTONIC);
     double counted_s = G.t_count_start_us ? (end - G.t_count_start_us) / 1e6 : 0;
     double connect_s = G.t_all_subscribed_us ? (G.t_all_subscribed_us - G.t_start_us) / 1e6 : -1;
-    printf("{\"clients\":%d,\"connected\":%d,\"subscribed\":%d,\"connect_errors\":%d,"
+    printf("{\"clients\":%lld,\"connected\":%d,\"subscribed\":%d,\"connect_errors\":%d,"
            "\"closes\":%d,\"connect_seconds\":%.3f,\"connect_rate\":%.0f,\"counted_seconds\":%.3f,"
            "\"deliveries\":%lld,\"deliveries_per_second\":%.0f,\"duplicates\":%lld,"
            "\"chain_breaks\":%lld,\"ordering_checked\":%s,\"connect_retries\":%d,"
@@ -572,94 +582,95 @@ static void lg_on_signal(int sig)
     lg_interrupted = 1;
 }
 
-static int lg_usage(void)
+#define LG_SET(field) offsetof(lg_t, field)
+static const hf_conf_spec_t lg_settings[] = {
+    {"urls", HF_CONF_STRING, LG_SET(urls_text), NULL, 0, 0,
+     "ws://HOST:PORT/PATH URLs, comma-separated, at most " HF_CONF_STR(LG_MAX_URLS) " (required)"},
+    {"clients", HF_CONF_INT, LG_SET(clients), "100", 1, 1000000,
+     "WebSocket connections, spread round-robin over the URLs"},
+    {"channels", HF_CONF_INT, LG_SET(channels), "1", 1, 1000000,
+     "channels; client i subscribes to PREFIX:(i mod channels)"},
+    {"prefix", HF_CONF_STRING, LG_SET(prefix), "bench", 0, 0, "channel name prefix"},
+    {"connect-rate", HF_CONF_INT, LG_SET(connect_rate), "2000", 1, 10000000,
+     "connects started per second"},
+    {"duration", HF_CONF_DOUBLE, LG_SET(duration_s), "10", 0, 604800,
+     "seconds to count deliveries once every client is subscribed"},
+    {"events", HF_CONF_INT, LG_SET(want_events), "0", 0, LLONG_MAX,
+     "stop counting after this many deliveries (0: no limit)"},
+    {"ready-file", HF_CONF_STRING, LG_SET(ready_file), NULL, 0, 0,
+     "written once every client is subscribed"},
+    {"timeline", HF_CONF_INT, LG_SET(timeline_setting), "0", 0, 1,
+     "1: a line per second on stderr (deliveries, p50/p99/max latency)"},
+    {"timeline-ms", HF_CONF_MS, LG_SET(timeline_ms), "0", 0, 3600000,
+     "the timeline's interval; more than 0 turns the timeline on (0: a second)"},
+    {"cdf", HF_CONF_STRING, LG_SET(cdf_file), NULL, 0, 0, "write the latency CDF here"},
+    {"protocol", HF_CONF_STRING, LG_SET(protocol_name), "holdfast", 0, 0,
+     "holdfast, or socketio for Socket.IO 4 servers (each URL's path replaced by " LG_SOCKETIO_PATH
+     ")"},
+    {"token", HF_CONF_STRING, LG_SET(token), NULL, 0, 0,
+     "sent as Authorization: Bearer TOKEN with every upgrade (holdfast only)"},
+};
+#undef LG_SET
+#define LG_NSETTINGS (sizeof lg_settings / sizeof lg_settings[0])
+
+static const char lg_usage[] =
+    "usage: holdfast-loadgen --urls ws://H:P/v1/ws[,...] [flags]\n"
+    "Many WebSocket clients in one process: counts every delivery and prints one JSON\n"
+    "object (deliveries, latency percentiles, duplicates, chain breaks, closes).\n"
+    "Exit 0 clean, 1 a client was closed or saw a duplicate or a chain break, 2 bad settings.";
+
+static bool lg_parse_urls(const char *text)
 {
-    fprintf(stderr, "usage: holdfast-loadgen --urls ws://H:P/v1/ws[,...] [--clients N] "
-                    "[--channels M] [--prefix P] [--connect-rate R] [--duration S] [--events E] "
-                    "[--ready-file F] [--timeline 1] [--timeline-ms MS] [--cdf FILE] [--protocol "
-                    "holdfast|socketio] "
-                    "[--token T]\n"
-                    "  --protocol socketio: Socket.IO 4 servers; each URL's path is replaced "
-                    "by " LG_SOCKETIO_PATH "\n"
-                    "  --token T: Authorization: Bearer T on every upgrade (holdfast only)\n");
-    return 2;
+    char *copy = strdup(text), *save = NULL;
+    bool ok = copy != NULL;
+    for (char *t = strtok_r(copy, ",", &save); ok && t; t = strtok_r(NULL, ",", &save)) {
+        ok = G.nurls < LG_MAX_URLS && lg_parse_url(t, &G.urls[G.nurls++]);
+        if (!ok)
+            fprintf(stderr, "holdfast-loadgen: bad URL %s (or more than %d)\n", t, LG_MAX_URLS);
+    }
+    free(copy);
+    return ok && G.nurls > 0;
 }
 
+/* Returns -1 to continue, otherwise the exit status (0 for --help, 2 for bad settings). */
 static int lg_args(int argc, char **argv)
 {
-    G.clients = 100;
-    G.channels = 1;
-    G.prefix = "bench";
-    G.connect_rate = 2000;
-    G.duration_s = 10;
-    G.timeline_us = 1000000;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!v)
-            return lg_usage();
-        i++;
-        if (strcmp(a, "--urls") == 0) {
-            char *copy = strdup(v), *save = NULL;
-            for (char *t = strtok_r(copy, ",", &save); t && G.nurls < LG_MAX_URLS;
-                 t = strtok_r(NULL, ",", &save))
-                if (!lg_parse_url(t, &G.urls[G.nurls++])) {
-                    fprintf(stderr, "holdfast-loadgen: bad URL %s\n", t);
-                    free(copy);
-                    return 2;
-                }
-            free(copy);
-        } else if (strcmp(a, "--clients") == 0) {
-            G.clients = atoi(v);
-        } else if (strcmp(a, "--channels") == 0) {
-            G.channels = atoi(v);
-        } else if (strcmp(a, "--prefix") == 0) {
-            G.prefix = v;
-        } else if (strcmp(a, "--connect-rate") == 0) {
-            G.connect_rate = atoi(v);
-        } else if (strcmp(a, "--duration") == 0) {
-            G.duration_s = atof(v);
-        } else if (strcmp(a, "--events") == 0) {
-            G.want_events = atoll(v);
-        } else if (strcmp(a, "--ready-file") == 0) {
-            G.ready_file = v;
-        } else if (strcmp(a, "--timeline") == 0) {
-            G.timeline = atoi(v) != 0;
-        } else if (strcmp(a, "--timeline-ms") == 0) {
-            G.timeline = atoi(v) > 0;
-            G.timeline_us = (int64_t)atoi(v) * 1000;
-        } else if (strcmp(a, "--cdf") == 0) {
-            G.cdf_file = v;
-        } else if (strcmp(a, "--protocol") == 0) {
-            if (strcmp(v, "holdfast") == 0) {
-                G.protocol = LG_HOLDFAST;
-            } else if (strcmp(v, "socketio") == 0) {
-                G.protocol = LG_SOCKETIO;
-            } else {
-                fprintf(stderr, "holdfast-loadgen: unknown protocol %s\n", v);
-                return 2;
-            }
-        } else if (strcmp(a, "--token") == 0) {
-            G.token = v;
-        } else {
-            return lg_usage();
-        }
+    int rc = hf_config_load_tool("holdfast-loadgen", lg_settings, LG_NSETTINGS, &G, argc, argv,
+                                 lg_usage);
+    if (rc >= 0)
+        return rc;
+    if (!G.urls_text) {
+        fprintf(stderr, "holdfast-loadgen: --urls is required (see --help)\n");
+        return 2;
     }
-    if (G.nurls == 0 || G.clients <= 0 || G.channels <= 0 || G.connect_rate <= 0)
-        return lg_usage();
+    if (!lg_parse_urls(G.urls_text))
+        return 2;
+    if (strcmp(G.protocol_name, "holdfast") == 0) {
+        G.protocol = LG_HOLDFAST;
+    } else if (strcmp(G.protocol_name, "socketio") == 0) {
+        G.protocol = LG_SOCKETIO;
+    } else {
+        fprintf(stderr, "holdfast-loadgen: unknown protocol %s\n", G.protocol_name);
+        return 2;
+    }
     if (G.token && G.protocol == LG_SOCKETIO) {
         /* Socket.IO would take credentials in its connect packet, and the
          * peer server checks none: refuse rather than silently drop it. */
         fprintf(stderr, "holdfast-loadgen: --token is for --protocol holdfast\n");
         return 2;
     }
+    G.timeline = G.timeline_setting || G.timeline_ms > 0;
+    G.timeline_us = (G.timeline_ms > 0 ? G.timeline_ms : 1000) * 1000;
     return -1;
 }
 
 int main(int argc, char **argv)
 {
     int rc = lg_args(argc, argv);
-    if (rc >= 0)
+    if (rc >= 0) {
+        hf_config_free(lg_settings, LG_NSETTINGS, &G);
         return rc;
+    }
     G.cl = calloc((size_t)G.clients, sizeof *G.cl);
     G.retry = calloc((size_t)G.clients, sizeof *G.retry);
     G.hist = calloc(LG_HIST_BUCKETS, sizeof *G.hist);
@@ -706,5 +717,6 @@ int main(int argc, char **argv)
     free(G.cl);
     free(G.hist);
     free(G.retry);
+    hf_config_free(lg_settings, LG_NSETTINGS, &G);
     return clean ? 0 : 1;
 }

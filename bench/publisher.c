@@ -38,6 +38,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +47,8 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "holdfast/config.h"
 
 #define PUB_NS                 1000000000LL
 #define PUB_HIST_BUCKET_US     10
@@ -63,16 +66,20 @@
 #define PUB_SNIPPET_MAX        1024
 
 typedef struct pub_cfg {
+    /* Settings (pub_settings: defaults, env, then flags; strings owned). */
+    char *url;             /* http://HOST[:PORT][/PATH] */
+    double rate;           /* events per second */
+    double duration_s;     /* seconds of sending */
+    long long channels;    /* channels PREFIX:0 .. PREFIX:channels-1, round-robin */
+    char *prefix;          /* channel prefix */
+    long long connections; /* threads, one keep-alive connection each */
+    char *token;           /* bearer token; NULL: none */
+    char *ready_file;      /* wait for this file before starting; NULL: start at once */
+    /* From the settings. */
     struct sockaddr_in addr;
     char host_header[64];
     char path[512];
-    double rate;
-    double duration_s;
-    long channels;
     char prefix_json[PUB_MAX_PREFIX * 6 + 1]; /* the prefix, escaped for a JSON string */
-    int connections;
-    const char *token;
-    const char *ready_file;
 } pub_cfg_t;
 
 typedef enum pub_outcome { PUB_SENT_OK, PUB_SENT_NON_2XX, PUB_SENT_ERROR } pub_outcome_t;
@@ -146,35 +153,34 @@ static int pub_install_signals(void)
 
 /* ---- arguments ----------------------------------------------------------- */
 
-static int pub_usage(void)
-{
-    fprintf(stderr, "usage: holdfast-publisher --url http://127.0.0.1:PORT/v1/events --rate R "
-                    "--duration S [--channels M (1000)] [--prefix P (bench)] [--connections C (8)] "
-                    "[--token T] [--ready-file F]\n");
-    return 2;
-}
+#define PUB_SET(field) offsetof(pub_cfg_t, field)
+static const hf_conf_spec_t pub_settings[] = {
+    {"url", HF_CONF_STRING, PUB_SET(url), NULL, 0, 0,
+     "http://HOST[:PORT][/PATH] to POST to, HOST in 127.0.0.0/8 (required)"},
+    {"rate", HF_CONF_DOUBLE, PUB_SET(rate), NULL, 0, 10000000,
+     "events per second, at least 0.001 (required)"},
+    {"duration", HF_CONF_DOUBLE, PUB_SET(duration_s), NULL, 0, 7 * 86400,
+     "seconds of sending, at least 0.001 (required)"},
+    {"channels", HF_CONF_INT, PUB_SET(channels), "1000", 1, 1000000000,
+     "events go round-robin to PREFIX:0 .. PREFIX:(channels - 1)"},
+    {"prefix", HF_CONF_STRING, PUB_SET(prefix), "bench", 0, 0,
+     "channel name prefix (at most " HF_CONF_STR(PUB_MAX_PREFIX) " bytes)"},
+    {"connections", HF_CONF_INT, PUB_SET(connections), "8", 1, PUB_MAX_CONNECTIONS,
+     "threads, each with one keep-alive connection"},
+    {"token", HF_CONF_STRING, PUB_SET(token), NULL, 0, 0,
+     "Authorization: Bearer TOKEN on every request; at most " HF_CONF_STR(PUB_MAX_TOKEN) " bytes"},
+    {"ready-file", HF_CONF_STRING, PUB_SET(ready_file), NULL, 0, 0,
+     "wait (at most 180 s) for this file to appear before sending"},
+};
+#undef PUB_SET
+#define PUB_NSETTINGS (sizeof pub_settings / sizeof pub_settings[0])
 
-static int pub_parse_double(const char *text, double lo, double hi, double *out)
-{
-    char *end = NULL;
-    errno = 0;
-    double v = strtod(text, &end);
-    if (errno != 0 || end == text || *end != '\0' || !(v >= lo && v <= hi))
-        return -1;
-    *out = v;
-    return 0;
-}
-
-static int pub_parse_long(const char *text, long lo, long hi, long *out)
-{
-    char *end = NULL;
-    errno = 0;
-    long v = strtol(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || v < lo || v > hi)
-        return -1;
-    *out = v;
-    return 0;
-}
+static const char pub_usage[] =
+    "usage: holdfast-publisher --url http://127.0.0.1:PORT/v1/events --rate R --duration S "
+    "[flags]\n"
+    "Open-loop, paced HTTP publisher: POSTs single events carrying their scheduled send\n"
+    "time and prints one JSON report. Exit 0 every event got a 2xx, 1 otherwise, 2 bad\n"
+    "settings.";
 
 /* host is "localhost" or a dotted IPv4 address in 127.0.0.0/8. */
 static int pub_loopback_addr(const char *host, struct in_addr *out)
@@ -198,7 +204,7 @@ static int pub_parse_url(const char *url)
     size_t hostport_len = strcspn(host, "/");
     size_t host_len = strcspn(host, ":/");
     char name[64];
-    long port = 80;
+    long long port = 80;
     if (host_len == 0 || host_len >= sizeof name || hostport_len >= sizeof C.host_header) {
         fprintf(stderr, "holdfast-publisher: bad host in --url %s\n", url);
         return -1;
@@ -214,7 +220,7 @@ static int pub_parse_url(const char *url)
         }
         memcpy(digits, host + host_len + 1, n);
         digits[n] = '\0';
-        if (pub_parse_long(digits, 1, 65535, &port) != 0) {
+        if (hf_config_parse_int(digits, 1, 65535, &port) != HF_OK) {
             fprintf(stderr, "holdfast-publisher: bad port in --url %s\n", url);
             return -1;
         }
@@ -256,7 +262,7 @@ static int pub_json_escape(const char *text, char *out, size_t out_size)
     return 0;
 }
 
-static int pub_set_prefix(const char *prefix)
+static int pub_check_prefix(const char *prefix)
 {
     if (strlen(prefix) > PUB_MAX_PREFIX ||
         pub_json_escape(prefix, C.prefix_json, sizeof C.prefix_json) != 0) {
@@ -267,7 +273,7 @@ static int pub_set_prefix(const char *prefix)
 }
 
 /* The token goes into a header line: visible ASCII only. */
-static int pub_set_token(const char *token)
+static int pub_check_token(const char *token)
 {
     size_t n = strlen(token);
     for (size_t i = 0; i < n; i++)
@@ -279,65 +285,25 @@ static int pub_set_token(const char *token)
         fprintf(stderr, "holdfast-publisher: --token must be 1..%d bytes\n", PUB_MAX_TOKEN);
         return -1;
     }
-    C.token = token;
     return 0;
 }
 
-static int pub_set_number(const char *name, const char *v)
-{
-    long n = 0;
-    if (strcmp(name, "--rate") == 0)
-        return pub_parse_double(v, 0.001, 10e6, &C.rate);
-    if (strcmp(name, "--duration") == 0)
-        return pub_parse_double(v, 0.001, 7 * 86400.0, &C.duration_s);
-    if (strcmp(name, "--channels") == 0)
-        return pub_parse_long(v, 1, 1000000000L, &C.channels);
-    if (pub_parse_long(v, 1, PUB_MAX_CONNECTIONS, &n) != 0)
-        return -1;
-    C.connections = (int)n;
-    return 0;
-}
-
-static int pub_set_option(const char *name, const char *v)
-{
-    if (strcmp(name, "--url") == 0)
-        return pub_parse_url(v);
-    if (strcmp(name, "--prefix") == 0)
-        return pub_set_prefix(v);
-    if (strcmp(name, "--token") == 0)
-        return pub_set_token(v);
-    if (strcmp(name, "--ready-file") == 0) {
-        C.ready_file = v;
-        return 0;
-    }
-    if (strcmp(name, "--rate") == 0 || strcmp(name, "--duration") == 0 ||
-        strcmp(name, "--channels") == 0 || strcmp(name, "--connections") == 0) {
-        if (pub_set_number(name, v) == 0)
-            return 0;
-        fprintf(stderr, "holdfast-publisher: bad value for %s: %s\n", name, v);
-        return -1;
-    }
-    fprintf(stderr, "holdfast-publisher: unknown option %s\n", name);
-    return -1;
-}
-
+/* Returns -1 to continue, otherwise the exit status (0 for --help, 2 for bad settings). */
 static int pub_args(int argc, char **argv)
 {
-    C.channels = 1000;
-    C.connections = 8;
-    if (pub_set_prefix("bench") != 0)
-        return -1;
-    for (int i = 1; i < argc; i += 2) {
-        if (i + 1 >= argc)
-            return -1;
-        if (pub_set_option(argv[i], argv[i + 1]) != 0)
-            return -1;
+    int rc = hf_config_load_tool("holdfast-publisher", pub_settings, PUB_NSETTINGS, &C, argc, argv,
+                                 pub_usage);
+    if (rc >= 0)
+        return rc;
+    if (!C.url || C.rate < 0.001 || C.duration_s < 0.001) {
+        fprintf(stderr, "holdfast-publisher: --url, --rate and --duration are required (rate and "
+                        "duration at least 0.001)\n");
+        return 2;
     }
-    if (C.addr.sin_family != AF_INET || C.rate <= 0 || C.duration_s <= 0) {
-        fprintf(stderr, "holdfast-publisher: --url, --rate and --duration are required\n");
-        return -1;
-    }
-    return 0;
+    if (pub_parse_url(C.url) != 0 || pub_check_prefix(C.prefix) != 0 ||
+        (C.token && pub_check_token(C.token) != 0))
+        return 2;
+    return -1;
 }
 
 /* ---- waiting ------------------------------------------------------------- */
@@ -822,7 +788,7 @@ static int pub_report(const pub_worker_t *workers, int64_t end_ns)
     pub_sum(workers, C.connections, t);
     double secs = g_start_mono_ns ? (end_ns - g_start_mono_ns) / 1e9 : 0;
     long long answered = t->ok + t->non_2xx;
-    printf("{\"asked_rate\":%g,\"connections\":%d,\"seconds\":%.3f,\"sent\":%lld,\"ok\":%lld,"
+    printf("{\"asked_rate\":%g,\"connections\":%lld,\"seconds\":%.3f,\"sent\":%lld,\"ok\":%lld,"
            "\"non_2xx\":%lld,\"errors\":%lld,\"reconnects\":%lld,\"achieved_rate\":%.1f,"
            "\"behind_ms_max\":%.3f,\"response_ms\":{\"p50\":%.2f,\"p99\":%.2f,\"max\":%.2f}}\n",
            C.rate, C.connections, secs, t->sent, t->ok, t->non_2xx, t->errors, t->reconnects,
@@ -835,14 +801,17 @@ static int pub_report(const pub_worker_t *workers, int64_t end_ns)
 
 int main(int argc, char **argv)
 {
-    if (pub_args(argc, argv) != 0)
-        return pub_usage();
+    int rc = pub_args(argc, argv);
+    if (rc >= 0) {
+        hf_config_free(pub_settings, PUB_NSETTINGS, &C);
+        return rc;
+    }
     pub_worker_t *workers = calloc((size_t)C.connections, sizeof *workers);
     if (!workers || pub_alloc_hist() != 0 || pub_install_signals() != 0) {
         fprintf(stderr, "holdfast-publisher: out of memory or no signal handlers\n");
         return 1;
     }
-    int rc = 0;
+    rc = 0;
     if (pub_wait_ready() != 0 && !pub_stopping())
         rc = 1;
     if (rc == 0 && !pub_stopping()) {
@@ -852,5 +821,6 @@ int main(int argc, char **argv)
     int status = pub_report(workers, pub_now_ns(CLOCK_MONOTONIC));
     free(workers);
     free((void *)g_hist);
+    hf_config_free(pub_settings, PUB_NSETTINGS, &C);
     return rc != 0 ? 1 : status;
 }

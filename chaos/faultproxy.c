@@ -54,11 +54,11 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
-#include <getopt.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -148,12 +148,13 @@ typedef struct fp_control_client {
 } fp_control_client_t;
 
 typedef struct fp_daemon {
-    /* Configuration (flags). */
-    struct sockaddr_in listen_addr; /* port replaced by the real one after bind */
-    struct sockaddr_in target_addr;
-    int control_port;       /* replaced by the real one after bind */
-    const char *ready_file; /* NULL = none */
-    bool listen_set, target_set;
+    /* Configuration (fp_settings: defaults, env, then flags). */
+    char *listen;                   /* HOST:PORT as given */
+    char *target;                   /* HOST:PORT as given */
+    long long control_port;         /* replaced by the real one after bind */
+    char *ready_file;               /* NULL = none */
+    struct sockaddr_in listen_addr; /* from listen; port replaced by the real one after bind */
+    struct sockaddr_in target_addr; /* from target */
     /* Faults, set through the control port. */
     int delay_ms;  /* added to every chunk read from now on */
     bool stalled;  /* nothing is written to any proxied socket */
@@ -299,109 +300,46 @@ static bool fp_parse_loopback(const char *flag, const char *val, int min_port,
     return true;
 }
 
-static bool fp_option_listen(fp_daemon_t *d, const char *val)
-{
-    d->listen_set = fp_parse_loopback("listen", val, 0, &d->listen_addr);
-    return d->listen_set;
-}
-
-static bool fp_option_target(fp_daemon_t *d, const char *val)
-{
-    d->target_set = fp_parse_loopback("target", val, 1, &d->target_addr);
-    return d->target_set;
-}
-
-static bool fp_option_control_port(fp_daemon_t *d, const char *val)
-{
-    if (fp_parse_int(val, 0, 65535, &d->control_port))
-        return true;
-    fprintf(stderr, "holdfast-faultproxy: --control-port '%s': expected 0..65535\n", val);
-    return false;
-}
-
-static bool fp_option_ready_file(fp_daemon_t *d, const char *val)
-{
-    if (val[0] != '\0') {
-        d->ready_file = val;
-        return true;
-    }
-    fprintf(stderr, "holdfast-faultproxy: --ready-file: empty path\n");
-    return false;
-}
-
-/* The flags; the same table drives getopt and --help. */
-typedef struct fp_option {
-    const char *name;
-    const char *arg;
-    const char *help;
-    bool (*set)(fp_daemon_t *d, const char *val);
-} fp_option_t;
-
-static const fp_option_t fp_options[] = {
-    {"listen", "HOST:PORT", "where clients connect; HOST in 127.0.0.0/8, PORT 0 = ephemeral",
-     fp_option_listen},
-    {"target", "HOST:PORT", "where to forward to (e.g. Redis); HOST in 127.0.0.0/8",
-     fp_option_target},
-    {"control-port", "N", "control port on 127.0.0.1; default 0 = ephemeral",
-     fp_option_control_port},
-    {"ready-file", "PATH", "written once ready (same lines as stdout); removed on exit",
-     fp_option_ready_file},
+static const hf_conf_spec_t fp_settings[] = {
+    {"listen", HF_CONF_STRING, offsetof(fp_daemon_t, listen), NULL, 0, 0,
+     "HOST:PORT where clients connect (required); HOST in 127.0.0.0/8, PORT 0 = ephemeral"},
+    {"target", HF_CONF_STRING, offsetof(fp_daemon_t, target), NULL, 0, 0,
+     "HOST:PORT to forward to, e.g. Redis (required); HOST in 127.0.0.0/8"},
+    {"control-port", HF_CONF_INT, offsetof(fp_daemon_t, control_port), "0", 0, 65535,
+     "control port on 127.0.0.1 (0: an ephemeral one)"},
+    {"ready-file", HF_CONF_STRING, offsetof(fp_daemon_t, ready_file), NULL, 0, 0,
+     "written once ready (the same lines as stdout); removed on exit"},
 };
-#define FP_NOPTIONS (sizeof fp_options / sizeof fp_options[0])
+#define FP_NSETTINGS (sizeof fp_settings / sizeof fp_settings[0])
 
-static void fp_usage(FILE *out)
-{
-    fprintf(out, "usage: holdfast-faultproxy --listen 127.0.0.1:PORT --target 127.0.0.1:PORT "
-                 "[flags]\n\n"
-                 "Fault-injecting TCP proxy for chaos tests (loopback only).\n\n");
-    for (size_t i = 0; i < FP_NOPTIONS; i++)
-        fprintf(out, "  --%-13s %-10s %s\n", fp_options[i].name, fp_options[i].arg,
-                fp_options[i].help);
-    fprintf(out, "  --%-13s %-10s %s\n", "help", "", "this text");
-    fprintf(out,
-            "\nPrints 'listen=127.0.0.1:PORT' and 'control=127.0.0.1:PORT' on stdout when "
-            "ready.\n"
-            "Control port: one command per line, answered by one line 'ok ...' or "
-            "'error ...':\n"
-            "  delay MS (0..%d) | stall | resume | reset | refuse | accept | normal |\n"
-            "  status | ping\n"
-            "SIGTERM/SIGINT exit 0.\n",
-            FP_DELAY_MAX_MS);
-}
+static const char fp_usage[] =
+    "usage: holdfast-faultproxy --listen 127.0.0.1:PORT --target 127.0.0.1:PORT [flags]\n"
+    "\n"
+    "Fault-injecting TCP proxy for chaos tests (loopback only).\n"
+    "Prints 'listen=127.0.0.1:PORT' and 'control=127.0.0.1:PORT' on stdout when ready.\n"
+    "SIGTERM/SIGINT exit 0.\n"
+    "Control port: one command per line, answered by one line 'ok ...' or 'error ...':\n"
+    "  delay MS | stall | resume | reset | refuse | accept | normal | status | ping\n"
+    "MS is 0.." HF_CONF_STR(FP_DELAY_MAX_MS) ".";
 
 /* Returns -1 to continue, otherwise the exit status (0 for --help, 2 for bad usage). */
-static int fp_parse_args(fp_daemon_t *d, int argc, char **argv)
+static int fp_load_config(fp_daemon_t *d, int argc, char **argv)
 {
-    struct option opts[FP_NOPTIONS + 2];
-    for (size_t i = 0; i < FP_NOPTIONS; i++)
-        opts[i] = (struct option){fp_options[i].name, required_argument, NULL, 0};
-    opts[FP_NOPTIONS] = (struct option){"help", no_argument, NULL, 'h'};
-    opts[FP_NOPTIONS + 1] = (struct option){NULL, 0, NULL, 0};
-
-    int idx = 0, c;
-    opterr = 0; /* we print our own, clearer message */
-    while ((c = getopt_long(argc, argv, "h", opts, &idx)) != -1) {
-        if (c == 'h') {
-            fp_usage(stdout);
-            return FP_EXIT_OK;
-        }
-        if (c != 0) {
-            fprintf(stderr, "holdfast-faultproxy: bad or incomplete flag '%s'; see --help\n",
-                    argv[optind - 1]);
-            return FP_EXIT_USAGE;
-        }
-        if (!fp_options[idx].set(d, optarg))
-            return FP_EXIT_USAGE;
-    }
-    if (optind < argc) {
-        fprintf(stderr, "holdfast-faultproxy: unexpected argument '%s'; see --help\n",
-                argv[optind]);
-        return FP_EXIT_USAGE;
-    }
-    if (!d->listen_set || !d->target_set) {
+    int rc = hf_config_load_tool("holdfast-faultproxy", fp_settings, FP_NSETTINGS, d, argc, argv,
+                                 fp_usage);
+    if (rc >= 0)
+        return rc;
+    if (!d->listen || !d->target) {
         fprintf(stderr, "holdfast-faultproxy: --listen and --target are required; see --help\n");
         return FP_EXIT_USAGE;
     }
+    if (d->ready_file && d->ready_file[0] == '\0') {
+        fprintf(stderr, "holdfast-faultproxy: --ready-file: empty path\n");
+        return FP_EXIT_USAGE;
+    }
+    if (!fp_parse_loopback("listen", d->listen, 0, &d->listen_addr) ||
+        !fp_parse_loopback("target", d->target, 1, &d->target_addr))
+        return FP_EXIT_USAGE;
     return -1;
 }
 
@@ -482,10 +420,10 @@ static bool fp_announce(fp_daemon_t *d)
     char listen[64], target[64], lines[160];
     fp_addr_str(&d->listen_addr, listen, sizeof listen);
     fp_addr_str(&d->target_addr, target, sizeof target);
-    snprintf(lines, sizeof lines, "listen=%s\ncontrol=127.0.0.1:%d\n", listen, d->control_port);
+    snprintf(lines, sizeof lines, "listen=%s\ncontrol=127.0.0.1:%lld\n", listen, d->control_port);
     if (fputs(lines, stdout) < 0 || fflush(stdout) != 0)
         hf_warn("stdout: %s", strerror(errno)); /* nobody reading is not fatal */
-    hf_info("ready: listen=%s target=%s control=127.0.0.1:%d", listen, target, d->control_port);
+    hf_info("ready: listen=%s target=%s control=127.0.0.1:%lld", listen, target, d->control_port);
     /* Last, so the file appearing means the stdout lines and both ports are ready too. */
     return !d->ready_file || fp_write_ready_file(d, lines);
 }
@@ -1189,6 +1127,7 @@ static void fp_destroy(fp_daemon_t *d)
         hf_debug("close(signalfd): %s", strerror(errno));
     if (d->epoll_fd >= 0 && close(d->epoll_fd) != 0)
         hf_debug("close(epoll): %s", strerror(errno));
+    hf_config_free(fp_settings, FP_NSETTINGS, d);
 }
 
 int main(int argc, char **argv)
@@ -1197,9 +1136,11 @@ int main(int argc, char **argv)
     static fp_daemon_t fp_state;
     fp_daemon_t *d = &fp_state;
     fp_init(d);
-    int rc = fp_parse_args(d, argc, argv);
-    if (rc >= 0)
+    int rc = fp_load_config(d, argc, argv);
+    if (rc >= 0) {
+        hf_config_free(fp_settings, FP_NSETTINGS, d);
         return rc;
+    }
     hf_log_init("faultproxy", HF_LOG_INFO);
 
     rc = FP_EXIT_FAIL;

@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -11,10 +12,19 @@
 #include "holdfast/alloc.h"
 #include "holdfast/log.h"
 
-static void config__env_name(const char *name, char *out, size_t outsz)
+/* The variable spec reads: the one an HF_CONF_ENV_NAME row of the table names
+ * for it, else HOLDFAST_ and its name in upper case, '-' as '_'. */
+static void config__env_name(const hf_conf_spec_t *specs, size_t nspecs, const hf_conf_spec_t *spec,
+                             char *out, size_t outsz)
 {
+    for (size_t i = 0; i < nspecs; i++) {
+        if (specs[i].type == HF_CONF_ENV_NAME && strcmp(specs[i].name, spec->name) == 0) {
+            snprintf(out, outsz, "%s", specs[i].def);
+            return;
+        }
+    }
     size_t n = (size_t)snprintf(out, outsz, "HOLDFAST_");
-    for (const char *p = name; *p && n + 1 < outsz; p++)
+    for (const char *p = spec->name; *p && n + 1 < outsz; p++)
         out[n++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
     out[n] = '\0';
 }
@@ -97,12 +107,25 @@ static hf_err_t config__parse_bool(const char *text, bool *out)
     return HF_ERR_INVALID;
 }
 
+/* A finite decimal number; strtod alone would take "inf" or "5abc". */
+static hf_err_t config__parse_double(const char *text, double *out)
+{
+    errno = 0;
+    char *end = NULL;
+    double v = strtod(text, &end);
+    if (errno || end == text || *end != '\0' || !isfinite(v))
+        return HF_ERR_INVALID;
+    *out = v;
+    return HF_OK;
+}
+
 static hf_err_t config__set(const hf_conf_spec_t *spec, void *target, const char *text,
                             const char *source, char *errbuf, size_t errbuf_size)
 {
     char *field = (char *)target + spec->offset;
     hf_err_t err = HF_OK;
     long long v = 0;
+    double d = 0;
     const char *rest = "";
 
     switch (spec->type) {
@@ -134,25 +157,38 @@ static hf_err_t config__set(const hf_conf_spec_t *spec, void *target, const char
     case HF_CONF_BYTES:
         err = hf_config_parse_bytes(text, &v);
         break;
+    case HF_CONF_DOUBLE:
+        err = config__parse_double(text, &d);
+        break;
+    case HF_CONF_ENV_NAME:
+        return HF_OK;
     }
-    if (err == HF_OK && spec->type != HF_CONF_BOOL) {
-        if ((spec->min || spec->max) && (v < spec->min || v > spec->max)) {
-            snprintf(errbuf, errbuf_size, "%s: %s=%s is outside [%lld, %lld]", source, spec->name,
-                     text, spec->min, spec->max);
-            return HF_ERR_INVALID;
-        }
-        *(long long *)field = v;
-    }
-    if (err != HF_OK)
+    if (err != HF_OK) {
         snprintf(errbuf, errbuf_size, "%s: %s=%s is not a valid value", source, spec->name, text);
-    return err;
+        return err;
+    }
+    if (spec->type == HF_CONF_BOOL)
+        return HF_OK;
+    bool is_double = spec->type == HF_CONF_DOUBLE;
+    if ((spec->min || spec->max) && (is_double ? d < (double)spec->min || d > (double)spec->max
+                                               : v < spec->min || v > spec->max)) {
+        snprintf(errbuf, errbuf_size, "%s: %s=%s is outside [%lld, %lld]", source, spec->name, text,
+                 spec->min, spec->max);
+        return HF_ERR_INVALID;
+    }
+    if (is_double)
+        *(double *)field = d;
+    else
+        *(long long *)field = v;
+    return HF_OK;
 }
 
 static const hf_conf_spec_t *config__find(const hf_conf_spec_t *specs, size_t nspecs,
                                           const char *name, size_t len)
 {
     for (size_t i = 0; i < nspecs; i++)
-        if (strlen(specs[i].name) == len && strncmp(specs[i].name, name, len) == 0)
+        if (specs[i].type != HF_CONF_ENV_NAME && strlen(specs[i].name) == len &&
+            strncmp(specs[i].name, name, len) == 0)
             return &specs[i];
     return NULL;
 }
@@ -161,8 +197,10 @@ static hf_err_t config__load_env(const hf_conf_spec_t *specs, size_t nspecs, voi
                                  char *errbuf, size_t errbuf_size)
 {
     for (size_t i = 0; i < nspecs; i++) {
+        if (specs[i].type == HF_CONF_ENV_NAME)
+            continue;
         char env[128];
-        config__env_name(specs[i].name, env, sizeof env);
+        config__env_name(specs, nspecs, &specs[i], env, sizeof env);
         const char *val = getenv(env);
         if (!val)
             continue;
@@ -217,7 +255,8 @@ hf_err_t hf_config_load(const hf_conf_spec_t *specs, size_t nspecs, void *target
 {
     *help_shown = false;
     for (size_t i = 0; i < nspecs; i++) {
-        if (!specs[i].def && (specs[i].type == HF_CONF_STRING || specs[i].type == HF_CONF_LIST))
+        if (specs[i].type == HF_CONF_ENV_NAME ||
+            (!specs[i].def && (specs[i].type == HF_CONF_STRING || specs[i].type == HF_CONF_LIST)))
             continue;
         hf_err_t err = config__set(&specs[i], target, specs[i].def ? specs[i].def : "0", "default",
                                    errbuf, errbuf_size);
@@ -234,11 +273,17 @@ hf_err_t hf_config_load(const hf_conf_spec_t *specs, size_t nspecs, void *target
 
 void hf_config_print_help(const hf_conf_spec_t *specs, size_t nspecs, const char *usage, FILE *out)
 {
-    static const char *const type_names[] = {"string", "int", "bool", "duration", "bytes", "list"};
+    static const char *const type_names[] = {
+        [HF_CONF_STRING] = "string", [HF_CONF_INT] = "int",     [HF_CONF_BOOL] = "bool",
+        [HF_CONF_MS] = "duration",   [HF_CONF_BYTES] = "bytes", [HF_CONF_LIST] = "list",
+        [HF_CONF_DOUBLE] = "number", [HF_CONF_ENV_NAME] = NULL,
+    };
     fprintf(out, "%s\n\nSettings (flag, environment variable, default):\n", usage);
     for (size_t i = 0; i < nspecs; i++) {
+        if (specs[i].type == HF_CONF_ENV_NAME)
+            continue;
         char env[128];
-        config__env_name(specs[i].name, env, sizeof env);
+        config__env_name(specs, nspecs, &specs[i], env, sizeof env);
         fprintf(out, "  --%s=<%s>\n      env %s, default: %s\n      %s%s\n", specs[i].name,
                 type_names[specs[i].type], env, specs[i].def ? specs[i].def : "(unset)",
                 specs[i].help,
@@ -260,18 +305,32 @@ void hf_config_free(const hf_conf_spec_t *specs, size_t nspecs, void *target)
     }
 }
 
+int hf_config_load_tool(const char *program, const hf_conf_spec_t *specs, size_t nspecs,
+                        void *target, int argc, char **argv, const char *usage)
+{
+    char err[256];
+    bool help;
+    int rc = -1;
+    if (hf_config_load(specs, nspecs, target, argc, argv, usage, &help, err, sizeof err) != HF_OK) {
+        fprintf(stderr, "%s: %s\n", program, err);
+        rc = 2;
+    } else if (help) {
+        rc = 0;
+    }
+    if (rc >= 0)
+        hf_config_free(specs, nspecs, target);
+    return rc;
+}
+
 int hf_config_load_daemon(const char *service, const hf_conf_spec_t *specs, size_t nspecs,
                           void *target, char *const *log_level, int argc, char **argv,
                           const char *usage)
 {
-    char err[256];
-    bool help;
-    if (hf_config_load(specs, nspecs, target, argc, argv, usage, &help, err, sizeof err) != HF_OK) {
-        fprintf(stderr, "holdfast-%s: %s\n", service, err);
-        return 2;
-    }
-    if (help)
-        return 0;
+    char program[64];
+    snprintf(program, sizeof program, "holdfast-%s", service);
+    int rc = hf_config_load_tool(program, specs, nspecs, target, argc, argv, usage);
+    if (rc >= 0)
+        return rc;
     int level = hf_log_level_parse(*log_level);
     if (level < 0) {
         fprintf(stderr, "holdfast-%s: log-level=%s is not one of debug, info, warn, error\n",

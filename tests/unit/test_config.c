@@ -13,6 +13,8 @@ typedef struct test_cfg {
     long long timeout_ms;
     long long max_body;
     char *props;
+    double ratio;
+    long long aliased;
 } test_cfg_t;
 
 static const hf_conf_spec_t specs[] = {
@@ -22,6 +24,9 @@ static const hf_conf_spec_t specs[] = {
     {"test-timeout", HF_CONF_MS, offsetof(test_cfg_t, timeout_ms), "2s", 0, 0, "timeout"},
     {"test-max-body", HF_CONF_BYTES, offsetof(test_cfg_t, max_body), "1MiB", 0, 0, "body"},
     {"test-prop", HF_CONF_LIST, offsetof(test_cfg_t, props), NULL, 0, 0, "repeatable"},
+    {"test-ratio", HF_CONF_DOUBLE, offsetof(test_cfg_t, ratio), "2.5", 0, 100, "ratio"},
+    {"test-aliased", HF_CONF_INT, offsetof(test_cfg_t, aliased), "1", 0, 10, "aliased"},
+    {"test-aliased", HF_CONF_ENV_NAME, 0, "HOLDFAST_TESTING_OTHER_NAME", 0, 0, NULL},
 };
 #define NSPECS (sizeof specs / sizeof specs[0])
 
@@ -91,6 +96,66 @@ int main(void)
     CHECK(load(&cfg, 2, props, err) == HF_OK);
     CHECK_STR_EQ(cfg.props, "e=1\ne=2\na=1");
     unsetenv("HOLDFAST_TEST_PROP");
+
+    /* A number: decimal fractions and exponents, finite, within the bounds. */
+    CHECK(load(&cfg, 1, none, err) == HF_OK);
+    CHECK(cfg.ratio == 2.5);
+    char *ratio[] = {"prog", "--test-ratio=0.125"};
+    CHECK(load(&cfg, 2, ratio, err) == HF_OK);
+    CHECK(cfg.ratio == 0.125);
+    char *ratio_exp[] = {"prog", "--test-ratio", "1e1"};
+    CHECK(load(&cfg, 3, ratio_exp, err) == HF_OK);
+    CHECK(cfg.ratio == 10);
+    char *ratio_high[] = {"prog", "--test-ratio=100.5"};
+    CHECK(load(&cfg, 2, ratio_high, err) == HF_ERR_INVALID);
+    CHECK(strstr(err, "outside") != NULL);
+    char *ratio_inf[] = {"prog", "--test-ratio=inf"};
+    CHECK(load(&cfg, 2, ratio_inf, err) == HF_ERR_INVALID);
+    char *ratio_junk[] = {"prog", "--test-ratio=2.5x"};
+    CHECK(load(&cfg, 2, ratio_junk, err) == HF_ERR_INVALID);
+    char *ratio_empty[] = {"prog", "--test-ratio="};
+    CHECK(load(&cfg, 2, ratio_empty, err) == HF_ERR_INVALID);
+
+    /* A variable of its own: the derived one is not read, the flag is unchanged. */
+    setenv("HOLDFAST_TEST_ALIASED", "7", 1);
+    CHECK(load(&cfg, 1, none, err) == HF_OK);
+    CHECK_INT_EQ(cfg.aliased, 1);
+    setenv("HOLDFAST_TESTING_OTHER_NAME", "8", 1);
+    CHECK(load(&cfg, 1, none, err) == HF_OK);
+    CHECK_INT_EQ(cfg.aliased, 8);
+    char *aliased[] = {"prog", "--test-aliased=9"};
+    CHECK(load(&cfg, 2, aliased, err) == HF_OK);
+    CHECK_INT_EQ(cfg.aliased, 9);
+    setenv("HOLDFAST_TESTING_OTHER_NAME", "11", 1);
+    CHECK(load(&cfg, 1, none, err) == HF_ERR_INVALID);
+    CHECK(strstr(err, "HOLDFAST_TESTING_OTHER_NAME") != NULL);
+    unsetenv("HOLDFAST_TESTING_OTHER_NAME");
+    unsetenv("HOLDFAST_TEST_ALIASED");
+
+    /* --help lists each setting once, with the variable it reads. */
+    char *text = NULL;
+    size_t text_len = 0;
+    FILE *help_out = open_memstream(&text, &text_len);
+    hf_config_print_help(specs, NSPECS, "usage", help_out);
+    fclose(help_out);
+    CHECK(strstr(text, "--test-ratio=<number>\n      env HOLDFAST_TEST_RATIO, default: 2.5") !=
+          NULL);
+    CHECK(strstr(text, "--test-aliased=<int>\n      env HOLDFAST_TESTING_OTHER_NAME") != NULL);
+    CHECK(strstr(text, "HOLDFAST_TEST_ALIASED") == NULL);
+    CHECK(strstr(strstr(text, "--test-aliased") + 1, "--test-aliased") == NULL);
+    free(text);
+
+    /* A tool's start: run, help or exit status 2, the settings freed unless it runs. */
+    hf_config_free(specs, NSPECS, &cfg);
+    memset(&cfg, 0, sizeof cfg);
+    CHECK_INT_EQ(hf_config_load_tool("prog", specs, NSPECS, &cfg, 1, none, "usage"), -1);
+    CHECK_STR_EQ(cfg.url, "http://env");
+    hf_config_free(specs, NSPECS, &cfg);
+    CHECK_INT_EQ(hf_config_load_tool("prog", specs, NSPECS, &cfg, 2, out_of_range, "usage"), 2);
+    CHECK(cfg.url == NULL);
+    char *help_flag[] = {"prog", "--help"};
+    CHECK_INT_EQ(hf_config_load_tool("prog", specs, NSPECS, &cfg, 2, help_flag, "usage"), 0);
+    CHECK(cfg.url == NULL);
 
     long long v;
     CHECK(hf_config_parse_ms("1m", &v) == HF_OK && v == 60000);

@@ -4,7 +4,7 @@
  * pointing into its own config struct. The same table drives the defaults,
  * the HOLDFAST_* environment variables, the --flags that override them and
  * --help. A setting named "pg-url" is the flag --pg-url and the variable
- * HOLDFAST_PG_URL.
+ * HOLDFAST_PG_URL, unless an HF_CONF_ENV_NAME row names another variable.
  *
  * Ownership: string and list settings are heap copies owned by the target
  * struct; hf_config_free() releases them. */
@@ -18,16 +18,24 @@
 #include "holdfast/err.h"
 
 typedef enum hf_conf_type {
-    HF_CONF_STRING, /* char * */
-    HF_CONF_INT,    /* long long, within [min, max] */
-    HF_CONF_BOOL,   /* bool: true/false/1/0/yes/no/on/off; a bare --flag means true */
-    HF_CONF_MS,     /* long long milliseconds: "250ms", "2s", "1m", or a plain number of ms */
-    HF_CONF_BYTES,  /* long long bytes: "512", "64KiB", "1MiB", "1GiB" */
-    HF_CONF_LIST,   /* char *: every occurrence is appended as one more line
-                       ("a\nb"); the environment variable may hold several
-                       lines, the flag may be repeated; readers take the lines
-                       in order, so a later one wins where that matters */
+    HF_CONF_STRING,   /* char * */
+    HF_CONF_INT,      /* long long, within [min, max] */
+    HF_CONF_BOOL,     /* bool: true/false/1/0/yes/no/on/off; a bare --flag means true */
+    HF_CONF_MS,       /* long long milliseconds: "250ms", "2s", "1m", or a plain number of ms */
+    HF_CONF_BYTES,    /* long long bytes: "512", "64KiB", "1MiB", "1GiB" */
+    HF_CONF_LIST,     /* char *: every occurrence is appended as one more line
+                         ("a\nb"); the environment variable may hold several
+                         lines, the flag may be repeated; readers take the lines
+                         in order, so a later one wins where that matters */
+    HF_CONF_DOUBLE,   /* double: a decimal number ("2.5", "1e6"), within [min, max] */
+    HF_CONF_ENV_NAME, /* not a setting: def names the environment variable the
+                         setting called name reads instead of HOLDFAST_<NAME>
+                         (a program keeping the variables it had before) */
 } hf_conf_type_t;
+
+/* A numeric macro as a string literal, for help texts: "at most " HF_CONF_STR(X_MAX). */
+#define HF_CONF_STR(x)  HF_CONF_STR_(x)
+#define HF_CONF_STR_(x) #x
 
 typedef struct hf_conf_spec {
     const char *name;    /* flag name without "--", lower-case with dashes */
@@ -46,11 +54,18 @@ hf_err_t hf_config_load(const hf_conf_spec_t *specs, size_t nspecs, void *target
                         char **argv, const char *usage, bool *help_shown, char *errbuf,
                         size_t errbuf_size);
 
-/* A daemon's start: hf_config_load(), then the log level read from the
+/* A tool's start: hf_config_load(), a bad setting explained on stderr as
+ * "<program>: ...". Returns -1 when the tool should run; otherwise the exit
+ * status (0 after --help, 2 after a bad setting), the settings of target
+ * already freed. */
+int hf_config_load_tool(const char *program, const hf_conf_spec_t *specs, size_t nspecs,
+                        void *target, int argc, char **argv, const char *usage);
+
+/* A daemon's start: hf_config_load_tool(), then the log level read from the
  * string setting *log_level (a field of target) and hf_log_init(service).
  * Returns -1 when the daemon should run; otherwise the exit status
  * (0 after --help, 2 after a bad setting, explained on stderr as
- * "holdfast-<service>: ..."). */
+ * "holdfast-<service>: ..."); the settings are freed then. */
 int hf_config_load_daemon(const char *service, const hf_conf_spec_t *specs, size_t nspecs,
                           void *target, char *const *log_level, int argc, char **argv,
                           const char *usage);

@@ -54,12 +54,12 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
-#include <getopt.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,12 +91,12 @@ typedef struct devbroker_client {
 } devbroker_client_t;
 
 typedef struct devbroker {
-    /* Configuration (env, then flags). */
-    int brokers;
-    int partitions;
-    int control_port;
-    const char *topic;
-    const char *bootstrap_file;
+    /* Configuration (devbroker_settings: defaults, env, then flags). */
+    long long brokers;
+    long long partitions;
+    long long control_port; /* replaced by the real one after bind */
+    char *topic;
+    char *bootstrap_file; /* NULL: none */
     /* Runtime state. */
     rd_kafka_t *rk;
     rd_kafka_mock_cluster_t *mcluster;
@@ -109,29 +109,34 @@ typedef struct devbroker {
 
 /* ---- configuration ------------------------------------------------------------------ */
 
-static void devbroker__usage(FILE *out)
-{
-    fprintf(out,
-            "usage: holdfast-devbroker [flags]\n"
-            "\n"
-            "In-memory Kafka cluster (librdkafka mock) for local use and tests.\n"
-            "Each flag may also come from an env var; the flag wins.\n"
-            "\n"
-            "  --brokers N            HOLDFAST_DEVBROKER_BROKERS        default 3 (1..%d)\n"
-            "  --topic NAME           HOLDFAST_TOPIC                    default holdfast.events\n"
-            "  --partitions N         HOLDFAST_PARTITIONS               default 8 (1..%d)\n"
-            "  --bootstrap-file PATH  HOLDFAST_DEVBROKER_BOOTSTRAP_FILE default none; written\n"
-            "                         atomically once ready, removed on exit\n"
-            "  --control-port N       HOLDFAST_DEVBROKER_CONTROL_PORT   default 0 (ephemeral),\n"
-            "                         listens on 127.0.0.1 only\n"
-            "  --help                 this text\n"
-            "\n"
-            "Prints 'bootstrap=HOST:PORT,...' and 'control=127.0.0.1:PORT' on stdout when ready.\n"
-            "Control port: one command per line, answered 'ok' or 'error: reason':\n"
-            "  ping | down | up | down ID | up ID | rtt ID MS     (broker ids 1..N,\n"
-            "  lines of at most %d bytes with the newline). SIGTERM/SIGINT exit 0.\n",
-            DEVBROKER_BROKERS_MAX, DEVBROKER_PARTS_MAX, DEVBROKER_LINE_MAX);
-}
+/* Its own settings keep the HOLDFAST_DEVBROKER_* variables they always had; topic and
+ * partitions share the daemons' HOLDFAST_TOPIC and HOLDFAST_PARTITIONS. */
+static const hf_conf_spec_t devbroker_settings[] = {
+    {"brokers", HF_CONF_INT, offsetof(devbroker_t, brokers), "3", 1, DEVBROKER_BROKERS_MAX,
+     "mock brokers, ids 1..N (at most " HF_CONF_STR(DEVBROKER_BROKERS_MAX) ")"},
+    {"brokers", HF_CONF_ENV_NAME, 0, "HOLDFAST_DEVBROKER_BROKERS", 0, 0, NULL},
+    {"topic", HF_CONF_STRING, offsetof(devbroker_t, topic), "holdfast.events", 0, 0,
+     "the one topic made at startup ([a-zA-Z0-9._-], at most 249 characters: Kafka's limit)"},
+    {"partitions", HF_CONF_INT, offsetof(devbroker_t, partitions), "8", 1, DEVBROKER_PARTS_MAX,
+     "partitions of the topic (at most " HF_CONF_STR(DEVBROKER_PARTS_MAX) ")"},
+    {"bootstrap-file", HF_CONF_STRING, offsetof(devbroker_t, bootstrap_file), NULL, 0, 0,
+     "written atomically once ready (the bootstrap servers, one line), removed on exit"},
+    {"bootstrap-file", HF_CONF_ENV_NAME, 0, "HOLDFAST_DEVBROKER_BOOTSTRAP_FILE", 0, 0, NULL},
+    {"control-port", HF_CONF_INT, offsetof(devbroker_t, control_port), "0", 0, 65535,
+     "control port, on 127.0.0.1 only (0: an ephemeral one)"},
+    {"control-port", HF_CONF_ENV_NAME, 0, "HOLDFAST_DEVBROKER_CONTROL_PORT", 0, 0, NULL},
+};
+#define DEVBROKER_NSETTINGS (sizeof devbroker_settings / sizeof devbroker_settings[0])
+
+static const char devbroker_usage[] =
+    "usage: holdfast-devbroker [flags]\n"
+    "\n"
+    "In-memory Kafka cluster (librdkafka mock) for local use and tests.\n"
+    "Prints 'bootstrap=HOST:PORT,...' and 'control=127.0.0.1:PORT' on stdout when ready.\n"
+    "SIGTERM/SIGINT exit 0.\n"
+    "Control port: one command per line, answered 'ok' or 'error: reason':\n"
+    "  ping | down | up | down ID | up ID | rtt ID MS     (broker ids 1..N)\n"
+    "A line holds at most " HF_CONF_STR(DEVBROKER_LINE_MAX) " bytes with the newline.";
 
 /* Strict decimal within [min, max] (hf_config_parse_int), into an int. */
 static bool devbroker__parse_int(const char *s, long min, long max, int *out)
@@ -159,87 +164,21 @@ static bool devbroker__topic_valid(const char *t)
     return true;
 }
 
-/* Applies one setting; `src` names where it came from for the error message. */
-static bool devbroker__set(devbroker_t *db, const char *name, const char *val, const char *src)
-{
-    bool ok = true;
-    if (strcmp(name, "brokers") == 0)
-        ok = devbroker__parse_int(val, 1, DEVBROKER_BROKERS_MAX, &db->brokers);
-    else if (strcmp(name, "partitions") == 0)
-        ok = devbroker__parse_int(val, 1, DEVBROKER_PARTS_MAX, &db->partitions);
-    else if (strcmp(name, "control-port") == 0)
-        ok = devbroker__parse_int(val, 0, 65535, &db->control_port);
-    else if (strcmp(name, "topic") == 0)
-        ok = devbroker__topic_valid(val);
-    else if (strcmp(name, "bootstrap-file") == 0)
-        ok = val[0] != '\0';
-    if (ok && strcmp(name, "topic") == 0)
-        db->topic = val;
-    if (ok && strcmp(name, "bootstrap-file") == 0)
-        db->bootstrap_file = val;
-    if (!ok)
-        fprintf(stderr, "holdfast-devbroker: invalid %s '%s' (from %s); see --help\n", name, val,
-                src);
-    return ok;
-}
-
-/* Settings in the same order as the long options below, so getopt's index maps here. */
-static const char *const devbroker__settings[][2] = {
-    {"brokers", "HOLDFAST_DEVBROKER_BROKERS"},
-    {"topic", "HOLDFAST_TOPIC"},
-    {"partitions", "HOLDFAST_PARTITIONS"},
-    {"bootstrap-file", "HOLDFAST_DEVBROKER_BOOTSTRAP_FILE"},
-    {"control-port", "HOLDFAST_DEVBROKER_CONTROL_PORT"},
-};
-#define DEVBROKER_NSETTINGS (sizeof devbroker__settings / sizeof devbroker__settings[0])
-
-/* Validates only the winning value of each setting, so a bad env var that a flag
- * overrides does not stop the program. */
-static bool devbroker__apply(devbroker_t *db, const char *const *val, const char *const *src)
-{
-    for (size_t i = 0; i < DEVBROKER_NSETTINGS; i++)
-        if (val[i] && !devbroker__set(db, devbroker__settings[i][0], val[i], src[i]))
-            return false;
-    return true;
-}
-
 /* Returns -1 to continue, otherwise the exit status (0 for --help, 2 for bad usage). */
-static int devbroker__parse_args(devbroker_t *db, int argc, char **argv)
+static int devbroker__load_config(devbroker_t *db, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"brokers", required_argument, NULL, 0},
-        {"topic", required_argument, NULL, 0},
-        {"partitions", required_argument, NULL, 0},
-        {"bootstrap-file", required_argument, NULL, 0},
-        {"control-port", required_argument, NULL, 0},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *val[DEVBROKER_NSETTINGS], *src[DEVBROKER_NSETTINGS];
-    for (size_t i = 0; i < DEVBROKER_NSETTINGS; i++) {
-        src[i] = devbroker__settings[i][1];
-        val[i] = getenv(src[i]);
+    int rc = hf_config_load_tool("holdfast-devbroker", devbroker_settings, DEVBROKER_NSETTINGS, db,
+                                 argc, argv, devbroker_usage);
+    if (rc >= 0)
+        return rc;
+    if (!devbroker__topic_valid(db->topic)) {
+        fprintf(stderr, "holdfast-devbroker: invalid topic '%s'; see --help\n", db->topic);
+        rc = DEVBROKER_EXIT_USAGE;
+    } else if (db->bootstrap_file && db->bootstrap_file[0] == '\0') {
+        fprintf(stderr, "holdfast-devbroker: bootstrap-file is empty; see --help\n");
+        rc = DEVBROKER_EXIT_USAGE;
     }
-    int idx = 0, c;
-    opterr = 0; /* we print our own, clearer message */
-    while ((c = getopt_long(argc, argv, "h", opts, &idx)) != -1) {
-        if (c == 'h') {
-            devbroker__usage(stdout);
-            return DEVBROKER_EXIT_OK;
-        }
-        if (c != 0) {
-            fprintf(stderr, "holdfast-devbroker: bad or incomplete flag '%s'; see --help\n",
-                    argv[optind - 1]);
-            return DEVBROKER_EXIT_USAGE;
-        }
-        val[idx] = optarg;
-        src[idx] = "command line";
-    }
-    if (optind < argc) {
-        fprintf(stderr, "holdfast-devbroker: unexpected argument '%s'; see --help\n", argv[optind]);
-        return DEVBROKER_EXIT_USAGE;
-    }
-    return devbroker__apply(db, val, src) ? -1 : DEVBROKER_EXIT_USAGE;
+    return rc;
 }
 
 /* ---- mock cluster ------------------------------------------------------------------- */
@@ -285,19 +224,20 @@ static bool devbroker__start_cluster(devbroker_t *db)
 {
     if (!devbroker__create_handle(db))
         return false;
-    db->mcluster = rd_kafka_mock_cluster_new(db->rk, db->brokers);
+    db->mcluster = rd_kafka_mock_cluster_new(db->rk, (int)db->brokers);
     if (!db->mcluster) {
-        hf_error("rd_kafka_mock_cluster_new(%d brokers) failed", db->brokers);
+        hf_error("rd_kafka_mock_cluster_new(%lld brokers) failed", db->brokers);
         return false;
     }
-    int rf = db->brokers < 3 ? db->brokers : 3;
-    rd_kafka_resp_err_t e = rd_kafka_mock_topic_create(db->mcluster, db->topic, db->partitions, rf);
+    int rf = db->brokers < 3 ? (int)db->brokers : 3;
+    rd_kafka_resp_err_t e =
+        rd_kafka_mock_topic_create(db->mcluster, db->topic, (int)db->partitions, rf);
     if (e) {
         hf_error("creating topic %s: %s", db->topic, rd_kafka_err2str(e));
         return false;
     }
-    hf_info("mock cluster up: %d brokers, topic %s with %d partitions, replication %d", db->brokers,
-            db->topic, db->partitions, rf);
+    hf_info("mock cluster up: %lld brokers, topic %s with %lld partitions, replication %d",
+            db->brokers, db->topic, db->partitions, rf);
     return true;
 }
 
@@ -338,7 +278,7 @@ static bool devbroker__listen(devbroker_t *db)
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (bind(db->listen_fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
         listen(db->listen_fd, 16) != 0) {
-        hf_error("control port 127.0.0.1:%d: %s", db->control_port, strerror(errno));
+        hf_error("control port 127.0.0.1:%lld: %s", db->control_port, strerror(errno));
         return false;
     }
     socklen_t len = sizeof sa;
@@ -366,10 +306,10 @@ static bool devbroker__write_bootstrap_file(devbroker_t *db, const char *bootstr
 static bool devbroker__announce(devbroker_t *db)
 {
     const char *bootstrap = rd_kafka_mock_cluster_bootstraps(db->mcluster);
-    printf("bootstrap=%s\ncontrol=127.0.0.1:%d\n", bootstrap, db->control_port);
+    printf("bootstrap=%s\ncontrol=127.0.0.1:%lld\n", bootstrap, db->control_port);
     if (fflush(stdout) != 0)
         hf_warn("stdout: %s", strerror(errno)); /* nobody reading is not fatal */
-    hf_info("ready: bootstrap=%s control=127.0.0.1:%d", bootstrap, db->control_port);
+    hf_info("ready: bootstrap=%s control=127.0.0.1:%lld", bootstrap, db->control_port);
     /* Last, so the file appearing means stdout lines and control port are ready too. */
     return !db->bootstrap_file || devbroker__write_bootstrap_file(db, bootstrap);
 }
@@ -387,7 +327,7 @@ static void devbroker__reply(devbroker_client_t *cl, const char *msg)
  * broker that refused. */
 static rd_kafka_resp_err_t devbroker__set_state(devbroker_t *db, int id, bool up, int *failed)
 {
-    int first = id ? id : 1, last = id ? id : db->brokers;
+    int first = id ? id : 1, last = id ? id : (int)db->brokers;
     for (int b = first; b <= last; b++) {
         rd_kafka_resp_err_t e = up ? rd_kafka_mock_broker_set_up(db->mcluster, b)
                                    : rd_kafka_mock_broker_set_down(db->mcluster, b);
@@ -419,7 +359,7 @@ static void devbroker__exec(devbroker_t *db, char *line, char *out, size_t outsz
         /* nothing to do */
     } else if ((is_up || is_down) && !a2) {
         if (a1 && !devbroker__parse_int(a1, 1, db->brokers, &id)) {
-            snprintf(out, outsz, "error: broker id must be 1..%d\n", db->brokers);
+            snprintf(out, outsz, "error: broker id must be 1..%lld\n", db->brokers);
             return;
         }
         e = devbroker__set_state(db, id, is_up, &failed);
@@ -427,7 +367,7 @@ static void devbroker__exec(devbroker_t *db, char *line, char *out, size_t outsz
     } else if (strcmp(cmd, "rtt") == 0 && a2 && !extra) {
         if (!devbroker__parse_int(a1, 1, db->brokers, &id) ||
             !devbroker__parse_int(a2, 0, 3600000, &ms)) {
-            snprintf(out, outsz, "error: usage: rtt ID MS (ID 1..%d, MS 0..3600000)\n",
+            snprintf(out, outsz, "error: usage: rtt ID MS (ID 1..%lld, MS 0..3600000)\n",
                      db->brokers);
             return;
         }
@@ -589,14 +529,8 @@ static int devbroker__run(devbroker_t *db)
 
 static void devbroker__init(devbroker_t *db)
 {
-    *db = (devbroker_t){
-        .brokers = 3,
-        .partitions = 8,
-        .control_port = 0,
-        .topic = "holdfast.events",
-        .listen_fd = -1,
-        .signal_fd = -1,
-    };
+    /* The settings come from devbroker__load_config. */
+    *db = (devbroker_t){.listen_fd = -1, .signal_fd = -1};
     for (int i = 0; i < DEVBROKER_CLIENTS_MAX; i++)
         db->clients[i].fd = -1;
 }
@@ -617,15 +551,18 @@ static void devbroker__destroy(devbroker_t *db)
         rd_kafka_destroy(db->rk);
     if (db->signal_fd >= 0)
         close(db->signal_fd);
+    hf_config_free(devbroker_settings, DEVBROKER_NSETTINGS, db);
 }
 
 int main(int argc, char **argv)
 {
     devbroker_t db;
     devbroker__init(&db);
-    int rc = devbroker__parse_args(&db, argc, argv);
-    if (rc >= 0)
+    int rc = devbroker__load_config(&db, argc, argv);
+    if (rc >= 0) {
+        hf_config_free(devbroker_settings, DEVBROKER_NSETTINGS, &db);
         return rc;
+    }
     hf_log_init("devbroker", HF_LOG_INFO);
 
     rc = DEVBROKER_EXIT_FAIL;

@@ -209,34 +209,29 @@ static hf_err_t migrate_run(PGconn *conn, const migrate_config_t *cfg)
 int main(int argc, char **argv)
 {
     migrate_config_t cfg = {0};
-    char errbuf[256];
-    bool help;
-    if (hf_config_load(migrate_settings, MIGRATE_NSETTINGS, &cfg, argc, argv,
-                       "holdfast-migrate: creates or upgrades the holdfast schema in PostgreSQL.",
-                       &help, errbuf, sizeof errbuf) != HF_OK) {
-        fprintf(stderr, "holdfast-migrate: %s\n", errbuf);
-        return 2;
-    }
+    int rc = hf_config_load_tool(
+        "holdfast-migrate", migrate_settings, MIGRATE_NSETTINGS, &cfg, argc, argv,
+        "holdfast-migrate: creates or upgrades the holdfast schema in PostgreSQL.");
+    if (rc >= 0)
+        return rc;
     int level = hf_log_level_parse(cfg.log_level);
     hf_log_init("migrate", level < 0 ? HF_LOG_INFO : (hf_log_level_t)level);
-    int rc = 0;
-    if (!help) {
-        const char *keys[] = {"connect_timeout", "application_name", "dbname", NULL};
-        const char *vals[] = {"10", "holdfast-migrate", cfg.pg_url, NULL};
-        PGconn *conn = PQconnectdbParams(keys, vals, 1);
-        if (PQstatus(conn) != CONNECTION_OK) {
-            hf_error("cannot connect to PostgreSQL: %s", PQerrorMessage(conn));
-            rc = 1;
-        } else if (cfg.check) {
-            int pending = migrate_pending(conn);
-            if (pending > 0)
-                hf_info("%d migration(s) pending", pending);
-            rc = pending < 0 ? 1 : pending > 0 ? 3 : 0;
-        } else if (migrate_run(conn, &cfg) != HF_OK) {
-            rc = 1;
-        }
-        PQfinish(conn);
+    const char *keys[] = {"connect_timeout", "application_name", "dbname", NULL};
+    const char *vals[] = {"10", "holdfast-migrate", cfg.pg_url, NULL};
+    PGconn *conn = PQconnectdbParams(keys, vals, 1);
+    rc = 0;
+    if (PQstatus(conn) != CONNECTION_OK) {
+        hf_error("cannot connect to PostgreSQL: %s", PQerrorMessage(conn));
+        rc = 1;
+    } else if (cfg.check) {
+        int pending = migrate_pending(conn);
+        if (pending > 0)
+            hf_info("%d migration(s) pending", pending);
+        rc = pending < 0 ? 1 : pending > 0 ? 3 : 0;
+    } else if (migrate_run(conn, &cfg) != HF_OK) {
+        rc = 1;
     }
+    PQfinish(conn);
     hf_config_free(migrate_settings, MIGRATE_NSETTINGS, &cfg);
     return rc;
 }

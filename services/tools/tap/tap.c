@@ -184,19 +184,12 @@ static int tap_run(redisContext *redis, const tap_config_t *cfg, FILE *sink)
 int main(int argc, char **argv)
 {
     tap_config_t cfg = {0};
-    bool help = false;
-    char err[256];
     const char *usage = "holdfast-tap [--redis-url URL] [--pattern P] [--count N] [--timeout MS]\n"
                         "Prints every event the relay publishes to Redis as one JSON line.";
-    if (hf_config_load(tap_specs, TAP_NSPECS, &cfg, argc, argv, usage, &help, err, sizeof err) !=
-        HF_OK) {
-        fprintf(stderr, "holdfast-tap: %s\n", err);
-        return 2;
-    }
-    if (help) {
-        hf_config_free(tap_specs, TAP_NSPECS, &cfg);
-        return 0;
-    }
+    int loaded =
+        hf_config_load_tool("holdfast-tap", tap_specs, TAP_NSPECS, &cfg, argc, argv, usage);
+    if (loaded >= 0)
+        return loaded;
     struct sigaction sa = {.sa_handler = tap_on_signal};
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);

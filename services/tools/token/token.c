@@ -107,20 +107,17 @@ static int token_print(const token_config_t *cfg, const unsigned char *key, size
 int main(int argc, char **argv)
 {
     token_config_t cfg = {0};
-    bool help = false;
-    char err[256];
-    if (hf_config_load(token_specs, TOKEN_NSPECS, &cfg, argc, argv, token_usage, &help, err,
-                       sizeof err) != HF_OK) {
-        fprintf(stderr, "holdfast-token: %s\n", err);
-        return 2;
-    }
-    int rc = 0;
-    if (!help && (!cfg.key_file || !cfg.sub || !cfg.sub[0])) {
+    int rc = hf_config_load_tool("holdfast-token", token_specs, TOKEN_NSPECS, &cfg, argc, argv,
+                                 token_usage);
+    if (rc >= 0)
+        return rc;
+    rc = 0;
+    if (!cfg.key_file || !cfg.sub || !cfg.sub[0]) {
         fprintf(stderr, "holdfast-token: --key-file and --sub are required (see --help)\n");
         rc = 2;
     }
-    FILE *f = !help && rc == 0 ? fopen(cfg.key_file, "rb") : NULL;
-    if (!help && rc == 0 && !f) {
+    FILE *f = rc == 0 ? fopen(cfg.key_file, "rb") : NULL;
+    if (rc == 0 && !f) {
         fprintf(stderr, "holdfast-token: cannot open %s\n", cfg.key_file);
         rc = 2;
     }
