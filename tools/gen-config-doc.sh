@@ -180,6 +180,36 @@ process's environment; where a program can read it from a file, prefer that:
   password file (`~/.pgpass` or `PGPASSFILE`) and `PG*` variables apply
   when the URL holds no password.
 
+## Connecting to the stores
+
+SECURITY.md says what each store must be; `deploy/k8s/README.md` shows
+them wired on Kubernetes.
+
+- **Kafka**: every service with a Kafka client, and holdfast-replay, takes
+  librdkafka properties: `--kafka-properties-file FILE` (`key=value`
+  lines, `#` comments) and `--kafka-property key=value` (repeatable;
+  `HOLDFAST_KAFKA_PROPERTY` takes one per line), the flags after the file,
+  the later of two winning. `key=@FILE` reads the value from FILE (`@@` for
+  a value that starts with `@`). E.g. `security.protocol=SASL_SSL`,
+  `sasl.mechanism=SCRAM-SHA-512`, `sasl.username=holdfast-relay`,
+  `sasl.password=@/etc/holdfast/kafka-user/password`,
+  `ssl.ca.location=/etc/holdfast/kafka-ca/ca.crt`. A property librdkafka
+  refuses stops start-up with its message; the brokers and the properties
+  the delivery guarantees rest on (`enable.idempotence`, `acks`,
+  `message.timeout.ms`, `group.id`, `auto.offset.reset`, ...) are
+  Holdfast's own and refused. The properties are logged at start, secret
+  values `[redacted]`.
+- **Redis**: `redis://[USER[:PASSWORD]@]HOST[:PORT][/DB]` (an ACL user, or
+  the password alone for `requirepass`; percent-encoded), or the password
+  in `--redis-password-file`. AUTH, SELECT and a PING go out on every
+  connect and reconnect. Credentials Redis refuses stop the relay and the
+  gateway at start-up with Redis' answer, and make a running gateway's
+  `/readyz` fail until Redis accepts them again. `rediss://` is refused:
+  Debian 12's hiredis has no TLS (SECURITY.md gives the route).
+- **PostgreSQL**: libpq's own settings, in the URL or its environment:
+  `sslmode=verify-full&sslrootcert=CA.pem`, or `PGSSLMODE` /
+  `PGSSLROOTCERT`.
+
 ## Programs
 
 EOF
