@@ -184,7 +184,7 @@ export class Subscription {
   on(event: 'subscribed', fn: (info: SubscribedInfo) => void): Unsubscribe;
   on(event: 'gap', fn: (gap: GapInfo) => void): Unsubscribe;
   on(event: 'recovered', fn: (info: { from: number; to: number; source: 'history' }) => void): Unsubscribe;
-  on(event: 'duplicate', fn: (info: { offset: number }) => void): Unsubscribe;
+  on(event: 'duplicate', fn: (info: { offset: number; id?: string }) => void): Unsubscribe;
   on(event: 'unsubscribed', fn: (info: { reason: string }) => void): Unsubscribe;
   on(event: 'error', fn: (err: { code: string; message: string; fatal: boolean }) => void): Unsubscribe;
   once: Subscription['on'];

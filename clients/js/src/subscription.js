@@ -8,9 +8,18 @@
 // and the subscription asks again from `last` (the gateway then replays
 // the rest from Kafka). The gateway already guarantees this; the client
 // checks it so that no fault between the two goes unnoticed.
+//
+// An event can also stand twice in the log at two offsets: a relay that
+// lost its lease while a broker still held one of its writes, appended
+// after the next relay wrote the same event again. Such a copy carries
+// the id of an event already delivered and a prev_offset at or below the
+// position; it is dropped by its id (the last RECENT_IDS ids are kept) and
+// the position moves past it, so the chain goes on from either copy.
 
 import { Emitter } from './emitter.js';
 import { toEvent } from './codec.js';
+
+const RECENT_IDS = 256; // ids of the last events delivered, per subscription
 
 export class Subscription extends Emitter {
   /** The channel's name. */
@@ -28,6 +37,7 @@ export class Subscription extends Emitter {
   #reqId = null; // id of the subscribe in flight
   #since = null; // the since it carried
   #resumes = 0; // subscribeds answered on this subscription
+  #recentIds = new Set(); // ids of the last RECENT_IDS events delivered, oldest first
   #recover;
   #buffer = null; // events held while a gap is filled from history
 
@@ -131,6 +141,15 @@ export class Subscription extends Emitter {
       this.emit('duplicate', { offset: msg.offset });
       return;
     }
+    if (msg.id !== undefined && this.#recentIds.has(msg.id)) {
+      // the same event again at a later offset: delivered once already
+      this.stats.duplicates++;
+      this.#client._count('duplicates');
+      this.#position = { offset: msg.offset, epoch: msg.epoch ?? pos.epoch };
+      this.#client._savePosition(this);
+      this.emit('duplicate', { offset: msg.offset, id: msg.id });
+      return;
+    }
     const prev = msg.prev_offset ?? null;
     if (prev !== null && prev > pos.offset) {
       this.stats.chainBreaks++;
@@ -180,6 +199,10 @@ export class Subscription extends Emitter {
     const verified = prev !== null && (this.#lastEvent !== null ? prev === this.#lastEvent : prev <= this.#position.offset);
     this.#position = { offset: msg.offset, epoch: msg.epoch ?? this.#position.epoch };
     this.#lastEvent = msg.offset;
+    if (msg.id !== undefined) {
+      this.#recentIds.add(msg.id);
+      if (this.#recentIds.size > RECENT_IDS) this.#recentIds.delete(this.#recentIds.values().next().value);
+    }
     this.stats.events++;
     this.#client._count('events');
     this.#client._savePosition(this);

@@ -111,6 +111,28 @@ test('the chain: duplicates dropped, each prev_offset checked, a break resubscri
   c.close();
 });
 
+test('one event twice in the log, at two offsets: delivered once, the chain goes on from either copy', async () => {
+  const c = client();
+  const sub = c.subscribe('ch');
+  const got = record(sub);
+  const ws = await connected(c);
+  ws.recv({ type: 'subscribed', channel: 'ch', partition: 0, offset: 4, epoch: 'e1', recovered: false, id: ws.sentOf('subscribe')[0].id });
+  // the second writer's copy first (offset 5), the late one after it (8)
+  ws.recv(event('ch', 5, 4, { id: 'ev-a' }));
+  ws.recv(event('ch', 8, 4, { id: 'ev-a' }));
+  ws.recv(event('ch', 9, 5, { id: 'ev-b' }));
+  // the late copy first (10), the second writer's after it (11)
+  ws.recv(event('ch', 10, 9, { id: 'ev-c' }));
+  ws.recv(event('ch', 11, 9, { id: 'ev-c' }));
+  ws.recv(event('ch', 12, 11, { id: 'ev-d' }));
+  assert.deepEqual(got.events.map((e) => e.id), ['ev-a', 'ev-b', 'ev-c', 'ev-d']);
+  assert.equal(got.duplicates, 2);
+  assert.equal(sub.stats.chainBreaks, 0);
+  assert.equal(ws.sentOf('subscribe').length, 1, 'no resubscribe');
+  assert.deepEqual(sub.position, { offset: 12, epoch: 'e1' });
+  c.close();
+});
+
 test('a cut connection: backoff, the next URL, every subscription resumed with since', async () => {
   const c = client();
   const a = c.subscribe('a');
