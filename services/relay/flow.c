@@ -682,6 +682,8 @@ static void flow_batch_delivered(relay_t *r, int p)
     hf_counter_add(r->m.produced, n);
     relay_flow_publish(r, evs, n);
     relay_crash_point(r, "published");
+    if (relay_test_hook(r, "late-copy"))
+        relay_kafka_produce_late_copy(r->kafka, evs, n, r->epoch);
     for (size_t i = 0; i < n; i++)
         if (evs[i]->pos.lsn == 0)
             flow_known_reconciled(r, part, evs[i]);

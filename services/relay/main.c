@@ -72,7 +72,8 @@ static const hf_conf_spec_t relay_settings[] = {
     {"crash-at", HF_CONF_STRING, offsetof(relay_config_t, crash_at), "", 0, 0,
      "TESTS ONLY: POINT:N kills the relay (SIGKILL) at POINT (produced, publishing, "
      "published, overlap, committed) once N batches were produced; commit-answer-lost:N "
-     "treats the first commit after that as failed although it went through"},
+     "treats the first commit after that as failed although it went through; late-copy:N "
+     "produces that batch again once delivered (unrecorded, unpublished)"},
     {"log-level", HF_CONF_STRING, offsetof(relay_config_t, log_level), "info", 0, 0,
      "debug, info, warn or error"},
 };

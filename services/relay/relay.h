@@ -443,6 +443,10 @@ void relay_kafka_free(relay_kafka_t *k);
  * that error. Every produced event gets exactly one delivery report. */
 rd_kafka_resp_err_t relay_kafka_produce(relay_kafka_t *k, relay_list_t *batch, const char *epoch,
                                         relay_list_t *inflight);
+/* TESTS ONLY (--crash-at late-copy:N): produces delivered events again,
+ * as a broker that appends a dead leader's write late would hold them. */
+void relay_kafka_produce_late_copy(relay_kafka_t *k, relay_event_t *const *evs, size_t n,
+                                   const char *epoch);
 /* Serves delivery reports; woken: the wakeup fd was seen readable (only
  * then is it drained: a read per pass would be a syscall per pass). */
 void relay_kafka_poll(relay_kafka_t *k, bool woken);
