@@ -20,6 +20,17 @@
 /* PostgreSQL's epoch (2000-01-01) in Unix microseconds. */
 #define PG_EPOCH_UNIX_US 946684800000000LL
 
+/* PostgreSQL µs since 2000 to Unix µs. 'infinity' (INT64_MAX) stays at the
+ * top of the range rather than wrapping: a row someone stamped so is still
+ * an event to relay, not a reason to stop the stream. */
+static int64_t pg_time_to_unix_us(uint64_t pg_raw)
+{
+    int64_t unix_us;
+    if (__builtin_add_overflow((int64_t)pg_raw, PG_EPOCH_UNIX_US, &unix_us))
+        return INT64_MAX;
+    return unix_us;
+}
+
 /* Type oids of the columns the relay reads (pg_type.dat). */
 #define OID_BYTEA       17
 #define OID_INT4        23
@@ -284,7 +295,7 @@ static hf_err_t decode_event(relay_decoder_t *d, const tuple_value_t *v, relay_e
     ev->partition = partition;
     uint64_t c;
     memcpy(&c, created->data, 8);
-    ev->created_at_us = (int64_t)be64toh(c) + PG_EPOCH_UNIX_US;
+    ev->created_at_us = pg_time_to_unix_us(be64toh(c));
     ev->pos.lsn = d->txn_lsn;
     ev->pos.ord = d->txn_ord++;
     ev->commit_us = d->txn_us;
@@ -326,12 +337,12 @@ hf_err_t relay_decode(relay_decoder_t *d, const uint8_t *msg, size_t len, relay_
     switch (type) {
     case 'B': {
         uint64_t lsn = rd_u64(&r);
-        int64_t pg_us = (int64_t)rd_u64(&r);
+        uint64_t pg_us = rd_u64(&r);
         (void)rd_u32(&r); /* xid */
         if (r.bad)
             return decoder_fail(err, err_size, "truncated Begin message");
         d->txn_lsn = lsn;
-        d->txn_us = pg_us + PG_EPOCH_UNIX_US;
+        d->txn_us = pg_time_to_unix_us(pg_us);
         d->in_txn = true;
         d->txn_ord = 0;
         out->kind = RELAY_MSG_BEGIN;

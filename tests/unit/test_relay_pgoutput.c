@@ -232,9 +232,21 @@ static void test_refusals(void)
     relay_decoder_free(d);
 }
 
+/* 'infinity' (INT64_MAX µs) would overflow on the shift to the Unix epoch. */
+static void test_infinite_commit_time(void)
+{
+    relay_decoder_t *d = relay_decoder_new();
+    relay_msg_t out;
+    msg_t m = begin(0x20, INT64_MAX);
+    CHECK_INT_EQ(decode(d, &m, &out), HF_OK);
+    CHECK(out.commit_us == INT64_MAX);
+    relay_decoder_free(d);
+}
+
 int main(void)
 {
     test_events_in_order();
+    test_infinite_commit_time();
     test_refusals();
     CHECK_MAIN_END();
 }
