@@ -12,10 +12,14 @@
  * (kafka_ok, set by the scan's answer to the need it sent): then a record
  * of its channel with offset > last is the next one. With Redis down
  * (or not yet confirming a channel) subscriptions `tail` the partition
- * from Kafka; when Redis confirms the channel again a catch-up (scan up
- * to the log end queried after the confirmation) hands back to Redis.
- * One mechanism covers dropped publishes, outages, resubscription and
- * resume with `since`. */
+ * from Kafka; when Redis confirms the channel again, a catch-up (scan up
+ * to the log end queried after the confirmation) and the relay's next
+ * heartbeat (hfctl:heads: the relay publishes to this Redis again) hand
+ * back to Redis; without a heartbeat, a grace period after the catch-up.
+ * A Redis that only went silent (suspect) keeps its subscriptions: they
+ * tail Kafka meanwhile and hand back the same way once it answers. One
+ * mechanism covers dropped publishes, outages, resubscription and resume
+ * with `since`. */
 #include <string.h>
 
 #include "gateway.h"
@@ -28,8 +32,10 @@ void gw_channels_init(gateway_t *gw, int32_t partition_count)
 {
     gw->partition_count = partition_count;
     gw->partitions = hf_calloc((size_t)partition_count, sizeof *gw->partitions);
-    for (int32_t i = 0; i < partition_count; i++)
+    for (int32_t i = 0; i < partition_count; i++) {
         gw->partitions[i].scan_seen = -1;
+        gw->partitions[i].heads_max = -1;
+    }
     gw->channels = hf_strmap_new();
 }
 
@@ -67,10 +73,51 @@ static gw_channel_t *channel_get_or_create(gateway_t *gw, const char *name)
     return ch;
 }
 
-static void channel_destroy(gateway_t *gw, gw_channel_t *ch)
+/* Forgets any hand-back under way (the catch-up, the grace, the wait for
+ * the relay's heartbeat). */
+static void channel_handback_cancel(gateway_t *gw, gw_channel_t *ch)
 {
+    ch->catchup_token = 0;
+    ch->catchup_wanted = false;
     if (ch->handback_at_us)
         gw->handbacks_pending--;
+    ch->handback_at_us = 0;
+    if (ch->heads_wait)
+        gw->heads_waiting--;
+    ch->heads_wait = false;
+}
+
+/* Redis carries ch (again): its subscriptions that read Kafka meanwhile
+ * hand back once a catch-up (the scan at the log end queried now) is done
+ * and a relay heartbeat came since, which proves the relay publishes to
+ * this Redis again; without a heartbeat, the grace after the catch-up. */
+static void channel_handback_begin(gateway_t *gw, gw_channel_t *ch)
+{
+    bool tailing = false;
+    for (gw_sub_t *s = ch->subs; s && !tailing; s = s->ch_next)
+        tailing = s->state == GW_SUB_ACTIVE && s->tail;
+    if (!tailing)
+        return;
+    ch->catchup_wanted = true;
+    if (!ch->heads_wait)
+        gw->heads_waiting++;
+    ch->heads_wait = true;
+}
+
+/* Ends ch's Kafka reading: Redis alone from here (the chain rule stitches
+ * the seam). */
+static void channel_handback_end(gateway_t *gw, gw_channel_t *ch, hf_metric_t *via)
+{
+    channel_handback_cancel(gw, ch);
+    hf_counter_inc(via);
+    for (gw_sub_t *s = ch->subs; s; s = s->ch_next)
+        s->tail = false;
+    part_of(gw, ch)->dirty = true;
+}
+
+static void channel_destroy(gateway_t *gw, gw_channel_t *ch)
+{
+    channel_handback_cancel(gw, ch);
     gw_partition_t *p = part_of(gw, ch);
     if (ch->part_prev)
         ch->part_prev->part_next = ch->part_next;
@@ -176,7 +223,7 @@ static void sub_place(gateway_t *gw, gw_sub_t *sub, const gw_msg_t *probe, const
         sub->fill_until = probe->high - 1;
     if (ch->max_seen > sub->last && ch->max_seen > sub->fill_until)
         sub->fill_until = ch->max_seen; /* published while it was being placed */
-    sub->tail = !ch->redis_live;
+    sub->tail = !ch->redis_live || gw->redis_suspect;
     part_of(gw, ch)->dirty = true;
     gw_conn_send_subscribed(gw, sub->conn, sub, recovered);
 }
@@ -375,10 +422,15 @@ static void on_kafka_caught_up(gateway_t *gw, const gw_msg_t *msg)
             if ((s->kafka_paused || !s->kafka_ok) && msg->offset - 1 > s->last &&
                 msg->offset - 1 > s->fill_until)
                 s->fill_until = msg->offset - 1;
-        /* Redis carries the channel again, but the relay may still be
-         * reconnecting to it (once a second) and skipping publishes: keep
+        /* Redis carries the channel again. The relay's heartbeat since
+         * then says it publishes there too: done. Without one it may still
+         * be reconnecting (once a second) and skipping publishes: keep
          * reading Kafka a little longer rather than waiting for its
          * announcement. */
+        if (!ch->heads_wait) {
+            channel_handback_end(gw, ch, gw->m.handbacks_heads);
+            continue;
+        }
         if (!ch->handback_at_us)
             gw->handbacks_pending++;
         ch->handback_at_us = gw_now_us() + gw->cfg.redis_handback_grace_ms * 1000;
@@ -392,13 +444,8 @@ void gw_channels_tick(gateway_t *gw, int64_t now_us)
         return;
     for (int32_t i = 0; i < gw->partition_count; i++)
         for (gw_channel_t *ch = gw->partitions[i].channels; ch; ch = ch->part_next) {
-            if (!ch->handback_at_us || now_us < ch->handback_at_us)
-                continue;
-            ch->handback_at_us = 0;
-            gw->handbacks_pending--;
-            for (gw_sub_t *s = ch->subs; s; s = s->ch_next)
-                s->tail = false;
-            gw->partitions[i].dirty = true;
+            if (ch->handback_at_us && now_us >= ch->handback_at_us)
+                channel_handback_end(gw, ch, gw->m.handbacks_timer);
         }
     gw_partitions_evaluate(gw);
 }
@@ -442,20 +489,18 @@ static void on_redis_skipped(gateway_t *gw, const gw_msg_t *msg)
         }
 }
 
-static void on_redis_down(gateway_t *gw)
+/* Every subscription reads Kafka (those waiting for Redis are placed at
+ * once, reading Kafka too); keep_live: Redis is only suspect, the
+ * channels stay subscribed there. */
+static void redis_fall_back(gateway_t *gw, bool keep_live)
 {
-    gw->redis_up = false;
-    hf_counter_inc(gw->m.fallbacks);
     for (int32_t i = 0; i < gw->partition_count; i++) {
         gw_partition_t *p = &gw->partitions[i];
         p->dirty = true;
         for (gw_channel_t *ch = p->channels; ch; ch = ch->part_next) {
-            ch->redis_live = false;
-            ch->catchup_token = 0;
-            if (ch->handback_at_us)
-                gw->handbacks_pending--;
-            ch->handback_at_us = 0;
-            ch->catchup_wanted = false;
+            if (!keep_live)
+                ch->redis_live = false;
+            channel_handback_cancel(gw, ch);
             for (gw_sub_t *s = ch->subs; s; s = s->ch_next) {
                 if (s->state == GW_SUB_ACTIVE)
                     s->tail = true;
@@ -466,20 +511,86 @@ static void on_redis_down(gateway_t *gw)
     }
 }
 
+static void on_redis_down(gateway_t *gw)
+{
+    gw->redis_up = false;
+    gw->redis_suspect = false;
+    hf_counter_inc(gw->m.fallbacks);
+    redis_fall_back(gw, false);
+}
+
+/* Redis went silent with the connection open (frozen, or a stalled
+ * network): Kafka too, at once. What Redis then delivers late is dropped
+ * by the chain rule. */
+static void on_redis_suspect(gateway_t *gw)
+{
+    if (!gw->redis_up)
+        return;
+    gw->redis_suspect = true;
+    hf_counter_inc(gw->m.suspicions);
+    redis_fall_back(gw, true);
+}
+
+/* It answered: everything it held for us arrived before the PONG, so the
+ * channels it confirmed carry every later publish again. */
+static void on_redis_trusted(gateway_t *gw)
+{
+    if (!gw->redis_suspect)
+        return;
+    gw->redis_suspect = false;
+    for (int32_t i = 0; i < gw->partition_count; i++)
+        for (gw_channel_t *ch = gw->partitions[i].channels; ch; ch = ch->part_next)
+            if (ch->redis_live) {
+                channel_handback_begin(gw, ch);
+                gw->partitions[i].dirty = true;
+            }
+}
+
+/* The relay's heartbeat: each partition's last offset it published (or
+ * skipped). One that arrives after a channel went live again proves the
+ * relay publishes to this Redis now, so nothing after the catch-up's
+ * target is missing on Redis: no need for the grace. The highest head
+ * seen in the epoch is kept (a heartbeat from a relay that just lost the
+ * lead may lag, never lead). */
+static void on_redis_heads(gateway_t *gw, const gw_msg_t *msg)
+{
+    const gw_head_t *heads = (const gw_head_t *)msg->data;
+    size_t n = msg->data ? msg->len / sizeof *heads : 0;
+    if (strcmp(gw->heads_epoch, msg->text) != 0) {
+        snprintf(gw->heads_epoch, sizeof gw->heads_epoch, "%s", msg->text);
+        for (int32_t i = 0; i < gw->partition_count; i++)
+            gw->partitions[i].heads_max = -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (heads[i].partition >= 0 && heads[i].partition < gw->partition_count &&
+            heads[i].offset > gw->partitions[heads[i].partition].heads_max)
+            gw->partitions[heads[i].partition].heads_max = heads[i].offset;
+    if (gw->heads_waiting == 0 || gw->redis_suspect || !gw->redis_up)
+        return;
+    for (int32_t i = 0; i < gw->partition_count; i++)
+        for (gw_channel_t *ch = gw->partitions[i].channels; ch; ch = ch->part_next) {
+            if (!ch->heads_wait || !ch->redis_live)
+                continue;
+            ch->heads_wait = false;
+            gw->heads_waiting--;
+            if (ch->handback_at_us) /* caught up already, in its grace */
+                channel_handback_end(gw, ch, gw->m.handbacks_heads);
+        }
+}
+
 static void on_redis_subscribed(gateway_t *gw, const char *name)
 {
     gw_channel_t *ch = hf_strmap_get(gw->channels, name);
     if (!ch || !gw->redis_up)
         return;
     ch->redis_live = true;
-    for (gw_sub_t *s = ch->subs; s; s = s->ch_next) {
+    for (gw_sub_t *s = ch->subs; s; s = s->ch_next)
         /* A probe taken before the confirmation may predate what Redis
          * now carries: probe again (the older answer is then ignored). */
         if (s->state == GW_SUB_WAIT_REDIS || s->state == GW_SUB_PROBING)
             sub_probe(gw, s);
-        else if (s->state == GW_SUB_ACTIVE && s->tail)
-            ch->catchup_wanted = true;
-    }
+    if (!gw->redis_suspect)
+        channel_handback_begin(gw, ch);
     part_of(gw, ch)->dirty = true;
 }
 
@@ -547,6 +658,15 @@ void gw_inbox_dispatch(gateway_t *gw)
             break;
         case GW_MSG_REDIS_DOWN:
             on_redis_down(gw);
+            break;
+        case GW_MSG_REDIS_SUSPECT:
+            on_redis_suspect(gw);
+            break;
+        case GW_MSG_REDIS_TRUSTED:
+            on_redis_trusted(gw);
+            break;
+        case GW_MSG_REDIS_HEADS:
+            on_redis_heads(gw, m);
             break;
         case GW_MSG_REDIS_SUBSCRIBED:
             on_redis_subscribed(gw, m->text);

@@ -57,7 +57,9 @@ typedef struct gateway_config {
     char *kafka_brokers;
     char *topic;
     long long redis_ping_interval_ms;
-    long long redis_ping_timeout_ms;
+    long long redis_ping_timeout_ms;   /* silent this long: drop the connection */
+    long long redis_suspect_after_ms;  /* silent this long: read Kafka too (0: never) */
+    long long redis_suspect_jitter_ms; /* plus a random share of this, per silence */
     long long redis_retry_ms;
     long long redis_handback_grace_ms;
     long long max_frame;         /* bytes of one client message */
@@ -94,6 +96,8 @@ struct gw_channel {
     gw_sub_t *subs; /* doubly linked through gw_sub.ch_prev/ch_next */
     size_t nsubs;
     bool redis_live;        /* Redis confirmed the subscription since it last connected */
+    bool heads_wait;        /* live again with subscribers reading Kafka: the relay's next
+                               heartbeat ends that (gw->heads_waiting counts these) */
     int64_t handback_at_us; /* caught up: stop reading Kafka at this time; 0: none */
     bool catchup_wanted;    /* went live with subscribers reading Kafka: ask a catch-up */
     uint64_t catchup_token; /* the catch-up asked for when it went live; 0: none */
@@ -175,6 +179,7 @@ typedef struct gw_partition {
     uint64_t next_token; /* tokens for probes, scans and catch-ups */
     int64_t scan_seen;   /* highest offset the scan forwarded since it last answered a need */
     char epoch[HF_PROTO_EPOCH_MAX + 1]; /* epoch of the latest record seen; "" unknown */
+    int64_t heads_max; /* highest head the relay announced in gw->heads_epoch; -1: none */
 } gw_partition_t;
 
 typedef struct gateway_metrics {
@@ -185,6 +190,9 @@ typedef struct gateway_metrics {
     hf_metric_t *duplicates;
     hf_metric_t *gaps;
     hf_metric_t *fallbacks;
+    hf_metric_t *suspicions;
+    hf_metric_t *handbacks_heads;
+    hf_metric_t *handbacks_timer;
     hf_metric_t *protocol_errors;
     hf_metric_t *unrecoverable;
     hf_metric_t *latency;
@@ -251,7 +259,10 @@ struct gateway {
     gw_partition_t *partitions;
     hf_strmap_t *channels; /* name -> gw_channel_t */
     bool redis_up;
+    bool redis_suspect;       /* Redis went silent; the connection is kept (redis_sub.h) */
     size_t handbacks_pending; /* channels with handback_at_us set */
+    size_t heads_waiting;     /* channels with heads_wait set */
+    char heads_epoch[HF_PROTO_EPOCH_MAX + 1]; /* the epoch of the relay's last heartbeat */
 
     gw_conn_t *conns; /* doubly linked */
     atomic_size_t nconns;

@@ -21,6 +21,9 @@ struct lws_context;
 typedef enum gw_msg_kind {
     GW_MSG_REDIS_UP,         /* connected (subscriptions follow) */
     GW_MSG_REDIS_DOWN,       /* lost, frozen or cut: nothing more comes from Redis until UP */
+    GW_MSG_REDIS_SUSPECT,    /* silent too long: the connection is kept, but read Kafka too */
+    GW_MSG_REDIS_TRUSTED,    /* answered again after SUSPECT: its stream is current */
+    GW_MSG_REDIS_HEADS,      /* text: epoch; data: gw_head_t[len / sizeof]: the relay's heads */
     GW_MSG_REDIS_SUBSCRIBED, /* text: the channel Redis confirmed */
     GW_MSG_REDIS_EVENT,      /* data: an envelope published on a channel */
     GW_MSG_REDIS_SKIPPED,    /* partition, low..high: offsets the relay could not publish */

@@ -27,15 +27,26 @@ static const hf_conf_spec_t gw_settings[] = {
      0, 0, "Kafka bootstrap servers (gap fill, resume, fallback)"},
     {"topic", HF_CONF_STRING, offsetof(gateway_config_t, topic), "holdfast.events", 0, 0,
      "the event topic"},
-    {"redis-ping-interval", HF_CONF_MS, offsetof(gateway_config_t, redis_ping_interval_ms), "1s",
+    {"redis-ping-interval", HF_CONF_MS, offsetof(gateway_config_t, redis_ping_interval_ms), "150ms",
      10, 600000, "PING Redis this often"},
+    {"redis-suspect-after", HF_CONF_MS, offsetof(gateway_config_t, redis_suspect_after_ms), "500ms",
+     0, 600000,
+     "Redis silent this long with a PING out: read Kafka as well, keeping the connection "
+     "(0: never)"},
+    {"redis-suspect-jitter", HF_CONF_MS, offsetof(gateway_config_t, redis_suspect_jitter_ms),
+     "200ms", 0, 600000,
+     "plus a random share of this per worker and silence, so workers that lose one Redis "
+     "do not all turn to Kafka at once"},
     {"redis-ping-timeout", HF_CONF_MS, offsetof(gateway_config_t, redis_ping_timeout_ms), "3s", 10,
-     600000, "no PONG within this: Redis counts as down (also the connect timeout)"},
+     600000,
+     "Redis silent this long with a PING out: drop the connection, resubscribe when it answers "
+     "(also the connect timeout)"},
     {"redis-retry", HF_CONF_MS, offsetof(gateway_config_t, redis_retry_ms), "500ms", 10, 600000,
      "pause between Redis reconnect attempts"},
     {"redis-handback-grace", HF_CONF_MS, offsetof(gateway_config_t, redis_handback_grace_ms),
      "1500ms", 0, 600000,
-     "after Redis is back, keep reading Kafka this long (the relay reconnects once a second)"},
+     "after Redis is back and no relay heartbeat (hfctl:heads) came, keep reading Kafka this "
+     "long (the relay reconnects once a second)"},
     {"max-frame", HF_CONF_BYTES, offsetof(gateway_config_t, max_frame), "16KiB", 64, 1 << 24,
      "largest client message; larger closes the connection (1009)"},
     {"max-subscriptions", HF_CONF_INT, offsetof(gateway_config_t, max_subscriptions), "100", 1,
@@ -351,6 +362,18 @@ static void gw_counters_register(gw_process_t *p)
     m->fallbacks =
         hf_metrics_counter(r, "holdfast_gateway_redis_fallbacks_total", NULL,
                            "Times a worker lost Redis and its delivery fell back to Kafka.");
+    m->suspicions = hf_metrics_counter(
+        r, "holdfast_gateway_redis_suspicions_total", NULL,
+        "Times a worker's Redis went silent past --redis-suspect-after and it read Kafka as well, "
+        "keeping the connection.");
+    m->handbacks_heads =
+        hf_metrics_counter(r, "holdfast_gateway_handbacks_total", "via=\"heads\"",
+                           "Channels handed back from Kafka to Redis, by what ended the Kafka "
+                           "reading: the relay's heartbeat, or the catch-up and grace.");
+    m->handbacks_timer =
+        hf_metrics_counter(r, "holdfast_gateway_handbacks_total", "via=\"grace\"",
+                           "Channels handed back from Kafka to Redis, by what ended the Kafka "
+                           "reading: the relay's heartbeat, or the catch-up and grace.");
     m->protocol_errors =
         hf_metrics_counter(r, "holdfast_gateway_protocol_errors_total", NULL,
                            "Client messages refused (malformed, unknown, too big).");
@@ -390,6 +413,13 @@ static int gw_load_config(gw_process_t *p, int argc, char **argv)
     if (strcmp(p->cfg.event_loop, "uv") != 0 && strcmp(p->cfg.event_loop, "poll") != 0) {
         fprintf(stderr, "holdfast-gateway: event-loop=%s is not one of uv, poll\n",
                 p->cfg.event_loop);
+        return 2;
+    }
+    if (p->cfg.redis_suspect_after_ms > 0 &&
+        p->cfg.redis_suspect_after_ms + p->cfg.redis_suspect_jitter_ms >=
+            p->cfg.redis_ping_timeout_ms) {
+        fprintf(stderr, "holdfast-gateway: redis-suspect-after plus redis-suspect-jitter must be "
+                        "below redis-ping-timeout\n");
         return 2;
     }
     if (p->cfg.ws_idle_timeout_ms <= p->cfg.ws_ping_interval_ms) {

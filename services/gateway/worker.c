@@ -57,6 +57,8 @@ hf_err_t gw_worker_init(gateway_t *gw, gw_process_t *proc, size_t index, int32_t
         .url = gw->cfg.redis_url,
         .ping_interval_ms = gw->cfg.redis_ping_interval_ms,
         .ping_timeout_ms = gw->cfg.redis_ping_timeout_ms,
+        .suspect_after_ms = gw->cfg.redis_suspect_after_ms,
+        .suspect_jitter_ms = gw->cfg.redis_suspect_jitter_ms,
         .retry_ms = gw->cfg.redis_retry_ms,
     };
     gw->redis = gw_redis_start(&rc, gw->inbox);
