@@ -105,14 +105,24 @@ static void channel_handback_begin(gateway_t *gw, gw_channel_t *ch)
 }
 
 /* Ends ch's Kafka reading: Redis alone from here (the chain rule stitches
- * the seam). */
+ * the seam). Up to the partition's head as the relay last announced it,
+ * though: an event the relay skipped after the catch-up's target (its
+ * Redis connection was still down) would otherwise wait for its
+ * announcement, or be lost with it should the relay die first. The scan
+ * is at the log end by now, so this costs no extra read. */
 static void channel_handback_end(gateway_t *gw, gw_channel_t *ch, hf_metric_t *via)
 {
+    gw_partition_t *p = part_of(gw, ch);
+    bool head_known = p->heads_max >= 0 && (!p->epoch[0] || strcmp(p->epoch, gw->heads_epoch) == 0);
     channel_handback_cancel(gw, ch);
     hf_counter_inc(via);
-    for (gw_sub_t *s = ch->subs; s; s = s->ch_next)
+    for (gw_sub_t *s = ch->subs; s; s = s->ch_next) {
+        if (s->state == GW_SUB_ACTIVE && s->tail && head_known && p->heads_max > s->last &&
+            p->heads_max > s->fill_until)
+            s->fill_until = p->heads_max;
         s->tail = false;
-    part_of(gw, ch)->dirty = true;
+    }
+    p->dirty = true;
 }
 
 static void channel_destroy(gateway_t *gw, gw_channel_t *ch)
