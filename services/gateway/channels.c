@@ -33,8 +33,10 @@ void gw_channels_init(gateway_t *gw, int32_t partition_count)
     gw->partition_count = partition_count;
     gw->partitions = hf_calloc((size_t)partition_count, sizeof *gw->partitions);
     for (int32_t i = 0; i < partition_count; i++) {
-        gw->partitions[i].scan_seen = -1;
+        for (int r = 0; r < GW_READERS; r++)
+            gw->partitions[i].scan_seen[r] = -1;
         gw->partitions[i].heads_max = -1;
+        gw->partitions[i].head = -1;
     }
     gw->channels = hf_strmap_new();
 }
@@ -48,6 +50,12 @@ void gw_channels_free(gateway_t *gw)
 static gw_partition_t *part_of(gateway_t *gw, const gw_channel_t *ch)
 {
     return &gw->partitions[ch->partition];
+}
+
+static void note_head(gw_partition_t *p, int64_t offset)
+{
+    if (offset > p->head)
+        p->head = offset;
 }
 
 /* ---- channels ------------------------------------------------------------ */
@@ -290,6 +298,7 @@ static void on_redis_event(gateway_t *gw, const gw_msg_t *msg)
         return;
     gw_partition_t *p = part_of(gw, ch);
     note_epoch(p, &env);
+    note_head(p, env.offset);
     if (env.offset > ch->max_seen)
         ch->max_seen = env.offset;
     gw_event_frames_t *frames = NULL;
@@ -339,11 +348,15 @@ void gw_conn_resume_replay(gateway_t *gw, gw_conn_t *conn)
 
 static void on_kafka_record(gateway_t *gw, const gw_msg_t *msg)
 {
-    if (msg->partition < 0 || msg->partition >= gw->partition_count)
+    if (msg->partition < 0 || msg->partition >= gw->partition_count || msg->reader < 0 ||
+        msg->reader >= GW_READERS)
         return;
     gw_partition_t *p = &gw->partitions[msg->partition];
-    if (msg->offset > p->scan_seen)
-        p->scan_seen = msg->offset;
+    int r = msg->reader;
+    hf_counter_inc(r == GW_READER_DEEP ? gw->m.records_deep : gw->m.records_live);
+    if (msg->offset > p->scan_seen[r])
+        p->scan_seen[r] = msg->offset;
+    note_head(p, msg->offset);
     p->dirty = true;
     hf_envelope_t env;
     if (!decode(gw, msg, &env))
@@ -355,7 +368,7 @@ static void on_kafka_record(gateway_t *gw, const gw_msg_t *msg)
         return;
     gw_event_frames_t *frames = NULL;
     for (gw_sub_t *s = ch->subs; s; s = s->ch_next) {
-        if (s->state != GW_SUB_ACTIVE || !s->kafka_ok || msg->offset <= s->last)
+        if (s->state != GW_SUB_ACTIVE || s->reader != r || !s->kafka_ok || msg->offset <= s->last)
             continue;
         if (!gw_conn_room_for_replay(gw, s->conn)) {
             sub_pause(s, msg->offset);
@@ -367,7 +380,8 @@ static void on_kafka_record(gateway_t *gw, const gw_msg_t *msg)
         s->last = s->last_event = msg->offset;
         hf_counter_inc(gw->m.delivered_kafka);
     }
-    if (frames)
+    /* The age histogram is about the live path: a deep read is history. */
+    if (frames && r == GW_READER_LIVE)
         observe_latency(gw, &env);
     gw_event_frames_free(frames);
 }
@@ -377,6 +391,8 @@ static void on_kafka_probed(gateway_t *gw, const gw_msg_t *msg)
     gw_partition_t *p = &gw->partitions[msg->partition];
     if (msg->ok && msg->text && *msg->text)
         snprintf(p->epoch, sizeof p->epoch, "%s", msg->text);
+    if (msg->ok)
+        note_head(p, msg->high - 1);
     gw_channel_t *ch_next;
     for (gw_channel_t *ch = p->channels; ch; ch = ch_next) {
         ch_next = ch->part_next; /* ch goes away with its last subscription */
@@ -408,12 +424,13 @@ static void on_kafka_probed(gateway_t *gw, const gw_msg_t *msg)
 static void on_kafka_scanning(gateway_t *gw, const gw_msg_t *msg)
 {
     gw_partition_t *p = &gw->partitions[msg->partition];
-    if (!p->scanning)
+    int r = msg->reader;
+    if (r < 0 || r >= GW_READERS || !p->scanning[r])
         return; /* answered after a release: a newer need will come */
-    p->scan_seen = -1;
+    p->scan_seen[r] = -1;
     for (gw_channel_t *ch = p->channels; ch; ch = ch->part_next)
         for (gw_sub_t *s = ch->subs; s; s = s->ch_next)
-            if (s->need_token && s->need_token <= msg->token)
+            if (s->reader == r && s->need_token && s->need_token <= msg->token)
                 s->kafka_ok = true;
     p->dirty = true;
 }
@@ -465,7 +482,7 @@ static void on_kafka_lost(gateway_t *gw, const gw_msg_t *msg)
     gw_partition_t *p = &gw->partitions[msg->partition];
     for (gw_channel_t *ch = p->channels; ch; ch = ch->part_next)
         for (gw_sub_t *s = ch->subs; s; s = s->ch_next) {
-            if (s->state != GW_SUB_ACTIVE || s->last + 1 >= msg->low ||
+            if (s->state != GW_SUB_ACTIVE || s->reader != msg->reader || s->last + 1 >= msg->low ||
                 !(s->tail || s->fill_until > s->last))
                 continue;
             hf_counter_inc(gw->m.unrecoverable);
@@ -571,10 +588,14 @@ static void on_redis_heads(gateway_t *gw, const gw_msg_t *msg)
         for (int32_t i = 0; i < gw->partition_count; i++)
             gw->partitions[i].heads_max = -1;
     }
-    for (size_t i = 0; i < n; i++)
-        if (heads[i].partition >= 0 && heads[i].partition < gw->partition_count &&
-            heads[i].offset > gw->partitions[heads[i].partition].heads_max)
-            gw->partitions[heads[i].partition].heads_max = heads[i].offset;
+    for (size_t i = 0; i < n; i++) {
+        if (heads[i].partition < 0 || heads[i].partition >= gw->partition_count)
+            continue;
+        gw_partition_t *p = &gw->partitions[heads[i].partition];
+        if (heads[i].offset > p->heads_max)
+            p->heads_max = heads[i].offset;
+        note_head(p, heads[i].offset);
+    }
     if (gw->heads_waiting == 0 || gw->redis_suspect || !gw->redis_up)
         return;
     for (int32_t i = 0; i < gw->partition_count; i++)
@@ -608,35 +629,74 @@ static void on_redis_subscribed(gateway_t *gw, const char *name)
 
 static bool sub_wants_kafka(gw_sub_t *s, const gw_partition_t *p)
 {
-    if (s->fill_until >= 0 && s->kafka_ok && s->fill_until <= p->scan_seen)
+    if (s->fill_until >= 0 && s->kafka_ok && s->fill_until <= p->scan_seen[s->reader])
         s->fill_until = -1; /* the scan went past it: nothing of the channel was there */
     if (s->fill_until >= 0 && s->fill_until <= s->last)
         s->fill_until = -1;
     return s->state == GW_SUB_ACTIVE && !s->kafka_paused && (s->tail || s->fill_until >= 0);
 }
 
+/* A read from more than --kafka-deep-after records behind the partition's
+ * head goes to the deep reader: rewinding the live one that far would hold
+ * up every subscription near the head that reads Kafka too (tailing while
+ * Redis is away, filling a gap) until it had read all of it again. */
+static int sub_reader_for(const gateway_t *gw, const gw_partition_t *p, int64_t from)
+{
+    return p->head >= 0 && p->head - from >= gw->cfg.kafka_deep_after ? GW_READER_DEEP
+                                                                      : GW_READER_LIVE;
+}
+
+/* A subscription tailing through the deep reader (Redis away) that came
+ * within half the bound of the head moves to the live reader, which
+ * follows the head anyway (the half keeps it from going back and forth);
+ * one that only fills up to an offset finishes where it is. The deep scan
+ * covered every offset after `last` up to what it forwarded since its
+ * answer (kafka_ok), all of the channel's delivered: `last` moves up to
+ * there first, so the live reader is asked for no more than that. */
+static void sub_deep_maybe_done(const gateway_t *gw, const gw_partition_t *p, gw_sub_t *s)
+{
+    if (!s->kafka_ok || !s->tail)
+        return;
+    int64_t pos = s->last > p->scan_seen[GW_READER_DEEP] ? s->last : p->scan_seen[GW_READER_DEEP];
+    if (p->head - pos >= gw->cfg.kafka_deep_after / 2)
+        return;
+    s->last = pos;
+    s->reader = GW_READER_LIVE;
+    s->kafka_ok = false;
+    s->need_token = 0;
+}
+
 static void partition_evaluate(gateway_t *gw, int32_t pi)
 {
     gw_partition_t *p = &gw->partitions[pi];
     p->dirty = false;
-    bool wanted = false;
-    int64_t from = INT64_MAX;
+    bool wanted[GW_READERS] = {false};
+    int64_t from[GW_READERS];
+    for (int r = 0; r < GW_READERS; r++)
+        from[r] = INT64_MAX;
     for (gw_channel_t *ch = p->channels; ch; ch = ch->part_next)
-        for (gw_sub_t *s = ch->subs; s; s = s->ch_next)
-            if (sub_wants_kafka(s, p)) {
-                wanted = true;
-                if (!s->need_token && s->last + 1 < from)
-                    from = s->last + 1;
-            }
-    if (from != INT64_MAX) {
+        for (gw_sub_t *s = ch->subs; s; s = s->ch_next) {
+            if (!sub_wants_kafka(s, p))
+                continue;
+            if (!s->need_token)
+                s->reader = sub_reader_for(gw, p, s->last + 1);
+            else if (s->reader == GW_READER_DEEP)
+                sub_deep_maybe_done(gw, p, s);
+            wanted[s->reader] = true;
+            if (!s->need_token && s->last + 1 < from[s->reader])
+                from[s->reader] = s->last + 1;
+        }
+    for (int r = 0; r < GW_READERS; r++) {
+        if (from[r] == INT64_MAX)
+            continue;
         uint64_t token = ++p->next_token;
         for (gw_channel_t *ch = p->channels; ch; ch = ch->part_next)
             for (gw_sub_t *s = ch->subs; s; s = s->ch_next)
-                if (!s->need_token && s->state == GW_SUB_ACTIVE && !s->kafka_paused &&
-                    (s->tail || s->fill_until >= 0))
+                if (!s->need_token && s->reader == r && s->state == GW_SUB_ACTIVE &&
+                    !s->kafka_paused && (s->tail || s->fill_until >= 0))
                     s->need_token = token;
-        gw_kafka_need(gw->kafka, pi, from, token);
-        p->scanning = true;
+        gw_kafka_need(gw->kafka, r, pi, from[r], token);
+        p->scanning[r] = true;
     }
     /* After the needs, so the catch-up measures a running scan. */
     for (gw_channel_t *ch = p->channels; ch; ch = ch->part_next)
@@ -645,15 +705,18 @@ static void partition_evaluate(gateway_t *gw, int32_t pi)
             ch->catchup_token = ++p->next_token;
             gw_kafka_catchup(gw->kafka, pi, ch->catchup_token);
         }
-    if (!wanted && p->scanning) {
-        gw_kafka_release(gw->kafka, pi);
-        p->scanning = false;
-        p->scan_seen = -1;
+    for (int r = 0; r < GW_READERS; r++) {
+        if (wanted[r] || !p->scanning[r])
+            continue;
+        gw_kafka_release(gw->kafka, r, pi);
+        p->scanning[r] = false;
+        p->scan_seen[r] = -1;
         for (gw_channel_t *ch = p->channels; ch; ch = ch->part_next)
-            for (gw_sub_t *s = ch->subs; s; s = s->ch_next) {
-                s->kafka_ok = false;
-                s->need_token = 0;
-            }
+            for (gw_sub_t *s = ch->subs; s; s = s->ch_next)
+                if (s->reader == r) {
+                    s->kafka_ok = false;
+                    s->need_token = 0;
+                }
     }
 }
 
@@ -689,6 +752,8 @@ void gw_inbox_dispatch(gateway_t *gw)
             break;
         case GW_MSG_KAFKA_RECORD:
             on_kafka_record(gw, m);
+            if (m->reader == GW_READER_DEEP)
+                gw_kafka_deep_done(gw->kafka, m->len);
             break;
         case GW_MSG_KAFKA_PROBED:
             on_kafka_probed(gw, m);

@@ -74,8 +74,10 @@ typedef struct gateway_config {
     char *gateway_id;          /* named in welcome messages; default host-pid */
     long long inbox_max_bytes;
     long long kafka_timeout_ms;
-    char *event_loop;  /* "uv" (epoll through libuv) or "poll" */
-    long long workers; /* service threads; 0: one per CPU the process may use */
+    long long kafka_deep_after;    /* records behind the head: read through the deep reader */
+    long long kafka_deep_inflight; /* bytes of deep records waiting for the lws thread */
+    char *event_loop;              /* "uv" (epoll through libuv) or "poll" */
+    long long workers;             /* service threads; 0: one per CPU the process may use */
     hf_auth_config_t auth;
     long long max_conns_per_ip;      /* per client address; 0: unlimited */
     long long max_conns_per_subject; /* per token subject; 0: unlimited */
@@ -119,6 +121,7 @@ struct gw_sub {
     int64_t last;       /* every event of the channel up to this offset is delivered */
     int64_t last_event; /* offset of the last event delivered (the next one's prev_offset);
                            HF_PREV_OFFSET_UNKNOWN before the first */
+    int reader;         /* the Kafka scan that feeds it while it reads Kafka (GW_READER_*) */
     bool has_since;
     int64_t since_offset;
     char since_epoch[HF_PROTO_EPOCH_MAX + 1];
@@ -174,10 +177,13 @@ struct gw_conn {
 /* Per partition of the topic, on the lws thread. */
 typedef struct gw_partition {
     gw_channel_t *channels;
-    bool scanning;       /* a scan was asked for and not released */
-    bool dirty;          /* re-evaluate what it needs from Kafka */
-    uint64_t next_token; /* tokens for probes, scans and catch-ups */
-    int64_t scan_seen;   /* highest offset the scan forwarded since it last answered a need */
+    bool scanning[GW_READERS]; /* a scan was asked of that reader and not released */
+    bool dirty;                /* re-evaluate what it needs from Kafka */
+    uint64_t next_token;       /* tokens for probes, scans and catch-ups */
+    /* per reader: highest offset its scan forwarded since it last answered a need */
+    int64_t scan_seen[GW_READERS];
+    int64_t head; /* highest offset known to be in the log (Redis, Kafka, probes, the relay's
+                     heartbeat); -1: none. Far behind it, Kafka is read by the deep reader */
     char epoch[HF_PROTO_EPOCH_MAX + 1]; /* epoch of the latest record seen; "" unknown */
     int64_t heads_max; /* highest head the relay announced in gw->heads_epoch; -1: none */
 } gw_partition_t;
@@ -187,6 +193,8 @@ typedef struct gateway_metrics {
     hf_metric_t *closed_slow;
     hf_metric_t *delivered_redis;
     hf_metric_t *delivered_kafka;
+    hf_metric_t *records_live; /* Kafka records the live reader handed to the service thread */
+    hf_metric_t *records_deep; /* ... the deep reader */
     hf_metric_t *duplicates;
     hf_metric_t *gaps;
     hf_metric_t *fallbacks;

@@ -73,6 +73,15 @@ static const hf_conf_spec_t gw_settings[] = {
      1 << 16, 1LL << 34, "events from Redis/Kafka waiting for the service thread"},
     {"kafka-timeout", HF_CONF_MS, offsetof(gateway_config_t, kafka_timeout_ms), "2s", 100, 600000,
      "timeout of one Kafka query (watermarks, probes)"},
+    {"kafka-deep-after", HF_CONF_INT, offsetof(gateway_config_t, kafka_deep_after), "10000", 2,
+     1LL << 40,
+     "a read from Kafka starting more records than this behind its partition's head (a resume "
+     "from far back) goes to a worker's deep reader, never rewinding the reader the "
+     "subscriptions near the head use"},
+    {"kafka-deep-inflight", HF_CONF_BYTES, offsetof(gateway_config_t, kafka_deep_inflight),
+     "512KiB", 4096, 1LL << 30,
+     "records of the deep reader waiting for a worker's service thread, at most (bounds how far "
+     "a deep read can queue ahead of live events)"},
     {"workers", HF_CONF_INT, offsetof(gateway_config_t, workers), "0", 0, GW_MAX_WORKERS,
      "service threads, each with its own connections and Redis/Kafka readers (0: one per CPU "
      "the process may use, cgroup CPU quota included, at most 8)"},
@@ -320,8 +329,8 @@ static void gw_gauges_register(gw_process_t *p)
                         "1 while every worker's Redis subscriber is connected and answering.",
                         gw_gauge_redis, p);
     hf_metrics_gauge_fn(r, "holdfast_gateway_kafka_scanning_partitions", NULL,
-                        "Partitions being read from Kafka (gap fill, resume or fallback), summed "
-                        "over workers.",
+                        "Partitions being read from Kafka (gap fill, resume or fallback) by the "
+                        "live or the deep reader, summed over workers.",
                         gw_gauge_scanning, p);
     hf_metrics_gauge_fn(r, "holdfast_gateway_inbox_bytes", NULL,
                         "Bytes from Redis and Kafka waiting for the service threads.",
@@ -355,6 +364,14 @@ static void gw_counters_register(gw_process_t *p)
     m->delivered_kafka =
         hf_metrics_counter(r, "holdfast_gateway_deliveries_total", "source=\"kafka\"",
                            "Events queued to clients, by where the gateway got them.");
+    m->records_live = hf_metrics_counter(
+        r, "holdfast_gateway_kafka_records_total", "reader=\"live\"",
+        "Kafka records read, by reader: live (near the head: fallback, gap fill, short resume) or "
+        "deep (reads from further back than --kafka-deep-after).");
+    m->records_deep = hf_metrics_counter(
+        r, "holdfast_gateway_kafka_records_total", "reader=\"deep\"",
+        "Kafka records read, by reader: live (near the head: fallback, gap fill, short resume) or "
+        "deep (reads from further back than --kafka-deep-after).");
     m->duplicates = hf_metrics_counter(r, "holdfast_gateway_duplicates_dropped_total", NULL,
                                        "Events dropped as already delivered (offset <= last).");
     m->gaps = hf_metrics_counter(r, "holdfast_gateway_gaps_total", NULL,

@@ -47,8 +47,9 @@ hf_err_t gw_worker_init(gateway_t *gw, gw_process_t *proc, size_t index, int32_t
     };
     gw->http = hf_http_server_new(&http_cfg);
     int32_t count = 0;
-    gw->kafka = gw_kafka_start(gw->cfg.kafka_brokers, gw->cfg.topic, (int)gw->cfg.kafka_timeout_ms,
-                               GW_KAFKA_WAIT_MS, gw->inbox, &count);
+    gw->kafka =
+        gw_kafka_start(gw->cfg.kafka_brokers, gw->cfg.topic, (int)gw->cfg.kafka_timeout_ms,
+                       GW_KAFKA_WAIT_MS, (size_t)gw->cfg.kafka_deep_inflight, gw->inbox, &count);
     if (!gw->kafka)
         return HF_ERR_UNAVAILABLE;
     gw_channels_init(gw, count);
