@@ -20,9 +20,10 @@
  * its own lws context, Redis subscriber, Kafka reader, channels and
  * connections - a gateway in itself, sharing only the listening socket,
  * the settings, the metrics registry, the token verifier, the connection
- * counts and the stop signal. A connection
- * lives on one worker for its whole life, so nothing on the delivery path
- * is shared between workers.
+ * counts, the stop signal and the total of the send queues (an atomic
+ * counter against --send-queue-total-bytes). A connection lives on one
+ * worker for its whole life, so nothing else on the delivery path is
+ * shared between workers.
  *
  * Threading: a worker's connections, channels and subscriptions live on
  * its lws service thread only. Its Redis and Kafka threads never touch
@@ -66,7 +67,8 @@ typedef struct gateway_config {
     long long max_subscriptions; /* per connection */
     long long send_queue_bytes;  /* per connection */
     long long send_queue_messages;
-    long long socket_sndbuf; /* SO_SNDBUF of client sockets; 0: the kernel's autotuning */
+    long long send_queue_total_bytes; /* all connections of the process together */
+    long long socket_sndbuf;          /* SO_SNDBUF of client sockets; 0: the kernel's autotuning */
     long long ws_ping_interval_ms;
     long long ws_idle_timeout_ms;
     long long drain_timeout_ms;
@@ -191,6 +193,7 @@ typedef struct gw_partition {
 typedef struct gateway_metrics {
     hf_metric_t *connections_total;
     hf_metric_t *closed_slow;
+    hf_metric_t *closed_budget; /* 4001 because the process' send queues were full */
     hf_metric_t *delivered_redis;
     hf_metric_t *delivered_kafka;
     hf_metric_t *records_live; /* Kafka records the live reader handed to the service thread */
@@ -233,6 +236,10 @@ struct gw_process {
     gateway_t *workers; /* nworkers of them */
     size_t nworkers;
     atomic_size_t next_worker; /* the round robin of accepted connections */
+    /* every worker's send queues together (--send-queue-total-bytes); only
+     * totals within the budget are ever kept, so queued_peak is too */
+    atomic_size_t queued_bytes;
+    atomic_size_t queued_peak;
     gw_gauge_arg_t gauges[4];
     hf_auth_t *auth;                /* immutable: every worker verifies with it */
     pthread_mutex_t access_lock;    /* guards the two counts below */

@@ -55,6 +55,10 @@ static const hf_conf_spec_t gw_settings[] = {
      1LL << 32, "bytes queued for one connection before it is closed (4001)"},
     {"send-queue-messages", HF_CONF_INT, offsetof(gateway_config_t, send_queue_messages), "10000",
      4, 10000000, "messages queued for one connection before it is closed (4001)"},
+    {"send-queue-total-bytes", HF_CONF_BYTES, offsetof(gateway_config_t, send_queue_total_bytes),
+     "256MiB", 65536, 1LL << 40,
+     "bytes queued for all connections of the process together; over it, the connections "
+     "holding the most are closed (4001)"},
     {"socket-sndbuf", HF_CONF_BYTES, offsetof(gateway_config_t, socket_sndbuf), "0", 0, 1 << 30,
      "kernel send buffer per client socket (0: autotuned, up to net.ipv4.tcp_wmem)"},
     {"ws-ping-interval", HF_CONF_MS, offsetof(gateway_config_t, ws_ping_interval_ms), "30s", 1000,
@@ -299,6 +303,16 @@ static double gw_gauge_inbox(void *arg)
     return (double)total;
 }
 
+static double gw_gauge_budget(void *arg)
+{
+    return (double)((gw_process_t *)arg)->cfg.send_queue_total_bytes;
+}
+
+static double gw_gauge_peak(void *arg)
+{
+    return (double)atomic_load(&((gw_process_t *)arg)->queued_peak);
+}
+
 static double gw_gauge_workers(void *arg)
 {
     return (double)((gw_process_t *)arg)->nworkers;
@@ -325,6 +339,12 @@ static void gw_gauges_register(gw_process_t *p)
     gw_gauge_sum_register(p, 3, "holdfast_gateway_send_queue_bytes",
                           "Bytes waiting in all connections' send queues.",
                           offsetof(gateway_t, queued_bytes));
+    hf_metrics_gauge_fn(r, "holdfast_gateway_send_queue_budget_bytes", NULL,
+                        "--send-queue-total-bytes: the bound on all send queues together.",
+                        gw_gauge_budget, p);
+    hf_metrics_gauge_fn(r, "holdfast_gateway_send_queue_peak_bytes", NULL,
+                        "The most bytes all send queues held at once since the start.",
+                        gw_gauge_peak, p);
     hf_metrics_gauge_fn(r, "holdfast_gateway_redis_connected", NULL,
                         "1 while every worker's Redis subscriber is connected and answering.",
                         gw_gauge_redis, p);
@@ -358,6 +378,10 @@ static void gw_counters_register(gw_process_t *p)
     m->closed_slow =
         hf_metrics_counter(r, "holdfast_gateway_slow_closes_total", NULL,
                            "Connections closed because their send queue overflowed (4001).");
+    m->closed_budget = hf_metrics_counter(
+        r, "holdfast_gateway_budget_closes_total", NULL,
+        "Connections closed (4001) to keep all send queues within --send-queue-total-bytes, the "
+        "ones holding the most first.");
     m->delivered_redis =
         hf_metrics_counter(r, "holdfast_gateway_deliveries_total", "source=\"redis\"",
                            "Events queued to clients, by where the gateway got them.");
