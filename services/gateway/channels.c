@@ -646,19 +646,23 @@ static int sub_reader_for(const gateway_t *gw, const gw_partition_t *p, int64_t 
                                                                       : GW_READER_LIVE;
 }
 
-/* A subscription tailing through the deep reader (Redis away) that came
- * within half the bound of the head moves to the live reader, which
- * follows the head anyway (the half keeps it from going back and forth);
- * one that only fills up to an offset finishes where it is. The deep scan
- * covered every offset after `last` up to what it forwarded since its
- * answer (kafka_ok), all of the channel's delivered: `last` moves up to
- * there first, so the live reader is asked for no more than that. */
-static void sub_deep_maybe_done(const gateway_t *gw, const gw_partition_t *p, gw_sub_t *s)
+/* A subscription tailing through the deep reader (Redis away) moves to
+ * the live reader, which follows the head anyway, once the deep scan has
+ * caught up with the head (within SUB_DEEP_SLACK records: the head moves
+ * on meanwhile); earlier, the live reader would be rewound for it, which
+ * is what the deep reader is there to avoid. One that only fills up to an
+ * offset finishes where it is. The deep scan covered every offset after
+ * `last` up to what it forwarded since its answer (kafka_ok), all of the
+ * channel's delivered: `last` moves up to there first, so the live reader
+ * is asked for no more than that. */
+#define SUB_DEEP_SLACK 64
+
+static void sub_deep_maybe_done(const gw_partition_t *p, gw_sub_t *s)
 {
     if (!s->kafka_ok || !s->tail)
         return;
     int64_t pos = s->last > p->scan_seen[GW_READER_DEEP] ? s->last : p->scan_seen[GW_READER_DEEP];
-    if (p->head - pos >= gw->cfg.kafka_deep_after / 2)
+    if (p->head - pos > SUB_DEEP_SLACK)
         return;
     s->last = pos;
     s->reader = GW_READER_LIVE;
@@ -681,7 +685,7 @@ static void partition_evaluate(gateway_t *gw, int32_t pi)
             if (!s->need_token)
                 s->reader = sub_reader_for(gw, p, s->last + 1);
             else if (s->reader == GW_READER_DEEP)
-                sub_deep_maybe_done(gw, p, s);
+                sub_deep_maybe_done(p, s);
             wanted[s->reader] = true;
             if (!s->need_token && s->last + 1 < from[s->reader])
                 from[s->reader] = s->last + 1;

@@ -303,29 +303,32 @@ static bool kafka_deep_room(gw_kafka_t *k)
 }
 
 /* Up to KAFKA_READ_BATCH records of one reader, waiting up to wait_ms for
- * the first; the deep reader stops when its share of the inbox is full. */
-static void kafka_read(gw_kafka_t *k, kafka_reader_t *rd, int wait_ms)
+ * the first; the deep reader stops when its share of the inbox is full.
+ * Returns how many came. */
+static int kafka_read(gw_kafka_t *k, kafka_reader_t *rd, int wait_ms)
 {
-    for (int i = 0; i < KAFKA_READ_BATCH; i++) {
+    int i;
+    for (i = 0; i < KAFKA_READ_BATCH; i++) {
         if (rd->index == GW_READER_DEEP && !kafka_deep_room(k))
-            return;
+            break;
         hf_log_record_t rec;
         char err[256];
         hf_err_t rc = hf_logread_next(rd->log, i == 0 ? wait_ms : 0, &rec, err, sizeof err);
         if (rc == HF_ERR_TIMEOUT)
-            return;
+            break;
         if (rc == HF_ERR_NOT_FOUND && rec.partition >= 0 && rec.partition < k->nparts &&
             rd->parts[rec.partition].scanning) {
             kafka_on_lost(k, rd, rec.partition);
-            return;
+            break;
         }
         if (rc != HF_OK) {
             kafka_warn(k, "scan", err);
-            return;
+            break;
         }
         if (rec.partition >= 0 && rec.partition < k->nparts)
             kafka_forward(k, rd, &rec);
     }
+    return i;
 }
 
 static void kafka_check_catchups(gw_kafka_t *k)
@@ -348,6 +351,12 @@ static void kafka_check_catchups(gw_kafka_t *k)
     }
 }
 
+/* One consumer cannot wait on the other's records, so with both readers
+ * on each waits a little in turn (KAFKA_SHARED_WAIT_MS): never both at
+ * zero, which would spin, and never long on one while the other has
+ * records (the live reader's wait is at most that much added latency). */
+#define KAFKA_SHARED_WAIT_MS 2
+
 static void *kafka_main(void *arg)
 {
     gw_kafka_t *k = arg;
@@ -359,13 +368,14 @@ static void *kafka_main(void *arg)
          * a command (or gw_kafka_deep_done) wakes us. */
         int idle_ms = atomic_load(&deep->scanning) > 0 ? 10 : 100;
         kafka_take_commands(k, live_on || deep_on ? 0 : idle_ms);
+        int got = 0;
         if (atomic_load(&live->scanning) > 0) {
-            kafka_read(k, live, deep_on ? 0 : 10);
+            got = kafka_read(k, live, deep_on ? KAFKA_SHARED_WAIT_MS : 10);
             if (live->reassign)
                 kafka_apply_assignment(k, live);
         }
         if (atomic_load(&deep->scanning) > 0 && kafka_deep_room(k)) {
-            kafka_read(k, deep, live_on ? 0 : 10);
+            kafka_read(k, deep, !live_on ? 10 : got ? 0 : KAFKA_SHARED_WAIT_MS);
             if (deep->reassign)
                 kafka_apply_assignment(k, deep);
         }
