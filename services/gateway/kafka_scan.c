@@ -428,8 +428,16 @@ gw_kafka_t *gw_kafka_start(const char *brokers, const char *topic, int timeout_m
     }
     k->nparts = count;
     k->parts = hf_calloc((size_t)count, sizeof *k->parts);
-    for (int r = 0; r < GW_READERS; r++)
+    for (int r = 0; r < GW_READERS; r++) {
         k->readers[r].parts = hf_calloc((size_t)count, sizeof *k->readers[r].parts);
+        /* Connected and with the topic's metadata now, not on the first
+         * scan: a cold consumer's first records came some 0.8 s after its
+         * assignment, which is when Redis has just failed. */
+        int n = 0;
+        if (hf_logread_partition_count(k->readers[r].log, timeout_ms, &n) != HF_OK)
+            hf_warn("kafka: the %s reader has no metadata yet; it will fetch it on first use",
+                    r == GW_READER_LIVE ? "live" : "deep");
+    }
     pthread_mutex_init(&k->lock, NULL);
     pthread_cond_init(&k->wake, NULL);
     pthread_create(&k->thread, NULL, kafka_main, k);
