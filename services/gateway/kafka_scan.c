@@ -104,8 +104,8 @@ static void kafka_warn(gw_kafka_t *k, const char *what, const char *detail)
     hf_warn("kafka: %s: %s", what, detail);
 }
 
-/* The epoch stamped on the partition's record at offset; "" when unknown. */
-static void kafka_record_epoch(gw_kafka_t *k, int32_t partition, int64_t offset, char *epoch)
+/* Reads the record at offset of partition and copies its epoch. */
+static void kafka_record_epoch_read(gw_kafka_t *k, int32_t partition, int64_t offset, char *epoch)
 {
     epoch[0] = '\0';
     if (hf_logread_seek(k->probe, partition, offset) != HF_OK)
@@ -127,6 +127,17 @@ static void kafka_record_epoch(gw_kafka_t *k, int32_t partition, int64_t offset,
         }
         return;
     }
+}
+
+/* The epoch stamped on the partition's record at offset; "" when unknown.
+ * The probe reader lets go of the partition afterwards: assigned, it would
+ * go on prefetching every new record of it (up to librdkafka's
+ * queued.max.messages.kbytes) for nobody. */
+static void kafka_record_epoch(gw_kafka_t *k, int32_t partition, int64_t offset, char *epoch)
+{
+    kafka_record_epoch_read(k, partition, offset, epoch);
+    if (hf_logread_assign(k->probe, NULL, NULL, 0) != HF_OK)
+        kafka_warn(k, "probe", "could not release the partition it read");
 }
 
 static void kafka_run_probe(gw_kafka_t *k, int32_t p)
