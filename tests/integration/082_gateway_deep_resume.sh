@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# A client resuming from far back (5,000 events of one channel behind,
-# --kafka-deep-after 1000 here) while live subscribers of three other
+# A client resuming from far back (3,000 events of one channel behind,
+# --kafka-deep-after 500 here) while live subscribers of three other
 # channels of the same partition keep receiving:
 #   1. with Redis up: the live subscribers get their events from Redis,
 #      and the deep resume is read by the worker's deep reader alone (the
 #      live reader reads nothing);
 #   2. with Redis down, the live subscribers tailing the partition through
 #      the live reader: the deep resume never rewinds it, so it reads only
-#      what was published meanwhile, never the 5,000 records behind.
-# Each time the resuming client gets exactly its 5,000 events, in order,
+#      what was published meanwhile, never the 3,000 records behind.
+# Each time the resuming client gets exactly its 3,000 events, in order,
 # chained, and every live client every event of its channel, in order,
 # once. Counts, not timings: the records each reader read
 # (holdfast_gateway_kafka_records_total{reader}).
@@ -16,7 +16,7 @@ set -euo pipefail
 source "$(dirname "$0")/../support/lib.sh"
 hf_test_begin "${1:-build}"
 
-BACKLOG=5000 DEEP_AFTER=1000
+BACKLOG=3000 DEEP_AFTER=500
 hf_pipeline_start
 hf_relay_start ra
 hf_gateway_start ga --kafka-deep-after "$DEEP_AFTER"
