@@ -40,6 +40,8 @@ RUNS=(
     "kill-relay-replica kill-relay.sh --replica"
     "restart-postgres restart-postgres.sh"
     "kafka-brokers-down kafka-brokers-down.sh"
+    "deep-resume deep-resume.sh"
+    "deep-resume-redis-down deep-resume.sh --redis-down"
 )
 ((K8S)) || RUNS+=("slow-network slow-network.sh")
 
