@@ -41,6 +41,8 @@ RUNS=(
     "restart-postgres restart-postgres.sh"
     "kill-postgres kill-postgres.sh"
     "kafka-brokers-down kafka-brokers-down.sh"
+    "deep-resume deep-resume.sh"
+    "deep-resume-redis-down deep-resume.sh --redis-down"
 )
 ((K8S)) || RUNS+=("slow-network slow-network.sh" "relay-cut-postgres relay-cut-postgres.sh")
 

@@ -6,6 +6,8 @@
 #   chaos_inject     break something
 #   chaos_repair     undo it (not called with --no-repair)
 #   chaos_teardown   (optional) stop what chaos_setup started
+#   chaos_verdict    (optional) the scenario's own checks once the driver is
+#                    done: one summary line on stdout, non-zero on failure
 # and then calls chaos_main "$@".
 #
 # Timeline of a run: clients subscribe; publishing starts; after
@@ -123,24 +125,25 @@ chaos_local_attach() {
     done
 }
 
-# How often the gateways fell back from Redis to Kafka: the sum of their
-# holdfast_gateway_redis_fallbacks_total, one "PORT VALUE" line each.
+# chaos_fallbacks_read [METRIC]: a gateway counter (default how often they
+# fell back from Redis to Kafka, holdfast_gateway_redis_fallbacks_total),
+# one "PORT VALUE" line per gateway.
 chaos_fallbacks_read() {
-    local port
+    local port metric=${1:-holdfast_gateway_redis_fallbacks_total}
     for port in "${CHAOS_METRICS_PORTS[@]}"; do
-        echo "$port $(hf_metric "$port" holdfast_gateway_redis_fallbacks_total 2>/dev/null || echo 0)"
+        echo "$port $(hf_metric "$port" "$metric" 2>/dev/null || echo 0)"
     done
 }
 
-# chaos_fallbacks_since BEFORE: the increase since BEFORE (a restarted
-# gateway counts from 0 again).
+# chaos_fallbacks_since BEFORE [METRIC]: the increase since BEFORE (a
+# restarted gateway counts from 0 again).
 chaos_fallbacks_since() {
     local before=$1 port now was total=0
     while read -r port now; do
         was=$(awk -v p="$port" '$1 == p {print $2}' <<<"$before")
         now=${now:-0} was=${was:-0}
         ((now >= was)) && total=$((total + now - was)) || total=$((total + now))
-    done < <(chaos_fallbacks_read)
+    done < <(chaos_fallbacks_read "${2:-}")
     echo "$total"
 }
 
@@ -253,6 +256,9 @@ chaos_driver_finish() {
             CHAOS_FALLBACKS=$(chaos_fallbacks_since "$CHAOS_FALLBACKS_BEFORE")
             echo "  gateways fell back from Redis to Kafka $CHAOS_FALLBACKS times" \
                 "(holdfast_gateway_redis_fallbacks_total)"
+            echo "  gateways suspected a silent Redis" \
+                "$(chaos_fallbacks_since "$CHAOS_SUSPICIONS_BEFORE" holdfast_gateway_redis_suspicions_total)" \
+                "times (holdfast_gateway_redis_suspicions_total)"
         fi
     } | tee "$CHAOS_OUT/$CHAOS_NAME.txt"
 }
@@ -283,6 +289,7 @@ CHAOS_METRICS_PORTS=()
 CHAOS_INJECTED=0
 CHAOS_REPAIRED=0
 CHAOS_FALLBACKS_BEFORE=
+CHAOS_SUSPICIONS_BEFORE=
 HF_STARTED=()
 
 chaos_main() {
@@ -302,6 +309,7 @@ chaos_main() {
     fi
     if declare -F chaos_setup >/dev/null; then chaos_setup; fi
     CHAOS_FALLBACKS_BEFORE=$(chaos_fallbacks_read)
+    CHAOS_SUSPICIONS_BEFORE=$(chaos_fallbacks_read holdfast_gateway_redis_suspicions_total)
     CHAOS_PREFIX="chaos-$CHAOS_NAME-$(date +%s)-$$"
     chaos_cross_check_start
     chaos_driver_start
@@ -325,5 +333,12 @@ chaos_main() {
     chaos_cross_check_finish >"$HF_RUN/cross-check.line"
     tee -a "$CHAOS_OUT/$CHAOS_NAME.txt" <"$HF_RUN/cross-check.line"
     ((CHAOS_RC != 0)) || CHAOS_RC=$CHAOS_CROSS_RC
+    # A scenario's own checks (chaos_verdict, optional), beside the driver's.
+    if declare -F chaos_verdict >/dev/null; then
+        local verdict_rc=0
+        chaos_verdict >"$HF_RUN/verdict.line" || verdict_rc=1
+        tee -a "$CHAOS_OUT/$CHAOS_NAME.txt" <"$HF_RUN/verdict.line"
+        ((CHAOS_RC != 0)) || CHAOS_RC=$verdict_rc
+    fi
     return "$CHAOS_RC"
 }

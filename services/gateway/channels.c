@@ -12,10 +12,14 @@
  * (kafka_ok, set by the scan's answer to the need it sent): then a record
  * of its channel with offset > last is the next one. With Redis down
  * (or not yet confirming a channel) subscriptions `tail` the partition
- * from Kafka; when Redis confirms the channel again a catch-up (scan up
- * to the log end queried after the confirmation) hands back to Redis.
- * One mechanism covers dropped publishes, outages, resubscription and
- * resume with `since`. */
+ * from Kafka; when Redis confirms the channel again, a catch-up (scan up
+ * to the log end queried after the confirmation) and the relay's next
+ * heartbeat (hfctl:heads: the relay publishes to this Redis again) hand
+ * back to Redis; without a heartbeat, a grace period after the catch-up.
+ * A Redis that only went silent (suspect) keeps its subscriptions: they
+ * tail Kafka meanwhile and hand back the same way once it answers. One
+ * mechanism covers dropped publishes, outages, resubscription and resume
+ * with `since`. */
 #include <string.h>
 
 #include "gateway.h"
@@ -28,8 +32,12 @@ void gw_channels_init(gateway_t *gw, int32_t partition_count)
 {
     gw->partition_count = partition_count;
     gw->partitions = hf_calloc((size_t)partition_count, sizeof *gw->partitions);
-    for (int32_t i = 0; i < partition_count; i++)
-        gw->partitions[i].scan_seen = -1;
+    for (int32_t i = 0; i < partition_count; i++) {
+        for (int r = 0; r < GW_READERS; r++)
+            gw->partitions[i].scan_seen[r] = -1;
+        gw->partitions[i].heads_max = -1;
+        gw->partitions[i].head = -1;
+    }
     gw->channels = hf_strmap_new();
 }
 
@@ -42,6 +50,12 @@ void gw_channels_free(gateway_t *gw)
 static gw_partition_t *part_of(gateway_t *gw, const gw_channel_t *ch)
 {
     return &gw->partitions[ch->partition];
+}
+
+static void note_head(gw_partition_t *p, int64_t offset)
+{
+    if (offset > p->head)
+        p->head = offset;
 }
 
 /* ---- channels ------------------------------------------------------------ */
@@ -67,10 +81,61 @@ static gw_channel_t *channel_get_or_create(gateway_t *gw, const char *name)
     return ch;
 }
 
-static void channel_destroy(gateway_t *gw, gw_channel_t *ch)
+/* Forgets any hand-back under way (the catch-up, the grace, the wait for
+ * the relay's heartbeat). */
+static void channel_handback_cancel(gateway_t *gw, gw_channel_t *ch)
 {
+    ch->catchup_token = 0;
+    ch->catchup_wanted = false;
     if (ch->handback_at_us)
         gw->handbacks_pending--;
+    ch->handback_at_us = 0;
+    if (ch->heads_wait)
+        gw->heads_waiting--;
+    ch->heads_wait = false;
+}
+
+/* Redis carries ch (again): its subscriptions that read Kafka meanwhile
+ * hand back once a catch-up (the scan at the log end queried now) is done
+ * and a relay heartbeat came since, which proves the relay publishes to
+ * this Redis again; without a heartbeat, the grace after the catch-up. */
+static void channel_handback_begin(gateway_t *gw, gw_channel_t *ch)
+{
+    bool tailing = false;
+    for (gw_sub_t *s = ch->subs; s && !tailing; s = s->ch_next)
+        tailing = s->state == GW_SUB_ACTIVE && s->tail;
+    if (!tailing)
+        return;
+    ch->catchup_wanted = true;
+    if (!ch->heads_wait)
+        gw->heads_waiting++;
+    ch->heads_wait = true;
+}
+
+/* Ends ch's Kafka reading: Redis alone from here (the chain rule stitches
+ * the seam). Up to the partition's head as the relay last announced it,
+ * though: an event the relay skipped after the catch-up's target (its
+ * Redis connection was still down) would otherwise wait for its
+ * announcement, or be lost with it should the relay die first. The scan
+ * is at the log end by now, so this costs no extra read. */
+static void channel_handback_end(gateway_t *gw, gw_channel_t *ch, hf_metric_t *via)
+{
+    gw_partition_t *p = part_of(gw, ch);
+    bool head_known = p->heads_max >= 0 && (!p->epoch[0] || strcmp(p->epoch, gw->heads_epoch) == 0);
+    channel_handback_cancel(gw, ch);
+    hf_counter_inc(via);
+    for (gw_sub_t *s = ch->subs; s; s = s->ch_next) {
+        if (s->state == GW_SUB_ACTIVE && s->tail && head_known && p->heads_max > s->last &&
+            p->heads_max > s->fill_until)
+            s->fill_until = p->heads_max;
+        s->tail = false;
+    }
+    p->dirty = true;
+}
+
+static void channel_destroy(gateway_t *gw, gw_channel_t *ch)
+{
+    channel_handback_cancel(gw, ch);
     gw_partition_t *p = part_of(gw, ch);
     if (ch->part_prev)
         ch->part_prev->part_next = ch->part_next;
@@ -176,7 +241,7 @@ static void sub_place(gateway_t *gw, gw_sub_t *sub, const gw_msg_t *probe, const
         sub->fill_until = probe->high - 1;
     if (ch->max_seen > sub->last && ch->max_seen > sub->fill_until)
         sub->fill_until = ch->max_seen; /* published while it was being placed */
-    sub->tail = !ch->redis_live;
+    sub->tail = !ch->redis_live || gw->redis_suspect;
     part_of(gw, ch)->dirty = true;
     gw_conn_send_subscribed(gw, sub->conn, sub, recovered);
 }
@@ -233,6 +298,7 @@ static void on_redis_event(gateway_t *gw, const gw_msg_t *msg)
         return;
     gw_partition_t *p = part_of(gw, ch);
     note_epoch(p, &env);
+    note_head(p, env.offset);
     if (env.offset > ch->max_seen)
         ch->max_seen = env.offset;
     gw_event_frames_t *frames = NULL;
@@ -282,11 +348,15 @@ void gw_conn_resume_replay(gateway_t *gw, gw_conn_t *conn)
 
 static void on_kafka_record(gateway_t *gw, const gw_msg_t *msg)
 {
-    if (msg->partition < 0 || msg->partition >= gw->partition_count)
+    if (msg->partition < 0 || msg->partition >= gw->partition_count || msg->reader < 0 ||
+        msg->reader >= GW_READERS)
         return;
     gw_partition_t *p = &gw->partitions[msg->partition];
-    if (msg->offset > p->scan_seen)
-        p->scan_seen = msg->offset;
+    int r = msg->reader;
+    hf_counter_inc(r == GW_READER_DEEP ? gw->m.records_deep : gw->m.records_live);
+    if (msg->offset > p->scan_seen[r])
+        p->scan_seen[r] = msg->offset;
+    note_head(p, msg->offset);
     p->dirty = true;
     hf_envelope_t env;
     if (!decode(gw, msg, &env))
@@ -298,7 +368,7 @@ static void on_kafka_record(gateway_t *gw, const gw_msg_t *msg)
         return;
     gw_event_frames_t *frames = NULL;
     for (gw_sub_t *s = ch->subs; s; s = s->ch_next) {
-        if (s->state != GW_SUB_ACTIVE || !s->kafka_ok || msg->offset <= s->last)
+        if (s->state != GW_SUB_ACTIVE || s->reader != r || !s->kafka_ok || msg->offset <= s->last)
             continue;
         if (!gw_conn_room_for_replay(gw, s->conn)) {
             sub_pause(s, msg->offset);
@@ -310,7 +380,8 @@ static void on_kafka_record(gateway_t *gw, const gw_msg_t *msg)
         s->last = s->last_event = msg->offset;
         hf_counter_inc(gw->m.delivered_kafka);
     }
-    if (frames)
+    /* The age histogram is about the live path: a deep read is history. */
+    if (frames && r == GW_READER_LIVE)
         observe_latency(gw, &env);
     gw_event_frames_free(frames);
 }
@@ -320,6 +391,8 @@ static void on_kafka_probed(gateway_t *gw, const gw_msg_t *msg)
     gw_partition_t *p = &gw->partitions[msg->partition];
     if (msg->ok && msg->text && *msg->text)
         snprintf(p->epoch, sizeof p->epoch, "%s", msg->text);
+    if (msg->ok)
+        note_head(p, msg->high - 1);
     gw_channel_t *ch_next;
     for (gw_channel_t *ch = p->channels; ch; ch = ch_next) {
         ch_next = ch->part_next; /* ch goes away with its last subscription */
@@ -351,12 +424,13 @@ static void on_kafka_probed(gateway_t *gw, const gw_msg_t *msg)
 static void on_kafka_scanning(gateway_t *gw, const gw_msg_t *msg)
 {
     gw_partition_t *p = &gw->partitions[msg->partition];
-    if (!p->scanning)
+    int r = msg->reader;
+    if (r < 0 || r >= GW_READERS || !p->scanning[r])
         return; /* answered after a release: a newer need will come */
-    p->scan_seen = -1;
+    p->scan_seen[r] = -1;
     for (gw_channel_t *ch = p->channels; ch; ch = ch->part_next)
         for (gw_sub_t *s = ch->subs; s; s = s->ch_next)
-            if (s->need_token && s->need_token <= msg->token)
+            if (s->reader == r && s->need_token && s->need_token <= msg->token)
                 s->kafka_ok = true;
     p->dirty = true;
 }
@@ -375,10 +449,15 @@ static void on_kafka_caught_up(gateway_t *gw, const gw_msg_t *msg)
             if ((s->kafka_paused || !s->kafka_ok) && msg->offset - 1 > s->last &&
                 msg->offset - 1 > s->fill_until)
                 s->fill_until = msg->offset - 1;
-        /* Redis carries the channel again, but the relay may still be
-         * reconnecting to it (once a second) and skipping publishes: keep
+        /* Redis carries the channel again. The relay's heartbeat since
+         * then says it publishes there too: done. Without one it may still
+         * be reconnecting (once a second) and skipping publishes: keep
          * reading Kafka a little longer rather than waiting for its
          * announcement. */
+        if (!ch->heads_wait) {
+            channel_handback_end(gw, ch, gw->m.handbacks_heads);
+            continue;
+        }
         if (!ch->handback_at_us)
             gw->handbacks_pending++;
         ch->handback_at_us = gw_now_us() + gw->cfg.redis_handback_grace_ms * 1000;
@@ -392,13 +471,8 @@ void gw_channels_tick(gateway_t *gw, int64_t now_us)
         return;
     for (int32_t i = 0; i < gw->partition_count; i++)
         for (gw_channel_t *ch = gw->partitions[i].channels; ch; ch = ch->part_next) {
-            if (!ch->handback_at_us || now_us < ch->handback_at_us)
-                continue;
-            ch->handback_at_us = 0;
-            gw->handbacks_pending--;
-            for (gw_sub_t *s = ch->subs; s; s = s->ch_next)
-                s->tail = false;
-            gw->partitions[i].dirty = true;
+            if (ch->handback_at_us && now_us >= ch->handback_at_us)
+                channel_handback_end(gw, ch, gw->m.handbacks_timer);
         }
     gw_partitions_evaluate(gw);
 }
@@ -408,7 +482,7 @@ static void on_kafka_lost(gateway_t *gw, const gw_msg_t *msg)
     gw_partition_t *p = &gw->partitions[msg->partition];
     for (gw_channel_t *ch = p->channels; ch; ch = ch->part_next)
         for (gw_sub_t *s = ch->subs; s; s = s->ch_next) {
-            if (s->state != GW_SUB_ACTIVE || s->last + 1 >= msg->low ||
+            if (s->state != GW_SUB_ACTIVE || s->reader != msg->reader || s->last + 1 >= msg->low ||
                 !(s->tail || s->fill_until > s->last))
                 continue;
             hf_counter_inc(gw->m.unrecoverable);
@@ -442,20 +516,18 @@ static void on_redis_skipped(gateway_t *gw, const gw_msg_t *msg)
         }
 }
 
-static void on_redis_down(gateway_t *gw)
+/* Every subscription reads Kafka (those waiting for Redis are placed at
+ * once, reading Kafka too); keep_live: Redis is only suspect, the
+ * channels stay subscribed there. */
+static void redis_fall_back(gateway_t *gw, bool keep_live)
 {
-    gw->redis_up = false;
-    hf_counter_inc(gw->m.fallbacks);
     for (int32_t i = 0; i < gw->partition_count; i++) {
         gw_partition_t *p = &gw->partitions[i];
         p->dirty = true;
         for (gw_channel_t *ch = p->channels; ch; ch = ch->part_next) {
-            ch->redis_live = false;
-            ch->catchup_token = 0;
-            if (ch->handback_at_us)
-                gw->handbacks_pending--;
-            ch->handback_at_us = 0;
-            ch->catchup_wanted = false;
+            if (!keep_live)
+                ch->redis_live = false;
+            channel_handback_cancel(gw, ch);
             for (gw_sub_t *s = ch->subs; s; s = s->ch_next) {
                 if (s->state == GW_SUB_ACTIVE)
                     s->tail = true;
@@ -466,20 +538,90 @@ static void on_redis_down(gateway_t *gw)
     }
 }
 
+static void on_redis_down(gateway_t *gw)
+{
+    gw->redis_up = false;
+    gw->redis_suspect = false;
+    hf_counter_inc(gw->m.fallbacks);
+    redis_fall_back(gw, false);
+}
+
+/* Redis went silent with the connection open (frozen, or a stalled
+ * network): Kafka too, at once. What Redis then delivers late is dropped
+ * by the chain rule. */
+static void on_redis_suspect(gateway_t *gw)
+{
+    if (!gw->redis_up)
+        return;
+    gw->redis_suspect = true;
+    hf_counter_inc(gw->m.suspicions);
+    redis_fall_back(gw, true);
+}
+
+/* It answered: everything it held for us arrived before the PONG, so the
+ * channels it confirmed carry every later publish again. */
+static void on_redis_trusted(gateway_t *gw)
+{
+    if (!gw->redis_suspect)
+        return;
+    gw->redis_suspect = false;
+    for (int32_t i = 0; i < gw->partition_count; i++)
+        for (gw_channel_t *ch = gw->partitions[i].channels; ch; ch = ch->part_next)
+            if (ch->redis_live) {
+                channel_handback_begin(gw, ch);
+                gw->partitions[i].dirty = true;
+            }
+}
+
+/* The relay's heartbeat: each partition's last offset it published (or
+ * skipped). One that arrives after a channel went live again proves the
+ * relay publishes to this Redis now, so nothing after the catch-up's
+ * target is missing on Redis: no need for the grace. The highest head
+ * seen in the epoch is kept (a heartbeat from a relay that just lost the
+ * lead may lag, never lead). */
+static void on_redis_heads(gateway_t *gw, const gw_msg_t *msg)
+{
+    const gw_head_t *heads = (const gw_head_t *)msg->data;
+    size_t n = msg->data ? msg->len / sizeof *heads : 0;
+    if (strcmp(gw->heads_epoch, msg->text) != 0) {
+        snprintf(gw->heads_epoch, sizeof gw->heads_epoch, "%s", msg->text);
+        for (int32_t i = 0; i < gw->partition_count; i++)
+            gw->partitions[i].heads_max = -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (heads[i].partition < 0 || heads[i].partition >= gw->partition_count)
+            continue;
+        gw_partition_t *p = &gw->partitions[heads[i].partition];
+        if (heads[i].offset > p->heads_max)
+            p->heads_max = heads[i].offset;
+        note_head(p, heads[i].offset);
+    }
+    if (gw->heads_waiting == 0 || gw->redis_suspect || !gw->redis_up)
+        return;
+    for (int32_t i = 0; i < gw->partition_count; i++)
+        for (gw_channel_t *ch = gw->partitions[i].channels; ch; ch = ch->part_next) {
+            if (!ch->heads_wait || !ch->redis_live)
+                continue;
+            ch->heads_wait = false;
+            gw->heads_waiting--;
+            if (ch->handback_at_us) /* caught up already, in its grace */
+                channel_handback_end(gw, ch, gw->m.handbacks_heads);
+        }
+}
+
 static void on_redis_subscribed(gateway_t *gw, const char *name)
 {
     gw_channel_t *ch = hf_strmap_get(gw->channels, name);
     if (!ch || !gw->redis_up)
         return;
     ch->redis_live = true;
-    for (gw_sub_t *s = ch->subs; s; s = s->ch_next) {
+    for (gw_sub_t *s = ch->subs; s; s = s->ch_next)
         /* A probe taken before the confirmation may predate what Redis
          * now carries: probe again (the older answer is then ignored). */
         if (s->state == GW_SUB_WAIT_REDIS || s->state == GW_SUB_PROBING)
             sub_probe(gw, s);
-        else if (s->state == GW_SUB_ACTIVE && s->tail)
-            ch->catchup_wanted = true;
-    }
+    if (!gw->redis_suspect)
+        channel_handback_begin(gw, ch);
     part_of(gw, ch)->dirty = true;
 }
 
@@ -487,35 +629,78 @@ static void on_redis_subscribed(gateway_t *gw, const char *name)
 
 static bool sub_wants_kafka(gw_sub_t *s, const gw_partition_t *p)
 {
-    if (s->fill_until >= 0 && s->kafka_ok && s->fill_until <= p->scan_seen)
+    if (s->fill_until >= 0 && s->kafka_ok && s->fill_until <= p->scan_seen[s->reader])
         s->fill_until = -1; /* the scan went past it: nothing of the channel was there */
     if (s->fill_until >= 0 && s->fill_until <= s->last)
         s->fill_until = -1;
     return s->state == GW_SUB_ACTIVE && !s->kafka_paused && (s->tail || s->fill_until >= 0);
 }
 
+/* A read from more than --kafka-deep-after records behind the partition's
+ * head goes to the deep reader: rewinding the live one that far would hold
+ * up every subscription near the head that reads Kafka too (tailing while
+ * Redis is away, filling a gap) until it had read all of it again. */
+static int sub_reader_for(const gateway_t *gw, const gw_partition_t *p, int64_t from)
+{
+    return p->head >= 0 && p->head - from >= gw->cfg.kafka_deep_after ? GW_READER_DEEP
+                                                                      : GW_READER_LIVE;
+}
+
+/* A subscription tailing through the deep reader (Redis away) moves to
+ * the live reader, which follows the head anyway, once the deep scan has
+ * caught up with the head (within SUB_DEEP_SLACK records: the head moves
+ * on meanwhile); earlier, the live reader would be rewound for it, which
+ * is what the deep reader is there to avoid. One that only fills up to an
+ * offset finishes where it is. The deep scan covered every offset after
+ * `last` up to what it forwarded since its answer (kafka_ok), all of the
+ * channel's delivered: `last` moves up to there first, so the live reader
+ * is asked for no more than that. */
+#define SUB_DEEP_SLACK 64
+
+static void sub_deep_maybe_done(const gw_partition_t *p, gw_sub_t *s)
+{
+    if (!s->kafka_ok || !s->tail)
+        return;
+    int64_t pos = s->last > p->scan_seen[GW_READER_DEEP] ? s->last : p->scan_seen[GW_READER_DEEP];
+    if (p->head - pos > SUB_DEEP_SLACK)
+        return;
+    s->last = pos;
+    s->reader = GW_READER_LIVE;
+    s->kafka_ok = false;
+    s->need_token = 0;
+}
+
 static void partition_evaluate(gateway_t *gw, int32_t pi)
 {
     gw_partition_t *p = &gw->partitions[pi];
     p->dirty = false;
-    bool wanted = false;
-    int64_t from = INT64_MAX;
+    bool wanted[GW_READERS] = {false};
+    int64_t from[GW_READERS];
+    for (int r = 0; r < GW_READERS; r++)
+        from[r] = INT64_MAX;
     for (gw_channel_t *ch = p->channels; ch; ch = ch->part_next)
-        for (gw_sub_t *s = ch->subs; s; s = s->ch_next)
-            if (sub_wants_kafka(s, p)) {
-                wanted = true;
-                if (!s->need_token && s->last + 1 < from)
-                    from = s->last + 1;
-            }
-    if (from != INT64_MAX) {
+        for (gw_sub_t *s = ch->subs; s; s = s->ch_next) {
+            if (!sub_wants_kafka(s, p))
+                continue;
+            if (!s->need_token)
+                s->reader = sub_reader_for(gw, p, s->last + 1);
+            else if (s->reader == GW_READER_DEEP)
+                sub_deep_maybe_done(p, s);
+            wanted[s->reader] = true;
+            if (!s->need_token && s->last + 1 < from[s->reader])
+                from[s->reader] = s->last + 1;
+        }
+    for (int r = 0; r < GW_READERS; r++) {
+        if (from[r] == INT64_MAX)
+            continue;
         uint64_t token = ++p->next_token;
         for (gw_channel_t *ch = p->channels; ch; ch = ch->part_next)
             for (gw_sub_t *s = ch->subs; s; s = s->ch_next)
-                if (!s->need_token && s->state == GW_SUB_ACTIVE && !s->kafka_paused &&
-                    (s->tail || s->fill_until >= 0))
+                if (!s->need_token && s->reader == r && s->state == GW_SUB_ACTIVE &&
+                    !s->kafka_paused && (s->tail || s->fill_until >= 0))
                     s->need_token = token;
-        gw_kafka_need(gw->kafka, pi, from, token);
-        p->scanning = true;
+        gw_kafka_need(gw->kafka, r, pi, from[r], token);
+        p->scanning[r] = true;
     }
     /* After the needs, so the catch-up measures a running scan. */
     for (gw_channel_t *ch = p->channels; ch; ch = ch->part_next)
@@ -524,15 +709,18 @@ static void partition_evaluate(gateway_t *gw, int32_t pi)
             ch->catchup_token = ++p->next_token;
             gw_kafka_catchup(gw->kafka, pi, ch->catchup_token);
         }
-    if (!wanted && p->scanning) {
-        gw_kafka_release(gw->kafka, pi);
-        p->scanning = false;
-        p->scan_seen = -1;
+    for (int r = 0; r < GW_READERS; r++) {
+        if (wanted[r] || !p->scanning[r])
+            continue;
+        gw_kafka_release(gw->kafka, r, pi);
+        p->scanning[r] = false;
+        p->scan_seen[r] = -1;
         for (gw_channel_t *ch = p->channels; ch; ch = ch->part_next)
-            for (gw_sub_t *s = ch->subs; s; s = s->ch_next) {
-                s->kafka_ok = false;
-                s->need_token = 0;
-            }
+            for (gw_sub_t *s = ch->subs; s; s = s->ch_next)
+                if (s->reader == r) {
+                    s->kafka_ok = false;
+                    s->need_token = 0;
+                }
     }
 }
 
@@ -548,6 +736,15 @@ void gw_inbox_dispatch(gateway_t *gw)
         case GW_MSG_REDIS_DOWN:
             on_redis_down(gw);
             break;
+        case GW_MSG_REDIS_SUSPECT:
+            on_redis_suspect(gw);
+            break;
+        case GW_MSG_REDIS_TRUSTED:
+            on_redis_trusted(gw);
+            break;
+        case GW_MSG_REDIS_HEADS:
+            on_redis_heads(gw, m);
+            break;
         case GW_MSG_REDIS_SUBSCRIBED:
             on_redis_subscribed(gw, m->text);
             break;
@@ -559,6 +756,8 @@ void gw_inbox_dispatch(gateway_t *gw)
             break;
         case GW_MSG_KAFKA_RECORD:
             on_kafka_record(gw, m);
+            if (m->reader == GW_READER_DEEP)
+                gw_kafka_deep_done(gw->kafka, m->len);
             break;
         case GW_MSG_KAFKA_PROBED:
             on_kafka_probed(gw, m);

@@ -3,8 +3,14 @@
  * Every connection has a bounded send queue (messages and bytes); an event
  * that does not fit closes that connection with GW_CLOSE_SLOW and frees
  * what it held, so a client that stops reading costs the gateway at most
- * its queue and never delays anyone else. Frames are encoded once per
- * event (per format and prev_offset) and shared by reference. */
+ * its queue and never delays anyone else. All queues of the process
+ * together are bounded too (--send-queue-total-bytes): when a frame would
+ * go over, the worker queuing it closes its own connections holding the
+ * most bytes (GW_CLOSE_SLOW as well) until it fits, so many clients
+ * stalling at once (a network path to them going bad) cannot exhaust
+ * memory either. Frames are encoded once per event (per format and
+ * prev_offset) and shared by reference; queues count them per connection
+ * as if each held a copy, so memory stays below what they count. */
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -99,6 +105,7 @@ static void conn_queue_clear(gateway_t *gw, gw_conn_t *c)
     for (size_t i = 0; i < c->qlen; i++)
         frame_unref(c->queue[(c->qhead + i) % c->qcap]);
     gw->queued_bytes -= c->qbytes;
+    atomic_fetch_sub(&gw->proc->queued_bytes, c->qbytes);
     c->qhead = c->qlen = c->qbytes = 0;
 }
 
@@ -128,17 +135,70 @@ static void conn_queue_grow(gw_conn_t *c)
     c->qhead = 0;
 }
 
+/* Takes len bytes of the process' budget; false when they do not fit. */
+static bool budget_take(gateway_t *gw, size_t len)
+{
+    gw_process_t *p = gw->proc;
+    size_t total = atomic_fetch_add(&p->queued_bytes, len) + len;
+    if (total > (size_t)gw->cfg.send_queue_total_bytes) {
+        atomic_fetch_sub(&p->queued_bytes, len);
+        return false;
+    }
+    size_t peak = atomic_load(&p->queued_peak);
+    while (total > peak && !atomic_compare_exchange_weak(&p->queued_peak, &peak, total)) {
+    }
+    return true;
+}
+
+/* This worker's connection holding the most queued bytes (not closing). */
+static gw_conn_t *conn_largest_queue(gateway_t *gw)
+{
+    gw_conn_t *big = NULL;
+    for (gw_conn_t *c = gw->conns; c; c = c->next)
+        if (!c->closing && c->qbytes > 0 && (!big || c->qbytes > big->qbytes))
+            big = c;
+    return big;
+}
+
+static void conn_close_slow(gateway_t *gw, gw_conn_t *c, hf_metric_t *counter, const char *why)
+{
+    hf_counter_inc(counter);
+    hf_debug("connection closed: %s (%zu messages, %zu bytes queued)", why, c->qlen, c->qbytes);
+    gw_conn_close(gw, c, GW_CLOSE_SLOW, GW_WHY_SLOW, -1,
+                  "send queue overflow: resume from your last position");
+}
+
+/* Room for len bytes in the process' budget for c's queue: this worker's
+ * connections with the most queued bytes are closed first, down to 7/8 of
+ * the budget (so the next frames do not each pay for a search). Other
+ * workers' connections are theirs to close; should this worker have
+ * nothing left to give, c itself, which is behind (it has to queue), is
+ * closed. false: c is closing. */
+static bool conn_budget_room(gateway_t *gw, gw_conn_t *c, size_t len)
+{
+    if (budget_take(gw, len))
+        return true;
+    size_t budget = (size_t)gw->cfg.send_queue_total_bytes;
+    while (!c->closing && atomic_load(&gw->proc->queued_bytes) + len > budget - budget / 8) {
+        gw_conn_t *big = conn_largest_queue(gw);
+        if (!big)
+            break;
+        conn_close_slow(gw, big, gw->m.closed_budget, "the process' send queues are full");
+    }
+    if (!c->closing && budget_take(gw, len))
+        return true;
+    if (!c->closing)
+        conn_close_slow(gw, c, gw->m.closed_budget, "the process' send queues are full");
+    return false;
+}
+
 static void conn_enqueue(gateway_t *gw, gw_conn_t *c, gw_frame_t *f)
 {
     if (c->closing)
         return;
     if (c->qlen + 1 > (size_t)gw->cfg.send_queue_messages ||
         c->qbytes + f->len > (size_t)gw->cfg.send_queue_bytes) {
-        hf_counter_inc(gw->m.closed_slow);
-        hf_debug("connection closed: send queue full (%zu messages, %zu bytes)", c->qlen,
-                 c->qbytes);
-        gw_conn_close(gw, c, GW_CLOSE_SLOW, GW_WHY_SLOW, -1,
-                      "send queue overflow: resume from your last position");
+        conn_close_slow(gw, c, gw->m.closed_slow, "send queue full");
         return;
     }
     /* Nothing queued and the socket takes more: write now. Going through
@@ -151,6 +211,8 @@ static void conn_enqueue(gateway_t *gw, gw_conn_t *c, gw_frame_t *f)
             gw_conn_close(gw, c, GW_CLOSE_INTERNAL, GW_WHY_INTERNAL, -1, "write failed");
         return;
     }
+    if (!conn_budget_room(gw, c, f->len))
+        return;
     if (c->qlen == c->qcap)
         conn_queue_grow(c);
     c->queue[(c->qhead + c->qlen) % c->qcap] = f;
@@ -408,6 +470,7 @@ static int conn_on_writeable(gateway_t *gw, gw_conn_t *c)
         c->qlen--;
         c->qbytes -= f->len;
         gw->queued_bytes -= f->len;
+        atomic_fetch_sub(&gw->proc->queued_bytes, f->len);
         frame_unref(f);
         if (lws_send_pipe_choked(c->wsi))
             break;

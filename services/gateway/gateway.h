@@ -20,9 +20,10 @@
  * its own lws context, Redis subscriber, Kafka reader, channels and
  * connections - a gateway in itself, sharing only the listening socket,
  * the settings, the metrics registry, the token verifier, the connection
- * counts and the stop signal. A connection
- * lives on one worker for its whole life, so nothing on the delivery path
- * is shared between workers.
+ * counts, the stop signal and the total of the send queues (an atomic
+ * counter against --send-queue-total-bytes). A connection lives on one
+ * worker for its whole life, so nothing else on the delivery path is
+ * shared between workers.
  *
  * Threading: a worker's connections, channels and subscriptions live on
  * its lws service thread only. Its Redis and Kafka threads never touch
@@ -60,14 +61,17 @@ typedef struct gateway_config {
     hf_kafka_props_config_t kafka_props; /* librdkafka properties (security, tuning) */
     char *topic;
     long long redis_ping_interval_ms;
-    long long redis_ping_timeout_ms;
+    long long redis_ping_timeout_ms;   /* silent this long: drop the connection */
+    long long redis_suspect_after_ms;  /* silent this long: read Kafka too (0: never) */
+    long long redis_suspect_jitter_ms; /* plus a random share of this, per silence */
     long long redis_retry_ms;
     long long redis_handback_grace_ms;
     long long max_frame;         /* bytes of one client message */
     long long max_subscriptions; /* per connection */
     long long send_queue_bytes;  /* per connection */
     long long send_queue_messages;
-    long long socket_sndbuf; /* SO_SNDBUF of client sockets; 0: the kernel's autotuning */
+    long long send_queue_total_bytes; /* all connections of the process together */
+    long long socket_sndbuf;          /* SO_SNDBUF of client sockets; 0: the kernel's autotuning */
     long long ws_ping_interval_ms;
     long long ws_idle_timeout_ms;
     long long drain_timeout_ms;
@@ -75,8 +79,10 @@ typedef struct gateway_config {
     char *gateway_id;          /* named in welcome messages; default host-pid */
     long long inbox_max_bytes;
     long long kafka_timeout_ms;
-    char *event_loop;  /* "uv" (epoll through libuv) or "poll" */
-    long long workers; /* service threads; 0: one per CPU the process may use */
+    long long kafka_deep_after;    /* records behind the head: read through the deep reader */
+    long long kafka_deep_inflight; /* bytes of deep records waiting for the lws thread */
+    char *event_loop;              /* "uv" (epoll through libuv) or "poll" */
+    long long workers;             /* service threads; 0: one per CPU the process may use */
     hf_auth_config_t auth;
     long long max_conns_per_ip;      /* per client address; 0: unlimited */
     long long max_conns_per_subject; /* per token subject; 0: unlimited */
@@ -98,6 +104,8 @@ struct gw_channel {
     gw_sub_t *subs; /* doubly linked through gw_sub.ch_prev/ch_next */
     size_t nsubs;
     bool redis_live;        /* Redis confirmed the subscription since it last connected */
+    bool heads_wait;        /* live again with subscribers reading Kafka: the relay's next
+                               heartbeat ends that (gw->heads_waiting counts these) */
     int64_t handback_at_us; /* caught up: stop reading Kafka at this time; 0: none */
     bool catchup_wanted;    /* went live with subscribers reading Kafka: ask a catch-up */
     uint64_t catchup_token; /* the catch-up asked for when it went live; 0: none */
@@ -119,6 +127,7 @@ struct gw_sub {
     int64_t last;       /* every event of the channel up to this offset is delivered */
     int64_t last_event; /* offset of the last event delivered (the next one's prev_offset);
                            HF_PREV_OFFSET_UNKNOWN before the first */
+    int reader;         /* the Kafka scan that feeds it while it reads Kafka (GW_READER_*) */
     bool has_since;
     int64_t since_offset;
     char since_epoch[HF_PROTO_EPOCH_MAX + 1];
@@ -174,21 +183,31 @@ struct gw_conn {
 /* Per partition of the topic, on the lws thread. */
 typedef struct gw_partition {
     gw_channel_t *channels;
-    bool scanning;       /* a scan was asked for and not released */
-    bool dirty;          /* re-evaluate what it needs from Kafka */
-    uint64_t next_token; /* tokens for probes, scans and catch-ups */
-    int64_t scan_seen;   /* highest offset the scan forwarded since it last answered a need */
+    bool scanning[GW_READERS]; /* a scan was asked of that reader and not released */
+    bool dirty;                /* re-evaluate what it needs from Kafka */
+    uint64_t next_token;       /* tokens for probes, scans and catch-ups */
+    /* per reader: highest offset its scan forwarded since it last answered a need */
+    int64_t scan_seen[GW_READERS];
+    int64_t head; /* highest offset known to be in the log (Redis, Kafka, probes, the relay's
+                     heartbeat); -1: none. Far behind it, Kafka is read by the deep reader */
     char epoch[HF_PROTO_EPOCH_MAX + 1]; /* epoch of the latest record seen; "" unknown */
+    int64_t heads_max; /* highest head the relay announced in gw->heads_epoch; -1: none */
 } gw_partition_t;
 
 typedef struct gateway_metrics {
     hf_metric_t *connections_total;
     hf_metric_t *closed_slow;
+    hf_metric_t *closed_budget; /* 4001 because the process' send queues were full */
     hf_metric_t *delivered_redis;
     hf_metric_t *delivered_kafka;
+    hf_metric_t *records_live; /* Kafka records the live reader handed to the service thread */
+    hf_metric_t *records_deep; /* ... the deep reader */
     hf_metric_t *duplicates;
     hf_metric_t *gaps;
     hf_metric_t *fallbacks;
+    hf_metric_t *suspicions;
+    hf_metric_t *handbacks_heads;
+    hf_metric_t *handbacks_timer;
     hf_metric_t *protocol_errors;
     hf_metric_t *unrecoverable;
     hf_metric_t *latency;
@@ -222,6 +241,10 @@ struct gw_process {
     gateway_t *workers; /* nworkers of them */
     size_t nworkers;
     atomic_size_t next_worker; /* the round robin of accepted connections */
+    /* every worker's send queues together (--send-queue-total-bytes); only
+     * totals within the budget are ever kept, so queued_peak is too */
+    atomic_size_t queued_bytes;
+    atomic_size_t queued_peak;
     gw_gauge_arg_t gauges[4];
     hf_auth_t *auth;                /* immutable: every worker verifies with it */
     pthread_mutex_t access_lock;    /* guards the two counts below */
@@ -259,7 +282,10 @@ struct gateway {
     gw_partition_t *partitions;
     hf_strmap_t *channels; /* name -> gw_channel_t */
     bool redis_up;
+    bool redis_suspect;       /* Redis went silent; the connection is kept (redis_sub.h) */
     size_t handbacks_pending; /* channels with handback_at_us set */
+    size_t heads_waiting;     /* channels with heads_wait set */
+    char heads_epoch[HF_PROTO_EPOCH_MAX + 1]; /* the epoch of the relay's last heartbeat */
 
     gw_conn_t *conns; /* doubly linked */
     atomic_size_t nconns;

@@ -21,19 +21,23 @@ struct lws_context;
 typedef enum gw_msg_kind {
     GW_MSG_REDIS_UP,         /* connected (subscriptions follow) */
     GW_MSG_REDIS_DOWN,       /* lost, frozen or cut: nothing more comes from Redis until UP */
+    GW_MSG_REDIS_SUSPECT,    /* silent too long: the connection is kept, but read Kafka too */
+    GW_MSG_REDIS_TRUSTED,    /* answered again after SUSPECT: its stream is current */
+    GW_MSG_REDIS_HEADS,      /* text: epoch; data: gw_head_t[len / sizeof]: the relay's heads */
     GW_MSG_REDIS_SUBSCRIBED, /* text: the channel Redis confirmed */
     GW_MSG_REDIS_EVENT,      /* data: an envelope published on a channel */
     GW_MSG_REDIS_SKIPPED,    /* partition, low..high: offsets the relay could not publish */
-    GW_MSG_KAFKA_RECORD,     /* data: an envelope; partition, offset */
+    GW_MSG_KAFKA_RECORD,     /* data: an envelope; reader, partition, offset */
     GW_MSG_KAFKA_PROBED,     /* partition, token, ok, low, high, text: epoch of the latest record */
-    GW_MSG_KAFKA_SCANNING,   /* partition, token: the scan now covers the offset asked */
+    GW_MSG_KAFKA_SCANNING,   /* reader, partition, token: the scan covers the offset asked */
     GW_MSG_KAFKA_CAUGHT_UP,  /* partition, token: the scan reached the log end seen after asking */
-    GW_MSG_KAFKA_LOST,       /* partition, low: the scan's offset is gone; restarted at low */
+    GW_MSG_KAFKA_LOST,       /* reader, partition, low: the scan's offset is gone; now at low */
     GW_MSG_SOCKET,           /* fd: an accepted client connection for this worker */
 } gw_msg_kind_t;
 
 typedef struct gw_msg {
     gw_msg_kind_t kind;
+    int reader; /* KAFKA_RECORD, _SCANNING, _LOST: which scan (kafka_scan.h GW_READER_*) */
     int32_t partition;
     int64_t offset;
     uint64_t token;

@@ -30,15 +30,26 @@ static const hf_conf_spec_t gw_settings[] = {
     HF_KAFKA_PROPS_SETTINGS(gateway_config_t, kafka_props),
     {"topic", HF_CONF_STRING, offsetof(gateway_config_t, topic), "holdfast.events", 0, 0,
      "the event topic"},
-    {"redis-ping-interval", HF_CONF_MS, offsetof(gateway_config_t, redis_ping_interval_ms), "1s",
+    {"redis-ping-interval", HF_CONF_MS, offsetof(gateway_config_t, redis_ping_interval_ms), "150ms",
      10, 600000, "PING Redis this often"},
+    {"redis-suspect-after", HF_CONF_MS, offsetof(gateway_config_t, redis_suspect_after_ms), "500ms",
+     0, 600000,
+     "Redis silent this long with a PING out: read Kafka as well, keeping the connection "
+     "(0: never)"},
+    {"redis-suspect-jitter", HF_CONF_MS, offsetof(gateway_config_t, redis_suspect_jitter_ms),
+     "200ms", 0, 600000,
+     "plus a random share of this per worker and silence, so workers that lose one Redis "
+     "do not all turn to Kafka at once"},
     {"redis-ping-timeout", HF_CONF_MS, offsetof(gateway_config_t, redis_ping_timeout_ms), "3s", 10,
-     600000, "no PONG within this: Redis counts as down (also the connect timeout)"},
+     600000,
+     "Redis silent this long with a PING out: drop the connection, resubscribe when it answers "
+     "(also the connect timeout)"},
     {"redis-retry", HF_CONF_MS, offsetof(gateway_config_t, redis_retry_ms), "500ms", 10, 600000,
      "pause between Redis reconnect attempts"},
     {"redis-handback-grace", HF_CONF_MS, offsetof(gateway_config_t, redis_handback_grace_ms),
      "1500ms", 0, 600000,
-     "after Redis is back, keep reading Kafka this long (the relay reconnects once a second)"},
+     "after Redis is back and no relay heartbeat (hfctl:heads) came, keep reading Kafka this "
+     "long (the relay reconnects once a second)"},
     {"max-frame", HF_CONF_BYTES, offsetof(gateway_config_t, max_frame), "16KiB", 64, 1 << 24,
      "largest client message; larger closes the connection (1009)"},
     {"max-subscriptions", HF_CONF_INT, offsetof(gateway_config_t, max_subscriptions), "100", 1,
@@ -47,6 +58,10 @@ static const hf_conf_spec_t gw_settings[] = {
      1LL << 32, "bytes queued for one connection before it is closed (4001)"},
     {"send-queue-messages", HF_CONF_INT, offsetof(gateway_config_t, send_queue_messages), "10000",
      4, 10000000, "messages queued for one connection before it is closed (4001)"},
+    {"send-queue-total-bytes", HF_CONF_BYTES, offsetof(gateway_config_t, send_queue_total_bytes),
+     "256MiB", 65536, 1LL << 40,
+     "bytes queued for all connections of the process together; over it, the connections "
+     "holding the most are closed (4001)"},
     {"socket-sndbuf", HF_CONF_BYTES, offsetof(gateway_config_t, socket_sndbuf), "0", 0, 1 << 30,
      "kernel send buffer per client socket (0: autotuned, up to net.ipv4.tcp_wmem)"},
     {"ws-ping-interval", HF_CONF_MS, offsetof(gateway_config_t, ws_ping_interval_ms), "30s", 1000,
@@ -65,6 +80,15 @@ static const hf_conf_spec_t gw_settings[] = {
      1 << 16, 1LL << 34, "events from Redis/Kafka waiting for the service thread"},
     {"kafka-timeout", HF_CONF_MS, offsetof(gateway_config_t, kafka_timeout_ms), "2s", 100, 600000,
      "timeout of one Kafka query (watermarks, probes)"},
+    {"kafka-deep-after", HF_CONF_INT, offsetof(gateway_config_t, kafka_deep_after), "10000", 2,
+     1LL << 40,
+     "a read from Kafka starting more records than this behind its partition's head (a resume "
+     "from far back) goes to a worker's deep reader, never rewinding the reader the "
+     "subscriptions near the head use"},
+    {"kafka-deep-inflight", HF_CONF_BYTES, offsetof(gateway_config_t, kafka_deep_inflight),
+     "512KiB", 4096, 1LL << 30,
+     "records of the deep reader waiting for a worker's service thread, at most (bounds how far "
+     "a deep read can queue ahead of live events)"},
     {"workers", HF_CONF_INT, offsetof(gateway_config_t, workers), "0", 0, GW_MAX_WORKERS,
      "service threads, each with its own connections and Redis/Kafka readers (0: one per CPU "
      "the process may use, cgroup CPU quota included, at most 8)"},
@@ -286,6 +310,16 @@ static double gw_gauge_inbox(void *arg)
     return (double)total;
 }
 
+static double gw_gauge_budget(void *arg)
+{
+    return (double)((gw_process_t *)arg)->cfg.send_queue_total_bytes;
+}
+
+static double gw_gauge_peak(void *arg)
+{
+    return (double)atomic_load(&((gw_process_t *)arg)->queued_peak);
+}
+
 static double gw_gauge_workers(void *arg)
 {
     return (double)((gw_process_t *)arg)->nworkers;
@@ -312,12 +346,18 @@ static void gw_gauges_register(gw_process_t *p)
     gw_gauge_sum_register(p, 3, "holdfast_gateway_send_queue_bytes",
                           "Bytes waiting in all connections' send queues.",
                           offsetof(gateway_t, queued_bytes));
+    hf_metrics_gauge_fn(r, "holdfast_gateway_send_queue_budget_bytes", NULL,
+                        "--send-queue-total-bytes: the bound on all send queues together.",
+                        gw_gauge_budget, p);
+    hf_metrics_gauge_fn(r, "holdfast_gateway_send_queue_peak_bytes", NULL,
+                        "The most bytes all send queues held at once since the start.",
+                        gw_gauge_peak, p);
     hf_metrics_gauge_fn(r, "holdfast_gateway_redis_connected", NULL,
                         "1 while every worker's Redis subscriber is connected and answering.",
                         gw_gauge_redis, p);
     hf_metrics_gauge_fn(r, "holdfast_gateway_kafka_scanning_partitions", NULL,
-                        "Partitions being read from Kafka (gap fill, resume or fallback), summed "
-                        "over workers.",
+                        "Partitions being read from Kafka (gap fill, resume or fallback) by the "
+                        "live or the deep reader, summed over workers.",
                         gw_gauge_scanning, p);
     hf_metrics_gauge_fn(r, "holdfast_gateway_inbox_bytes", NULL,
                         "Bytes from Redis and Kafka waiting for the service threads.",
@@ -345,12 +385,24 @@ static void gw_counters_register(gw_process_t *p)
     m->closed_slow =
         hf_metrics_counter(r, "holdfast_gateway_slow_closes_total", NULL,
                            "Connections closed because their send queue overflowed (4001).");
+    m->closed_budget = hf_metrics_counter(
+        r, "holdfast_gateway_budget_closes_total", NULL,
+        "Connections closed (4001) to keep all send queues within --send-queue-total-bytes, the "
+        "ones holding the most first.");
     m->delivered_redis =
         hf_metrics_counter(r, "holdfast_gateway_deliveries_total", "source=\"redis\"",
                            "Events queued to clients, by where the gateway got them.");
     m->delivered_kafka =
         hf_metrics_counter(r, "holdfast_gateway_deliveries_total", "source=\"kafka\"",
                            "Events queued to clients, by where the gateway got them.");
+    m->records_live = hf_metrics_counter(
+        r, "holdfast_gateway_kafka_records_total", "reader=\"live\"",
+        "Kafka records read, by reader: live (near the head: fallback, gap fill, short resume) or "
+        "deep (reads from further back than --kafka-deep-after).");
+    m->records_deep = hf_metrics_counter(
+        r, "holdfast_gateway_kafka_records_total", "reader=\"deep\"",
+        "Kafka records read, by reader: live (near the head: fallback, gap fill, short resume) or "
+        "deep (reads from further back than --kafka-deep-after).");
     m->duplicates = hf_metrics_counter(r, "holdfast_gateway_duplicates_dropped_total", NULL,
                                        "Events dropped as already delivered (offset <= last).");
     m->gaps = hf_metrics_counter(r, "holdfast_gateway_gaps_total", NULL,
@@ -358,6 +410,18 @@ static void gw_counters_register(gw_process_t *p)
     m->fallbacks =
         hf_metrics_counter(r, "holdfast_gateway_redis_fallbacks_total", NULL,
                            "Times a worker lost Redis and its delivery fell back to Kafka.");
+    m->suspicions = hf_metrics_counter(
+        r, "holdfast_gateway_redis_suspicions_total", NULL,
+        "Times a worker's Redis went silent past --redis-suspect-after and it read Kafka as well, "
+        "keeping the connection.");
+    m->handbacks_heads =
+        hf_metrics_counter(r, "holdfast_gateway_handbacks_total", "via=\"heads\"",
+                           "Channels handed back from Kafka to Redis, by what ended the Kafka "
+                           "reading: the relay's heartbeat, or the catch-up and grace.");
+    m->handbacks_timer =
+        hf_metrics_counter(r, "holdfast_gateway_handbacks_total", "via=\"grace\"",
+                           "Channels handed back from Kafka to Redis, by what ended the Kafka "
+                           "reading: the relay's heartbeat, or the catch-up and grace.");
     m->protocol_errors =
         hf_metrics_counter(r, "holdfast_gateway_protocol_errors_total", NULL,
                            "Client messages refused (malformed, unknown, too big).");
@@ -400,6 +464,13 @@ static int gw_load_config(gw_process_t *p, int argc, char **argv)
     if (strcmp(p->cfg.event_loop, "uv") != 0 && strcmp(p->cfg.event_loop, "poll") != 0) {
         fprintf(stderr, "holdfast-gateway: event-loop=%s is not one of uv, poll\n",
                 p->cfg.event_loop);
+        return 2;
+    }
+    if (p->cfg.redis_suspect_after_ms > 0 &&
+        p->cfg.redis_suspect_after_ms + p->cfg.redis_suspect_jitter_ms >=
+            p->cfg.redis_ping_timeout_ms) {
+        fprintf(stderr, "holdfast-gateway: redis-suspect-after plus redis-suspect-jitter must be "
+                        "below redis-ping-timeout\n");
         return 2;
     }
     if (p->cfg.ws_idle_timeout_ms <= p->cfg.ws_ping_interval_ms) {

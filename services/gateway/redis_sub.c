@@ -2,7 +2,13 @@
  *
  * hiredis' blocking API cannot wait for "a reply or a timeout" without
  * killing the connection, so the thread polls the socket itself and feeds
- * hiredis' reader (redisBufferRead + redisGetReplyFromReader). */
+ * hiredis' reader (redisBufferRead + redisGetReplyFromReader).
+ *
+ * The heartbeat judges silence, not the age of a PING: a server sending a
+ * long backlog answers the PING late but is plainly alive. Suspicion is
+ * cheap (the lws thread reads Kafka as well, and the chain rule drops what
+ * then comes twice), so it comes early; dropping the connection means
+ * resubscribing every channel, so it waits for the ping timeout. */
 #include "redis_sub.h"
 
 #include <hiredis/hiredis.h>
@@ -23,11 +29,14 @@
 #include "holdfast/strmap.h"
 #include "holdfast/wire.h"
 
-#define REDIS_PREFIX  HF_REDIS_CHANNEL_PREFIX
-#define REDIS_SKIPPED HF_REDIS_SKIPPED_CHANNEL
-#define REDIS_BATCH   512 /* channels per SUBSCRIBE / UNSUBSCRIBE */
-#define REDIS_WANT    ((void *)1)
-#define REDIS_UNWANT  ((void *)2)
+#define REDIS_PREFIX         HF_REDIS_CHANNEL_PREFIX
+#define REDIS_SKIPPED        HF_REDIS_SKIPPED_CHANNEL
+#define REDIS_HEADS          HF_REDIS_HEADS_CHANNEL
+#define REDIS_HEADS_LINE_MAX (1 << 20) /* longer heartbeat lines are ignored */
+#define REDIS_EPOCH_MAX      64        /* bytes of an epoch, as the protocol allows */
+#define REDIS_BATCH          512       /* channels per SUBSCRIBE / UNSUBSCRIBE */
+#define REDIS_WANT           ((void *)1)
+#define REDIS_UNWANT         ((void *)2)
 
 struct gw_redis {
     hf_redis_target_t target; /* where, and the credentials sent on each connect */
@@ -52,6 +61,10 @@ struct gw_redis {
     bool answered;        /* the first PONG came: Redis is alive, UP was reported */
     int64_t ping_sent_us; /* 0: no PING outstanding */
     int64_t last_ping_us;
+    int64_t heard_us;  /* the last time anything came from Redis (or the connect) */
+    int64_t jitter_us; /* added to the suspect time for the current silence */
+    bool suspect;      /* REDIS_SUSPECT reported, REDIS_TRUSTED not yet */
+    uint64_t rng;      /* xorshift64: the jitter */
     bool warned;
 };
 
@@ -75,7 +88,21 @@ static void redis_drop(gw_redis_t *r, const char *why)
     if (r->answered)
         gw_inbox_push(r->inbox, gw_msg_new(GW_MSG_REDIS_DOWN, why, NULL, 0));
     r->answered = false;
+    r->suspect = false;
     atomic_store(&r->connected, false);
+}
+
+/* A fresh share of the jitter for the next silence: workers (and
+ * gateways) that lose the same Redis at the same moment then turn to
+ * Kafka spread over the jitter rather than all at once. */
+static void redis_heard(gw_redis_t *r, int64_t now)
+{
+    r->heard_us = now;
+    r->rng ^= r->rng << 13;
+    r->rng ^= r->rng >> 7;
+    r->rng ^= r->rng << 17;
+    int64_t span = r->cfg.suspect_jitter_ms * 1000;
+    r->jitter_us = span > 0 ? (int64_t)(r->rng % (uint64_t)(span + 1)) : 0;
 }
 
 /* Appends (UN)SUBSCRIBE for up to REDIS_BATCH names at once. */
@@ -159,13 +186,14 @@ static bool redis_connect(gw_redis_t *r)
     /* The PING's answer proves the server alive before anything is reported. */
     redisAppendCommand(r->c, "PING");
     r->ping_sent_us = r->last_ping_us = redis_now_us();
+    redis_heard(r, r->ping_sent_us);
     return true;
 }
 
 /* Sends the wanted set (after connecting) once Redis has answered. */
 static void redis_subscribe_all(gw_redis_t *r)
 {
-    redisAppendCommand(r->c, "SUBSCRIBE %s", REDIS_SKIPPED);
+    redisAppendCommand(r->c, "SUBSCRIBE %s %s", REDIS_SKIPPED, REDIS_HEADS);
     redis_batch_t b;
     redis_batch_init(&b, r->c, "SUBSCRIBE", r->outstanding);
     hf_strmap_each(r->wanted, redis_subscribe_each, &b);
@@ -231,6 +259,13 @@ static bool redis_is(const redisReply *e, const char *s)
 static void redis_on_pong(gw_redis_t *r)
 {
     r->ping_sent_us = 0;
+    if (r->suspect) {
+        /* Everything Redis had for us before it took the PING came first:
+         * from here on the stream is current again. */
+        r->suspect = false;
+        hf_info("redis %s answers again: handing back from Kafka", r->target.name);
+        gw_inbox_push(r->inbox, gw_msg_new(GW_MSG_REDIS_TRUSTED, NULL, NULL, 0));
+    }
     if (r->answered)
         return;
     r->answered = true;
@@ -261,6 +296,86 @@ static void redis_on_skipped(gw_redis_t *r, const char *text, size_t len)
     gw_inbox_push(r->inbox, m);
 }
 
+static bool heads_is_epoch_char(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+           c == '-';
+}
+
+/* A decimal number of at most 18 digits at *at, moving *at past it. */
+static bool heads_number(const char **at, const char *end, int64_t *out)
+{
+    const char *p = *at;
+    int64_t v = 0;
+    int digits = 0;
+    while (p < end && *p >= '0' && *p <= '9') {
+        if (++digits > 18)
+            return false;
+        v = v * 10 + (*p++ - '0');
+    }
+    if (digits == 0)
+        return false;
+    *at = p;
+    *out = v;
+    return true;
+}
+
+hf_err_t gw_heads_parse(const char *text, size_t len, char *epoch, size_t epoch_size,
+                        gw_head_t **heads, size_t *nheads)
+{
+    const char *p = text, *end = text + len;
+    size_t n = 0;
+    while (p < end && heads_is_epoch_char(*p))
+        p++;
+    n = (size_t)(p - text);
+    if (n == 0 || n > REDIS_EPOCH_MAX || n >= epoch_size || (p < end && *p != ' '))
+        return HF_ERR_INVALID;
+    gw_head_t *out = NULL;
+    size_t count = 0, cap = 0;
+    while (p < end) {
+        while (p < end && *p == ' ')
+            p++;
+        if (p == end)
+            break;
+        int64_t part, offset;
+        if (!heads_number(&p, end, &part) || p == end || *p++ != ':' ||
+            !heads_number(&p, end, &offset) || (p < end && *p != ' ') || part > INT32_MAX ||
+            offset >= ((int64_t)1 << 62) || count == GW_HEADS_MAX) {
+            hf_free(out);
+            return HF_ERR_INVALID;
+        }
+        if (count == cap) {
+            cap = cap ? cap * 2 : 16;
+            out = hf_realloc(out, cap * sizeof *out);
+        }
+        out[count].partition = (int32_t)part;
+        out[count].offset = offset;
+        count++;
+    }
+    memcpy(epoch, text, n);
+    epoch[n] = '\0';
+    *heads = out;
+    *nheads = count;
+    return HF_OK;
+}
+
+/* The relay's heartbeat: parsed here, applied by the lws thread. */
+static void redis_on_heads(gw_redis_t *r, const char *text, size_t len)
+{
+    char epoch[REDIS_EPOCH_MAX + 1];
+    gw_head_t *heads = NULL;
+    size_t n = 0;
+    if (len > REDIS_HEADS_LINE_MAX ||
+        gw_heads_parse(text, len, epoch, sizeof epoch, &heads, &n) != HF_OK) {
+        hf_debug("redis: malformed line on %s ignored", REDIS_HEADS);
+        return;
+    }
+    gw_msg_t *m = gw_msg_new(GW_MSG_REDIS_HEADS, epoch, NULL, 0);
+    m->data = (uint8_t *)heads; /* the message owns it now */
+    m->len = n * sizeof *heads;
+    gw_inbox_push(r->inbox, m);
+}
+
 /* One reply; false when the connection must be dropped. */
 static bool redis_on_reply(gw_redis_t *r, redisReply *reply)
 {
@@ -279,6 +394,9 @@ static bool redis_on_reply(gw_redis_t *r, redisReply *reply)
     } else if (redis_is(e[0], "message") && reply->elements == 3 && redis_is(e[1], REDIS_SKIPPED) &&
                e[2]->type == REDIS_REPLY_STRING) {
         redis_on_skipped(r, e[2]->str, e[2]->len);
+    } else if (redis_is(e[0], "message") && reply->elements == 3 && redis_is(e[1], REDIS_HEADS) &&
+               e[2]->type == REDIS_REPLY_STRING) {
+        redis_on_heads(r, e[2]->str, e[2]->len);
     } else if (redis_is(e[0], "message") && reply->elements == 3 &&
                e[2]->type == REDIS_REPLY_STRING) {
         gw_msg_t *m = gw_msg_new(GW_MSG_REDIS_EVENT, NULL, e[2]->str, e[2]->len);
@@ -311,6 +429,7 @@ static void redis_read(gw_redis_t *r)
                                                  : "connection lost");
         return;
     }
+    redis_heard(r, redis_now_us());
     void *reply = NULL;
     while (r->c && redisGetReplyFromReader(r->c, &reply) == REDIS_OK && reply) {
         bool keep = redis_on_reply(r, reply);
@@ -323,12 +442,21 @@ static void redis_read(gw_redis_t *r)
         redis_drop(r, "protocol error");
 }
 
-/* PING every interval; no answer within the timeout means frozen. */
+/* PING every interval. Silent with a PING outstanding: suspect after the
+ * suspect time (plus jitter), down after the ping timeout. */
 static void redis_heartbeat(gw_redis_t *r, int64_t now)
 {
-    if (r->ping_sent_us && now - r->ping_sent_us > r->cfg.ping_timeout_ms * 1000) {
+    int64_t silent = now - r->heard_us;
+    if (r->ping_sent_us && silent > r->cfg.ping_timeout_ms * 1000) {
         redis_drop(r, "no answer to PING (server frozen?)");
         return;
+    }
+    if (r->ping_sent_us && r->answered && !r->suspect && r->cfg.suspect_after_ms > 0 &&
+        silent > r->cfg.suspect_after_ms * 1000 + r->jitter_us) {
+        r->suspect = true;
+        hf_info("redis %s silent for %lld ms: reading Kafka as well until it answers",
+                r->target.name, (long long)(silent / 1000));
+        gw_inbox_push(r->inbox, gw_msg_new(GW_MSG_REDIS_SUSPECT, NULL, NULL, 0));
     }
     if (!r->ping_sent_us && now - r->last_ping_us >= r->cfg.ping_interval_ms * 1000) {
         redisAppendCommand(r->c, "PING");
@@ -344,6 +472,15 @@ static void redis_wait(gw_redis_t *r, int timeout_ms)
         redis_read(r);
 }
 
+/* Whatever already arrived, before silence is judged: this thread may
+ * have been kept off the CPU, and that is no reason to suspect Redis. */
+static void redis_read_ready(gw_redis_t *r)
+{
+    struct pollfd pfd = {.fd = r->c->fd, .events = POLLIN};
+    if (poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLIN | POLLHUP | POLLERR)))
+        redis_read(r);
+}
+
 static void *redis_main(void *arg)
 {
     gw_redis_t *r = arg;
@@ -355,7 +492,9 @@ static void *redis_main(void *arg)
             continue;
         }
         redis_apply_pending(r);
-        redis_heartbeat(r, redis_now_us());
+        redis_read_ready(r);
+        if (r->c)
+            redis_heartbeat(r, redis_now_us());
         if (r->c && redis_flush(r))
             redis_wait(r, 50);
     }
@@ -388,6 +527,7 @@ gw_redis_t *gw_redis_start(const gw_redis_config_t *cfg, gw_inbox_t *inbox)
     }
     r->cfg = *cfg;
     r->inbox = inbox;
+    r->rng = (uint64_t)redis_now_us() ^ ((uint64_t)(uintptr_t)r << 16) ^ 0x9e3779b97f4a7c15u;
     r->pending = hf_strmap_new();
     r->wanted = hf_strmap_new();
     r->outstanding = hf_strmap_new();

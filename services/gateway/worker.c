@@ -55,7 +55,8 @@ hf_err_t gw_worker_init(gateway_t *gw, gw_process_t *proc, size_t index, int32_t
     gw->http = hf_http_server_new(&http_cfg);
     int32_t count = 0;
     gw->kafka = gw_kafka_start(gw->cfg.kafka_brokers, &gw->cfg.kafka_props, gw->cfg.topic,
-                               (int)gw->cfg.kafka_timeout_ms, GW_KAFKA_WAIT_MS, gw->inbox, &count);
+                               (int)gw->cfg.kafka_timeout_ms, GW_KAFKA_WAIT_MS,
+                               (size_t)gw->cfg.kafka_deep_inflight, gw->inbox, &count);
     if (!gw->kafka)
         return HF_ERR_UNAVAILABLE;
     gw_channels_init(gw, count);
@@ -65,6 +66,8 @@ hf_err_t gw_worker_init(gateway_t *gw, gw_process_t *proc, size_t index, int32_t
         .password_file = gw->cfg.redis_password_file,
         .ping_interval_ms = gw->cfg.redis_ping_interval_ms,
         .ping_timeout_ms = gw->cfg.redis_ping_timeout_ms,
+        .suspect_after_ms = gw->cfg.redis_suspect_after_ms,
+        .suspect_jitter_ms = gw->cfg.redis_suspect_jitter_ms,
         .retry_ms = gw->cfg.redis_retry_ms,
     };
     gw->redis = gw_redis_start(&rc, gw->inbox);

@@ -3,7 +3,8 @@
 # gateways keep receiving every event, in order, once, while Redis is
 #   1. SIGKILLed and restarted 3 s later on the same port,
 #   2. SIGSTOPped for 3 s (its sockets stay open: only the gateways'
-#      heartbeat notices), then continued,
+#      heartbeat notices, first suspecting it, then dropping it), then
+#      continued,
 #   3. SIGKILLed for longer than the rest of the run: the whole tail of the
 #      stream flows from Kafka; then restarted, and the gateways hand back
 #      to Redis (Kafka scans stop, new events come from Redis).
@@ -47,6 +48,8 @@ kill -STOP "$(hf_pid redis)"
 sleep 3
 hf_check "a frozen Redis is noticed by the heartbeat" \
     test "$(metric "$PORT_ga" holdfast_gateway_redis_fallbacks_total)" -gt "$before"
+hf_check "... suspected (Kafka read as well) before the connection was dropped" \
+    test "$(metric "$PORT_ga" holdfast_gateway_redis_suspicions_total)" -ge 1
 kill -CONT "$(hf_pid redis)"
 
 sleep 2

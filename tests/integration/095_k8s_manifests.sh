@@ -63,7 +63,7 @@ hf_check "the Dockerfile's image holds what the manifests run and the binaries l
 # deployment has, and scales nothing an HPA owns.
 CMDS=$HF_RUN/chaos-k8s.cmds
 for run in kill-redis freeze-redis kill-gateway kill-relay "kill-relay --replica" \
-    restart-postgres kill-postgres kafka-brokers-down redis-buffer-cut; do
+    restart-postgres kill-postgres kafka-brokers-down redis-buffer-cut deep-resume; do
     # shellcheck disable=SC2086 # "kill-relay --replica" is two words
     bash "$HF_ROOT/chaos/${run%% *}.sh" ${run#"${run%% *}"} --k8s --dry-run --out "$HF_RUN/chaos" \
         2>&1 | grep '^kubectl ' >>"$CMDS" || true

@@ -15,9 +15,12 @@ hf_test_begin "$1"
 STACK_DIR=$HF_RUN/stack
 OUT=$HF_RUN/chaos
 mkdir -p "$OUT"
-# Quicker failure detection than the defaults, as an operator may set them.
+# Quicker failure detection than the defaults, as an operator may set them
+# (the gateways' Redis heartbeat keeps its defaults: freeze-redis measures
+# them). Deep reads from 1,000 records behind the head, so that the short
+# deep-resume backlog (1,500 events on each resumed channel) is deep.
 export HOLDFAST_LEASE_TTL=4s HOLDFAST_LEASE_RENEW=200ms HOLDFAST_PRODUCE_TIMEOUT=1s
-export HOLDFAST_REDIS_PING_INTERVAL=200ms HOLDFAST_REDIS_PING_TIMEOUT=1s HOLDFAST_REDIS_RETRY=200ms
+export HOLDFAST_REDIS_RETRY=200ms HOLDFAST_KAFKA_DEEP_AFTER=1000
 export HF_BIN
 # The stack's parts are stopped by tools/stack.sh down (their PIDs are in
 # STACK_DIR), set before it starts: a half-started stack is stopped too.
@@ -54,6 +57,7 @@ field() { # field NAME PYTHON-EXPR-ON-r
     python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print($2)" "$OUT/$1.json"
 }
 fallbacks() { sed -n 's/.*fell back from Redis to Kafka \([0-9]*\) times.*/\1/p' "$OUT/$1.txt"; }
+suspicions() { sed -n 's/.*suspected a silent Redis \([0-9]*\) times.*/\1/p' "$OUT/$1.txt"; }
 
 if scenario kill-redis kill-redis.sh; then
     hf_check "kill-redis: the gateways fell back to Kafka" test "$(fallbacks kill-redis)" -gt 0
@@ -65,7 +69,8 @@ if scenario kill-redis-no-restart kill-redis.sh --no-repair; then
 fi
 
 if scenario freeze-redis freeze-redis.sh --pause 3; then
-    hf_check "freeze-redis: the heartbeat noticed" test "$(fallbacks freeze-redis)" -gt 0
+    hf_check "freeze-redis: the heartbeat suspected the silent Redis" \
+        test "$(suspicions freeze-redis)" -gt 0
 fi
 
 if scenario redis-buffer-cut redis-buffer-cut.sh; then
@@ -107,6 +112,21 @@ fi
 if scenario kafka-brokers-down kafka-brokers-down.sh; then
     hf_check "kafka-brokers-down: the brokers went down and up" \
         grep -q "broker(s) all up" "$OUT/kafka-brokers-down.log"
+fi
+
+deep_read() { # records the gateways' deep readers read so far
+    local url port total=0
+    for url in $HOLDFAST_GATEWAY_URLS; do
+        port=${url#ws://*:} port=${port%%/*}
+        total=$((total + $(hf_metric "$port" 'holdfast_gateway_kafka_records_total{reader="deep"}')))
+    done
+    echo "$total"
+}
+deep_before=$(deep_read)
+if scenario deep-resume deep-resume.sh; then
+    hf_check "deep-resume: the resumers completed rounds, each checked" \
+        grep -Eq "deep resume: [0-9]+ clients, [1-9][0-9]* rounds, .* 0 problems" "$OUT/deep-resume.txt"
+    hf_check "deep-resume: the gateways' deep readers served them" test "$(deep_read)" -gt "$deep_before"
 fi
 
 if scenario slow-network slow-network.sh --pause 3; then
