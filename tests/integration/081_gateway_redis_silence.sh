@@ -38,7 +38,7 @@ proxy() {
 }
 # The default suspicion (500 ms + jitter); a ping timeout far above any
 # stall here, so phase 1 can only be a suspicion.
-hf_gateway_start ga --redis-url "redis://$PROXY" --redis-ping-interval 150ms \
+hf_gateway_start ga --redis-url "redis://default:$HF_REDIS_PASSWORD@$PROXY" --redis-ping-interval 150ms \
     --redis-suspect-after 500ms --redis-ping-timeout 60s --redis-handback-grace 120s
 
 metric() { hf_metric "$PORT_ga" "$1"; }
