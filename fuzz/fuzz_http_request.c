@@ -156,7 +156,7 @@ hf_err_t ingest_writers_submit(ingest_t *ing, ingest_job_t *job)
 }
 
 /* Fixed, so that the rate limit refills nothing within an input. */
-int64_t ingest_now_us(void)
+int64_t hf_now_us(void)
 {
     return FUZZ_AUTH_NOW * 1000000LL;
 }

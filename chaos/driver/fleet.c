@@ -53,7 +53,7 @@ static void fleet__connect(cd_client_t *c)
         c->wsi = NULL;
         fleet_run->close_codes[4]++;
         c->url_index = (c->url_index + 1) % fleet_run->ngateways;
-        c->reconnect_at = cd_mono_us() + FLEET_RECONNECT_US;
+        c->reconnect_at = hf_now_us() + FLEET_RECONNECT_US;
     }
 }
 
@@ -71,8 +71,7 @@ static void fleet__lost(cd_client_t *c, bool connect_failed)
         run->close_codes[code == 1006 ? 0 : code == 1012 ? 1 : code == 4001 ? 2 : 3]++;
     }
     c->url_index = (c->url_index + 1) % run->ngateways;
-    c->reconnect_at =
-        cd_mono_us() + FLEET_RECONNECT_US + (c->index % FLEET_RECONNECT_SPAN) * 1000LL;
+    c->reconnect_at = hf_now_us() + FLEET_RECONNECT_US + (c->index % FLEET_RECONNECT_SPAN) * 1000LL;
 }
 
 static int fleet__write_subscribe(struct lws *wsi, cd_client_t *c)
@@ -145,11 +144,11 @@ static void fleet__on_event(cd_client_t *c, json_t *m)
     d->offset = json_integer_value(offset);
     d->prev = json_is_integer(prev) ? json_integer_value(prev) : -2;
     d->seq = json_is_integer(seq) ? json_integer_value(seq) : -1;
-    d->recv_us = cd_now_us();
+    d->recv_us = hf_wall_us();
     if (d->seq >= 0 && d->seq < run->nevents && d->recv_us > run->events[d->seq].all_recv_us)
         run->events[d->seq].all_recv_us = d->recv_us;
     fleet__set_position(c, offset, json_object_get(m, "epoch"));
-    run->last_recv_us = cd_mono_us();
+    run->last_recv_us = hf_now_us();
 }
 
 static void fleet__on_message(cd_client_t *c)
@@ -170,7 +169,7 @@ static void fleet__on_message(cd_client_t *c)
             /* The protocol's "subscribe again shortly" (Kafka unreachable
              * while the gateway looks up a position). */
             c->unavailable++;
-            c->resubscribe_at = cd_mono_us() + FLEET_RECONNECT_US * 5;
+            c->resubscribe_at = hf_now_us() + FLEET_RECONNECT_US * 5;
         } else {
             c->errors++;
             snprintf(c->last_error, sizeof c->last_error, "%s", code ? code : "?");
@@ -248,7 +247,7 @@ static const struct lws_protocols fleet_protocols[] = {
 static void fleet__tick(lws_sorted_usec_list_t *sul)
 {
     cd_run_t *run = fleet_run;
-    int64_t now = cd_mono_us();
+    int64_t now = hf_now_us();
     for (int k = 0; k < FLEET_CONNECTS_TICK && run->next_connect < run->nclients; k++)
         fleet__connect(&run->clients[run->next_connect++]);
     for (int i = 0; i < run->next_connect; i++) {
@@ -292,9 +291,9 @@ int cd_fleet_init(cd_run_t *run)
 
 bool cd_fleet_wait_subscribed(cd_run_t *run)
 {
-    int64_t deadline = cd_mono_us() + (int64_t)(run->connect_s * 1e6);
+    int64_t deadline = hf_now_us() + (int64_t)(run->connect_s * 1e6);
     while (run->nsubscribed < run->nclients && !atomic_load(&run->interrupted) &&
-           cd_mono_us() < deadline)
+           hf_now_us() < deadline)
         if (lws_service(run->lws, 0) < 0)
             return false;
     return run->nsubscribed == run->nclients;

@@ -183,7 +183,7 @@ static size_t pub__request(const cd_run_t *run, long long seq, int64_t t, char *
 
 static void pub__note_failure(cd_run_t *run, int status)
 {
-    int64_t now = cd_now_us();
+    int64_t now = hf_wall_us();
     if (!run->pub_first_fail_us)
         run->pub_first_fail_us = now;
     run->pub_last_fail_us = now;
@@ -199,7 +199,7 @@ static void pub__event(cd_run_t *run, pub_conn_t *c, long long seq, int64_t dead
     cd_publish_t *e = &run->events[seq];
     char req[4096], answer[512];
     run->pub_sent++;
-    e->first_try_us = cd_now_us();
+    e->first_try_us = hf_wall_us();
     size_t reqlen = pub__request(run, seq, e->first_try_us, req, sizeof req);
     if (!reqlen) { /* the settings were checked: a prefix too long for the buffer */
         snprintf(run->pub_error, sizeof run->pub_error, "event %lld: request too large", seq);
@@ -210,7 +210,7 @@ static void pub__event(cd_run_t *run, pub_conn_t *c, long long seq, int64_t dead
     while (!atomic_load(&run->interrupted)) {
         int status = pub__attempt(c, &run->ingest, req, reqlen, answer, sizeof answer);
         if (status == 200 || status == 201) {
-            e->acked_us = cd_now_us();
+            e->acked_us = hf_wall_us();
             run->pub_acked++;
             return;
         }
@@ -220,7 +220,7 @@ static void pub__event(cd_run_t *run, pub_conn_t *c, long long seq, int64_t dead
             break;
         }
         pub__note_failure(run, status);
-        if (cd_mono_us() + backoff > deadline_mono)
+        if (hf_now_us() + backoff > deadline_mono)
             break;
         pub__sleep_us(backoff);
         run->pub_retries++;
@@ -233,14 +233,14 @@ static void *pub__main(void *arg)
 {
     cd_run_t *run = arg;
     pub_conn_t conn = {.fd = -1};
-    int64_t start = cd_mono_us();
+    int64_t start = hf_now_us();
     int64_t deadline = start + (int64_t)((run->duration_s + run->retry_s) * 1e6);
     for (long long seq = 0; seq < run->nevents; seq++) {
-        if (atomic_load(&run->interrupted) || run->pub_error[0] || cd_mono_us() > deadline) {
+        if (atomic_load(&run->interrupted) || run->pub_error[0] || hf_now_us() > deadline) {
             run->pub_failed += run->nevents - seq; /* never sent: the run fails */
             break;
         }
-        pub__sleep_us(start + (int64_t)((double)seq * 1e6 / run->rate) - cd_mono_us());
+        pub__sleep_us(start + (int64_t)((double)seq * 1e6 / run->rate) - hf_now_us());
         pub__event(run, &conn, seq, deadline);
     }
     pub__close(&conn);

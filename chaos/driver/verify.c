@@ -76,7 +76,7 @@ static PGresult *verify__query(PGconn *pg, const char *sql, const char *pattern)
 /* Waits until the relay gave every event of the run its offset. */
 static int verify__wait_relayed(PGconn *pg, const char *pattern, cd_verdict_t *v)
 {
-    int64_t deadline = cd_mono_us() + VERIFY_RELAY_WAIT_US;
+    int64_t deadline = hf_now_us() + VERIFY_RELAY_WAIT_US;
     for (;;) {
         PGresult *res =
             verify__query(pg,
@@ -88,7 +88,7 @@ static int verify__wait_relayed(PGconn *pg, const char *pattern, cd_verdict_t *v
         v->pg_events = atoll(PQgetvalue(res, 0, 0));
         v->pg_unrelayed = atoll(PQgetvalue(res, 0, 1));
         PQclear(res);
-        if (v->pg_unrelayed == 0 || cd_mono_us() > deadline)
+        if (v->pg_unrelayed == 0 || hf_now_us() > deadline)
             return 0;
         struct timespec ts = {.tv_nsec = 200000000};
         nanosleep(&ts, NULL);

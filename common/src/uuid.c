@@ -4,7 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <time.h>
+
+#include "holdfast/clock.h"
 
 void hf_uuid_v7_at(uint64_t unix_ms, const uint8_t random[10], char out[HF_UUID_TEXT_LEN + 1])
 {
@@ -30,7 +31,5 @@ void hf_uuid_v7(char out[HF_UUID_TEXT_LEN + 1])
     uint8_t random[10];
     if (getrandom(random, sizeof random, 0) != (ssize_t)sizeof random)
         abort(); /* the kernel's generator failing is not something to run on */
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    hf_uuid_v7_at((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000, random, out);
+    hf_uuid_v7_at((uint64_t)(hf_wall_us() / 1000), random, out);
 }

@@ -171,7 +171,7 @@ static void ingest_cron(lws_sorted_usec_list_t *sul)
     ingest_t *ing = lws_container_of(sul, ingest_t, cron);
     if (ing->signal_seen && !ing->draining) {
         ing->draining = true;
-        ing->drain_deadline_us = ingest_now_us() + ing->cfg.drain_timeout_ms * 1000;
+        ing->drain_deadline_us = hf_now_us() + ing->cfg.drain_timeout_ms * 1000;
         hf_http_server_set_draining(ing->http);
         hf_info("draining: finishing %zu in-flight requests", hf_http_server_inflight(ing->http));
     }
@@ -184,7 +184,7 @@ static bool ingest_drained(ingest_t *ing)
         return false;
     if (hf_http_server_inflight(ing->http) == 0 && ingest_writers_queue_len(ing) == 0)
         return true;
-    if (ingest_now_us() > ing->drain_deadline_us) {
+    if (hf_now_us() > ing->drain_deadline_us) {
         hf_warn("drain timeout: %zu requests still in flight", hf_http_server_inflight(ing->http));
         return true;
     }

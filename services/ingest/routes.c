@@ -196,7 +196,7 @@ static void routes__publish(ingest_t *ing, hf_http_req_t *req, const hf_auth_ide
         hf_http_respond_error(req, 403, "forbidden", denied, 0);
         return;
     }
-    if (!hf_ratelimit_take(ing->publish_limit, who->subject, job->nevents, ingest_now_us(),
+    if (!hf_ratelimit_take(ing->publish_limit, who->subject, job->nevents, hf_now_us(),
                            &retry_after_s)) {
         ingest_job_free(job);
         hf_counter_inc(ing->m.rate_limited);

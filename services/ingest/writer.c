@@ -98,13 +98,6 @@ typedef struct writer_result {
     char message[256];
 } writer_result_t;
 
-int64_t ingest_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static void writer__disconnect(ingest_writer_t *w)
 {
     if (!w->conn)
@@ -193,7 +186,7 @@ static void writer__answer_error(ingest_t *ing, ingest_job_t *job, int status, c
 
 static void writer__answer_result(ingest_t *ing, ingest_job_t *job, writer_result_t *r)
 {
-    hf_histogram_observe(ing->m.request_seconds, (ingest_now_us() - job->enqueued_us) / 1e6);
+    hf_histogram_observe(ing->m.request_seconds, (hf_now_us() - job->enqueued_us) / 1e6);
     switch (r->outcome) {
     case OUTCOME_CONFLICT:
         hf_counter_inc(ing->m.requests_conflict);
@@ -358,7 +351,7 @@ static void writer__clear_results(writer_result_t *results, int n)
 static bool writer__commit_group(ingest_writer_t *w, ingest_job_t **jobs, int n,
                                  writer_result_t *results)
 {
-    int64_t t0 = ingest_now_us();
+    int64_t t0 = hf_now_us();
     /* A lone request commits by itself (one statement, autocommit): two
      * round trips fewer for the unloaded case. */
     bool explicit_tx = n > 1;
@@ -388,7 +381,7 @@ static bool writer__commit_group(ingest_writer_t *w, ingest_job_t **jobs, int n,
         for (int i = 0; i < n; i++)
             results[i].outcome = OUTCOME_UNAVAILABLE;
     }
-    hf_histogram_observe(w->ing->m.commit_seconds, (ingest_now_us() - t0) / 1e6);
+    hf_histogram_observe(w->ing->m.commit_seconds, (hf_now_us() - t0) / 1e6);
 answer:
     for (int i = 0; i < n; i++) {
         if (results[i].outcome == OUTCOME_UNAVAILABLE)
@@ -427,7 +420,7 @@ static void writer__process(ingest_writer_t *w, ingest_job_t **jobs, int n)
 static int writer__take(ingest_writer_t *w, ingest_job_t **jobs, int max)
 {
     ingest_t *ing = w->ing;
-    int64_t now = ingest_now_us(), limit = ing->cfg.queue_timeout_ms * 1000;
+    int64_t now = hf_now_us(), limit = ing->cfg.queue_timeout_ms * 1000;
     int n = 0;
     ingest_job_t *expired = NULL;
     pthread_mutex_lock(&ing->lock);
@@ -502,7 +495,7 @@ static void writer__reconnect(ingest_writer_t *w)
 
 static void writer__expire_keys(ingest_writer_t *w)
 {
-    int64_t now = ingest_now_us();
+    int64_t now = hf_now_us();
     if (w->index != 0 || now < w->next_expiry_us)
         return;
     w->next_expiry_us = now + 60 * 1000000LL;
@@ -565,7 +558,7 @@ hf_err_t ingest_writers_submit(ingest_t *ing, ingest_job_t *job)
 {
     if (atomic_load(&ing->writers_connected) == 0)
         return HF_ERR_UNAVAILABLE;
-    job->enqueued_us = ingest_now_us();
+    job->enqueued_us = hf_now_us();
     pthread_mutex_lock(&ing->lock);
     if (ing->stopping || ing->queue_len >= (size_t)ing->cfg.queue_max) {
         pthread_mutex_unlock(&ing->lock);

@@ -63,7 +63,7 @@ static void kafka_on_error(rd_kafka_t *rk, int err, const char *reason, void *op
     (void)opaque;
     static _Thread_local int last_err;
     static _Thread_local int64_t last_us;
-    int64_t now = relay_now_us();
+    int64_t now = hf_now_us();
     if (err == last_err && now - last_us < 10 * 1000 * 1000)
         return;
     last_err = err;
@@ -210,7 +210,7 @@ bool relay_kafka_check(relay_kafka_t *k, int64_t oldest_produce_us)
         return false;
     char fatal[256];
     int64_t limit_us = (k->cfg->produce_timeout_ms + RELAY_REPORT_SLACK_MS) * 1000;
-    bool overdue = oldest_produce_us && relay_now_us() - oldest_produce_us > limit_us;
+    bool overdue = oldest_produce_us && hf_now_us() - oldest_produce_us > limit_us;
     bool failed = rd_kafka_fatal_error(k->producer, fatal, sizeof fatal) != 0;
     if (!overdue && !failed)
         return false;
@@ -377,7 +377,7 @@ hf_err_t relay_kafka_read(relay_kafka_t *k, int partition, int64_t from, int64_t
         return rc;
     int64_t next = from;
     while (next < to) {
-        if (relay_now_us() > deadline_us) {
+        if (hf_now_us() > deadline_us) {
             hf_warn("kafka tail of partition %d: stuck at %lld of [%lld, %lld)", partition,
                     (long long)next, (long long)from, (long long)to);
             return HF_ERR_TIMEOUT;

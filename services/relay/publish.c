@@ -87,14 +87,14 @@ static void publisher_drop(relay_publisher_t *p, const char *why)
     if (p->redis)
         redisFree(p->redis);
     p->redis = NULL;
-    p->next_connect_us = relay_now_us() + PUBLISH_RECONNECT_US;
+    p->next_connect_us = hf_now_us() + PUBLISH_RECONNECT_US;
 }
 
 static bool publisher_connect(relay_publisher_t *p)
 {
     if (p->redis)
         return true;
-    if (relay_now_us() < p->next_connect_us)
+    if (hf_now_us() < p->next_connect_us)
         return false;
     hf_err_t err;
     char why[700];

@@ -40,6 +40,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "holdfast/buf.h"
+#include "holdfast/clock.h"
 #include "holdfast/err.h"
 #include "holdfast/http.h"
 #include "holdfast/kafka_props.h"
@@ -251,8 +252,6 @@ typedef struct relay {
     lws_sorted_usec_list_t cron;
 } relay_t;
 
-int64_t relay_now_us(void);
-int64_t relay_wall_us(void);
 int relay_pos_cmp(relay_pos_t a, relay_pos_t b);
 /* Test hook (--crash-at POINT:N): dies by SIGKILL at POINT once N batches
  * were produced. */
