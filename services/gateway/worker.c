@@ -7,6 +7,7 @@
 #include "holdfast/alloc.h"
 #include "holdfast/http_parse.h"
 #include "holdfast/log.h"
+#include "holdfast/lws_log.h"
 #include "listener.h"
 
 #define GW_CRON_US       (50 * 1000) /* how often the loop checks signals and drain */
@@ -111,16 +112,6 @@ static void gw_cron(lws_sorted_usec_list_t *sul)
     lws_sul_schedule(gw->lws, 0, &gw->cron, gw_cron, GW_CRON_US);
 }
 
-static void gw_lws_log(int level, const char *line)
-{
-    /* Every refused handshake (an Origin not allowed, a wrong path) makes
-     * lws warn; those are counted in metrics, not logged one by one. */
-    if (strstr(line, "User code denied connection"))
-        return;
-    hf_log(level == LLL_ERR ? HF_LOG_ERROR : HF_LOG_WARN, "lws: %.*s", (int)strcspn(line, "\n"),
-           line);
-}
-
 static struct lws_context *gw_lws_create(gateway_t *gw, struct lws_context_creation_info *info)
 {
     info->user = gw;
@@ -148,7 +139,9 @@ hf_err_t gw_worker_listen(gateway_t *gw)
     static const struct lws_protocol_vhost_options gw_default_ws = {NULL, NULL, "default", ""};
     static const struct lws_protocol_vhost_options gw_pvo = {NULL, &gw_default_ws,
                                                              GW_SUBPROTOCOL_JSON, ""};
-    lws_set_log_level(LLL_ERR | LLL_WARN, gw_lws_log);
+    /* Every refused handshake (an Origin not allowed, a wrong path) makes
+     * lws warn; those are counted in metrics, not logged one by one. */
+    hf_lws_log_init("User code denied connection");
     gw->protocols[0] = hf_http_protocol(gw->http);
     for (size_t i = 0; i < GW_SUBPROTOCOLS; i++)
         gw->protocols[1 + i] = gw_ws_protocol(gw_subprotocols[i].name);

@@ -9,6 +9,7 @@
 #include "holdfast/config.h"
 #include "holdfast/http_parse.h"
 #include "holdfast/log.h"
+#include "holdfast/lws_log.h"
 #include "history.h"
 #include "ingest.h"
 
@@ -191,15 +192,9 @@ static bool ingest_drained(ingest_t *ing)
     return false;
 }
 
-static void ingest_lws_log(int level, const char *line)
-{
-    hf_log(level == LLL_ERR ? HF_LOG_ERROR : HF_LOG_WARN, "lws: %.*s", (int)strcspn(line, "\n"),
-           line);
-}
-
 static hf_err_t ingest_lws_start(ingest_t *ing, struct lws_protocols *protocols)
 {
-    lws_set_log_level(LLL_ERR | LLL_WARN, ingest_lws_log);
+    hf_lws_log_init(NULL);
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
     info.port = (int)ing->cfg.port;
