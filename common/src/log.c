@@ -29,11 +29,6 @@ int hf_log_level_parse(const char *name)
     return -1;
 }
 
-void hf_log_set_level(hf_log_level_t level)
-{
-    atomic_store(&log_level, level);
-}
-
 int hf_log_enabled(hf_log_level_t level)
 {
     return (int)level >= atomic_load(&log_level);
