@@ -120,6 +120,35 @@ relay_event_t *relay_event_new(size_t channel_len, size_t type_len, size_t conte
     return ev;
 }
 
+void relay_event_envelope(const relay_event_t *ev, const char *epoch, bool with_offsets,
+                          hf_buf_t *out)
+{
+    hf_envelope_t env;
+    hf_envelope_init(&env);
+    env.id = ev->id;
+    env.id_len = strlen(ev->id);
+    env.channel = ev->channel;
+    env.channel_len = strlen(ev->channel);
+    if (ev->type) {
+        env.type = ev->type;
+        env.type_len = strlen(ev->type);
+    }
+    env.content_type = ev->content_type;
+    env.content_type_len = strlen(ev->content_type);
+    env.epoch = epoch;
+    env.epoch_len = strlen(epoch);
+    env.payload = ev->payload;
+    env.payload_len = ev->payload_len;
+    env.partition = ev->partition;
+    if (with_offsets) {
+        env.offset = ev->offset;
+        env.prev_offset = ev->prev_offset;
+    }
+    env.created_at_us = ev->created_at_us;
+    hf_buf_reset(out);
+    (void)hf_envelope_encode(&env, out); /* id, channel, payload always set */
+}
+
 /* ---- accepting from the stream ---- */
 
 static void flow_queue_drop(relay_t *r, relay_partition_t *part, relay_event_t *ev)

@@ -225,34 +225,11 @@ void relay_kafka_shutdown(relay_kafka_t *k)
     kafka_producer_destroy(k);
 }
 
-static void kafka_envelope(relay_kafka_t *k, const relay_event_t *ev, const char *epoch)
-{
-    hf_envelope_t env;
-    hf_envelope_init(&env);
-    env.id = ev->id;
-    env.id_len = strlen(ev->id);
-    env.channel = ev->channel;
-    env.channel_len = strlen(ev->channel);
-    if (ev->type) {
-        env.type = ev->type;
-        env.type_len = strlen(ev->type);
-    }
-    env.content_type = ev->content_type;
-    env.content_type_len = strlen(ev->content_type);
-    env.payload = ev->payload;
-    env.payload_len = ev->payload_len;
-    env.partition = ev->partition;
-    env.created_at_us = ev->created_at_us;
-    env.epoch = epoch; /* records say which log they belong to; offsets are the log's own */
-    env.epoch_len = strlen(epoch);
-    hf_buf_reset(&k->value);
-    (void)hf_envelope_encode(&env, &k->value); /* id, channel, payload always set */
-}
-
 static rd_kafka_resp_err_t kafka_produce_one(relay_kafka_t *k, relay_event_t *ev, const char *epoch,
                                              void *opaque)
 {
-    kafka_envelope(k, ev, epoch);
+    /* Records say which log they belong to; offsets are the log's own. */
+    relay_event_envelope(ev, epoch, false, &k->value);
     rd_kafka_headers_t *hdrs = rd_kafka_headers_new(4);
     rd_kafka_header_add(hdrs, HF_KAFKA_HEADER_ID, -1, ev->id, -1);
     rd_kafka_header_add(hdrs, HF_KAFKA_HEADER_CHANNEL, -1, ev->channel, -1);
