@@ -15,6 +15,11 @@ void hf_uuid_v7_at(uint64_t unix_ms, const uint8_t random[10], char out[HF_UUID_
     memcpy(b + 6, random, 10);
     b[6] = (uint8_t)(0x70 | (b[6] & 0x0f)); /* version 7 */
     b[8] = (uint8_t)(0x80 | (b[8] & 0x3f)); /* variant 10 */
+    hf_uuid_format(b, out);
+}
+
+void hf_uuid_format(const uint8_t b[16], char out[HF_UUID_TEXT_LEN + 1])
+{
     static const char hex[] = "0123456789abcdef";
     int k = 0;
     for (int i = 0; i < 16; i++) {
