@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "holdfast/clock.h"
 #include "holdfast/config.h"
 
 #define RAW_MAX_EVENTS 256
@@ -72,13 +73,6 @@ static void raw_on_signal(int sig)
 {
     (void)sig;
     raw_stop = 1;
-}
-
-static int64_t raw_now_us(clockid_t clk)
-{
-    struct timespec ts;
-    clock_gettime(clk, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 static void raw_base64(const unsigned char *in, size_t n, char *out)
@@ -247,7 +241,7 @@ static bool raw_on_frames(raw_conn_t *c)
             c->subscribed = true;
             R.subscribed++;
             if (R.subscribed == R.clients && R.t_end_us == 0)
-                R.t_end_us = raw_now_us(CLOCK_MONOTONIC) + (int64_t)(R.duration_s * 1e6);
+                R.t_end_us = hf_now_us() + (int64_t)(R.duration_s * 1e6);
             if (!raw_send(c, buf, raw_frame(buf, msg, sizeof msg - 1)))
                 return false;
         }
@@ -312,7 +306,7 @@ static void raw_publish(void)
                      "\"offset\":%" PRId64 ",\"prev_offset\":%" PRId64
                      ",\"epoch\":\"raw0000000000000\","
                      "\"ts_us\":%" PRId64 ",\"data\":{\"n\": 1, \"text\": \"hello holdfast\"}}",
-                     off, off, off - 1, raw_now_us(CLOCK_REALTIME));
+                     off, off, off - 1, hf_wall_us());
     unsigned char frame[600];
     size_t len = raw_frame(frame, msg, (size_t)n);
     R.events++;
@@ -424,9 +418,8 @@ int main(int argc, char **argv)
     struct epoll_event ev = {.events = EPOLLIN, .data.fd = R.listen_fd};
     epoll_ctl(R.epfd, EPOLL_CTL_ADD, R.listen_fd, &ev);
     struct epoll_event evs[RAW_MAX_EVENTS];
-    int64_t deadline_us = raw_now_us(CLOCK_MONOTONIC) + (int64_t)((R.duration_s + 120) * 1e6);
-    while (!raw_stop && !(R.t_end_us && raw_now_us(CLOCK_MONOTONIC) > R.t_end_us) &&
-           raw_now_us(CLOCK_MONOTONIC) < deadline_us) {
+    int64_t deadline_us = hf_now_us() + (int64_t)((R.duration_s + 120) * 1e6);
+    while (!raw_stop && !(R.t_end_us && hf_now_us() > R.t_end_us) && hf_now_us() < deadline_us) {
         int n = epoll_wait(R.epfd, evs, RAW_MAX_EVENTS, 100);
         for (int i = 0; i < n; i++)
             raw_dispatch(&evs[i]);

@@ -42,8 +42,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "holdfast/clock.h"
 #include "holdfast/config.h"
 
 #define LG_HIST_BUCKET_US 10
@@ -132,13 +132,6 @@ static void lg_report(void);
 static bool lg_connect_settled(lg_client_t *c);
 static bool lg_connect_ended_badly(lg_client_t *c);
 
-static int64_t lg_now_us(clockid_t clk)
-{
-    struct timespec ts;
-    clock_gettime(clk, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static bool lg_parse_url(const char *text, lg_url_t *u)
 {
     if (strncmp(text, "ws://", 5) != 0)
@@ -186,14 +179,14 @@ static void lg_on_event(lg_client_t *c, const char *msg, bool ordered)
     if (!G.t_count_start_us)
         return; /* still connecting: not counted */
     G.events++;
-    int64_t mono = lg_now_us(CLOCK_MONOTONIC);
+    int64_t mono = hf_now_us();
     if (G.last_delivery_us && mono - G.last_delivery_us > G.max_gap_us) {
         G.max_gap_us = mono - G.last_delivery_us;
         G.max_gap_end_us = mono - G.t_count_start_us;
     }
     G.last_delivery_us = mono;
     if (t > 0) {
-        int64_t lat = lg_now_us(CLOCK_REALTIME) - t;
+        int64_t lat = hf_wall_us() - t;
         if (lat < 0)
             lat = 0;
         if (lat > G.lat_max_us)
@@ -213,7 +206,7 @@ static void lg_mark_subscribed(lg_client_t *c)
         return;
     c->subscribed = true;
     if (++G.subscribed == G.clients)
-        G.t_all_subscribed_us = lg_now_us(CLOCK_MONOTONIC);
+        G.t_all_subscribed_us = hf_now_us();
 }
 
 static bool lg_sio_owes_output(const lg_client_t *c)
@@ -478,7 +471,7 @@ static void lg_timeline_line(int64_t now)
 static void lg_tick(lws_sorted_usec_list_t *sul)
 {
     lg_connect_some();
-    int64_t now = lg_now_us(CLOCK_MONOTONIC);
+    int64_t now = hf_now_us();
     if (G.t_all_subscribed_us && !G.t_count_start_us) {
         G.t_count_start_us = now;
         if (G.ready_file) {
@@ -551,7 +544,7 @@ static void lg_report(void)
 {
     if (G.cdf_file && lg_write_cdf(G.cdf_file) != 0)
         fprintf(stderr, "holdfast-loadgen: cannot write %s: %s\n", G.cdf_file, strerror(errno));
-    int64_t end = lg_now_us(CLOCK_MONOTONIC);
+    int64_t end = hf_now_us();
     double counted_s = G.t_count_start_us ? (end - G.t_count_start_us) / 1e6 : 0;
     double connect_s = G.t_all_subscribed_us ? (G.t_all_subscribed_us - G.t_start_us) / 1e6 : -1;
     printf("{\"clients\":%lld,\"connected\":%d,\"subscribed\":%d,\"connect_errors\":%d,"
@@ -704,7 +697,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "holdfast-loadgen: no lws context\n");
         return 1;
     }
-    G.t_start_us = lg_now_us(CLOCK_MONOTONIC);
+    G.t_start_us = hf_now_us();
     lws_sul_schedule(G.ctx, 0, &G.tick, lg_tick, 1000);
     while (!G.done && lws_service(G.ctx, 0) == 0) {
     }

@@ -48,6 +48,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "holdfast/clock.h"
 #include "holdfast/config.h"
 
 #define PUB_NS                 1000000000LL
@@ -117,13 +118,6 @@ static atomic_int_fast64_t g_abort_at_ns; /* 0 until a signal; then the grace de
 static atomic_flag g_body_printed = ATOMIC_FLAG_INIT;
 static _Atomic uint32_t *g_hist;
 
-static int64_t pub_now_ns(clockid_t clk)
-{
-    struct timespec ts;
-    clock_gettime(clk, &ts);
-    return (int64_t)ts.tv_sec * PUB_NS + ts.tv_nsec;
-}
-
 static bool pub_stopping(void)
 {
     return atomic_load(&g_abort_at_ns) != 0;
@@ -134,8 +128,7 @@ static void pub_on_signal(int sig)
     (void)sig;
     int saved = errno;
     int_fast64_t none = 0;
-    atomic_compare_exchange_strong(&g_abort_at_ns, &none,
-                                   pub_now_ns(CLOCK_MONOTONIC) + PUB_STOP_GRACE_NS);
+    atomic_compare_exchange_strong(&g_abort_at_ns, &none, hf_now_ns() + PUB_STOP_GRACE_NS);
     errno = saved;
 }
 
@@ -321,7 +314,7 @@ static int pub_sleep_until(int64_t due_ns)
     for (;;) {
         if (pub_stopping())
             return -1;
-        int64_t now = pub_now_ns(CLOCK_MONOTONIC);
+        int64_t now = hf_now_ns();
         if (now >= due_ns)
             return 0;
         int64_t until = due_ns - now > PUB_SLICE_NS ? now + PUB_SLICE_NS : due_ns;
@@ -340,7 +333,7 @@ static int pub_wait_fd(int fd, short events, int64_t deadline_ns)
         int64_t limit = pub_io_deadline();
         if (deadline_ns < limit)
             limit = deadline_ns;
-        int64_t left = limit - pub_now_ns(CLOCK_MONOTONIC);
+        int64_t left = limit - hf_now_ns();
         if (left <= 0)
             return -1;
         int ms = (int)((left < PUB_SLICE_NS ? left : PUB_SLICE_NS) / 1000000) + 1;
@@ -367,7 +360,7 @@ static int pub_finish_connect(int fd)
 {
     int err = 0;
     socklen_t len = sizeof err;
-    if (pub_wait_fd(fd, POLLOUT, pub_now_ns(CLOCK_MONOTONIC) + PUB_CONNECT_TIMEOUT_NS) != 0)
+    if (pub_wait_fd(fd, POLLOUT, hf_now_ns() + PUB_CONNECT_TIMEOUT_NS) != 0)
         return -1;
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0)
         return -1;
@@ -629,12 +622,12 @@ static pub_outcome_t pub_exchange(pub_worker_t *w, size_t len)
     pub_resp_t r;
     if (pub_ensure_conn(w) != 0)
         return PUB_SENT_ERROR;
-    int64_t t0 = pub_now_ns(CLOCK_MONOTONIC);
+    int64_t t0 = hf_now_ns();
     if (pub_send_all(w, w->req, len) != 0 || pub_read_response(w, &r) != 0) {
         pub_close(w);
         return PUB_SENT_ERROR;
     }
-    pub_record_response(w, pub_now_ns(CLOCK_MONOTONIC) - t0);
+    pub_record_response(w, hf_now_ns() - t0);
     if (r.close)
         pub_close(w);
     if (r.status >= 200 && r.status < 300)
@@ -679,7 +672,7 @@ static void *pub_worker_main(void *arg)
         int64_t due = pub_due_ns(w, k);
         if (due >= g_end_mono_ns || pub_sleep_until(due) != 0)
             break;
-        int64_t now = pub_now_ns(CLOCK_MONOTONIC);
+        int64_t now = hf_now_ns();
         if (now >= g_end_mono_ns)
             break;
         if (now - due > w->behind_max_ns)
@@ -697,13 +690,13 @@ static int pub_wait_ready(void)
 {
     if (!C.ready_file)
         return 0;
-    int64_t deadline = pub_now_ns(CLOCK_MONOTONIC) + PUB_READY_WAIT_NS;
+    int64_t deadline = hf_now_ns() + PUB_READY_WAIT_NS;
     while (access(C.ready_file, F_OK) != 0) {
-        if (pub_now_ns(CLOCK_MONOTONIC) >= deadline) {
+        if (hf_now_ns() >= deadline) {
             fprintf(stderr, "holdfast-publisher: %s did not appear within 180 s\n", C.ready_file);
             return -1;
         }
-        if (pub_sleep_until(pub_now_ns(CLOCK_MONOTONIC) + PUB_SLICE_NS) != 0)
+        if (pub_sleep_until(hf_now_ns() + PUB_SLICE_NS) != 0)
             return -1;
     }
     return 0;
@@ -721,8 +714,8 @@ static int pub_alloc_hist(void)
 
 static void pub_start_clock(void)
 {
-    g_start_real_us = pub_now_ns(CLOCK_REALTIME) / 1000;
-    g_start_mono_ns = pub_now_ns(CLOCK_MONOTONIC);
+    g_start_real_us = hf_wall_us();
+    g_start_mono_ns = hf_now_ns();
     g_end_mono_ns = g_start_mono_ns + (int64_t)(C.duration_s * 1e9);
     g_hard_mono_ns = g_end_mono_ns + PUB_HARD_EXTRA_NS;
 }
@@ -818,7 +811,7 @@ int main(int argc, char **argv)
         pub_start_clock();
         rc = pub_run(workers);
     }
-    int status = pub_report(workers, pub_now_ns(CLOCK_MONOTONIC));
+    int status = pub_report(workers, hf_now_ns());
     free(workers);
     free((void *)g_hist);
     hf_config_free(pub_settings, PUB_NSETTINGS, &C);

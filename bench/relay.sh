@@ -41,8 +41,7 @@ hf_redis_start
 hf_kafka_start 8 holdfast.events
 RELAY_PORT=$(hf_free_port)
 relay_start() {
-    hf_spawn relay "$HF_BIN/holdfast-relay" --port "$RELAY_PORT" --pg-url "$HF_PG_URL" \
-        --kafka-brokers "$HF_KAFKA_BROKERS" --redis-url "$HF_REDIS_URL" --relay-id bench
+    hf_relay_launch relay "$RELAY_PORT" --redis-url "$HF_REDIS_URL" --relay-id bench
 }
 # The relay's own count of events recorded since it started (a cheap poll:
 # counting rows in PostgreSQL would load the machine being measured).

@@ -66,10 +66,10 @@
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "holdfast/alloc.h"
+#include "holdfast/clock.h"
 #include "holdfast/config.h"
 #include "holdfast/file.h"
 #include "holdfast/log.h"
@@ -177,18 +177,7 @@ typedef struct fp_daemon {
     char scratch[FP_READ_MAX]; /* recv buffer, copied into an exactly sized chunk */
 } fp_daemon_t;
 
-/* ---- time and sockets --------------------------------------------------------------- */
-
-static uint64_t fp_now_ns(void)
-{
-    struct timespec ts;
-    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) {
-        /* Cannot fail on Linux; without a clock no delay can be honoured. */
-        hf_error("clock_gettime(CLOCK_MONOTONIC): %s", strerror(errno));
-        abort();
-    }
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
+/* ---- sockets ------------------------------------------------------------------------ */
 
 static void fp_socket_init(fp_socket_t *s, fp_socket_kind_t kind, void *owner)
 {
@@ -485,7 +474,7 @@ static void fp_pipe_pop(fp_pipe_t *p)
 /* The time a chunk read now may leave. */
 static uint64_t fp_due(const fp_daemon_t *d)
 {
-    return fp_now_ns() + (uint64_t)d->delay_ms * FP_NS_PER_MS;
+    return (uint64_t)hf_now_ns() + (uint64_t)d->delay_ms * FP_NS_PER_MS;
 }
 
 /* ---- connections -------------------------------------------------------------------- */
@@ -726,7 +715,7 @@ static uint64_t fp_conn_pump(fp_daemon_t *d, fp_conn_t *c, uint64_t now)
  * and it keeps the timer logic in one place instead of a heap of deadlines. */
 static uint64_t fp_conns_pump(fp_daemon_t *d)
 {
-    uint64_t now = fp_now_ns(), next = FP_NEVER;
+    uint64_t now = (uint64_t)hf_now_ns(), next = FP_NEVER;
     for (fp_conn_t *c = d->conns, *after; c; c = after) {
         after = c->next; /* c may close and move to the dead list */
         uint64_t due = fp_conn_pump(d, c, now);
@@ -755,12 +744,12 @@ static void fp_listener_pause(fp_daemon_t *d)
     hf_warn("accept: %s; pausing the listener for %llu ms", strerror(errno),
             FP_ACCEPT_PAUSE_NS / FP_NS_PER_MS);
     if (fp_socket_watch(d, &d->listener, 0))
-        d->listener_paused_until_ns = fp_now_ns() + FP_ACCEPT_PAUSE_NS;
+        d->listener_paused_until_ns = (uint64_t)hf_now_ns() + FP_ACCEPT_PAUSE_NS;
 }
 
 static void fp_listener_unpause(fp_daemon_t *d)
 {
-    if (d->listener_paused_until_ns && fp_now_ns() >= d->listener_paused_until_ns &&
+    if (d->listener_paused_until_ns && (uint64_t)hf_now_ns() >= d->listener_paused_until_ns &&
         fp_socket_watch(d, &d->listener, EPOLLIN))
         d->listener_paused_until_ns = 0;
 }
@@ -1065,7 +1054,7 @@ static int fp_timeout_ms(const fp_daemon_t *d, uint64_t next_due)
         next_due = d->listener_paused_until_ns;
     if (next_due == FP_NEVER)
         return -1;
-    uint64_t now = fp_now_ns();
+    uint64_t now = (uint64_t)hf_now_ns();
     if (next_due <= now)
         return 0;
     uint64_t ms = (next_due - now + FP_NS_PER_MS - 1) / FP_NS_PER_MS;

@@ -23,9 +23,8 @@ chaos_setup() {
     ((CHAOS_REPLICA)) || return 0
     local port
     port=$(hf_free_port)
-    hf_spawn relay-2 "$HF_BIN/holdfast-relay" --port "$port" --pg-url "$HOLDFAST_PG_URL" \
-        --kafka-brokers "$HOLDFAST_KAFKA_BROKERS" --topic "$HOLDFAST_TOPIC" \
-        --redis-url "$HOLDFAST_REDIS_URL" --relay-id chaos-relay-2
+    hf_relay_launch relay-2 "$port" --topic "$HF_TOPIC" --redis-url "$HF_REDIS_URL" \
+        --relay-id chaos-relay-2
     hf_wait_until 30 "second relay /livez" hf_http_ok "http://127.0.0.1:$port/livez" ||
         hf_die "the second relay did not start (see $HF_RUN/relay-2.log)"
     hf_wait_until 30 "second relay stands by" grep -q 'standing by' "$HF_RUN/relay-2.log" ||

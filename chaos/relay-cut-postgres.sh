@@ -40,9 +40,9 @@ chaos_setup() {
     local proxied_url=${HOLDFAST_PG_URL/@$pg/@$(sed -n 's/^listen=//p' "$HF_RUN/proxy.ready")}
     chaos_target_stop relay # the stack's relay; brought back at the end
     port=$(hf_free_port)
-    hf_spawn relay-proxied "$HF_BIN/holdfast-relay" --port "$port" --pg-url "$proxied_url" \
-        --kafka-brokers "$HOLDFAST_KAFKA_BROKERS" --topic "$HOLDFAST_TOPIC" \
-        --redis-url "$HOLDFAST_REDIS_URL" --relay-id chaos-relay-proxied
+    # HF_PG_URL for this one call only: the relay goes through the proxy.
+    HF_PG_URL=$proxied_url hf_relay_launch relay-proxied "$port" --topic "$HF_TOPIC" \
+        --redis-url "$HF_REDIS_URL" --relay-id chaos-relay-proxied
     hf_wait_until 30 "the proxied relay to lead" hf_relay_leads chaos-relay-proxied ||
         hf_die "the proxied relay did not lead (see $HF_RUN/relay-proxied.log)"
     CHAOS_QUIET=chaos-quiet-$$

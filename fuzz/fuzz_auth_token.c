@@ -32,7 +32,7 @@
 static hf_auth_t *fuzz_auth_jwt;  /* HS256 only */
 static hf_auth_t *fuzz_auth_keys; /* HS256 and one API key */
 
-static void auth__check_identity(const hf_auth_identity_t *id)
+static void auth_check_identity(const hf_auth_identity_t *id)
 {
     size_t n = strnlen(id->subject, sizeof id->subject);
     FUZZ_CHECK(n > 0 && n <= HF_AUTH_SUBJECT_MAX);
@@ -45,14 +45,14 @@ static void auth__check_identity(const hf_auth_identity_t *id)
     hf_auth_may_subscribe(id, "demo");
 }
 
-static void auth__verify(const hf_auth_t *auth, const char *token)
+static void auth_verify(const hf_auth_t *auth, const char *token)
 {
     hf_auth_identity_t *id = NULL;
     char why[200] = "";
     hf_err_t rc = hf_auth_verify(auth, token, FUZZ_AUTH_NOW, &id, why, sizeof why);
     if (rc == HF_OK) {
         FUZZ_CHECK(id);
-        auth__check_identity(id);
+        auth_check_identity(id);
         hf_auth_identity_free(id);
         return;
     }
@@ -66,7 +66,7 @@ static void auth__verify(const hf_auth_t *auth, const char *token)
 
 /* '*' matches any run (also none), the rest itself: by dynamic programming
  * over prefixes, as different from auth.c's backtracking as can be. */
-static bool auth__glob_reference(const char *pattern, const char *text)
+static bool auth_glob_reference(const char *pattern, const char *text)
 {
     size_t np = strlen(pattern), nt = strlen(text);
     static bool m[FUZZ_GLOB_MAX + 1][FUZZ_GLOB_MAX + 1]; /* m[i][j]: pattern[..i) ~ text[..j) */
@@ -82,7 +82,7 @@ static bool auth__glob_reference(const char *pattern, const char *text)
     return m[np][nt];
 }
 
-static void auth__split(const char *s, size_t len)
+static void auth_split(const char *s, size_t len)
 {
     const char *nl = memchr(s, '\n', len);
     size_t alen = nl ? (size_t)(nl - s) : len;
@@ -94,14 +94,14 @@ static void auth__split(const char *s, size_t len)
 
     a[strnlen(a, FUZZ_GLOB_MAX)] = '\0';
     b[strnlen(b, FUZZ_GLOB_MAX)] = '\0';
-    FUZZ_CHECK(hf_auth_glob_match(a, b) == auth__glob_reference(a, b));
+    FUZZ_CHECK(hf_auth_glob_match(a, b) == auth_glob_reference(a, b));
     hf_free(a);
     hf_free(b);
 }
 
 /* The input as claims, signed with the secret. libjwt takes only a JSON
  * object, as any issuer would. */
-static void auth__signed_claims(const char *claims)
+static void auth_signed_claims(const char *claims)
 {
     jwt_t *jwt = NULL;
     if (jwt_new(&jwt) != 0)
@@ -114,7 +114,7 @@ static void auth__signed_claims(const char *claims)
     jwt_free(jwt);
     if (!token)
         return;
-    auth__verify(fuzz_auth_jwt, token);
+    auth_verify(fuzz_auth_jwt, token);
     free(token); /* libjwt allocates with malloc */
 }
 
@@ -128,10 +128,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *text = hf_strndup((const char *)data, size); /* ends at the first NUL */
-    auth__verify(fuzz_auth_jwt, text);
-    auth__verify(fuzz_auth_keys, text);
-    auth__split((const char *)data, size);
-    auth__signed_claims(text);
+    auth_verify(fuzz_auth_jwt, text);
+    auth_verify(fuzz_auth_keys, text);
+    auth_split((const char *)data, size);
+    auth_signed_claims(text);
     hf_free(text);
     return 0;
 }

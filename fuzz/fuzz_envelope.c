@@ -13,21 +13,21 @@
 #include "holdfast/envelope.h"
 #include "holdfast/event_json.h"
 
-static bool envelope__same_bytes(const void *a, size_t alen, const void *b, size_t blen)
+static bool envelope_same_bytes(const void *a, size_t alen, const void *b, size_t blen)
 {
     if (!a || !b)
         return a == b;
     return alen == blen && memcmp(a, b, alen) == 0;
 }
 
-static bool envelope__equal(const hf_envelope_t *a, const hf_envelope_t *b)
+static bool envelope_equal(const hf_envelope_t *a, const hf_envelope_t *b)
 {
-    return envelope__same_bytes(a->id, a->id_len, b->id, b->id_len) &&
-           envelope__same_bytes(a->channel, a->channel_len, b->channel, b->channel_len) &&
-           envelope__same_bytes(a->type, a->type_len, b->type, b->type_len) &&
-           envelope__same_bytes(a->content_type, a->content_type_len, b->content_type,
-                                b->content_type_len) &&
-           envelope__same_bytes(a->epoch, a->epoch_len, b->epoch, b->epoch_len) &&
+    return envelope_same_bytes(a->id, a->id_len, b->id, b->id_len) &&
+           envelope_same_bytes(a->channel, a->channel_len, b->channel, b->channel_len) &&
+           envelope_same_bytes(a->type, a->type_len, b->type, b->type_len) &&
+           envelope_same_bytes(a->content_type, a->content_type_len, b->content_type,
+                               b->content_type_len) &&
+           envelope_same_bytes(a->epoch, a->epoch_len, b->epoch, b->epoch_len) &&
            a->payload_len == b->payload_len &&
            (a->payload_len == 0 || memcmp(a->payload, b->payload, a->payload_len) == 0) &&
            a->partition == b->partition && a->offset == b->offset &&
@@ -35,7 +35,7 @@ static bool envelope__equal(const hf_envelope_t *a, const hf_envelope_t *b)
            a->replay == b->replay;
 }
 
-static bool envelope__inside(const void *p, size_t len, const uint8_t *data, size_t size)
+static bool envelope_inside(const void *p, size_t len, const uint8_t *data, size_t size)
 {
     const uint8_t *q = p;
     return !p || (q >= data && len <= size && q - data <= (ptrdiff_t)(size - len));
@@ -52,19 +52,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     FUZZ_CHECK(!why);
     /* envelope.h: decoded fields point into the input, never elsewhere. */
-    FUZZ_CHECK(envelope__inside(env.id, env.id_len, data, size));
-    FUZZ_CHECK(envelope__inside(env.channel, env.channel_len, data, size));
-    FUZZ_CHECK(envelope__inside(env.type, env.type_len, data, size));
-    FUZZ_CHECK(envelope__inside(env.content_type, env.content_type_len, data, size));
-    FUZZ_CHECK(envelope__inside(env.epoch, env.epoch_len, data, size));
-    FUZZ_CHECK(envelope__inside(env.payload, env.payload_len, data, size));
+    FUZZ_CHECK(envelope_inside(env.id, env.id_len, data, size));
+    FUZZ_CHECK(envelope_inside(env.channel, env.channel_len, data, size));
+    FUZZ_CHECK(envelope_inside(env.type, env.type_len, data, size));
+    FUZZ_CHECK(envelope_inside(env.content_type, env.content_type_len, data, size));
+    FUZZ_CHECK(envelope_inside(env.epoch, env.epoch_len, data, size));
+    FUZZ_CHECK(envelope_inside(env.payload, env.payload_len, data, size));
 
     hf_buf_t encoded = HF_BUF_INIT;
     FUZZ_CHECK(hf_envelope_encode(&env, &encoded) == HF_OK);
     hf_envelope_t again;
     FUZZ_CHECK(hf_envelope_decode((const uint8_t *)encoded.data, encoded.len, &again, &why) ==
                HF_OK);
-    FUZZ_CHECK(envelope__equal(&env, &again));
+    FUZZ_CHECK(envelope_equal(&env, &again));
 
     hf_buf_t json = HF_BUF_INIT;
     hf_event_json_append(&json, &env, env.offset, env.prev_offset, NULL);

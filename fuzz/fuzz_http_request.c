@@ -156,12 +156,12 @@ hf_err_t ingest_writers_submit(ingest_t *ing, ingest_job_t *job)
 }
 
 /* Fixed, so that the rate limit refills nothing within an input. */
-int64_t ingest_now_us(void)
+int64_t hf_now_us(void)
 {
     return FUZZ_AUTH_NOW * 1000000LL;
 }
 
-static void http__writer_takes(hf_http_req_t *req)
+static void http_writer_takes(hf_http_req_t *req)
 {
     ingest_job_t *job = fuzz_submitted;
     fuzz_submitted = NULL;
@@ -179,7 +179,7 @@ static void http__writer_takes(hf_http_req_t *req)
     hf_http_respond(req, 201, "application/json", NULL, 0, NULL);
 }
 
-static void http__history_takes(hf_http_req_t *req)
+static void http_history_takes(hf_http_req_t *req)
 {
     history_job_t *job = fuzz_history.head;
     fuzz_history.head = fuzz_history.tail = NULL;
@@ -194,7 +194,7 @@ static void http__history_takes(hf_http_req_t *req)
 
 /* ---- libwebsockets' side: the raw request --------------------------------- */
 
-static int http__hex(int c)
+static int http_hex(int c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -204,14 +204,14 @@ static int http__hex(int c)
 
 /* URL-decodes s[0..len) into a C string of at most max - 1 bytes (a %00
  * ends it, as it would end the C string lws hands over). */
-static char *http__decode(const char *s, size_t len, bool plus_is_space, size_t max)
+static char *http_decode(const char *s, size_t len, bool plus_is_space, size_t max)
 {
     char *out = hf_malloc(len + 1);
     size_t n = 0;
     for (size_t i = 0; i < len && n + 1 < max; i++) {
         int hi, lo;
-        if (s[i] == '%' && i + 2 < len && (hi = http__hex(s[i + 1])) >= 0 &&
-            (lo = http__hex(s[i + 2])) >= 0) {
+        if (s[i] == '%' && i + 2 < len && (hi = http_hex(s[i + 1])) >= 0 &&
+            (lo = http_hex(s[i + 2])) >= 0) {
             out[n++] = (char)(hi * 16 + lo);
             i += 2;
         } else {
@@ -223,7 +223,7 @@ static char *http__decode(const char *s, size_t len, bool plus_is_space, size_t 
 }
 
 /* One line of s[*pos..len) without its "\r\n"; false at the end. */
-static bool http__line(const char *s, size_t len, size_t *pos, const char **line, size_t *line_len)
+static bool http_line(const char *s, size_t len, size_t *pos, const char **line, size_t *line_len)
 {
     if (*pos >= len)
         return false;
@@ -238,7 +238,7 @@ static bool http__line(const char *s, size_t len, size_t *pos, const char **line
     return true;
 }
 
-static void http__request_line(hf_http_req_t *req, const char *line, size_t len)
+static void http_request_line(hf_http_req_t *req, const char *line, size_t len)
 {
     static const char *const methods[] = {"GET",   "POST",    "PUT", "DELETE",
                                           "PATCH", "OPTIONS", "HEAD"};
@@ -255,14 +255,14 @@ static void http__request_line(hf_http_req_t *req, const char *line, size_t len)
         tlen = (size_t)(sp2 - target);
     const char *q = memchr(target, '?', tlen);
     size_t plen = q ? (size_t)(q - target) : tlen;
-    req->path = http__decode(target, plen, false, SIZE_MAX);
+    req->path = http_decode(target, plen, false, SIZE_MAX);
     if (!q)
         return;
     const char *args = q + 1, *end = target + tlen;
     while (args <= end && req->nquery < HF_HTTP_QUERY_ARGS_MAX) {
         const char *amp = memchr(args, '&', (size_t)(end - args));
         size_t alen = amp ? (size_t)(amp - args) : (size_t)(end - args);
-        char *frag = http__decode(args, alen, true, HF_HTTP_QUERY_FRAG_MAX);
+        char *frag = http_decode(args, alen, true, HF_HTTP_QUERY_FRAG_MAX);
         hf_http_query_split(frag, &req->query_names[req->nquery], &req->query_values[req->nquery]);
         req->nquery++;
         hf_free(frag);
@@ -272,7 +272,7 @@ static void http__request_line(hf_http_req_t *req, const char *line, size_t len)
     }
 }
 
-static void http__header(hf_http_req_t *req, const char *line, size_t len, char **content_length)
+static void http_header(hf_http_req_t *req, const char *line, size_t len, char **content_length)
 {
     const char *colon = memchr(line, ':', len);
     if (!colon)
@@ -302,7 +302,7 @@ static void http__header(hf_http_req_t *req, const char *line, size_t len, char 
     *slot = hf_strndup(v, vlen);
 }
 
-static void http__req_free(hf_http_req_t *req)
+static void http_req_free(hf_http_req_t *req)
 {
     hf_free(req->path);
     for (int i = 0; i < req->nquery; i++) {
@@ -322,7 +322,7 @@ static hf_http_cors_t fuzz_cors_list, fuzz_cors_any;
 
 /* The CORS headers http.c would write for this Origin: whole "Name: value"
  * lines, the origin echoed only when allowed and then byte for byte. */
-static void http__check_cors(const hf_http_req_t *req, const hf_http_cors_t *cors, bool preflight)
+static void http_check_cors(const hf_http_req_t *req, const hf_http_cors_t *cors, bool preflight)
 {
     hf_buf_t out = HF_BUF_INIT;
     hf_http_cors_headers(&out, cors, req->origin, preflight, "POST, OPTIONS");
@@ -357,8 +357,8 @@ static const hf_http_route_t fuzz_ops_routes[] = {
  * (not for a body that never completes), and in
  * *used the bytes of rest lws takes as this request's body, or SIZE_MAX
  * when the connection closes after it (an answer before its body). */
-static bool http__serve(hf_http_req_t *req, size_t content_length, bool has_content_length,
-                        const char *rest, size_t rest_len, size_t *used)
+static bool http_serve(hf_http_req_t *req, size_t content_length, bool has_content_length,
+                       const char *rest, size_t rest_len, size_t *used)
 {
     bool path_known = false;
     const hf_http_route_t *route =
@@ -401,9 +401,9 @@ static bool http__serve(hf_http_req_t *req, size_t content_length, bool has_cont
     *used = content_length <= rest_len ? content_length : SIZE_MAX;
     route->handler(req, &fuzz_ingest);
     if (fuzz_submitted)
-        http__writer_takes(req);
+        http_writer_takes(req);
     else if (fuzz_history.head)
-        http__history_takes(req);
+        http_history_takes(req);
     return true;
 }
 
@@ -445,23 +445,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t pos = 0, len;
     /* A new connection's limiter, so that an input replays the same way. */
     fuzz_ingest.publish_limit = hf_ratelimit_new(FUZZ_PUBLISH_RATE, FUZZ_PUBLISH_BURST);
-    for (int n = 0; n < FUZZ_MAX_REQUESTS && http__line(s, size, &pos, &line, &len); n++) {
+    for (int n = 0; n < FUZZ_MAX_REQUESTS && http_line(s, size, &pos, &line, &len); n++) {
         hf_http_req_t req;
         memset(&req, 0, sizeof req);
-        http__request_line(&req, line, len);
+        http_request_line(&req, line, len);
         char *content_length = NULL;
-        while (http__line(s, size, &pos, &line, &len) && len > 0)
-            http__header(&req, line, len, &content_length);
+        while (http_line(s, size, &pos, &line, &len) && len > 0)
+            http_header(&req, line, len, &content_length);
 
         size_t used;
-        bool answered = http__serve(&req, hf_http_content_length(content_length),
-                                    content_length != NULL, s + pos, size - pos, &used);
+        bool answered = http_serve(&req, hf_http_content_length(content_length),
+                                   content_length != NULL, s + pos, size - pos, &used);
         FUZZ_CHECK(req.answers == (answered ? 1 : 0));
         bool preflight = strcmp(req.method, "OPTIONS") == 0;
-        http__check_cors(&req, &fuzz_cors_list, preflight);
-        http__check_cors(&req, &fuzz_cors_any, preflight);
+        http_check_cors(&req, &fuzz_cors_list, preflight);
+        http_check_cors(&req, &fuzz_cors_any, preflight);
         hf_free(content_length);
-        http__req_free(&req);
+        http_req_free(&req);
         if (!answered || used == SIZE_MAX)
             break; /* the connection waits for a body, or closes */
         pos += used;

@@ -21,7 +21,7 @@
 #define FUZZ_MAX_BATCH 50 /* small, so that the too-large branch is reachable */
 
 /* Reads the integer[] literal "{1,2,3}"; returns how many, or -1 if malformed. */
-static long body__ints(const char *lit, size_t *out, long max)
+static long body_ints(const char *lit, size_t *out, long max)
 {
     FUZZ_CHECK(lit && lit[0] == '{');
     long n = 0;
@@ -39,7 +39,7 @@ static long body__ints(const char *lit, size_t *out, long max)
 
 /* Elements of a text[] literal: one more than its top-level commas (names
  * hold no quote, comma or brace, see channel.h). */
-static long body__text_elems(const char *lit)
+static long body_text_elems(const char *lit)
 {
     long n = 1;
     for (const char *p = lit; *p; p++)
@@ -47,15 +47,15 @@ static long body__text_elems(const char *lit)
     return n;
 }
 
-static void body__check_accepted(const uint8_t *data, size_t size, const ingest_job_t *job)
+static void body_check_accepted(const uint8_t *data, size_t size, const ingest_job_t *job)
 {
     FUZZ_CHECK(job->nevents >= 1 && job->nevents <= FUZZ_MAX_BATCH);
     FUZZ_CHECK(job->body == (const char *)data && job->body_len == size);
     size_t offsets[FUZZ_MAX_BATCH], lengths[FUZZ_MAX_BATCH];
-    FUZZ_CHECK(body__ints(job->offsets.data, offsets, FUZZ_MAX_BATCH) == job->nevents);
-    FUZZ_CHECK(body__ints(job->lengths.data, lengths, FUZZ_MAX_BATCH) == job->nevents);
-    FUZZ_CHECK(body__text_elems(job->channels.data) == job->nevents);
-    FUZZ_CHECK(body__text_elems(job->types.data) == job->nevents);
+    FUZZ_CHECK(body_ints(job->offsets.data, offsets, FUZZ_MAX_BATCH) == job->nevents);
+    FUZZ_CHECK(body_ints(job->lengths.data, lengths, FUZZ_MAX_BATCH) == job->nevents);
+    FUZZ_CHECK(body_text_elems(job->channels.data) == job->nevents);
+    FUZZ_CHECK(body_text_elems(job->types.data) == job->nevents);
 
     json_t *root = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, NULL);
     FUZZ_CHECK(root);
@@ -78,7 +78,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     err[0] = '\0';
     hf_err_t rc = ingest_parse_body((const char *)data, size, FUZZ_MAX_BATCH, job, err, sizeof err);
     if (rc == HF_OK) {
-        body__check_accepted(data, size, job);
+        body_check_accepted(data, size, job);
     } else {
         FUZZ_CHECK(rc == HF_ERR_INVALID || rc == HF_ERR_TOO_LARGE);
         /* routes.c answers with this message inside the JSON error body. */

@@ -20,7 +20,7 @@
 #include "holdfast/channel.h"
 #include "proto.h"
 
-static void ws__check_accepted(const gw_request_t *req)
+static void ws_check_accepted(const gw_request_t *req)
 {
     FUZZ_CHECK(req->type == GW_REQ_PING || req->type == GW_REQ_SUBSCRIBE ||
                req->type == GW_REQ_UNSUBSCRIBE || req->type == GW_REQ_PONG ||
@@ -42,7 +42,7 @@ static void ws__check_accepted(const gw_request_t *req)
 }
 
 /* The answer conn.c sends for a refused message, in the connection's format. */
-static void ws__check_refused(const gw_proto_error_t *err, bool msgpack)
+static void ws_check_refused(const gw_proto_error_t *err, bool msgpack)
 {
     FUZZ_CHECK(err->code && err->code[0]);
     FUZZ_CHECK(memchr(err->message, '\0', sizeof err->message));
@@ -68,14 +68,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     memset(&err, 0, sizeof err);
     if (gw_proto_parse_json((const char *)data, size, &req, &err) == HF_OK)
-        ws__check_accepted(&req);
+        ws_check_accepted(&req);
     else
-        ws__check_refused(&err, false);
+        ws_check_refused(&err, false);
 
     memset(&err, 0, sizeof err);
     if (gw_proto_parse_msgpack(data, size, &req, &err) == HF_OK)
-        ws__check_accepted(&req);
+        ws_check_accepted(&req);
     else
-        ws__check_refused(&err, true);
+        ws_check_refused(&err, true);
     return 0;
 }

@@ -179,8 +179,7 @@ stack_up_relay() {
     HF_RELAY_URL="http://127.0.0.1:$RELAY_PORT"
     if hf_alive relay; then return; fi
     hf_log "starting holdfast-relay (ops on $HF_RELAY_URL)"
-    hf_spawn relay "$HF_BIN/holdfast-relay" --port "$RELAY_PORT" --pg-url "$HF_PG_URL" \
-        --kafka-brokers "$HF_KAFKA_BROKERS" --topic "$TOPIC" "${STACK_REDIS[@]}" \
+    hf_relay_launch relay "$RELAY_PORT" --topic "$TOPIC" "${STACK_REDIS[@]}" \
         --relay-id "local-relay-1"
     hf_wait_until 30 "relay /readyz" hf_http_ok "$HF_RELAY_URL/readyz" ||
         hf_die "relay did not start (see $HF_RUN/relay.log)"

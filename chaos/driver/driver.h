@@ -24,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "holdfast/clock.h"
+
 struct lws;
 struct lws_context;
 
@@ -140,10 +142,6 @@ typedef struct cd_run {
     int64_t repaired_us;                 /* when */
     atomic_int interrupted;              /* SIGINT/SIGTERM: stop early, still report */
 } cd_run_t;
-
-/* Time, microseconds. */
-int64_t cd_now_us(void);  /* CLOCK_REALTIME: comparable with the payload's "t" */
-int64_t cd_mono_us(void); /* CLOCK_MONOTONIC: for timeouts */
 
 /* ws://HOST:PORT/PATH or http://HOST:PORT into *url; false if malformed or
  * not a 127.0.0.0/8 address. */

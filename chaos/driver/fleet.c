@@ -26,7 +26,7 @@
 static cd_run_t *fleet_run; /* the callbacks' way back to the run */
 static lws_sorted_usec_list_t fleet_tick_sul;
 
-static void fleet__connect(cd_client_t *c)
+static void fleet_connect(cd_client_t *c)
 {
     const cd_url_t *u = &fleet_run->gateways[c->url_index];
     struct lws_client_connect_info ci;
@@ -53,12 +53,12 @@ static void fleet__connect(cd_client_t *c)
         c->wsi = NULL;
         fleet_run->close_codes[4]++;
         c->url_index = (c->url_index + 1) % fleet_run->ngateways;
-        c->reconnect_at = cd_mono_us() + FLEET_RECONNECT_US;
+        c->reconnect_at = hf_now_us() + FLEET_RECONNECT_US;
     }
 }
 
 /* A connection ended (or never opened): count it, move to the next gateway. */
-static void fleet__lost(cd_client_t *c, bool connect_failed)
+static void fleet_lost(cd_client_t *c, bool connect_failed)
 {
     cd_run_t *run = fleet_run;
     c->wsi = NULL;
@@ -71,11 +71,10 @@ static void fleet__lost(cd_client_t *c, bool connect_failed)
         run->close_codes[code == 1006 ? 0 : code == 1012 ? 1 : code == 4001 ? 2 : 3]++;
     }
     c->url_index = (c->url_index + 1) % run->ngateways;
-    c->reconnect_at =
-        cd_mono_us() + FLEET_RECONNECT_US + (c->index % FLEET_RECONNECT_SPAN) * 1000LL;
+    c->reconnect_at = hf_now_us() + FLEET_RECONNECT_US + (c->index % FLEET_RECONNECT_SPAN) * 1000LL;
 }
 
-static int fleet__write_subscribe(struct lws *wsi, cd_client_t *c)
+static int fleet_write_subscribe(struct lws *wsi, cd_client_t *c)
 {
     unsigned char buf[LWS_PRE + 320];
     char *p = (char *)buf + LWS_PRE;
@@ -98,7 +97,7 @@ static int fleet__write_subscribe(struct lws *wsi, cd_client_t *c)
     return lws_write(wsi, buf + LWS_PRE, (size_t)n, LWS_WRITE_TEXT) < n ? -1 : 0;
 }
 
-static void fleet__set_position(cd_client_t *c, json_t *offset, json_t *epoch)
+static void fleet_set_position(cd_client_t *c, json_t *offset, json_t *epoch)
 {
     c->pos_offset = json_integer_value(offset);
     c->pos_epoch_null = !json_is_string(epoch);
@@ -106,7 +105,7 @@ static void fleet__set_position(cd_client_t *c, json_t *offset, json_t *epoch)
              json_is_string(epoch) ? json_string_value(epoch) : "");
 }
 
-static void fleet__on_subscribed(cd_client_t *c, json_t *m)
+static void fleet_on_subscribed(cd_client_t *c, json_t *m)
 {
     cd_run_t *run = fleet_run;
     json_t *offset = json_object_get(m, "offset");
@@ -123,11 +122,11 @@ static void fleet__on_subscribed(cd_client_t *c, json_t *m)
     }
     /* A resubscription's answer repeats the since given, so this only
      * moves the position on a first subscription or a refused resume. */
-    fleet__set_position(c, offset, json_object_get(m, "epoch"));
+    fleet_set_position(c, offset, json_object_get(m, "epoch"));
     c->subscribed = true;
 }
 
-static void fleet__on_event(cd_client_t *c, json_t *m)
+static void fleet_on_event(cd_client_t *c, json_t *m)
 {
     cd_run_t *run = fleet_run;
     const char *channel = json_string_value(json_object_get(m, "channel"));
@@ -145,14 +144,14 @@ static void fleet__on_event(cd_client_t *c, json_t *m)
     d->offset = json_integer_value(offset);
     d->prev = json_is_integer(prev) ? json_integer_value(prev) : -2;
     d->seq = json_is_integer(seq) ? json_integer_value(seq) : -1;
-    d->recv_us = cd_now_us();
+    d->recv_us = hf_wall_us();
     if (d->seq >= 0 && d->seq < run->nevents && d->recv_us > run->events[d->seq].all_recv_us)
         run->events[d->seq].all_recv_us = d->recv_us;
-    fleet__set_position(c, offset, json_object_get(m, "epoch"));
-    run->last_recv_us = cd_mono_us();
+    fleet_set_position(c, offset, json_object_get(m, "epoch"));
+    run->last_recv_us = hf_now_us();
 }
 
-static void fleet__on_message(cd_client_t *c)
+static void fleet_on_message(cd_client_t *c)
 {
     json_error_t jerr;
     json_t *m = json_loadb(c->rx, c->rx_len, 0, &jerr);
@@ -161,16 +160,16 @@ static void fleet__on_message(cd_client_t *c)
         c->errors++;
         snprintf(c->last_error, sizeof c->last_error, "unparsable message");
     } else if (strcmp(type, "event") == 0) {
-        fleet__on_event(c, m);
+        fleet_on_event(c, m);
     } else if (strcmp(type, "subscribed") == 0) {
-        fleet__on_subscribed(c, m);
+        fleet_on_subscribed(c, m);
     } else if (strcmp(type, "error") == 0) {
         const char *code = json_string_value(json_object_get(m, "code"));
         if (code && strcmp(code, "unavailable") == 0 && !c->subscribed) {
             /* The protocol's "subscribe again shortly" (Kafka unreachable
              * while the gateway looks up a position). */
             c->unavailable++;
-            c->resubscribe_at = cd_mono_us() + FLEET_RECONNECT_US * 5;
+            c->resubscribe_at = hf_now_us() + FLEET_RECONNECT_US * 5;
         } else {
             c->errors++;
             snprintf(c->last_error, sizeof c->last_error, "%s", code ? code : "?");
@@ -179,7 +178,7 @@ static void fleet__on_message(cd_client_t *c)
     json_decref(m);
 }
 
-static void fleet__receive(cd_client_t *c, struct lws *wsi, const void *in, size_t len)
+static void fleet_receive(cd_client_t *c, struct lws *wsi, const void *in, size_t len)
 {
     if (lws_is_first_fragment(wsi)) {
         c->rx_len = 0;
@@ -198,7 +197,7 @@ static void fleet__receive(cd_client_t *c, struct lws *wsi, const void *in, size
     if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi) != 0)
         return;
     if (!c->rx_oversized) {
-        fleet__on_message(c);
+        fleet_on_message(c);
     } else {
         c->errors++;
         snprintf(c->last_error, sizeof c->last_error, "message over %d bytes", CD_MAX_MESSAGE);
@@ -206,8 +205,8 @@ static void fleet__receive(cd_client_t *c, struct lws *wsi, const void *in, size
     c->rx_len = 0;
 }
 
-static int fleet__callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-                           size_t len)
+static int fleet_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                          size_t len)
 {
     cd_client_t *c = (cd_client_t *)lws_get_opaque_user_data(wsi);
     (void)user;
@@ -219,9 +218,9 @@ static int fleet__callback(struct lws *wsi, enum lws_callback_reasons reason, vo
         lws_callback_on_writable(wsi);
         return 0;
     case LWS_CALLBACK_CLIENT_WRITEABLE:
-        return c->want_subscribe ? fleet__write_subscribe(wsi, c) : 0;
+        return c->want_subscribe ? fleet_write_subscribe(wsi, c) : 0;
     case LWS_CALLBACK_CLIENT_RECEIVE:
-        fleet__receive(c, wsi, in, len);
+        fleet_receive(c, wsi, in, len);
         return 0;
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
         if (len >= 2)
@@ -229,11 +228,11 @@ static int fleet__callback(struct lws *wsi, enum lws_callback_reasons reason, vo
         return 0;
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
         if (c->wsi == wsi || !c->wsi)
-            fleet__lost(c, true);
+            fleet_lost(c, true);
         return 0;
     case LWS_CALLBACK_CLIENT_CLOSED:
         if (c->wsi == wsi || !c->wsi)
-            fleet__lost(c, false);
+            fleet_lost(c, false);
         return 0;
     default:
         return 0;
@@ -241,27 +240,27 @@ static int fleet__callback(struct lws *wsi, enum lws_callback_reasons reason, vo
 }
 
 static const struct lws_protocols fleet_protocols[] = {
-    {"holdfast.v1.json", fleet__callback, 0, 65536, 0, NULL, 0},
+    {"holdfast.v1.json", fleet_callback, 0, 65536, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
-static void fleet__tick(lws_sorted_usec_list_t *sul)
+static void fleet_tick(lws_sorted_usec_list_t *sul)
 {
     cd_run_t *run = fleet_run;
-    int64_t now = cd_mono_us();
+    int64_t now = hf_now_us();
     for (int k = 0; k < FLEET_CONNECTS_TICK && run->next_connect < run->nclients; k++)
-        fleet__connect(&run->clients[run->next_connect++]);
+        fleet_connect(&run->clients[run->next_connect++]);
     for (int i = 0; i < run->next_connect; i++) {
         cd_client_t *c = &run->clients[i];
         if (!c->wsi && c->reconnect_at && now >= c->reconnect_at)
-            fleet__connect(c);
+            fleet_connect(c);
         if (c->wsi && c->resubscribe_at && now >= c->resubscribe_at) {
             c->resubscribe_at = 0;
             c->want_subscribe = true;
             lws_callback_on_writable(c->wsi);
         }
     }
-    lws_sul_schedule(run->lws, 0, sul, fleet__tick, FLEET_TICK_US);
+    lws_sul_schedule(run->lws, 0, sul, fleet_tick, FLEET_TICK_US);
 }
 
 int cd_fleet_init(cd_run_t *run)
@@ -286,15 +285,15 @@ int cd_fleet_init(cd_run_t *run)
         fprintf(stderr, "holdfast-chaos-driver: cannot create the lws context\n");
         return -1;
     }
-    lws_sul_schedule(run->lws, 0, &fleet_tick_sul, fleet__tick, 1000);
+    lws_sul_schedule(run->lws, 0, &fleet_tick_sul, fleet_tick, 1000);
     return 0;
 }
 
 bool cd_fleet_wait_subscribed(cd_run_t *run)
 {
-    int64_t deadline = cd_mono_us() + (int64_t)(run->connect_s * 1e6);
+    int64_t deadline = hf_now_us() + (int64_t)(run->connect_s * 1e6);
     while (run->nsubscribed < run->nclients && !atomic_load(&run->interrupted) &&
-           cd_mono_us() < deadline)
+           hf_now_us() < deadline)
         if (lws_service(run->lws, 0) < 0)
             return false;
     return run->nsubscribed == run->nclients;

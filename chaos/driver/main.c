@@ -81,20 +81,6 @@ static const hf_conf_spec_t cd_specs[] = {
 
 static cd_run_t cd_run;
 
-int64_t cd_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-int64_t cd_mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 bool cd_url_parse(const char *text, cd_url_t *url)
 {
     const char *host = strncmp(text, "ws://", 5) == 0     ? text + 5
@@ -121,10 +107,10 @@ static void cd_on_signal(int sig)
 {
     if (sig == SIGUSR1 && !cd_run.fault_mark) {
         cd_run.fault_mark = 1;
-        cd_run.fault_us = cd_now_us();
+        cd_run.fault_us = hf_wall_us();
     } else if (sig == SIGUSR2 && !cd_run.repaired_mark) {
         cd_run.repaired_mark = 1;
-        cd_run.repaired_us = cd_now_us();
+        cd_run.repaired_us = hf_wall_us();
     } else if (sig == SIGINT || sig == SIGTERM) {
         atomic_store(&cd_run.interrupted, 1);
     }
@@ -253,7 +239,7 @@ static void cd_run_load(cd_run_t *run)
     while (!atomic_load(&run->interrupted) && cd_fleet_service(run)) {
         if (!atomic_load(&run->pub_done))
             continue;
-        int64_t now = cd_mono_us();
+        int64_t now = hf_now_us();
         if (!drain_deadline) {
             drain_deadline = now + (int64_t)(run->drain_s * 1e6);
             if (run->last_recv_us < now)
@@ -290,7 +276,7 @@ static int cd_run_execute(cd_run_t *run)
         cd_fleet_stop(run);
         return 3;
     }
-    run->start_us = cd_now_us();
+    run->start_us = hf_wall_us();
     if (cd_ready_write(run->ready_path) != 0 || cd_publish_start(run) != 0) {
         cd_fleet_stop(run);
         return 3;

@@ -35,7 +35,7 @@ typedef struct pub_conn {
 
 static pthread_t pub_thread;
 
-static void pub__sleep_us(int64_t us)
+static void pub_sleep_us(int64_t us)
 {
     if (us <= 0)
         return;
@@ -44,7 +44,7 @@ static void pub__sleep_us(int64_t us)
     }
 }
 
-static void pub__close(pub_conn_t *c)
+static void pub_close(pub_conn_t *c)
 {
     if (c->fd >= 0)
         close(c->fd);
@@ -52,7 +52,7 @@ static void pub__close(pub_conn_t *c)
     c->len = 0;
 }
 
-static int pub__connect(pub_conn_t *c, const cd_url_t *u)
+static int pub_connect(pub_conn_t *c, const cd_url_t *u)
 {
     c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (c->fd < 0)
@@ -65,13 +65,13 @@ static int pub__connect(pub_conn_t *c, const cd_url_t *u)
         setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0 ||
         inet_pton(AF_INET, u->host, &sa.sin_addr) != 1 ||
         connect(c->fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-        pub__close(c);
+        pub_close(c);
         return -1;
     }
     return 0;
 }
 
-static int pub__send_all(int fd, const char *p, size_t n)
+static int pub_send_all(int fd, const char *p, size_t n)
 {
     while (n > 0) {
         ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
@@ -87,7 +87,7 @@ static int pub__send_all(int fd, const char *p, size_t n)
 
 /* Appends what the socket has to the buffer (blocking up to the timeout);
  * -1 on EOF, error, timeout or a full buffer. */
-static int pub__recv_more(pub_conn_t *c)
+static int pub_recv_more(pub_conn_t *c)
 {
     for (;;) {
         if (c->len == sizeof c->buf - 1)
@@ -104,11 +104,11 @@ static int pub__recv_more(pub_conn_t *c)
 
 /* Reads one response; returns its status (body skipped), or -1. Responses
  * are small JSON objects; one larger than the buffer is an error. */
-static int pub__read_response(pub_conn_t *c, bool *keep_alive)
+static int pub_read_response(pub_conn_t *c, bool *keep_alive)
 {
     char *end;
     while (!(end = memmem(c->buf, c->len, "\r\n\r\n", 4)))
-        if (pub__recv_more(c) != 0)
+        if (pub_recv_more(c) != 0)
             return -1;
     c->buf[c->len] = '\0';
     int status = 0;
@@ -123,7 +123,7 @@ static int pub__read_response(pub_conn_t *c, bool *keep_alive)
     if (head + body > sizeof c->buf - 1)
         return -1;
     while (c->len < head + body)
-        if (pub__recv_more(c) != 0)
+        if (pub_recv_more(c) != 0)
             return -1;
     c->buf[head + body] = '\0';
     /* What follows belongs to no request of ours: drop it. */
@@ -133,8 +133,8 @@ static int pub__read_response(pub_conn_t *c, bool *keep_alive)
 }
 
 /* One attempt: the status, or 0 when no HTTP answer came. */
-static int pub__attempt(pub_conn_t *c, const cd_url_t *u, const char *req, size_t reqlen,
-                        char *answer, size_t answer_size)
+static int pub_attempt(pub_conn_t *c, const cd_url_t *u, const char *req, size_t reqlen,
+                       char *answer, size_t answer_size)
 {
     bool keep = true;
     int status = -1;
@@ -142,12 +142,12 @@ static int pub__attempt(pub_conn_t *c, const cd_url_t *u, const char *req, size_
         /* A keep-alive connection ingest closed meanwhile fails on first use:
          * one fresh connection before counting it as an error. */
         bool fresh = c->fd < 0;
-        if (fresh && pub__connect(c, u) != 0)
+        if (fresh && pub_connect(c, u) != 0)
             return 0;
-        if (pub__send_all(c->fd, req, reqlen) == 0)
-            status = pub__read_response(c, &keep);
+        if (pub_send_all(c->fd, req, reqlen) == 0)
+            status = pub_read_response(c, &keep);
         if (status < 0)
-            pub__close(c);
+            pub_close(c);
         if (fresh)
             break;
     }
@@ -155,11 +155,11 @@ static int pub__attempt(pub_conn_t *c, const cd_url_t *u, const char *req, size_
         return 0;
     snprintf(answer, answer_size, "%.*s", (int)(answer_size - 1), c->buf);
     if (!keep)
-        pub__close(c);
+        pub_close(c);
     return status;
 }
 
-static size_t pub__request(const cd_run_t *run, long long seq, int64_t t, char *req, size_t size)
+static size_t pub_request(const cd_run_t *run, long long seq, int64_t t, char *req, size_t size)
 {
     char body[1024];
     static const char dots[] = "................................................................"
@@ -181,9 +181,9 @@ static size_t pub__request(const cd_run_t *run, long long seq, int64_t t, char *
     return n > 0 && (size_t)n < size ? (size_t)n : 0;
 }
 
-static void pub__note_failure(cd_run_t *run, int status)
+static void pub_note_failure(cd_run_t *run, int status)
 {
-    int64_t now = cd_now_us();
+    int64_t now = hf_wall_us();
     if (!run->pub_first_fail_us)
         run->pub_first_fail_us = now;
     run->pub_last_fail_us = now;
@@ -194,13 +194,13 @@ static void pub__note_failure(cd_run_t *run, int status)
 }
 
 /* Publishes one event until acknowledged, rejected or out of time. */
-static void pub__event(cd_run_t *run, pub_conn_t *c, long long seq, int64_t deadline_mono)
+static void pub_event(cd_run_t *run, pub_conn_t *c, long long seq, int64_t deadline_mono)
 {
     cd_publish_t *e = &run->events[seq];
     char req[4096], answer[512];
     run->pub_sent++;
-    e->first_try_us = cd_now_us();
-    size_t reqlen = pub__request(run, seq, e->first_try_us, req, sizeof req);
+    e->first_try_us = hf_wall_us();
+    size_t reqlen = pub_request(run, seq, e->first_try_us, req, sizeof req);
     if (!reqlen) { /* the settings were checked: a prefix too long for the buffer */
         snprintf(run->pub_error, sizeof run->pub_error, "event %lld: request too large", seq);
         run->pub_failed++;
@@ -208,9 +208,9 @@ static void pub__event(cd_run_t *run, pub_conn_t *c, long long seq, int64_t dead
     }
     int64_t backoff = PUB_BACKOFF_MIN;
     while (!atomic_load(&run->interrupted)) {
-        int status = pub__attempt(c, &run->ingest, req, reqlen, answer, sizeof answer);
+        int status = pub_attempt(c, &run->ingest, req, reqlen, answer, sizeof answer);
         if (status == 200 || status == 201) {
-            e->acked_us = cd_now_us();
+            e->acked_us = hf_wall_us();
             run->pub_acked++;
             return;
         }
@@ -219,31 +219,31 @@ static void pub__event(cd_run_t *run, pub_conn_t *c, long long seq, int64_t dead
                      status, answer);
             break;
         }
-        pub__note_failure(run, status);
-        if (cd_mono_us() + backoff > deadline_mono)
+        pub_note_failure(run, status);
+        if (hf_now_us() + backoff > deadline_mono)
             break;
-        pub__sleep_us(backoff);
+        pub_sleep_us(backoff);
         run->pub_retries++;
         backoff = backoff * 2 > PUB_BACKOFF_MAX ? PUB_BACKOFF_MAX : backoff * 2;
     }
     run->pub_failed++;
 }
 
-static void *pub__main(void *arg)
+static void *pub_main(void *arg)
 {
     cd_run_t *run = arg;
     pub_conn_t conn = {.fd = -1};
-    int64_t start = cd_mono_us();
+    int64_t start = hf_now_us();
     int64_t deadline = start + (int64_t)((run->duration_s + run->retry_s) * 1e6);
     for (long long seq = 0; seq < run->nevents; seq++) {
-        if (atomic_load(&run->interrupted) || run->pub_error[0] || cd_mono_us() > deadline) {
+        if (atomic_load(&run->interrupted) || run->pub_error[0] || hf_now_us() > deadline) {
             run->pub_failed += run->nevents - seq; /* never sent: the run fails */
             break;
         }
-        pub__sleep_us(start + (int64_t)((double)seq * 1e6 / run->rate) - cd_mono_us());
-        pub__event(run, &conn, seq, deadline);
+        pub_sleep_us(start + (int64_t)((double)seq * 1e6 / run->rate) - hf_now_us());
+        pub_event(run, &conn, seq, deadline);
     }
-    pub__close(&conn);
+    pub_close(&conn);
     atomic_store(&run->pub_done, true);
     return NULL;
 }
@@ -260,7 +260,7 @@ int cd_publish_start(cd_run_t *run)
     sigaddset(&block, SIGINT);
     sigaddset(&block, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &block, &old);
-    int err = pthread_create(&pub_thread, NULL, pub__main, run);
+    int err = pthread_create(&pub_thread, NULL, pub_main, run);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (err) {
         fprintf(stderr, "holdfast-chaos-driver: publisher thread: %s\n", strerror(err));

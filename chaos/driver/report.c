@@ -27,7 +27,7 @@ typedef struct report_recovery {
     bool disrupted;      /* some event after the fault was over it */
 } report_recovery_t;
 
-static void report__hist_add(cd_hist_t *h, int64_t us)
+static void report_hist_add(cd_hist_t *h, int64_t us)
 {
     if (us < 0)
         us = 0;
@@ -38,7 +38,7 @@ static void report__hist_add(cd_hist_t *h, int64_t us)
         h->max_us = us;
 }
 
-static double report__percentile_ms(const cd_hist_t *h, double q)
+static double report_percentile_ms(const cd_hist_t *h, double q)
 {
     if (!h->count)
         return 0;
@@ -53,7 +53,7 @@ static double report__percentile_ms(const cd_hist_t *h, double q)
     return (double)h->max_us / 1000.0;
 }
 
-static cd_phase_t report__phase(const cd_run_t *run, int64_t t)
+static cd_phase_t report_phase(const cd_run_t *run, int64_t t)
 {
     if (!run->fault_us || t < run->fault_us)
         return CD_BEFORE;
@@ -64,7 +64,7 @@ static cd_phase_t report__phase(const cd_run_t *run, int64_t t)
 
 /* h: before, during, after, all; baseline: what arrived before the fault
  * (so no event the fault held up sets the bar for recovery). */
-static void report__latencies(const cd_run_t *run, cd_hist_t *h, cd_hist_t *baseline)
+static void report_latencies(const cd_run_t *run, cd_hist_t *h, cd_hist_t *baseline)
 {
     for (int i = 0; i < run->nclients; i++) {
         const cd_client_t *c = &run->clients[i];
@@ -73,15 +73,15 @@ static void report__latencies(const cd_run_t *run, cd_hist_t *h, cd_hist_t *base
             if (seq < 0 || seq >= run->nevents || !run->events[seq].first_try_us)
                 continue;
             int64_t t = run->events[seq].first_try_us;
-            report__hist_add(&h[report__phase(run, t)], c->got[k].recv_us - t);
-            report__hist_add(&h[CD_PHASES], c->got[k].recv_us - t);
+            report_hist_add(&h[report_phase(run, t)], c->got[k].recv_us - t);
+            report_hist_add(&h[CD_PHASES], c->got[k].recv_us - t);
             if (!run->fault_us || c->got[k].recv_us < run->fault_us)
-                report__hist_add(baseline, c->got[k].recv_us - t);
+                report_hist_add(baseline, c->got[k].recv_us - t);
         }
     }
 }
 
-static int report__cmp_i64(const void *a, const void *b)
+static int report_cmp_i64(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
     return (x > y) - (x < y);
@@ -89,14 +89,14 @@ static int report__cmp_i64(const void *a, const void *b)
 
 /* The p99 of the time events [from, to) took to reach all their clients
  * (never: INT64_MAX). Sorts scratch. */
-static int64_t report__window_p99(const cd_run_t *run, long long from, long long to,
-                                  int64_t *scratch)
+static int64_t report_window_p99(const cd_run_t *run, long long from, long long to,
+                                 int64_t *scratch)
 {
     for (long long s = from; s < to; s++) {
         const cd_publish_t *e = &run->events[s];
         scratch[s - from] = e->all_recv_us ? e->all_recv_us - e->first_try_us : INT64_MAX;
     }
-    qsort(scratch, (size_t)(to - from), sizeof *scratch, report__cmp_i64);
+    qsort(scratch, (size_t)(to - from), sizeof *scratch, report_cmp_i64);
     return scratch[(long long)((double)(to - from - 1) * 0.99)];
 }
 
@@ -105,10 +105,10 @@ static int64_t report__window_p99(const cd_run_t *run, long long from, long long
  * disruption; recovery is when every event up to it had arrived. A window,
  * not single events: one slow delivery in a second on a loaded machine is
  * not a disruption. */
-static report_recovery_t report__recovery(const cd_run_t *run, const cd_hist_t *before)
+static report_recovery_t report_measure_recovery(const cd_run_t *run, const cd_hist_t *before)
 {
     report_recovery_t r = {.recovered = true};
-    int64_t threshold = (int64_t)(report__percentile_ms(before, 0.99) * 3000);
+    int64_t threshold = (int64_t)(report_percentile_ms(before, 0.99) * 3000);
     if (threshold < REPORT_RECOVERED_MIN_US)
         threshold = REPORT_RECOVERED_MIN_US;
     r.threshold_ms = (double)threshold / 1000.0;
@@ -125,7 +125,7 @@ static report_recovery_t report__recovery(const cd_run_t *run, const cd_hist_t *
         int64_t window_end = run->events[from].first_try_us + 1000000;
         while (to < run->pub_sent && run->events[to].first_try_us < window_end)
             to++;
-        last_slow = report__window_p99(run, from, to, scratch) > threshold;
+        last_slow = report_window_p99(run, from, to, scratch) > threshold;
         if (last_slow)
             slow_end = to;
         from = to;
@@ -143,20 +143,20 @@ static report_recovery_t report__recovery(const cd_run_t *run, const cd_hist_t *
     return r;
 }
 
-static double report__rel_s(const cd_run_t *run, int64_t us)
+static double report_rel_s(const cd_run_t *run, int64_t us)
 {
     return us ? (double)(us - run->start_us) / 1e6 : -1;
 }
 
-static json_t *report__phase_json(const cd_hist_t *h)
+static json_t *report_phase_json(const cd_hist_t *h)
 {
     return json_pack("{s:I,s:f,s:f,s:f,s:f}", "count", (json_int_t)h->count, "p50",
-                     report__percentile_ms(h, 0.50), "p99", report__percentile_ms(h, 0.99), "p999",
-                     report__percentile_ms(h, 0.999), "max", (double)h->max_us / 1000.0);
+                     report_percentile_ms(h, 0.50), "p99", report_percentile_ms(h, 0.99), "p999",
+                     report_percentile_ms(h, 0.999), "max", (double)h->max_us / 1000.0);
 }
 
-static json_t *report__json(const cd_run_t *run, const cd_verdict_t *v, const cd_hist_t *h,
-                            const report_recovery_t *rec, bool pass)
+static json_t *report_json(const cd_run_t *run, const cd_verdict_t *v, const cd_hist_t *h,
+                           const report_recovery_t *rec, bool pass)
 {
     json_t *gateways = json_array();
     for (int i = 0; i < run->ngateways; i++)
@@ -168,7 +168,7 @@ static json_t *report__json(const cd_run_t *run, const cd_verdict_t *v, const cd
     json_t *lat = json_object();
     static const char *const names[] = {"before", "during", "after", "all"};
     for (int p = 0; p <= CD_PHASES; p++)
-        json_object_set_new(lat, names[p], report__phase_json(&h[p]));
+        json_object_set_new(lat, names[p], report_phase_json(&h[p]));
     return json_pack(
         "{s:s,s:s,s:s,s:{s:i,s:i,s:f,s:f,s:o},"
         "s:{s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f,s:s},"
@@ -182,8 +182,8 @@ static json_t *report__json(const cd_run_t *run, const cd_verdict_t *v, const cd
         (json_int_t)run->pub_sent, "acknowledged", (json_int_t)run->pub_acked, "failed",
         (json_int_t)run->pub_failed, "retries", (json_int_t)run->pub_retries, "transport_errors",
         (json_int_t)run->pub_transport_errs, "status_5xx", (json_int_t)run->pub_status_5xx,
-        "first_failure_s", report__rel_s(run, run->pub_first_fail_us), "last_failure_s",
-        report__rel_s(run, run->pub_last_fail_us), "error", run->pub_error, "postgres", "events",
+        "first_failure_s", report_rel_s(run, run->pub_first_fail_us), "last_failure_s",
+        report_rel_s(run, run->pub_last_fail_us), "error", run->pub_error, "postgres", "events",
         (json_int_t)v->pg_events, "unrelayed", (json_int_t)v->pg_unrelayed, "deliveries", "owed",
         (json_int_t)v->expected, "received", (json_int_t)v->delivered, "per_client_min",
         (json_int_t)v->per_client_min, "per_client_max", (json_int_t)v->per_client_max, "missing",
@@ -198,13 +198,13 @@ static json_t *report__json(const cd_run_t *run, const cd_verdict_t *v, const cd
         "closed_4001", (json_int_t)run->close_codes[2], "closed_other",
         (json_int_t)run->close_codes[3], "connect_failures", (json_int_t)run->close_codes[4],
         "resubscribed", (json_int_t)run->reconnects, "fault", "at_s",
-        report__rel_s(run, run->fault_us), "repaired_at_s", report__rel_s(run, run->repaired_us),
+        report_rel_s(run, run->fault_us), "repaired_at_s", report_rel_s(run, run->repaired_us),
         "recovery_s", rec->seconds, "disrupted", rec->disrupted, "recovered", rec->recovered,
         "threshold_ms", rec->threshold_ms, "latency_ms", lat, "scenario_prefix", run->prefix);
 }
 
-static void report__summary(const cd_run_t *run, const cd_verdict_t *v, const cd_hist_t *h,
-                            const report_recovery_t *rec, bool pass)
+static void report_summary(const cd_run_t *run, const cd_verdict_t *v, const cd_hist_t *h,
+                           const report_recovery_t *rec, bool pass)
 {
     static const char *const names[] = {"before", "during", "after", "all"};
     printf("chaos %s: %s\n", run->scenario, pass ? "PASS" : "FAIL");
@@ -230,12 +230,12 @@ static void report__summary(const cd_run_t *run, const cd_verdict_t *v, const cd
     for (int p = 0; p <= CD_PHASES; p++)
         if (h[p].count)
             printf("    %-8s %12lld %8.1f %8.1f %8.1f %8.1f\n", names[p], h[p].count,
-                   report__percentile_ms(&h[p], 0.5), report__percentile_ms(&h[p], 0.99),
-                   report__percentile_ms(&h[p], 0.999), (double)h[p].max_us / 1000.0);
+                   report_percentile_ms(&h[p], 0.5), report_percentile_ms(&h[p], 0.99),
+                   report_percentile_ms(&h[p], 0.999), (double)h[p].max_us / 1000.0);
     if (run->fault_us) {
-        printf("  fault at %.1f s", report__rel_s(run, run->fault_us));
+        printf("  fault at %.1f s", report_rel_s(run, run->fault_us));
         if (run->repaired_us)
-            printf(", repaired at %.1f s", report__rel_s(run, run->repaired_us));
+            printf(", repaired at %.1f s", report_rel_s(run, run->repaired_us));
         if (!rec->disrupted)
             printf("; no event slower than %.0f ms after it\n", rec->threshold_ms);
         else if (rec->recovered)
@@ -256,17 +256,17 @@ int cd_report(cd_run_t *run, const cd_verdict_t *v, bool verified)
     memset(h, 0, sizeof h);
     for (int p = 0; p <= CD_PHASES + 1; p++)
         h[p].bucket = hf_calloc(CD_HIST_BUCKETS, sizeof *h[p].bucket);
-    report__latencies(run, h, &h[CD_PHASES + 1]);
-    report_recovery_t rec = report__recovery(run, &h[CD_PHASES + 1]);
+    report_latencies(run, h, &h[CD_PHASES + 1]);
+    report_recovery_t rec = report_measure_recovery(run, &h[CD_PHASES + 1]);
     bool pass = verified && run->nsubscribed == run->nclients && run->pub_sent > 0 &&
                 run->pub_failed == 0 && !run->pub_error[0] && v->pg_unrelayed == 0 &&
                 v->delivered > 0 && v->missing == 0 && v->duplicates == 0 &&
                 v->order_violations == 0 && v->chain_breaks == 0 && v->unexpected == 0 &&
                 v->content_mismatches == 0 && v->acked_missing == 0 && v->acked_doubled == 0 &&
                 v->not_recovered == 0 && v->client_errors == 0;
-    report__summary(run, v, h, &rec, pass);
+    report_summary(run, v, h, &rec, pass);
     if (run->out_path) {
-        json_t *j = report__json(run, v, h, &rec, pass);
+        json_t *j = report_json(run, v, h, &rec, pass);
         if (!j || json_dump_file(j, run->out_path, JSON_INDENT(1)) != 0) {
             fprintf(stderr, "holdfast-chaos-driver: cannot write %s\n", run->out_path);
             pass = false;

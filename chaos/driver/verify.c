@@ -32,8 +32,8 @@ typedef struct verify_channel {
 } verify_channel_t;
 
 /* Keeps the first violation's description for the summary. */
-__attribute__((format(printf, 2, 3))) static void verify__problem(cd_verdict_t *v, const char *fmt,
-                                                                  ...)
+__attribute__((format(printf, 2, 3))) static void verify_problem(cd_verdict_t *v, const char *fmt,
+                                                                 ...)
 {
     if (v->first_problem[0])
         return;
@@ -47,7 +47,7 @@ static char *verify_channels; /* the run's channels as a text[] literal */
 
 /* The run's channel names as one text[] parameter, so every query goes
  * by the channel index instead of scanning the table. */
-static const char *verify__channels(const cd_run_t *run)
+static const char *verify_channels_literal(const cd_run_t *run)
 {
     if (verify_channels)
         return verify_channels;
@@ -61,7 +61,7 @@ static const char *verify__channels(const cd_run_t *run)
     return verify_channels;
 }
 
-static PGresult *verify__query(PGconn *pg, const char *sql, const char *pattern)
+static PGresult *verify_query(PGconn *pg, const char *sql, const char *pattern)
 {
     const char *params[1] = {pattern};
     PGresult *res = PQexecParams(pg, sql, 1, NULL, params, NULL, NULL, 0);
@@ -74,21 +74,21 @@ static PGresult *verify__query(PGconn *pg, const char *sql, const char *pattern)
 }
 
 /* Waits until the relay gave every event of the run its offset. */
-static int verify__wait_relayed(PGconn *pg, const char *pattern, cd_verdict_t *v)
+static int verify_wait_relayed(PGconn *pg, const char *pattern, cd_verdict_t *v)
 {
-    int64_t deadline = cd_mono_us() + VERIFY_RELAY_WAIT_US;
+    int64_t deadline = hf_now_us() + VERIFY_RELAY_WAIT_US;
     for (;;) {
         PGresult *res =
-            verify__query(pg,
-                          "SELECT count(*), count(*) FILTER (WHERE kafka_offset IS "
-                          "NULL) FROM holdfast.event_log WHERE channel = ANY($1::text[])",
-                          pattern);
+            verify_query(pg,
+                         "SELECT count(*), count(*) FILTER (WHERE kafka_offset IS "
+                         "NULL) FROM holdfast.event_log WHERE channel = ANY($1::text[])",
+                         pattern);
         if (!res)
             return -1;
         v->pg_events = atoll(PQgetvalue(res, 0, 0));
         v->pg_unrelayed = atoll(PQgetvalue(res, 0, 1));
         PQclear(res);
-        if (v->pg_unrelayed == 0 || cd_mono_us() > deadline)
+        if (v->pg_unrelayed == 0 || hf_now_us() > deadline)
             return 0;
         struct timespec ts = {.tv_nsec = 200000000};
         nanosleep(&ts, NULL);
@@ -97,7 +97,7 @@ static int verify__wait_relayed(PGconn *pg, const char *pattern, cd_verdict_t *v
 
 /* The publisher's own Idempotency-Key from the stored one: ingest scopes
  * keys to the publisher's subject as "<subject length>:<subject>:<key>". */
-static const char *verify__client_key(const char *stored)
+static const char *verify_client_key(const char *stored)
 {
     char *end = NULL;
     unsigned long n = stored ? strtoul(stored, &end, 10) : 0;
@@ -106,9 +106,9 @@ static const char *verify__client_key(const char *stored)
     return end + 2 + n;
 }
 
-static int64_t verify__seq_of(const cd_run_t *run, const char *stored)
+static int64_t verify_seq_of(const cd_run_t *run, const char *stored)
 {
-    const char *key = verify__client_key(stored);
+    const char *key = verify_client_key(stored);
     size_t n = strlen(run->prefix);
     if (!key || strncmp(key, run->prefix, n) != 0 || key[n] != '-')
         return -1;
@@ -118,20 +118,20 @@ static int64_t verify__seq_of(const cd_run_t *run, const char *stored)
 }
 
 /* Loads the run's events per channel, and counts each acknowledged seq. */
-static int verify__load(cd_run_t *run, PGconn *pg, const char *pattern, verify_channel_t *ch,
-                        int *copies)
+static int verify_load(cd_run_t *run, PGconn *pg, const char *pattern, verify_channel_t *ch,
+                       int *copies)
 {
     PGresult *res =
-        verify__query(pg,
-                      "SELECT channel, kafka_offset, idempotency_key FROM "
-                      "holdfast.event_log WHERE channel = ANY($1::text[]) ORDER BY channel, "
-                      "kafka_offset",
-                      pattern);
+        verify_query(pg,
+                     "SELECT channel, kafka_offset, idempotency_key FROM "
+                     "holdfast.event_log WHERE channel = ANY($1::text[]) ORDER BY channel, "
+                     "kafka_offset",
+                     pattern);
     if (!res)
         return -1;
     size_t plen = strlen(run->prefix);
     for (int r = 0; r < PQntuples(res); r++) {
-        int64_t seq = verify__seq_of(run, PQgetisnull(res, r, 2) ? NULL : PQgetvalue(res, r, 2));
+        int64_t seq = verify_seq_of(run, PQgetisnull(res, r, 2) ? NULL : PQgetvalue(res, r, 2));
         if (seq >= 0 && seq < run->nevents)
             copies[seq]++;
         int c = atoi(PQgetvalue(res, r, 0) + plen + 1);
@@ -150,7 +150,7 @@ static int verify__load(cd_run_t *run, PGconn *pg, const char *pattern, verify_c
 
 /* What the log itself must show: per channel, Kafka offsets in publish
  * (seq) order, and each event on the channel its seq was published to. */
-static void verify__log_order(const cd_run_t *run, const verify_channel_t *ch, cd_verdict_t *v)
+static void verify_log_order(const cd_run_t *run, const verify_channel_t *ch, cd_verdict_t *v)
 {
     for (int c = 0; c < run->nchannels; c++) {
         int64_t last = -1;
@@ -160,34 +160,34 @@ static void verify__log_order(const cd_run_t *run, const verify_channel_t *ch, c
                 continue; /* not the publisher's (a scenario's ballast) */
             if (seq % run->nchannels != c) {
                 v->content_mismatches++;
-                verify__problem(v, "seq %lld stored on channel %d", (long long)seq, c);
+                verify_problem(v, "seq %lld stored on channel %d", (long long)seq, c);
             }
             if (seq < last) {
                 v->order_violations++;
-                verify__problem(v, "channel %d: seq %lld at offset %lld after seq %lld", c,
-                                (long long)seq, (long long)ch[c].ev[i].offset, (long long)last);
+                verify_problem(v, "channel %d: seq %lld at offset %lld after seq %lld", c,
+                               (long long)seq, (long long)ch[c].ev[i].offset, (long long)last);
             }
             last = seq;
         }
     }
 }
 
-static void verify__publisher(const cd_run_t *run, const int *copies, cd_verdict_t *v)
+static void verify_publisher(const cd_run_t *run, const int *copies, cd_verdict_t *v)
 {
     for (long long s = 0; s < run->nevents; s++) {
         if (!run->events[s].acked_us)
             continue;
         if (copies[s] == 0) {
             v->acked_missing++;
-            verify__problem(v, "event seq %lld acknowledged but not in PostgreSQL", s);
+            verify_problem(v, "event seq %lld acknowledged but not in PostgreSQL", s);
         } else if (copies[s] > 1) {
             v->acked_doubled++;
-            verify__problem(v, "event seq %lld stored %d times", s, copies[s]);
+            verify_problem(v, "event seq %lld stored %d times", s, copies[s]);
         }
     }
 }
 
-static size_t verify__find(const verify_channel_t *vc, int64_t offset)
+static size_t verify_find(const verify_channel_t *vc, int64_t offset)
 {
     size_t lo = 0, hi = vc->n;
     while (lo < hi) {
@@ -200,35 +200,35 @@ static size_t verify__find(const verify_channel_t *vc, int64_t offset)
     return lo < vc->n && vc->ev[lo].offset == offset ? lo : SIZE_MAX;
 }
 
-static void verify__client(const cd_client_t *c, const verify_channel_t *vc, unsigned *seen,
-                           cd_verdict_t *v)
+static void verify_client(const cd_client_t *c, const verify_channel_t *vc, unsigned *seen,
+                          cd_verdict_t *v)
 {
     long long owed = 0, missing = 0;
     memset(seen, 0, vc->n * sizeof *seen);
     for (size_t k = 0; k < c->ngot; k++) {
         const cd_delivery_t *d = &c->got[k];
-        size_t i = verify__find(vc, d->offset);
+        size_t i = verify_find(vc, d->offset);
         if (i == SIZE_MAX) {
             v->unexpected++;
-            verify__problem(v, "client %d: offset %lld not owed", c->index, (long long)d->offset);
+            verify_problem(v, "client %d: offset %lld not owed", c->index, (long long)d->offset);
         } else if (seen[i]++) {
             v->duplicates++;
-            verify__problem(v, "client %d: offset %lld twice", c->index, (long long)d->offset);
+            verify_problem(v, "client %d: offset %lld twice", c->index, (long long)d->offset);
         } else if (vc->ev[i].seq != d->seq) {
             v->content_mismatches++;
-            verify__problem(v, "client %d: offset %lld carried seq %lld", c->index,
-                            (long long)d->offset, (long long)d->seq);
+            verify_problem(v, "client %d: offset %lld carried seq %lld", c->index,
+                           (long long)d->offset, (long long)d->seq);
         }
         if (k > 0 && d->offset < c->got[k - 1].offset) {
             v->order_violations++;
-            verify__problem(v, "client %d: offset %lld after %lld", c->index, (long long)d->offset,
-                            (long long)c->got[k - 1].offset);
+            verify_problem(v, "client %d: offset %lld after %lld", c->index, (long long)d->offset,
+                           (long long)c->got[k - 1].offset);
         }
         int64_t before = k > 0 ? c->got[k - 1].offset : c->start_offset;
         if (d->prev != -2 && (k > 0 ? d->prev != before : d->prev > before)) {
             v->chain_breaks++;
-            verify__problem(v, "client %d: offset %lld has prev_offset %lld", c->index,
-                            (long long)d->offset, (long long)d->prev);
+            verify_problem(v, "client %d: offset %lld has prev_offset %lld", c->index,
+                           (long long)d->offset, (long long)d->prev);
         }
     }
     for (size_t i = 0; i < vc->n; i++) {
@@ -238,8 +238,8 @@ static void verify__client(const cd_client_t *c, const verify_channel_t *vc, uns
         owed++;
         if (!seen[i]) {
             if (!missing)
-                verify__problem(v, "client %d: offset %lld never arrived", c->index,
-                                (long long)vc->ev[i].offset);
+                verify_problem(v, "client %d: offset %lld never arrived", c->index,
+                               (long long)vc->ev[i].offset);
             missing++;
         }
     }
@@ -251,8 +251,7 @@ static void verify__client(const cd_client_t *c, const verify_channel_t *vc, uns
     v->client_errors += c->errors;
     v->unavailable += c->unavailable;
     if (c->errors)
-        verify__problem(v, "client %d: %d errors, the last: %s", c->index, c->errors,
-                        c->last_error);
+        verify_problem(v, "client %d: %d errors, the last: %s", c->index, c->errors, c->last_error);
     v->clients_incomplete += missing > 0;
     if (v->per_client_min < 0 || (long long)c->ngot < v->per_client_min)
         v->per_client_min = (long long)c->ngot;
@@ -270,8 +269,8 @@ long long cd_verify_unrelayed(cd_run_t *run)
         verify_pg = PQconnectdb(run->pg_url);
     if (PQstatus(verify_pg) != CONNECTION_OK)
         return -1;
-    const char *pattern = verify__channels(run);
-    PGresult *res = verify__query(
+    const char *pattern = verify_channels_literal(run);
+    PGresult *res = verify_query(
         verify_pg,
         "SELECT count(*) FROM holdfast.events e WHERE e.channel = ANY($1::text[])"
         " AND NOT EXISTS (SELECT 1 FROM holdfast.event_offsets o WHERE o.event_id = e.id)",
@@ -289,12 +288,12 @@ int cd_verify_max_offsets(cd_run_t *run, int64_t *max_offset)
 {
     if (!verify_pg || PQstatus(verify_pg) != CONNECTION_OK)
         return -1;
-    const char *pattern = verify__channels(run);
+    const char *pattern = verify_channels_literal(run);
     PGresult *res =
-        verify__query(verify_pg,
-                      "SELECT channel, max(kafka_offset) FROM holdfast.event_offsets WHERE "
-                      "channel = ANY($1::text[]) AND kafka_offset IS NOT NULL GROUP BY channel",
-                      pattern);
+        verify_query(verify_pg,
+                     "SELECT channel, max(kafka_offset) FROM holdfast.event_offsets WHERE "
+                     "channel = ANY($1::text[]) AND kafka_offset IS NOT NULL GROUP BY channel",
+                     pattern);
     if (!res)
         return -1;
     for (int c = 0; c < run->nchannels; c++)
@@ -315,7 +314,7 @@ void cd_verify_close(void)
 }
 
 /* The end of the run: the channel list goes too. */
-static void verify__done(void)
+static void verify_done(void)
 {
     cd_verify_close();
     hf_free(verify_channels);
@@ -333,28 +332,28 @@ int cd_verify(cd_run_t *run, cd_verdict_t *v)
         PQfinish(pg);
         return -1;
     }
-    const char *pattern = verify__channels(run);
+    const char *pattern = verify_channels_literal(run);
     verify_channel_t *ch = hf_calloc((size_t)run->nchannels, sizeof *ch);
     int *copies = hf_calloc((size_t)run->nevents + 1, sizeof *copies);
-    int rc = verify__wait_relayed(pg, pattern, v);
+    int rc = verify_wait_relayed(pg, pattern, v);
     if (rc == 0)
-        rc = verify__load(run, pg, pattern, ch, copies);
+        rc = verify_load(run, pg, pattern, ch, copies);
     PQfinish(pg);
     if (rc == 0) {
         size_t most = 1;
         for (int c = 0; c < run->nchannels; c++)
             most = ch[c].n > most ? ch[c].n : most;
         unsigned *seen = hf_calloc(most, sizeof *seen);
-        verify__publisher(run, copies, v);
-        verify__log_order(run, ch, v);
+        verify_publisher(run, copies, v);
+        verify_log_order(run, ch, v);
         for (int i = 0; i < run->nclients; i++)
-            verify__client(&run->clients[i], &ch[i % run->nchannels], seen, v);
+            verify_client(&run->clients[i], &ch[i % run->nchannels], seen, v);
         hf_free(seen);
     }
     for (int c = 0; c < run->nchannels; c++)
         hf_free(ch[c].ev);
     hf_free(ch);
     hf_free(copies);
-    verify__done();
+    verify_done();
     return rc;
 }

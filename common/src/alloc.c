@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static void alloc__oom(size_t size)
+static void alloc_oom(size_t size)
 {
     /* Plain write(2): the logger itself may need memory. */
     char msg[96];
@@ -22,7 +22,7 @@ void *hf_malloc(size_t size)
 {
     void *p = malloc(size ? size : 1);
     if (!p)
-        alloc__oom(size);
+        alloc_oom(size);
     return p;
 }
 
@@ -30,7 +30,7 @@ void *hf_calloc(size_t count, size_t size)
 {
     void *p = calloc(count ? count : 1, size ? size : 1);
     if (!p)
-        alloc__oom(count * size);
+        alloc_oom(count * size);
     return p;
 }
 
@@ -38,7 +38,7 @@ void *hf_realloc(void *ptr, size_t size)
 {
     void *p = realloc(ptr, size ? size : 1);
     if (!p)
-        alloc__oom(size);
+        alloc_oom(size);
     return p;
 }
 

@@ -48,7 +48,7 @@ struct hf_auth {
     size_t napi_keys;
 };
 
-static void auth__patterns_free(char **patterns, size_t n)
+static void auth_patterns_free(char **patterns, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         hf_free(patterns[i]);
@@ -59,13 +59,13 @@ void hf_auth_identity_free(hf_auth_identity_t *id)
 {
     if (!id)
         return;
-    auth__patterns_free(id->publish, id->npublish);
-    auth__patterns_free(id->subscribe, id->nsubscribe);
+    auth_patterns_free(id->publish, id->npublish);
+    auth_patterns_free(id->subscribe, id->nsubscribe);
     hf_free(id);
 }
 
 /* A pattern is what a channel name may hold, plus '*'. */
-static bool auth__pattern_is_valid(const char *p)
+static bool auth_pattern_is_valid(const char *p)
 {
     size_t len = strlen(p);
     if (len == 0 || len > AUTH_PATTERN_MAX)
@@ -76,7 +76,7 @@ static bool auth__pattern_is_valid(const char *p)
     return true;
 }
 
-static char **auth__patterns_copy(char *const *src, size_t n)
+static char **auth_patterns_copy(char *const *src, size_t n)
 {
     char **out = hf_calloc(n ? n : 1, sizeof(*out));
     for (size_t i = 0; i < n; i++)
@@ -84,20 +84,20 @@ static char **auth__patterns_copy(char *const *src, size_t n)
     return out;
 }
 
-static hf_auth_identity_t *auth__identity_copy(const hf_auth_identity_t *src)
+static hf_auth_identity_t *auth_identity_copy(const hf_auth_identity_t *src)
 {
     hf_auth_identity_t *id = hf_calloc(1, sizeof(*id));
     memcpy(id->subject, src->subject, sizeof(id->subject));
     id->expires_s = src->expires_s;
-    id->publish = auth__patterns_copy(src->publish, src->npublish);
+    id->publish = auth_patterns_copy(src->publish, src->npublish);
     id->npublish = src->npublish;
-    id->subscribe = auth__patterns_copy(src->subscribe, src->nsubscribe);
+    id->subscribe = auth_patterns_copy(src->subscribe, src->nsubscribe);
     id->nsubscribe = src->nsubscribe;
     return id;
 }
 
-static hf_err_t auth__read_file(const char *path, unsigned char **out, size_t *out_len,
-                                char *errbuf, size_t errbuf_size)
+static hf_err_t auth_read_file(const char *path, unsigned char **out, size_t *out_len, char *errbuf,
+                               size_t errbuf_size)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
@@ -119,21 +119,21 @@ static hf_err_t auth__read_file(const char *path, unsigned char **out, size_t *o
     return HF_OK;
 }
 
-static void auth__api_keys_free(hf_auth_t *auth)
+static void auth_api_keys_free(hf_auth_t *auth)
 {
     for (size_t i = 0; i < auth->napi_keys; i++) {
-        auth__patterns_free(auth->api_keys[i].id.publish, auth->api_keys[i].id.npublish);
-        auth__patterns_free(auth->api_keys[i].id.subscribe, auth->api_keys[i].id.nsubscribe);
+        auth_patterns_free(auth->api_keys[i].id.publish, auth->api_keys[i].id.npublish);
+        auth_patterns_free(auth->api_keys[i].id.subscribe, auth->api_keys[i].id.nsubscribe);
     }
     hf_free(auth->api_keys);
 }
 
-static void auth__digest(const char *text, unsigned char out[SHA256_DIGEST_LENGTH])
+static void auth_digest(const char *text, unsigned char out[SHA256_DIGEST_LENGTH])
 {
     SHA256((const unsigned char *)text, strlen(text), out);
 }
 
-static bool auth__api_key_is_valid(const char *key)
+static bool auth_api_key_is_valid(const char *key)
 {
     if (strlen(key) < AUTH_API_KEY_MIN || strlen(key) > 256)
         return false;
@@ -144,41 +144,41 @@ static bool auth__api_key_is_valid(const char *key)
 }
 
 /* One line "SUBJECT KEY PATTERN..." (already split into words). */
-static hf_err_t auth__api_key_add(hf_auth_t *auth, char **words, size_t nwords, const char *where,
-                                  char *errbuf, size_t errbuf_size)
+static hf_err_t auth_api_key_add(hf_auth_t *auth, char **words, size_t nwords, const char *where,
+                                 char *errbuf, size_t errbuf_size)
 {
     if (nwords < 3) {
         snprintf(errbuf, errbuf_size, "%s: expected SUBJECT KEY PATTERN...", where);
         return HF_ERR_INVALID;
     }
-    if (strlen(words[0]) > HF_AUTH_SUBJECT_MAX || !auth__api_key_is_valid(words[1])) {
+    if (strlen(words[0]) > HF_AUTH_SUBJECT_MAX || !auth_api_key_is_valid(words[1])) {
         snprintf(errbuf, errbuf_size,
                  "%s: subject longer than %d bytes, or key not 16..256 of [A-Za-z0-9_-]", where,
                  HF_AUTH_SUBJECT_MAX);
         return HF_ERR_INVALID;
     }
     for (size_t i = 2; i < nwords; i++)
-        if (!auth__pattern_is_valid(words[i])) {
+        if (!auth_pattern_is_valid(words[i])) {
             snprintf(errbuf, errbuf_size, "%s: bad channel pattern '%s'", where, words[i]);
             return HF_ERR_INVALID;
         }
     auth->api_keys = hf_realloc(auth->api_keys, (auth->napi_keys + 1) * sizeof(*auth->api_keys));
     auth_api_key_t *k = &auth->api_keys[auth->napi_keys++];
     memset(k, 0, sizeof(*k));
-    auth__digest(words[1], k->digest);
+    auth_digest(words[1], k->digest);
     snprintf(k->id.subject, sizeof(k->id.subject), "%s", words[0]);
-    k->id.publish = auth__patterns_copy(words + 2, nwords - 2);
+    k->id.publish = auth_patterns_copy(words + 2, nwords - 2);
     k->id.npublish = nwords - 2;
-    k->id.subscribe = auth__patterns_copy(NULL, 0);
+    k->id.subscribe = auth_patterns_copy(NULL, 0);
     return HF_OK;
 }
 
-static hf_err_t auth__api_keys_load(hf_auth_t *auth, const char *path, char *errbuf,
-                                    size_t errbuf_size)
+static hf_err_t auth_api_keys_load(hf_auth_t *auth, const char *path, char *errbuf,
+                                   size_t errbuf_size)
 {
     unsigned char *text;
     size_t len;
-    hf_err_t err = auth__read_file(path, &text, &len, errbuf, errbuf_size);
+    hf_err_t err = auth_read_file(path, &text, &len, errbuf, errbuf_size);
     if (err != HF_OK)
         return err;
     char *save_line = NULL;
@@ -199,7 +199,7 @@ static hf_err_t auth__api_keys_load(hf_auth_t *auth, const char *path, char *err
             snprintf(errbuf, errbuf_size, "%s: more than %d patterns", where, HF_AUTH_PATTERNS_MAX);
             err = HF_ERR_INVALID;
         } else {
-            err = auth__api_key_add(auth, words, nwords, where, errbuf, errbuf_size);
+            err = auth_api_key_add(auth, words, nwords, where, errbuf, errbuf_size);
         }
     }
     hf_free(text);
@@ -207,14 +207,14 @@ static hf_err_t auth__api_keys_load(hf_auth_t *auth, const char *path, char *err
 }
 
 /* One key from its text (secret) or file; *what names it in errors. */
-static hf_err_t auth__key_read(const hf_auth_t *auth, const char *secret, const char *file,
-                               const char *what, auth_key_t *key, char *errbuf, size_t errbuf_size)
+static hf_err_t auth_key_read(const hf_auth_t *auth, const char *secret, const char *file,
+                              const char *what, auth_key_t *key, char *errbuf, size_t errbuf_size)
 {
     if (auth->alg == JWT_ALG_HS256 && secret && secret[0]) {
         key->data = (unsigned char *)hf_strdup(secret);
         key->len = strlen(secret);
     } else {
-        hf_err_t err = auth__read_file(file, &key->data, &key->len, errbuf, errbuf_size);
+        hf_err_t err = auth_read_file(file, &key->data, &key->len, errbuf, errbuf_size);
         if (err != HF_OK)
             return err;
         /* A secret file written by `echo` ends in a newline that is not part of it. */
@@ -236,31 +236,31 @@ static hf_err_t auth__key_read(const hf_auth_t *auth, const char *secret, const 
     return HF_OK;
 }
 
-static bool auth__given(const char *s)
+static bool auth_given(const char *s)
 {
     return s && s[0];
 }
 
 /* The current key (required) and the previous one (optional: during a
  * rotation tokens signed with either verify). */
-static hf_err_t auth__keys_load(hf_auth_t *auth, const hf_auth_config_t *cfg, char *errbuf,
-                                size_t errbuf_size)
+static hf_err_t auth_keys_load(hf_auth_t *auth, const hf_auth_config_t *cfg, char *errbuf,
+                               size_t errbuf_size)
 {
     bool hs = auth->alg == JWT_ALG_HS256;
-    if (!(hs && auth__given(cfg->secret)) && !auth__given(cfg->key_file)) {
+    if (!(hs && auth_given(cfg->secret)) && !auth_given(cfg->key_file)) {
         snprintf(errbuf, errbuf_size, "auth is on and no key is set: give %s",
                  hs ? "--auth-secret or --auth-key-file" : "--auth-key-file (a PEM public key)");
         return HF_ERR_INVALID;
     }
-    hf_err_t err = auth__key_read(auth, cfg->secret, cfg->key_file, "secret", &auth->keys[0],
-                                  errbuf, errbuf_size);
+    hf_err_t err = auth_key_read(auth, cfg->secret, cfg->key_file, "secret", &auth->keys[0], errbuf,
+                                 errbuf_size);
     if (err != HF_OK)
         return err;
     auth->nkeys = 1;
-    if (!(hs && auth__given(cfg->previous_secret)) && !auth__given(cfg->previous_key_file))
+    if (!(hs && auth_given(cfg->previous_secret)) && !auth_given(cfg->previous_key_file))
         return HF_OK;
-    err = auth__key_read(auth, cfg->previous_secret, cfg->previous_key_file, "previous secret",
-                         &auth->keys[1], errbuf, errbuf_size);
+    err = auth_key_read(auth, cfg->previous_secret, cfg->previous_key_file, "previous secret",
+                        &auth->keys[1], errbuf, errbuf_size);
     if (err == HF_OK)
         auth->nkeys = 2;
     return err;
@@ -273,8 +273,8 @@ hf_auth_t *hf_auth_new(const hf_auth_config_t *cfg, char *errbuf, size_t errbuf_
     auth->leeway_s = cfg->leeway_s;
     auth->require_exp = cfg->require_exp;
     auth->max_lifetime_s = cfg->max_lifetime_ms / 1000;
-    auth->audience = auth__given(cfg->audience) ? hf_strdup(cfg->audience) : NULL;
-    auth->issuer = auth__given(cfg->issuer) ? hf_strdup(cfg->issuer) : NULL;
+    auth->audience = auth_given(cfg->audience) ? hf_strdup(cfg->audience) : NULL;
+    auth->issuer = auth_given(cfg->issuer) ? hf_strdup(cfg->issuer) : NULL;
     if (!auth->enabled) {
         hf_warn(
             "auth is off: anyone who reaches this port may publish and subscribe to any channel");
@@ -292,9 +292,9 @@ hf_auth_t *hf_auth_new(const hf_auth_config_t *cfg, char *errbuf, size_t errbuf_
         hf_auth_free(auth);
         return NULL;
     }
-    if (auth__keys_load(auth, cfg, errbuf, errbuf_size) != HF_OK ||
+    if (auth_keys_load(auth, cfg, errbuf, errbuf_size) != HF_OK ||
         (cfg->api_keys_file && cfg->api_keys_file[0] &&
-         auth__api_keys_load(auth, cfg->api_keys_file, errbuf, errbuf_size) != HF_OK)) {
+         auth_api_keys_load(auth, cfg->api_keys_file, errbuf, errbuf_size) != HF_OK)) {
         hf_auth_free(auth);
         return NULL;
     }
@@ -310,7 +310,7 @@ void hf_auth_free(hf_auth_t *auth)
             OPENSSL_cleanse(auth->keys[i].data, auth->keys[i].len);
         hf_free(auth->keys[i].data);
     }
-    auth__api_keys_free(auth);
+    auth_api_keys_free(auth);
     hf_free(auth->audience);
     hf_free(auth->issuer);
     hf_free(auth);
@@ -321,7 +321,7 @@ bool hf_auth_enabled(const hf_auth_t *auth)
     return auth->enabled;
 }
 
-static hf_err_t auth__deny(char *why, size_t why_size, const char *reason)
+static hf_err_t auth_deny(char *why, size_t why_size, const char *reason)
 {
     snprintf(why, why_size, "%s", reason);
     return HF_ERR_AUTH;
@@ -329,19 +329,19 @@ static hf_err_t auth__deny(char *why, size_t why_size, const char *reason)
 
 /* Compares digests in constant time against every key, so the time taken
  * tells nothing about which key came close. */
-static const auth_api_key_t *auth__api_key_find(const hf_auth_t *auth, const char *token)
+static const auth_api_key_t *auth_api_key_find(const hf_auth_t *auth, const char *token)
 {
     const auth_api_key_t *found = NULL;
     unsigned char digest[SHA256_DIGEST_LENGTH];
-    auth__digest(token, digest);
+    auth_digest(token, digest);
     for (size_t i = 0; i < auth->napi_keys; i++)
         if (CRYPTO_memcmp(auth->api_keys[i].digest, digest, sizeof digest) == 0)
             found = &auth->api_keys[i];
     return found;
 }
 
-static hf_err_t auth__claim_patterns(json_t *claims, const char *name, char ***out, size_t *nout,
-                                     char *why, size_t why_size)
+static hf_err_t auth_claim_patterns(json_t *claims, const char *name, char ***out, size_t *nout,
+                                    char *why, size_t why_size)
 {
     json_t *arr = json_object_get(claims, name);
     *out = NULL;
@@ -357,7 +357,7 @@ static hf_err_t auth__claim_patterns(json_t *claims, const char *name, char ***o
     json_t *v;
     json_array_foreach(arr, i, v)
     {
-        if (!json_is_string(v) || !auth__pattern_is_valid(json_string_value(v))) {
+        if (!json_is_string(v) || !auth_pattern_is_valid(json_string_value(v))) {
             snprintf(why, why_size, "claim '%s' holds an invalid channel pattern", name);
             return HF_ERR_AUTH;
         }
@@ -370,7 +370,7 @@ static hf_err_t auth__claim_patterns(json_t *claims, const char *name, char ***o
 
 /* exp and nbf: numbers when present (RFC 7519 NumericDate); *present
  * tells an absent claim from one that says 0. */
-static hf_err_t auth__claim_time(json_t *claims, const char *name, int64_t *out, bool *present)
+static hf_err_t auth_claim_time(json_t *claims, const char *name, int64_t *out, bool *present)
 {
     json_t *v = json_object_get(claims, name);
     *out = 0;
@@ -386,48 +386,48 @@ static hf_err_t auth__claim_time(json_t *claims, const char *name, int64_t *out,
     return HF_OK;
 }
 
-static bool auth__claim_equals(json_t *v, const char *want)
+static bool auth_claim_equals(json_t *v, const char *want)
 {
     return json_is_string(v) && json_string_length(v) == strlen(want) &&
            memcmp(json_string_value(v), want, json_string_length(v)) == 0;
 }
 
 /* RFC 7519 4.1.3: "aud" is one string or an array of them. */
-static bool auth__audience_holds(json_t *aud, const char *want)
+static bool auth_audience_holds(json_t *aud, const char *want)
 {
     if (!json_is_array(aud))
-        return auth__claim_equals(aud, want);
+        return auth_claim_equals(aud, want);
     size_t i;
     json_t *v;
     json_array_foreach(aud, i, v)
     {
-        if (auth__claim_equals(v, want))
+        if (auth_claim_equals(v, want))
             return true;
     }
     return false;
 }
 
-static hf_err_t auth__claims_read(const hf_auth_t *auth, json_t *claims, int64_t now_s,
-                                  hf_auth_identity_t *id, char *why, size_t why_size)
+static hf_err_t auth_claims_read(const hf_auth_t *auth, json_t *claims, int64_t now_s,
+                                 hf_auth_identity_t *id, char *why, size_t why_size)
 {
     json_t *sub = json_object_get(claims, "sub");
     if (!json_is_string(sub) || json_string_length(sub) == 0 ||
         json_string_length(sub) > HF_AUTH_SUBJECT_MAX)
-        return auth__deny(why, why_size, "token has no 'sub' claim of 1..128 bytes");
+        return auth_deny(why, why_size, "token has no 'sub' claim of 1..128 bytes");
     snprintf(id->subject, sizeof(id->subject), "%s", json_string_value(sub));
     int64_t exp, nbf, iat;
     bool has_exp, has_nbf, has_iat;
-    if (auth__claim_time(claims, "exp", &exp, &has_exp) != HF_OK ||
-        auth__claim_time(claims, "nbf", &nbf, &has_nbf) != HF_OK ||
-        auth__claim_time(claims, "iat", &iat, &has_iat) != HF_OK)
-        return auth__deny(why, why_size, "claims 'exp', 'nbf' and 'iat' must be numbers");
+    if (auth_claim_time(claims, "exp", &exp, &has_exp) != HF_OK ||
+        auth_claim_time(claims, "nbf", &nbf, &has_nbf) != HF_OK ||
+        auth_claim_time(claims, "iat", &iat, &has_iat) != HF_OK)
+        return auth_deny(why, why_size, "claims 'exp', 'nbf' and 'iat' must be numbers");
     if (!has_exp && auth->require_exp)
-        return auth__deny(why, why_size, "token has no 'exp' claim (it would never expire)");
+        return auth_deny(why, why_size, "token has no 'exp' claim (it would never expire)");
     /* written so that no sum can overflow, whatever exp holds */
     if (has_exp && now_s - auth->leeway_s > exp)
-        return auth__deny(why, why_size, "token expired");
+        return auth_deny(why, why_size, "token expired");
     if (has_nbf && now_s + auth->leeway_s < nbf)
-        return auth__deny(why, why_size, "token not yet valid");
+        return auth_deny(why, why_size, "token not yet valid");
     /* exp passed the check above, so exp > 0 and these differences cannot
      * overflow; exp - now catches an iat set in the future. */
     if (has_exp && auth->max_lifetime_s > 0 &&
@@ -437,35 +437,35 @@ static hf_err_t auth__claims_read(const hf_auth_t *auth, json_t *claims, int64_t
                  (long long)auth->max_lifetime_s);
         return HF_ERR_AUTH;
     }
-    if (auth->issuer && !auth__claim_equals(json_object_get(claims, "iss"), auth->issuer))
-        return auth__deny(why, why_size, "token's 'iss' is not an issuer this server accepts");
-    if (auth->audience && !auth__audience_holds(json_object_get(claims, "aud"), auth->audience))
-        return auth__deny(why, why_size, "token's 'aud' does not name this service");
+    if (auth->issuer && !auth_claim_equals(json_object_get(claims, "iss"), auth->issuer))
+        return auth_deny(why, why_size, "token's 'iss' is not an issuer this server accepts");
+    if (auth->audience && !auth_audience_holds(json_object_get(claims, "aud"), auth->audience))
+        return auth_deny(why, why_size, "token's 'aud' does not name this service");
     id->expires_s = has_exp ? exp : 0; /* a present exp passed the check: it is > 0 */
     hf_err_t err =
-        auth__claim_patterns(claims, "publish", &id->publish, &id->npublish, why, why_size);
+        auth_claim_patterns(claims, "publish", &id->publish, &id->npublish, why, why_size);
     if (err == HF_OK)
-        err = auth__claim_patterns(claims, "subscribe", &id->subscribe, &id->nsubscribe, why,
-                                   why_size);
+        err = auth_claim_patterns(claims, "subscribe", &id->subscribe, &id->nsubscribe, why,
+                                  why_size);
     return err;
 }
 
-static hf_err_t auth__jwt_verify(const hf_auth_t *auth, const char *token, int64_t now_s,
-                                 hf_auth_identity_t **out, char *why, size_t why_size)
+static hf_err_t auth_jwt_verify(const hf_auth_t *auth, const char *token, int64_t now_s,
+                                hf_auth_identity_t **out, char *why, size_t why_size)
 {
     jwt_t *jwt = NULL;
     for (size_t i = 0; i < auth->nkeys && !jwt; i++)
         if (jwt_decode(&jwt, token, auth->keys[i].data, (int)auth->keys[i].len) != 0)
             jwt = NULL;
     if (!jwt)
-        return auth__deny(why, why_size, "token malformed or its signature does not verify");
+        return auth_deny(why, why_size, "token malformed or its signature does not verify");
     /* libjwt verifies with whatever algorithm the token names; only the
      * configured one is trusted (an HS256 token "signed" with our RSA
      * public key would otherwise pass). */
     if (jwt_get_alg(jwt) != auth->alg) {
         jwt_free(jwt);
-        return auth__deny(why, why_size,
-                          "token signed with an algorithm this server does not accept");
+        return auth_deny(why, why_size,
+                         "token signed with an algorithm this server does not accept");
     }
     char *text = jwt_get_grants_json(jwt, NULL);
     jwt_free(jwt);
@@ -473,10 +473,10 @@ static hf_err_t auth__jwt_verify(const hf_auth_t *auth, const char *token, int64
     free(text); /* libjwt allocates with malloc */
     if (!json_is_object(claims)) {
         json_decref(claims);
-        return auth__deny(why, why_size, "token claims are not a JSON object");
+        return auth_deny(why, why_size, "token claims are not a JSON object");
     }
     hf_auth_identity_t *id = hf_calloc(1, sizeof(*id));
-    hf_err_t err = auth__claims_read(auth, claims, now_s, id, why, why_size);
+    hf_err_t err = auth_claims_read(auth, claims, now_s, id, why, why_size);
     json_decref(claims);
     if (err != HF_OK) {
         hf_auth_identity_free(id);
@@ -486,7 +486,7 @@ static hf_err_t auth__jwt_verify(const hf_auth_t *auth, const char *token, int64
     return HF_OK;
 }
 
-static hf_auth_identity_t *auth__anonymous(void)
+static hf_auth_identity_t *auth_anonymous(void)
 {
     static char *const everything[] = {"*"};
     hf_auth_identity_t tmpl = {.subject = "anonymous",
@@ -494,7 +494,7 @@ static hf_auth_identity_t *auth__anonymous(void)
                                .npublish = 1,
                                .subscribe = (char **)everything,
                                .nsubscribe = 1};
-    return auth__identity_copy(&tmpl);
+    return auth_identity_copy(&tmpl);
 }
 
 hf_err_t hf_auth_verify(const hf_auth_t *auth, const char *token, int64_t now_s,
@@ -502,21 +502,21 @@ hf_err_t hf_auth_verify(const hf_auth_t *auth, const char *token, int64_t now_s,
 {
     *out = NULL;
     if (!auth->enabled) {
-        *out = auth__anonymous();
+        *out = auth_anonymous();
         return HF_OK;
     }
     if (!token || !token[0])
-        return auth__deny(why, why_size, "missing token");
+        return auth_deny(why, why_size, "missing token");
     if (strlen(token) > HF_AUTH_TOKEN_MAX)
-        return auth__deny(why, why_size, "token longer than 8192 bytes");
+        return auth_deny(why, why_size, "token longer than 8192 bytes");
     if (!strchr(token, '.')) {
-        const auth_api_key_t *k = auth__api_key_find(auth, token);
+        const auth_api_key_t *k = auth_api_key_find(auth, token);
         if (!k)
-            return auth__deny(why, why_size, "unknown API key");
-        *out = auth__identity_copy(&k->id);
+            return auth_deny(why, why_size, "unknown API key");
+        *out = auth_identity_copy(&k->id);
         return HF_OK;
     }
-    return auth__jwt_verify(auth, token, now_s, out, why, why_size);
+    return auth_jwt_verify(auth, token, now_s, out, why, why_size);
 }
 
 const char *hf_auth_bearer(const char *header)
@@ -553,7 +553,7 @@ bool hf_auth_glob_match(const char *pattern, const char *text)
     return *pattern == '\0';
 }
 
-static bool auth__patterns_match(char *const *patterns, size_t n, const char *channel)
+static bool auth_patterns_match(char *const *patterns, size_t n, const char *channel)
 {
     for (size_t i = 0; i < n; i++)
         if (hf_auth_glob_match(patterns[i], channel))
@@ -563,10 +563,10 @@ static bool auth__patterns_match(char *const *patterns, size_t n, const char *ch
 
 bool hf_auth_may_publish(const hf_auth_identity_t *id, const char *channel)
 {
-    return auth__patterns_match(id->publish, id->npublish, channel);
+    return auth_patterns_match(id->publish, id->npublish, channel);
 }
 
 bool hf_auth_may_subscribe(const hf_auth_identity_t *id, const char *channel)
 {
-    return auth__patterns_match(id->subscribe, id->nsubscribe, channel);
+    return auth_patterns_match(id->subscribe, id->nsubscribe, channel);
 }

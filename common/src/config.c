@@ -14,8 +14,8 @@
 
 /* The variable spec reads: the one an HF_CONF_ENV_NAME row of the table names
  * for it, else HOLDFAST_ and its name in upper case, '-' as '_'. */
-static void config__env_name(const hf_conf_spec_t *specs, size_t nspecs, const hf_conf_spec_t *spec,
-                             char *out, size_t outsz)
+static void config_env_name(const hf_conf_spec_t *specs, size_t nspecs, const hf_conf_spec_t *spec,
+                            char *out, size_t outsz)
 {
     for (size_t i = 0; i < nspecs; i++) {
         if (specs[i].type == HF_CONF_ENV_NAME && strcmp(specs[i].name, spec->name) == 0) {
@@ -29,7 +29,7 @@ static void config__env_name(const hf_conf_spec_t *specs, size_t nspecs, const h
     out[n] = '\0';
 }
 
-static hf_err_t config__parse_ll(const char *text, long long *out, const char **rest)
+static hf_err_t config_parse_ll(const char *text, long long *out, const char **rest)
 {
     errno = 0;
     char *end = NULL;
@@ -47,19 +47,19 @@ hf_err_t hf_config_parse_int(const char *text, long long min, long long max, lon
     const char *digits = text && *text == '-' ? text + 1 : text;
     long long v;
     const char *rest;
-    if (!digits || !isdigit((unsigned char)*digits) || config__parse_ll(text, &v, &rest) != HF_OK ||
+    if (!digits || !isdigit((unsigned char)*digits) || config_parse_ll(text, &v, &rest) != HF_OK ||
         *rest != '\0' || v < min || v > max)
         return HF_ERR_INVALID;
     *out = v;
     return HF_OK;
 }
 
-static hf_err_t config__scale(const char *text, long long *out, const char *const *units,
-                              const long long *factors, size_t nunits)
+static hf_err_t config_scale(const char *text, long long *out, const char *const *units,
+                             const long long *factors, size_t nunits)
 {
     long long v;
     const char *rest;
-    if (config__parse_ll(text, &v, &rest) != HF_OK || v < 0)
+    if (config_parse_ll(text, &v, &rest) != HF_OK || v < 0)
         return HF_ERR_INVALID;
     if (*rest == '\0') {
         *out = v;
@@ -80,17 +80,17 @@ hf_err_t hf_config_parse_ms(const char *text, long long *out)
 {
     static const char *const units[] = {"ms", "s", "m", "h"};
     static const long long factors[] = {1, 1000, 60000, 3600000};
-    return config__scale(text, out, units, factors, 4);
+    return config_scale(text, out, units, factors, 4);
 }
 
 hf_err_t hf_config_parse_bytes(const char *text, long long *out)
 {
     static const char *const units[] = {"b", "k", "kib", "m", "mib", "g", "gib"};
     static const long long factors[] = {1, 1024, 1024, 1 << 20, 1 << 20, 1 << 30, 1 << 30};
-    return config__scale(text, out, units, factors, 7);
+    return config_scale(text, out, units, factors, 7);
 }
 
-static hf_err_t config__parse_bool(const char *text, bool *out)
+static hf_err_t config_parse_bool(const char *text, bool *out)
 {
     static const char *const yes[] = {"1", "true", "yes", "on"};
     static const char *const no[] = {"0", "false", "no", "off"};
@@ -108,7 +108,7 @@ static hf_err_t config__parse_bool(const char *text, bool *out)
 }
 
 /* A finite decimal number; strtod alone would take "inf" or "5abc". */
-static hf_err_t config__parse_double(const char *text, double *out)
+static hf_err_t config_parse_double(const char *text, double *out)
 {
     errno = 0;
     char *end = NULL;
@@ -119,8 +119,8 @@ static hf_err_t config__parse_double(const char *text, double *out)
     return HF_OK;
 }
 
-static hf_err_t config__set(const hf_conf_spec_t *spec, void *target, const char *text,
-                            const char *source, char *errbuf, size_t errbuf_size)
+static hf_err_t config_set(const hf_conf_spec_t *spec, void *target, const char *text,
+                           const char *source, char *errbuf, size_t errbuf_size)
 {
     char *field = (char *)target + spec->offset;
     hf_err_t err = HF_OK;
@@ -144,10 +144,10 @@ static hf_err_t config__set(const hf_conf_spec_t *spec, void *target, const char
         }
         return HF_OK;
     case HF_CONF_BOOL:
-        err = config__parse_bool(text, (bool *)field);
+        err = config_parse_bool(text, (bool *)field);
         break;
     case HF_CONF_INT:
-        err = config__parse_ll(text, &v, &rest);
+        err = config_parse_ll(text, &v, &rest);
         if (err == HF_OK && *rest)
             err = HF_ERR_INVALID;
         break;
@@ -158,7 +158,7 @@ static hf_err_t config__set(const hf_conf_spec_t *spec, void *target, const char
         err = hf_config_parse_bytes(text, &v);
         break;
     case HF_CONF_DOUBLE:
-        err = config__parse_double(text, &d);
+        err = config_parse_double(text, &d);
         break;
     case HF_CONF_ENV_NAME:
         return HF_OK;
@@ -183,8 +183,8 @@ static hf_err_t config__set(const hf_conf_spec_t *spec, void *target, const char
     return HF_OK;
 }
 
-static const hf_conf_spec_t *config__find(const hf_conf_spec_t *specs, size_t nspecs,
-                                          const char *name, size_t len)
+static const hf_conf_spec_t *config_find(const hf_conf_spec_t *specs, size_t nspecs,
+                                         const char *name, size_t len)
 {
     for (size_t i = 0; i < nspecs; i++)
         if (specs[i].type != HF_CONF_ENV_NAME && strlen(specs[i].name) == len &&
@@ -193,28 +193,28 @@ static const hf_conf_spec_t *config__find(const hf_conf_spec_t *specs, size_t ns
     return NULL;
 }
 
-static hf_err_t config__load_env(const hf_conf_spec_t *specs, size_t nspecs, void *target,
-                                 char *errbuf, size_t errbuf_size)
+static hf_err_t config_load_env(const hf_conf_spec_t *specs, size_t nspecs, void *target,
+                                char *errbuf, size_t errbuf_size)
 {
     for (size_t i = 0; i < nspecs; i++) {
         if (specs[i].type == HF_CONF_ENV_NAME)
             continue;
         char env[128];
-        config__env_name(specs, nspecs, &specs[i], env, sizeof env);
+        config_env_name(specs, nspecs, &specs[i], env, sizeof env);
         const char *val = getenv(env);
         if (!val)
             continue;
         char source[160];
         snprintf(source, sizeof source, "environment %s", env);
-        hf_err_t err = config__set(&specs[i], target, val, source, errbuf, errbuf_size);
+        hf_err_t err = config_set(&specs[i], target, val, source, errbuf, errbuf_size);
         if (err != HF_OK)
             return err;
     }
     return HF_OK;
 }
 
-static hf_err_t config__load_argv(const hf_conf_spec_t *specs, size_t nspecs, void *target,
-                                  int argc, char **argv, bool *help, char *errbuf, size_t errsz)
+static hf_err_t config_load_argv(const hf_conf_spec_t *specs, size_t nspecs, void *target, int argc,
+                                 char **argv, bool *help, char *errbuf, size_t errsz)
 {
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
@@ -228,7 +228,7 @@ static hf_err_t config__load_argv(const hf_conf_spec_t *specs, size_t nspecs, vo
         }
         const char *name = arg + 2, *eq = strchr(name, '=');
         size_t len = eq ? (size_t)(eq - name) : strlen(name);
-        const hf_conf_spec_t *spec = config__find(specs, nspecs, name, len);
+        const hf_conf_spec_t *spec = config_find(specs, nspecs, name, len);
         if (!spec) {
             snprintf(errbuf, errsz, "unknown option '%s' (see --help)", arg);
             return HF_ERR_INVALID;
@@ -242,7 +242,7 @@ static hf_err_t config__load_argv(const hf_conf_spec_t *specs, size_t nspecs, vo
             snprintf(errbuf, errsz, "option --%s needs a value", spec->name);
             return HF_ERR_INVALID;
         }
-        hf_err_t err = config__set(spec, target, val, "flag", errbuf, errsz);
+        hf_err_t err = config_set(spec, target, val, "flag", errbuf, errsz);
         if (err != HF_OK)
             return err;
     }
@@ -258,14 +258,14 @@ hf_err_t hf_config_load(const hf_conf_spec_t *specs, size_t nspecs, void *target
         if (specs[i].type == HF_CONF_ENV_NAME ||
             (!specs[i].def && (specs[i].type == HF_CONF_STRING || specs[i].type == HF_CONF_LIST)))
             continue;
-        hf_err_t err = config__set(&specs[i], target, specs[i].def ? specs[i].def : "0", "default",
-                                   errbuf, errbuf_size);
+        hf_err_t err = config_set(&specs[i], target, specs[i].def ? specs[i].def : "0", "default",
+                                  errbuf, errbuf_size);
         if (err != HF_OK)
             return err;
     }
-    hf_err_t err = config__load_env(specs, nspecs, target, errbuf, errbuf_size);
+    hf_err_t err = config_load_env(specs, nspecs, target, errbuf, errbuf_size);
     if (err == HF_OK)
-        err = config__load_argv(specs, nspecs, target, argc, argv, help_shown, errbuf, errbuf_size);
+        err = config_load_argv(specs, nspecs, target, argc, argv, help_shown, errbuf, errbuf_size);
     if (err == HF_OK && *help_shown)
         hf_config_print_help(specs, nspecs, usage, stdout);
     return err;
@@ -283,7 +283,7 @@ void hf_config_print_help(const hf_conf_spec_t *specs, size_t nspecs, const char
         if (specs[i].type == HF_CONF_ENV_NAME)
             continue;
         char env[128];
-        config__env_name(specs, nspecs, &specs[i], env, sizeof env);
+        config_env_name(specs, nspecs, &specs[i], env, sizeof env);
         fprintf(out, "  --%s=<%s>\n      env %s, default: %s\n      %s%s\n", specs[i].name,
                 type_names[specs[i].type], env, specs[i].def ? specs[i].def : "(unset)",
                 specs[i].help,

@@ -1,4 +1,4 @@
-/* err.c - names and retry classes of hf_err_t. */
+/* err.c - names of hf_err_t. */
 #include "holdfast/err.h"
 
 const char *hf_err_str(hf_err_t err)
@@ -28,9 +28,4 @@ const char *hf_err_str(hf_err_t err)
         return "not authenticated";
     }
     return "unknown error";
-}
-
-bool hf_err_is_retriable(hf_err_t err)
-{
-    return err == HF_ERR_UNAVAILABLE || err == HF_ERR_TIMEOUT || err == HF_ERR_IO;
 }

@@ -91,7 +91,7 @@ static const hf_http_route_t http_ops_routes[] = {
     {"GET", "/metrics", false, NULL, NULL},
 };
 
-static double http__inflight_gauge(void *arg)
+static double http_inflight_gauge(void *arg)
 {
     return (double)hf_http_server_inflight(arg);
 }
@@ -114,12 +114,12 @@ hf_http_server_t *hf_http_server_new(const hf_http_config_t *cfg)
         }
         hf_metrics_gauge_fn(cfg->metrics, "holdfast_http_inflight_requests", cfg->metrics_labels,
                             "HTTP requests received and not yet answered (this scrape included).",
-                            http__inflight_gauge, srv);
+                            http_inflight_gauge, srv);
     }
     return srv;
 }
 
-static void http__req_free(hf_http_req_t *req)
+static void http_req_free(hf_http_req_t *req)
 {
     lws_sul_cancel(&req->body_deadline); /* harmless when never scheduled */
     if (req->release)
@@ -149,7 +149,7 @@ void hf_http_server_free(hf_http_server_t *srv)
     /* Requests still queued belong to connections lws already closed. */
     for (hf_http_req_t *req = srv->done, *next; req; req = next) {
         next = req->next_done;
-        http__req_free(req);
+        http_req_free(req);
     }
     pthread_mutex_destroy(&srv->lock);
     hf_free(srv);
@@ -222,7 +222,7 @@ void *hf_http_req_attached(const hf_http_req_t *req)
     return req->attached;
 }
 
-static bool http__on_lws_thread(const hf_http_server_t *srv)
+static bool http_on_lws_thread(const hf_http_server_t *srv)
 {
     return srv->lws && pthread_equal(srv->lws_thread, pthread_self());
 }
@@ -242,13 +242,13 @@ void hf_http_respond(hf_http_req_t *req, int status, const char *content_type, c
         hf_counter_inc(srv->m_requests[cls >= 0 && cls < 5 ? cls : 5]);
     }
 
-    if (http__on_lws_thread(srv)) {
+    if (http_on_lws_thread(srv)) {
         pthread_mutex_lock(&srv->lock);
         req->state = REQ_RESPONDED;
         bool closed = req->closed;
         pthread_mutex_unlock(&srv->lock);
         if (closed)
-            http__req_free(req);
+            http_req_free(req);
         else
             lws_callback_on_writable(req->wsi);
         return;
@@ -275,7 +275,7 @@ void hf_http_respond_error(hf_http_req_t *req, int status, const char *code, con
 }
 
 /* Moves responses produced on other threads to their connections. */
-static void http__drain_done(hf_http_server_t *srv)
+static void http_drain_done(hf_http_server_t *srv)
 {
     pthread_mutex_lock(&srv->lock);
     hf_http_req_t *list = srv->done;
@@ -285,13 +285,13 @@ static void http__drain_done(hf_http_server_t *srv)
         hf_http_req_t *req = list;
         list = req->next_done;
         if (req->closed)
-            http__req_free(req);
+            http_req_free(req);
         else
             lws_callback_on_writable(req->wsi);
     }
 }
 
-static const char *http__status_text(int status)
+static const char *http_status_text(int status)
 {
     switch (status) {
     case 200:
@@ -334,7 +334,7 @@ static const char *http__status_text(int status)
 }
 
 /* The CORS headers of req's response (preflight: the methods its path serves). */
-static void http__cors_headers(hf_buf_t *out, const hf_http_req_t *req)
+static void http_cors_headers(hf_buf_t *out, const hf_http_req_t *req)
 {
     const hf_http_server_t *srv = req->srv;
     char methods[128] = "";
@@ -344,7 +344,7 @@ static void http__cors_headers(hf_buf_t *out, const hf_http_req_t *req)
     hf_http_cors_headers(out, srv->cfg.cors, req->origin, req->preflight, methods);
 }
 
-static void http__linger_over(lws_sorted_usec_list_t *sul)
+static void http_linger_over(lws_sorted_usec_list_t *sul)
 {
     http_pss_t *pss = lws_container_of(sul, http_pss_t, linger_deadline);
     lws_set_timeout(pss->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
@@ -352,31 +352,31 @@ static void http__linger_over(lws_sorted_usec_list_t *sul)
 
 /* The answer is out and the connection must close: at once, or once the
  * rest of the body is read (see http_pss_t). Returns -1 to close now. */
-static int http__linger(struct lws *wsi, http_pss_t *pss, bool linger)
+static int http_linger(struct lws *wsi, http_pss_t *pss, bool linger)
 {
     if (!linger || pss->body_left == 0)
         return -1;
     pss->lingering = true;
     pss->wsi = wsi;
-    lws_sul_schedule(lws_get_context(wsi), 0, &pss->linger_deadline, http__linger_over,
+    lws_sul_schedule(lws_get_context(wsi), 0, &pss->linger_deadline, http_linger_over,
                      HTTP_LINGER_US);
     return 0;
 }
 
 /* Writes status line, headers and body in one lws_write. Returns -1 when
  * the connection must close (now, or after lingering: 0). */
-static int http__write_response(struct lws *wsi, http_pss_t *pss, hf_http_req_t *req)
+static int http_write_response(struct lws *wsi, http_pss_t *pss, hf_http_req_t *req)
 {
     hf_buf_t out = HF_BUF_INIT;
     hf_buf_reserve(&out, LWS_PRE + 512 + req->resp_len);
     out.len = LWS_PRE;
-    hf_buf_printf(&out, "HTTP/1.1 %d %s\r\n", req->status, http__status_text(req->status));
+    hf_buf_printf(&out, "HTTP/1.1 %d %s\r\n", req->status, http_status_text(req->status));
     if (req->status != 204) /* a 204 has neither (RFC 9110 8.6) */
         hf_buf_printf(&out, "Content-Type: %s\r\nContent-Length: %zu\r\n", req->resp_ctype,
                       req->resp_len);
     for (int i = 0; i + 1 < HTTP_MAX_EXTRA * 2 && req->extra[i]; i += 2)
         hf_buf_printf(&out, "%s: %s\r\n", req->extra[i], req->extra[i + 1]);
-    http__cors_headers(&out, req);
+    http_cors_headers(&out, req);
     if (req->close_after)
         hf_buf_append_str(&out, "Connection: close\r\n");
     hf_buf_append_str(&out, "\r\n");
@@ -387,13 +387,13 @@ static int http__write_response(struct lws *wsi, http_pss_t *pss, hf_http_req_t 
     int n = lws_write(wsi, (unsigned char *)out.data + LWS_PRE, len, LWS_WRITE_HTTP_FINAL);
     hf_buf_free(&out);
     bool close_after = req->close_after, linger = req->linger;
-    http__req_free(req);
+    http_req_free(req);
     if (n < 0 || close_after)
-        return http__linger(wsi, pss, linger);
+        return http_linger(wsi, pss, linger);
     return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
-static char *http__copy_header(struct lws *wsi, enum lws_token_indexes tok)
+static char *http_copy_header(struct lws *wsi, enum lws_token_indexes tok)
 {
     int len = lws_hdr_total_length(wsi, tok);
     if (len <= 0)
@@ -408,7 +408,7 @@ static char *http__copy_header(struct lws *wsi, enum lws_token_indexes tok)
     return s;
 }
 
-static char *http__copy_custom_header(struct lws *wsi, const char *name)
+static char *http_copy_custom_header(struct lws *wsi, const char *name)
 {
     int nlen = (int)strlen(name);
     int len = lws_hdr_custom_length(wsi, name, nlen);
@@ -424,7 +424,7 @@ static char *http__copy_custom_header(struct lws *wsi, const char *name)
     return s;
 }
 
-static void http__parse_query(struct lws *wsi, hf_http_req_t *req)
+static void http_parse_query(struct lws *wsi, hf_http_req_t *req)
 {
     char frag[HF_HTTP_QUERY_FRAG_MAX];
     for (int i = 0; req->nquery < HTTP_MAX_QUERY_ARGS; i++) {
@@ -447,8 +447,8 @@ static const struct {
     {WSI_TOKEN_HEAD_URI, "HEAD"},
 };
 
-static hf_http_req_t *http__req_new(hf_http_server_t *srv, struct lws *wsi, const char *path,
-                                    size_t path_len)
+static hf_http_req_t *http_req_new(hf_http_server_t *srv, struct lws *wsi, const char *path,
+                                   size_t path_len)
 {
     hf_http_req_t *req = hf_calloc(1, sizeof *req);
     atomic_fetch_add(&srv->inflight, 1);
@@ -462,21 +462,21 @@ static hf_http_req_t *http__req_new(hf_http_server_t *srv, struct lws *wsi, cons
             break;
         }
     }
-    http__parse_query(wsi, req);
-    req->content_type = http__copy_header(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE);
-    req->authorization = http__copy_header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
-    req->idempotency_key = http__copy_custom_header(wsi, "idempotency-key:");
+    http_parse_query(wsi, req);
+    req->content_type = http_copy_header(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE);
+    req->authorization = http_copy_header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+    req->idempotency_key = http_copy_custom_header(wsi, "idempotency-key:");
     if (srv->cfg.cors)
-        req->origin = http__copy_header(wsi, WSI_TOKEN_ORIGIN);
-    char *cl = http__copy_header(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
+        req->origin = http_copy_header(wsi, WSI_TOKEN_ORIGIN);
+    char *cl = http_copy_header(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
     req->content_length = hf_http_content_length(cl);
     hf_free(cl);
     return req;
 }
 
 /* Finds the route; *path_known tells 405 from 404 when none matches. */
-static const hf_http_route_t *http__route(const hf_http_server_t *srv, const hf_http_req_t *req,
-                                          bool *path_known)
+static const hf_http_route_t *http_route(const hf_http_server_t *srv, const hf_http_req_t *req,
+                                         bool *path_known)
 {
     *path_known = false;
     const hf_http_route_t *route =
@@ -488,7 +488,7 @@ static const hf_http_route_t *http__route(const hf_http_server_t *srv, const hf_
     return route;
 }
 
-static void http__serve_ops(hf_http_server_t *srv, hf_http_req_t *req)
+static void http_serve_ops(hf_http_server_t *srv, hf_http_req_t *req)
 {
     const char *path = req->path;
     if (strcmp(path, "/metrics") == 0) {
@@ -516,7 +516,7 @@ static void http__serve_ops(hf_http_server_t *srv, hf_http_req_t *req)
 }
 
 /* The body deadline passed with the body incomplete: 408, then close. */
-static void http__body_late(lws_sorted_usec_list_t *sul)
+static void http_body_late(lws_sorted_usec_list_t *sul)
 {
     hf_http_req_t *req = lws_container_of(sul, hf_http_req_t, body_deadline);
     if (req->state != REQ_READING || !req->wsi)
@@ -528,8 +528,8 @@ static void http__body_late(lws_sorted_usec_list_t *sul)
 
 /* An OPTIONS request from a page (Origin) asking whether it may send a
  * method (Access-Control-Request-Method): a CORS preflight. */
-static bool http__is_preflight(const hf_http_server_t *srv, struct lws *wsi,
-                               const hf_http_req_t *req)
+static bool http_is_preflight(const hf_http_server_t *srv, struct lws *wsi,
+                              const hf_http_req_t *req)
 {
     if (!srv->cfg.cors || !req->origin || strcmp(req->method, "OPTIONS") != 0)
         return false;
@@ -539,7 +539,7 @@ static bool http__is_preflight(const hf_http_server_t *srv, struct lws *wsi,
 
 /* 204 with the CORS headers for an allowed origin; 403 for any other, with
  * no CORS header, so the browser refuses the request that would follow. */
-static void http__answer_preflight(hf_http_server_t *srv, hf_http_req_t *req)
+static void http_answer_preflight(hf_http_server_t *srv, hf_http_req_t *req)
 {
     if (!hf_http_cors_allows(srv->cfg.cors, req->origin)) {
         hf_http_respond_error(req, 403, "origin_not_allowed",
@@ -551,13 +551,13 @@ static void http__answer_preflight(hf_http_server_t *srv, hf_http_req_t *req)
 }
 
 /* A new request's headers are in: route it, or answer at once. */
-static int http__on_request(hf_http_server_t *srv, struct lws *wsi, http_pss_t *pss,
-                            const char *path, size_t path_len)
+static int http_on_request(hf_http_server_t *srv, struct lws *wsi, http_pss_t *pss,
+                           const char *path, size_t path_len)
 {
-    hf_http_req_t *req = http__req_new(srv, wsi, path, path_len);
+    hf_http_req_t *req = http_req_new(srv, wsi, path, path_len);
     pss->req = req;
     bool path_known;
-    req->route = http__route(srv, req, &path_known);
+    req->route = http_route(srv, req, &path_known);
     bool has_body = req->content_length > 0 || (req->route && req->route->takes_body);
     /* Answering before the body is read: the connection cannot be reused;
      * a body no larger than the limit is read and dropped first. */
@@ -566,8 +566,8 @@ static int http__on_request(hf_http_server_t *srv, struct lws *wsi, http_pss_t *
     pss->body_left = req->content_length;
     pss->lingering = false;
 
-    if (!req->route && path_known && http__is_preflight(srv, wsi, req)) {
-        http__answer_preflight(srv, req);
+    if (!req->route && path_known && http_is_preflight(srv, wsi, req)) {
+        http_answer_preflight(srv, req);
         return 0;
     }
     if (!req->route) {
@@ -577,7 +577,7 @@ static int http__on_request(hf_http_server_t *srv, struct lws *wsi, http_pss_t *
         return 0;
     }
     if (!req->route->handler) {
-        http__serve_ops(srv, req);
+        http_serve_ops(srv, req);
         return 0;
     }
     if (atomic_load(&srv->draining)) {
@@ -614,13 +614,13 @@ static int http__on_request(hf_http_server_t *srv, struct lws *wsi, http_pss_t *
     /* lws restarts its own timeout (timeout_secs) on every piece of body:
      * a client dripping a byte at a time would hold the request forever.
      * The body timeout is a deadline for the whole body, on a timer. */
-    lws_sul_schedule(lws_get_context(wsi), 0, &req->body_deadline, http__body_late,
+    lws_sul_schedule(lws_get_context(wsi), 0, &req->body_deadline, http_body_late,
                      (lws_usec_t)srv->cfg.body_timeout_s * LWS_US_PER_SEC);
     lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, srv->cfg.body_timeout_s);
     return 0;
 }
 
-static int http__on_body(hf_http_req_t *req, const void *in, size_t len)
+static int http_on_body(hf_http_req_t *req, const void *in, size_t len)
 {
     if (!req || req->state != REQ_READING)
         return 0; /* already answered (e.g. 413): discard */
@@ -634,7 +634,7 @@ static int http__on_body(hf_http_req_t *req, const void *in, size_t len)
     return 0;
 }
 
-static void http__on_body_complete(hf_http_server_t *srv, struct lws *wsi, hf_http_req_t *req)
+static void http_on_body_complete(hf_http_server_t *srv, struct lws *wsi, hf_http_req_t *req)
 {
     if (!req || req->state != REQ_READING)
         return;
@@ -645,7 +645,7 @@ static void http__on_body_complete(hf_http_server_t *srv, struct lws *wsi, hf_ht
 }
 
 /* The connection is gone: free what nobody else holds. */
-static void http__on_closed(hf_http_server_t *srv, http_pss_t *pss)
+static void http_on_closed(hf_http_server_t *srv, http_pss_t *pss)
 {
     hf_http_req_t *req = pss ? pss->req : NULL;
     if (!req)
@@ -661,11 +661,11 @@ static void http__on_closed(hf_http_server_t *srv, http_pss_t *pss)
     req->wsi = NULL;
     pthread_mutex_unlock(&srv->lock);
     if (!owned_elsewhere)
-        http__req_free(req);
+        http_req_free(req);
 }
 
-static int http__callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-                          size_t len)
+static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                         size_t len)
 {
     const struct lws_protocols *proto = lws_get_protocol(wsi);
     hf_http_server_t *srv = proto ? proto->user : NULL;
@@ -673,16 +673,16 @@ static int http__callback(struct lws *wsi, enum lws_callback_reasons reason, voi
 
     switch (reason) {
     case LWS_CALLBACK_HTTP:
-        return http__on_request(srv, wsi, pss, in, len);
+        return http_on_request(srv, wsi, pss, in, len);
     case LWS_CALLBACK_HTTP_BODY:
         pss->body_left -= len < pss->body_left ? len : pss->body_left;
         if (pss->lingering) /* answered: dropped; all of it in, close */
             return pss->body_left == 0 ? -1 : 0;
-        return http__on_body(pss->req, in, len);
+        return http_on_body(pss->req, in, len);
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
         if (pss->lingering)
             return -1;
-        http__on_body_complete(srv, wsi, pss->req);
+        http_on_body_complete(srv, wsi, pss->req);
         return 0;
     case LWS_CALLBACK_HTTP_WRITEABLE:
         if (!pss || !pss->req || pss->req->state != REQ_RESPONDED)
@@ -690,16 +690,16 @@ static int http__callback(struct lws *wsi, enum lws_callback_reasons reason, voi
         {
             hf_http_req_t *req = pss->req;
             pss->req = NULL;
-            return http__write_response(wsi, pss, req);
+            return http_write_response(wsi, pss, req);
         }
     case LWS_CALLBACK_CLOSED_HTTP:
         if (pss)
             lws_sul_cancel(&pss->linger_deadline); /* harmless when never scheduled */
-        http__on_closed(srv, pss);
+        http_on_closed(srv, pss);
         return 0;
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
         if (srv)
-            http__drain_done(srv);
+            http_drain_done(srv);
         return 0;
     default:
         break;
@@ -711,7 +711,7 @@ struct lws_protocols hf_http_protocol(hf_http_server_t *srv)
 {
     struct lws_protocols p = {
         .name = "http",
-        .callback = http__callback,
+        .callback = http_callback,
         .per_session_data_size = sizeof(http_pss_t),
         .rx_buffer_size = 0,
         .user = srv,

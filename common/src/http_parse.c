@@ -80,7 +80,7 @@ void hf_http_route_methods(const hf_http_route_t *routes, size_t n, const char *
 /* An exact origin: http or https, a host, an optional port; nothing else
  * (an origin never has a path, a query or user info, and browsers send it
  * in lower case, so anything else could never match). */
-static bool cors__origin_valid(const char *o, size_t n)
+static bool cors_origin_valid(const char *o, size_t n)
 {
     size_t scheme;
     if (n > 7 && strncmp(o, "http://", 7) == 0)
@@ -128,7 +128,7 @@ hf_err_t hf_http_cors_parse(const char *list, hf_http_cors_t *cors, char *errbuf
             break;
         if (n == 1 && p[0] == '*') {
             cors->any = true;
-        } else if (!cors__origin_valid(p, n)) {
+        } else if (!cors_origin_valid(p, n)) {
             snprintf(errbuf, errbuf_size,
                      "cors-origins: '%.*s' is not an exact origin (scheme://host[:port], lower "
                      "case, no path or trailing '/'; '*' alone for any)",
@@ -171,7 +171,7 @@ bool hf_http_cors_allows(const hf_http_cors_t *cors, const char *origin)
         return false;
     /* Even with "*", an origin is echoed only when it is one: "null" (a
      * sandboxed frame, a file) or anything malformed gets nothing. */
-    if (!cors__origin_valid(origin, strlen(origin)))
+    if (!cors_origin_valid(origin, strlen(origin)))
         return false;
     if (cors->any)
         return true;

@@ -77,17 +77,17 @@ const char *hf_kafka_props_value(const hf_kafka_props_t *props, size_t i)
     return props->entries[i].value;
 }
 
-static bool props__blank(char c)
+static bool props_blank(char c)
 {
     return c == ' ' || c == '\t';
 }
 
 /* One "key=value" (where names where it came from, for errors). The line
  * itself is never quoted back: it may hold a password. */
-static hf_err_t props__add(hf_kafka_props_t *props, const char *line, size_t len, const char *where,
-                           char *errbuf, size_t errbuf_size)
+static hf_err_t props_add(hf_kafka_props_t *props, const char *line, size_t len, const char *where,
+                          char *errbuf, size_t errbuf_size)
 {
-    while (len > 0 && props__blank(*line)) {
+    while (len > 0 && props_blank(*line)) {
         line++;
         len--;
     }
@@ -97,7 +97,7 @@ static hf_err_t props__add(hf_kafka_props_t *props, const char *line, size_t len
         return HF_OK;
     const char *eq = memchr(line, '=', len);
     size_t name_len = eq ? (size_t)(eq - line) : 0;
-    while (name_len > 0 && props__blank(line[name_len - 1]))
+    while (name_len > 0 && props_blank(line[name_len - 1]))
         name_len--;
     if (!eq || name_len == 0) {
         snprintf(errbuf, errbuf_size, "%s: expected key=value", where);
@@ -114,7 +114,7 @@ static hf_err_t props__add(hf_kafka_props_t *props, const char *line, size_t len
     }
     const char *v = eq + 1;
     size_t vlen = len - (size_t)(v - line);
-    while (vlen > 0 && props__blank(*v)) {
+    while (vlen > 0 && props_blank(*v)) {
         v++;
         vlen--;
     }
@@ -143,15 +143,15 @@ static hf_err_t props__add(hf_kafka_props_t *props, const char *line, size_t len
 
 /* Each line of text; errors name "SOURCE UNIT N" (a file's line, a flag's
  * entry). */
-static hf_err_t props__add_lines(hf_kafka_props_t *props, const char *text, const char *source,
-                                 const char *unit, char *errbuf, size_t errbuf_size)
+static hf_err_t props_add_lines(hf_kafka_props_t *props, const char *text, const char *source,
+                                const char *unit, char *errbuf, size_t errbuf_size)
 {
     int lineno = 0;
     for (const char *p = text; *p;) {
         size_t len = strcspn(p, "\n");
         char where[600];
         snprintf(where, sizeof where, "%s %s%d", source, unit, ++lineno);
-        hf_err_t err = props__add(props, p, len, where, errbuf, errbuf_size);
+        hf_err_t err = props_add(props, p, len, where, errbuf, errbuf_size);
         if (err != HF_OK)
             return err;
         p += len + (p[len] == '\n');
@@ -170,11 +170,11 @@ hf_kafka_props_t *hf_kafka_props_load(const hf_kafka_props_config_t *cfg, char *
         if (err != HF_OK)
             snprintf(errbuf, errbuf_size, "kafka-properties-file %s", why);
         else
-            err = props__add_lines(props, text, cfg->file, "line ", errbuf, errbuf_size);
+            err = props_add_lines(props, text, cfg->file, "line ", errbuf, errbuf_size);
         hf_free_secret(text);
     }
     if (err == HF_OK && cfg && cfg->list && cfg->list[0])
-        err = props__add_lines(props, cfg->list, "--kafka-property", "#", errbuf, errbuf_size);
+        err = props_add_lines(props, cfg->list, "--kafka-property", "#", errbuf, errbuf_size);
     if (err != HF_OK) {
         hf_kafka_props_free(props);
         return NULL;
@@ -192,7 +192,7 @@ void hf_kafka_props_describe(const hf_kafka_props_t *props, hf_buf_t *out)
 
 /* Replaces every occurrence of secret in text (librdkafka quotes values in
  * its messages) with [redacted]. */
-static void props__redact(char *text, size_t size, const char *secret)
+static void props_redact(char *text, size_t size, const char *secret)
 {
     size_t slen = strlen(secret);
     if (slen == 0)
@@ -225,7 +225,7 @@ hf_err_t hf_kafka_props_apply(const hf_kafka_props_config_t *cfg, rd_kafka_conf_
         if (rd_kafka_conf_set(conf, e->name, e->value, why, sizeof why) == RD_KAFKA_CONF_OK)
             continue;
         if (hf_kafka_props_is_secret(e->name))
-            props__redact(why, sizeof why, e->value);
+            props_redact(why, sizeof why, e->value);
         snprintf(errbuf, errbuf_size, "kafka property %s: %s", e->name, why);
         err = HF_ERR_INVALID;
     }

@@ -29,17 +29,12 @@ int hf_log_level_parse(const char *name)
     return -1;
 }
 
-void hf_log_set_level(hf_log_level_t level)
-{
-    atomic_store(&log_level, level);
-}
-
 int hf_log_enabled(hf_log_level_t level)
 {
     return (int)level >= atomic_load(&log_level);
 }
 
-static void log__emit(hf_log_level_t level, const char *fields, const char *fmt, va_list ap)
+static void log_emit(hf_log_level_t level, const char *fields, const char *fmt, va_list ap)
 {
     hf_buf_t msg = HF_BUF_INIT;
     hf_buf_vprintf(&msg, fmt, ap);
@@ -75,7 +70,7 @@ void hf_log(hf_log_level_t level, const char *fmt, ...)
         return;
     va_list ap;
     va_start(ap, fmt);
-    log__emit(level, NULL, fmt, ap);
+    log_emit(level, NULL, fmt, ap);
     va_end(ap);
 }
 
@@ -85,6 +80,6 @@ void hf_logf_kv(hf_log_level_t level, const char *fields_json, const char *fmt, 
         return;
     va_list ap;
     va_start(ap, fmt);
-    log__emit(level, fields_json, fmt, ap);
+    log_emit(level, fields_json, fmt, ap);
     va_end(ap);
 }

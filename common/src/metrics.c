@@ -72,8 +72,8 @@ void hf_metrics_free(hf_metrics_t *reg)
     hf_free(reg);
 }
 
-static metrics_family_t *metrics__family(hf_metrics_t *reg, const char *name, const char *help,
-                                         metric_kind_t kind)
+static metrics_family_t *metrics_family_get(hf_metrics_t *reg, const char *name, const char *help,
+                                            metric_kind_t kind)
 {
     for (metrics_family_t *f = reg->families; f; f = f->next)
         if (strcmp(f->name, name) == 0)
@@ -90,14 +90,14 @@ static metrics_family_t *metrics__family(hf_metrics_t *reg, const char *name, co
     return f;
 }
 
-static hf_metric_t *metrics__add(hf_metrics_t *reg, const char *name, const char *labels,
-                                 const char *help, metric_kind_t kind)
+static hf_metric_t *metrics_add(hf_metrics_t *reg, const char *name, const char *labels,
+                                const char *help, metric_kind_t kind)
 {
     hf_metric_t *m = hf_calloc(1, sizeof *m);
     m->kind = kind;
     m->labels = labels && labels[0] ? hf_strdup(labels) : NULL;
     pthread_mutex_lock(&reg->lock);
-    metrics_family_t *f = metrics__family(reg, name, help, kind);
+    metrics_family_t *f = metrics_family_get(reg, name, help, kind);
     if (f->last)
         f->last->next = m;
     else
@@ -110,19 +110,19 @@ static hf_metric_t *metrics__add(hf_metrics_t *reg, const char *name, const char
 hf_metric_t *hf_metrics_counter(hf_metrics_t *reg, const char *name, const char *labels,
                                 const char *help)
 {
-    return metrics__add(reg, name, labels, help, METRIC_COUNTER);
+    return metrics_add(reg, name, labels, help, METRIC_COUNTER);
 }
 
 hf_metric_t *hf_metrics_gauge(hf_metrics_t *reg, const char *name, const char *labels,
                               const char *help)
 {
-    return metrics__add(reg, name, labels, help, METRIC_GAUGE);
+    return metrics_add(reg, name, labels, help, METRIC_GAUGE);
 }
 
 hf_metric_t *hf_metrics_gauge_fn(hf_metrics_t *reg, const char *name, const char *labels,
                                  const char *help, hf_gauge_fn fn, void *arg)
 {
-    hf_metric_t *m = metrics__add(reg, name, labels, help, METRIC_GAUGE);
+    hf_metric_t *m = metrics_add(reg, name, labels, help, METRIC_GAUGE);
     m->fn = fn;
     m->fn_arg = arg;
     return m;
@@ -137,7 +137,7 @@ hf_metric_t *hf_metrics_histogram(hf_metrics_t *reg, const char *name, const cha
     }
     if (nbuckets > METRICS_MAX_BUCKETS)
         nbuckets = METRICS_MAX_BUCKETS;
-    hf_metric_t *m = metrics__add(reg, name, labels, help, METRIC_HISTOGRAM);
+    hf_metric_t *m = metrics_add(reg, name, labels, help, METRIC_HISTOGRAM);
     memcpy(m->bounds, buckets, nbuckets * sizeof *buckets);
     m->nbuckets = nbuckets;
     return m;
@@ -163,7 +163,7 @@ void hf_gauge_set(hf_metric_t *m, double v)
     atomic_store_explicit(&m->value, v, memory_order_relaxed);
 }
 
-static void metrics__add_double(_Atomic double *target, double delta)
+static void metrics_add_double(_Atomic double *target, double delta)
 {
     double old = atomic_load_explicit(target, memory_order_relaxed);
     while (!atomic_compare_exchange_weak_explicit(target, &old, old + delta, memory_order_relaxed,
@@ -173,7 +173,7 @@ static void metrics__add_double(_Atomic double *target, double delta)
 
 void hf_gauge_add(hf_metric_t *m, double delta)
 {
-    metrics__add_double(&m->value, delta);
+    metrics_add_double(&m->value, delta);
 }
 
 double hf_gauge_value(const hf_metric_t *m)
@@ -189,11 +189,11 @@ void hf_histogram_observe(hf_metric_t *m, double v)
     if (i < m->nbuckets)
         atomic_fetch_add_explicit(&m->buckets[i], 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&m->count, 1, memory_order_relaxed);
-    metrics__add_double(&m->value, v);
+    metrics_add_double(&m->value, v);
 }
 
-static void metrics__series_name(hf_buf_t *out, const char *name, const char *suffix,
-                                 const char *labels, const char *extra)
+static void metrics_series_name(hf_buf_t *out, const char *name, const char *suffix,
+                                const char *labels, const char *extra)
 {
     hf_buf_printf(out, "%s%s", name, suffix);
     if (labels || extra)
@@ -201,7 +201,7 @@ static void metrics__series_name(hf_buf_t *out, const char *name, const char *su
                       extra ? extra : "");
 }
 
-static void metrics__double(hf_buf_t *out, double v)
+static void metrics_double(hf_buf_t *out, double v)
 {
     if (isinf(v))
         hf_buf_append_str(out, v > 0 ? "+Inf" : "-Inf");
@@ -211,24 +211,24 @@ static void metrics__double(hf_buf_t *out, double v)
         hf_buf_printf(out, "%.17g", v);
 }
 
-static void metrics__render_histogram(hf_buf_t *out, const char *name, const hf_metric_t *m)
+static void metrics_render_histogram(hf_buf_t *out, const char *name, const hf_metric_t *m)
 {
     uint64_t cumulative = 0;
     char le[64];
     for (size_t i = 0; i < m->nbuckets; i++) {
         cumulative += atomic_load_explicit(&m->buckets[i], memory_order_relaxed);
         snprintf(le, sizeof le, "le=\"%.17g\"", m->bounds[i]);
-        metrics__series_name(out, name, "_bucket", m->labels, le);
+        metrics_series_name(out, name, "_bucket", m->labels, le);
         hf_buf_printf(out, " %llu\n", (unsigned long long)cumulative);
     }
     uint64_t count = atomic_load_explicit(&m->count, memory_order_relaxed);
-    metrics__series_name(out, name, "_bucket", m->labels, "le=\"+Inf\"");
+    metrics_series_name(out, name, "_bucket", m->labels, "le=\"+Inf\"");
     hf_buf_printf(out, " %llu\n", (unsigned long long)count);
-    metrics__series_name(out, name, "_sum", m->labels, NULL);
+    metrics_series_name(out, name, "_sum", m->labels, NULL);
     hf_buf_append(out, " ", 1);
-    metrics__double(out, atomic_load_explicit(&m->value, memory_order_relaxed));
+    metrics_double(out, atomic_load_explicit(&m->value, memory_order_relaxed));
     hf_buf_append(out, "\n", 1);
-    metrics__series_name(out, name, "_count", m->labels, NULL);
+    metrics_series_name(out, name, "_count", m->labels, NULL);
     hf_buf_printf(out, " %llu\n", (unsigned long long)count);
 }
 
@@ -241,15 +241,15 @@ void hf_metrics_render(hf_metrics_t *reg, hf_buf_t *out)
                       kind_names[f->kind]);
         for (hf_metric_t *m = f->series; m; m = m->next) {
             if (m->kind == METRIC_HISTOGRAM) {
-                metrics__render_histogram(out, f->name, m);
+                metrics_render_histogram(out, f->name, m);
                 continue;
             }
-            metrics__series_name(out, f->name, "", m->labels, NULL);
+            metrics_series_name(out, f->name, "", m->labels, NULL);
             hf_buf_append(out, " ", 1);
             if (m->kind == METRIC_COUNTER)
                 hf_buf_printf(out, "%llu", (unsigned long long)hf_counter_value(m));
             else
-                metrics__double(out, hf_gauge_value(m));
+                metrics_double(out, hf_gauge_value(m));
             hf_buf_append(out, "\n", 1);
         }
     }

@@ -14,7 +14,7 @@ struct hf_ratelimit {
     int64_t swept_us;
 };
 
-static void bucket__refill(hf_bucket_t *b, double rate, double burst, int64_t now_us)
+static void bucket_refill(hf_bucket_t *b, double rate, double burst, int64_t now_us)
 {
     if (b->last_us == 0)
         b->tokens = burst;
@@ -30,7 +30,7 @@ bool hf_bucket_take(hf_bucket_t *b, double rate, double burst, double cost, int6
         return true;
     if (cost > burst)
         cost = burst;
-    bucket__refill(b, rate, burst, now_us);
+    bucket_refill(b, rate, burst, now_us);
     if (b->tokens >= cost) {
         b->tokens -= cost;
         return true;
@@ -51,7 +51,7 @@ hf_ratelimit_t *hf_ratelimit_new(double rate, double burst)
     return rl;
 }
 
-static void ratelimit__free_bucket(const char *key, void *value, void *arg)
+static void ratelimit_free_bucket(const char *key, void *value, void *arg)
 {
     (void)key;
     (void)arg;
@@ -62,7 +62,7 @@ void hf_ratelimit_free(hf_ratelimit_t *rl)
 {
     if (!rl)
         return;
-    hf_strmap_each(rl->buckets, ratelimit__free_bucket, NULL);
+    hf_strmap_each(rl->buckets, ratelimit_free_bucket, NULL);
     hf_strmap_free(rl->buckets);
     hf_free(rl);
 }
@@ -74,20 +74,20 @@ typedef struct sweep {
     size_t nfull;
 } sweep_t;
 
-static void ratelimit__find_full(const char *key, void *value, void *arg)
+static void ratelimit_find_full(const char *key, void *value, void *arg)
 {
     sweep_t *s = arg;
     hf_bucket_t *b = value;
-    bucket__refill(b, s->rl->rate, s->rl->burst, s->now_us);
+    bucket_refill(b, s->rl->rate, s->rl->burst, s->now_us);
     if (b->tokens >= s->rl->burst)
         s->full[s->nfull++] = key;
 }
 
 /* A refilled bucket is the same as no bucket: forget those. */
-static void ratelimit__sweep(hf_ratelimit_t *rl, int64_t now_us)
+static void ratelimit_sweep(hf_ratelimit_t *rl, int64_t now_us)
 {
     sweep_t s = {rl, now_us, hf_calloc(hf_strmap_len(rl->buckets), sizeof(char *)), 0};
-    hf_strmap_each(rl->buckets, ratelimit__find_full, &s);
+    hf_strmap_each(rl->buckets, ratelimit_find_full, &s);
     for (size_t i = 0; i < s.nfull; i++)
         hf_free(hf_strmap_remove(rl->buckets, s.full[i]));
     hf_free(s.full);
@@ -102,7 +102,7 @@ bool hf_ratelimit_take(hf_ratelimit_t *rl, const char *key, double cost, int64_t
     hf_bucket_t *b = hf_strmap_get(rl->buckets, key);
     if (!b) {
         if (hf_strmap_len(rl->buckets) >= RATELIMIT_SWEEP_AT && now_us - rl->swept_us > 1000000)
-            ratelimit__sweep(rl, now_us);
+            ratelimit_sweep(rl, now_us);
         b = hf_calloc(1, sizeof(*b));
         hf_strmap_put(rl->buckets, key, b);
     }

@@ -14,7 +14,7 @@
 
 #define REDIS_PASSWORD_MAX 4096
 
-static int redis__hex(char c)
+static int redis_hex(char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -24,7 +24,7 @@ static int redis__hex(char c)
 
 /* Percent-decodes s[0..len) into a new string; NULL on a bad escape or a
  * NUL byte (AUTH takes it, but nothing else here would). */
-static char *redis__decode(const char *s, size_t len)
+static char *redis_decode(const char *s, size_t len)
 {
     char *out = hf_malloc(len + 1);
     size_t n = 0;
@@ -33,8 +33,8 @@ static char *redis__decode(const char *s, size_t len)
             out[n++] = s[i];
             continue;
         }
-        int hi = i + 2 < len ? redis__hex(s[i + 1]) : -1;
-        int lo = i + 2 < len ? redis__hex(s[i + 2]) : -1;
+        int hi = i + 2 < len ? redis_hex(s[i + 1]) : -1;
+        int lo = i + 2 < len ? redis_hex(s[i + 2]) : -1;
         if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
             out[n] = '\0';
             hf_free_secret(out);
@@ -54,8 +54,8 @@ void hf_redis_target_free(hf_redis_target_t *t)
     t->user = t->password = NULL;
 }
 
-static hf_err_t redis__fail(hf_redis_target_t *t, char *errbuf, size_t errbuf_size,
-                            const char *url_shown, const char *why)
+static hf_err_t redis_fail(hf_redis_target_t *t, char *errbuf, size_t errbuf_size,
+                           const char *url_shown, const char *why)
 {
     snprintf(errbuf, errbuf_size, "redis-url %s: %s", url_shown, why);
     hf_redis_target_free(t);
@@ -63,13 +63,13 @@ static hf_err_t redis__fail(hf_redis_target_t *t, char *errbuf, size_t errbuf_si
 }
 
 /* user:password@ -> user, password (decoded). */
-static hf_err_t redis__userinfo(hf_redis_target_t *t, const char *info, size_t len)
+static hf_err_t redis_userinfo(hf_redis_target_t *t, const char *info, size_t len)
 {
     const char *colon = memchr(info, ':', len);
     size_t ulen = colon ? (size_t)(colon - info) : len;
-    if (ulen > 0 && !(t->user = redis__decode(info, ulen)))
+    if (ulen > 0 && !(t->user = redis_decode(info, ulen)))
         return HF_ERR_INVALID;
-    if (colon && !(t->password = redis__decode(colon + 1, len - ulen - 1)))
+    if (colon && !(t->password = redis_decode(colon + 1, len - ulen - 1)))
         return HF_ERR_INVALID;
     return HF_OK;
 }
@@ -81,26 +81,26 @@ hf_err_t hf_redis_target_parse(const char *url, const char *password_file, hf_re
     t->port = 6379;
     const char *rest = url;
     if (strncmp(url, "rediss://", 9) == 0)
-        return redis__fail(t, errbuf, errbuf_size, "rediss://...",
-                           "TLS is not supported by this build (hiredis 0.14); put a TLS "
-                           "sidecar beside the client (SECURITY.md)");
+        return redis_fail(t, errbuf, errbuf_size, "rediss://...",
+                          "TLS is not supported by this build (hiredis 0.14); put a TLS "
+                          "sidecar beside the client (SECURITY.md)");
     if (strncmp(url, "redis://", 8) == 0)
         rest = url + 8;
     else if (strstr(url, "://"))
-        return redis__fail(t, errbuf, errbuf_size, "(not shown)", "expected redis://...");
+        return redis_fail(t, errbuf, errbuf_size, "(not shown)", "expected redis://...");
     /* The last '@' ends the credentials: a password may hold '@' (better
      * percent-encoded, but this is what a reader would expect). */
     const char *at = strrchr(rest, '@');
     const char *hostpart = at ? at + 1 : rest;
     char shown[300]; /* the URL without its credentials, for errors */
     snprintf(shown, sizeof shown, "redis://%s%s", at ? "***@" : "", hostpart);
-    if (at && redis__userinfo(t, rest, (size_t)(at - rest)) != HF_OK)
-        return redis__fail(t, errbuf, errbuf_size, shown,
-                           "bad percent-escape in the user or password");
+    if (at && redis_userinfo(t, rest, (size_t)(at - rest)) != HF_OK)
+        return redis_fail(t, errbuf, errbuf_size, shown,
+                          "bad percent-escape in the user or password");
     size_t hlen = strcspn(hostpart, ":/?");
     if (hlen == 0 || hlen >= sizeof t->host)
-        return redis__fail(t, errbuf, errbuf_size, shown,
-                           "expected redis://[USER:PASSWORD@]HOST[:PORT][/DB]");
+        return redis_fail(t, errbuf, errbuf_size, shown,
+                          "expected redis://[USER:PASSWORD@]HOST[:PORT][/DB]");
     memcpy(t->host, hostpart, hlen);
     t->host[hlen] = '\0';
     const char *p = hostpart + hlen;
@@ -109,34 +109,34 @@ hf_err_t hf_redis_target_parse(const char *url, const char *password_file, hf_re
         size_t plen = strcspn(p + 1, "/?");
         char port[8];
         if (plen == 0 || plen >= sizeof port)
-            return redis__fail(t, errbuf, errbuf_size, shown, "bad port");
+            return redis_fail(t, errbuf, errbuf_size, shown, "bad port");
         memcpy(port, p + 1, plen);
         port[plen] = '\0';
         if (hf_config_parse_int(port, 1, 65535, &v) != HF_OK)
-            return redis__fail(t, errbuf, errbuf_size, shown, "bad port");
+            return redis_fail(t, errbuf, errbuf_size, shown, "bad port");
         t->port = (int)v;
         p += 1 + plen;
     }
     if (*p == '/' && p[1]) {
         if (hf_config_parse_int(p + 1, 0, 1 << 20, &v) != HF_OK)
-            return redis__fail(t, errbuf, errbuf_size, shown, "the database must be a number");
+            return redis_fail(t, errbuf, errbuf_size, shown, "the database must be a number");
         t->db = (int)v;
     } else if (*p && strcmp(p, "/") != 0) {
-        return redis__fail(t, errbuf, errbuf_size, shown,
-                           "unexpected text after the host (query options are not supported)");
+        return redis_fail(t, errbuf, errbuf_size, shown,
+                          "unexpected text after the host (query options are not supported)");
     }
     if (password_file && password_file[0]) {
         if (t->password)
-            return redis__fail(t, errbuf, errbuf_size, shown,
-                               "a password in the URL and a password file: give one");
+            return redis_fail(t, errbuf, errbuf_size, shown,
+                              "a password in the URL and a password file: give one");
         char why[600];
         if (hf_file_read_secret(password_file, REDIS_PASSWORD_MAX, &t->password, why, sizeof why) !=
             HF_OK)
-            return redis__fail(t, errbuf, errbuf_size, shown, why);
+            return redis_fail(t, errbuf, errbuf_size, shown, why);
     }
     if (t->user && !t->password)
-        return redis__fail(t, errbuf, errbuf_size, shown,
-                           "a user without a password (give it in the URL or a password file)");
+        return redis_fail(t, errbuf, errbuf_size, shown,
+                          "a user without a password (give it in the URL or a password file)");
     char db[16] = "";
     if (t->db > 0)
         snprintf(db, sizeof db, "/%d", t->db);
@@ -146,9 +146,9 @@ hf_err_t hf_redis_target_parse(const char *url, const char *password_file, hf_re
 }
 
 /* Runs one command; HF_OK on a non-error reply. */
-static hf_err_t redis__command(redisContext *c, const char *what, int argc, const char **argv,
-                               hf_err_t *err, char *errbuf, size_t errbuf_size,
-                               const hf_redis_target_t *t)
+static hf_err_t redis_command(redisContext *c, const char *what, int argc, const char **argv,
+                              hf_err_t *err, char *errbuf, size_t errbuf_size,
+                              const hf_redis_target_t *t)
 {
     redisReply *reply = redisCommandArgv(c, argc, argv, NULL);
     if (!reply) {
@@ -188,12 +188,12 @@ redisContext *hf_redis_connect(const hf_redis_target_t *t, long long timeout_ms,
     const char *select[] = {"SELECT", db};
     const char *ping[] = {"PING"};
     bool ok = (!t->password ||
-               (t->user ? redis__command(c, "AUTH", 3, auth_user, err, errbuf, errbuf_size, t)
-                        : redis__command(c, "AUTH", 2, auth_pass, err, errbuf, errbuf_size, t)) ==
+               (t->user ? redis_command(c, "AUTH", 3, auth_user, err, errbuf, errbuf_size, t)
+                        : redis_command(c, "AUTH", 2, auth_pass, err, errbuf, errbuf_size, t)) ==
                    HF_OK) &&
               (t->db == 0 ||
-               redis__command(c, "SELECT", 2, select, err, errbuf, errbuf_size, t) == HF_OK) &&
-              redis__command(c, "PING", 1, ping, err, errbuf, errbuf_size, t) == HF_OK;
+               redis_command(c, "SELECT", 2, select, err, errbuf, errbuf_size, t) == HF_OK) &&
+              redis_command(c, "PING", 1, ping, err, errbuf, errbuf_size, t) == HF_OK;
     if (!ok) {
         redisFree(c);
         return NULL;

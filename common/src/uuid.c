@@ -4,7 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <time.h>
+
+#include "holdfast/clock.h"
 
 void hf_uuid_v7_at(uint64_t unix_ms, const uint8_t random[10], char out[HF_UUID_TEXT_LEN + 1])
 {
@@ -14,6 +15,11 @@ void hf_uuid_v7_at(uint64_t unix_ms, const uint8_t random[10], char out[HF_UUID_
     memcpy(b + 6, random, 10);
     b[6] = (uint8_t)(0x70 | (b[6] & 0x0f)); /* version 7 */
     b[8] = (uint8_t)(0x80 | (b[8] & 0x3f)); /* variant 10 */
+    hf_uuid_format(b, out);
+}
+
+void hf_uuid_format(const uint8_t b[16], char out[HF_UUID_TEXT_LEN + 1])
+{
     static const char hex[] = "0123456789abcdef";
     int k = 0;
     for (int i = 0; i < 16; i++) {
@@ -30,7 +36,5 @@ void hf_uuid_v7(char out[HF_UUID_TEXT_LEN + 1])
     uint8_t random[10];
     if (getrandom(random, sizeof random, 0) != (ssize_t)sizeof random)
         abort(); /* the kernel's generator failing is not something to run on */
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    hf_uuid_v7_at((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000, random, out);
+    hf_uuid_v7_at((uint64_t)(hf_wall_us() / 1000), random, out);
 }

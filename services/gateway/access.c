@@ -326,7 +326,7 @@ void gw_access_refresh(gateway_t *gw, gw_conn_t *c, const gw_request_t *req)
 bool gw_access_message_allowed(gateway_t *gw, gw_conn_t *c)
 {
     if (hf_bucket_take(&c->msg_bucket, (double)gw->cfg.client_msg_rate,
-                       (double)gw->cfg.client_msg_burst, 1, gw_now_us(), NULL))
+                       (double)gw->cfg.client_msg_burst, 1, hf_now_us(), NULL))
         return true;
     hf_counter_inc(gw->m.limited_msg_rate);
     char reason[256];

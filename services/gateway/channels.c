@@ -282,9 +282,7 @@ static void observe_latency(gateway_t *gw, const hf_envelope_t *env)
 {
     if (env->created_at_us <= 0)
         return;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t now = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    int64_t now = hf_wall_us();
     hf_histogram_observe(gw->m.latency, (double)(now - env->created_at_us) / 1e6);
 }
 
@@ -460,7 +458,7 @@ static void on_kafka_caught_up(gateway_t *gw, const gw_msg_t *msg)
         }
         if (!ch->handback_at_us)
             gw->handbacks_pending++;
-        ch->handback_at_us = gw_now_us() + gw->cfg.redis_handback_grace_ms * 1000;
+        ch->handback_at_us = hf_now_us() + gw->cfg.redis_handback_grace_ms * 1000;
     }
     p->dirty = true;
 }

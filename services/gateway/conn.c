@@ -13,7 +13,6 @@
  * as if each held a copy, so memory stays below what they count. */
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 
 #include "gateway.h"
 #include "holdfast/alloc.h"
@@ -268,7 +267,7 @@ bool gw_conn_room_for_replay(const gateway_t *gw, gw_conn_t *c)
 static int64_t conn_random(gateway_t *gw, int64_t bound)
 {
     if (!gw->rng)
-        gw->rng = (uint64_t)gw_now_us() * 2654435761u + gw->index + 1;
+        gw->rng = (uint64_t)hf_now_us() * 2654435761u + gw->index + 1;
     gw->rng ^= gw->rng << 13;
     gw->rng ^= gw->rng >> 7;
     gw->rng ^= gw->rng << 17;
@@ -323,7 +322,7 @@ void gw_conns_heartbeat(gateway_t *gw, int64_t now_us)
 /* Any frame from the client, a PONG included, shows it is alive. */
 static void conn_heard(gw_conn_t *c)
 {
-    c->heard_us = gw_now_us();
+    c->heard_us = hf_now_us();
     c->ping_sent = false;
 }
 
@@ -497,13 +496,11 @@ static bool conn_path_ok(struct lws *wsi)
 /* 1.1: what the client may rely on, right after admission. */
 static void conn_send_welcome(gateway_t *gw, gw_conn_t *c)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
     gw_welcome_t w = {
         .gateway = gw->cfg.gateway_id,
         .subject = c->who->subject,
         .expires_s = c->who->expires_s,
-        .server_time_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000,
+        .server_time_us = hf_wall_us(),
         .ping_interval_ms = gw->cfg.ws_ping_interval_ms,
         .idle_timeout_ms = gw->cfg.ws_idle_timeout_ms,
         .max_subscriptions = gw->cfg.max_subscriptions,
@@ -527,7 +524,7 @@ static void conn_open(gateway_t *gw, gw_conn_t *c, struct lws *wsi)
     memset(c, 0, sizeof *c);
     c->gw = gw;
     c->wsi = wsi;
-    c->heard_us = gw_now_us();
+    c->heard_us = hf_now_us();
     const struct lws_protocols *p = lws_get_protocol(wsi);
     const gw_subprotocol_t *sp = gw_proto_subprotocol(p ? p->name : NULL);
     c->msgpack = sp && sp->msgpack;

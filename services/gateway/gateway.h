@@ -41,6 +41,7 @@
 #include <libwebsockets.h>
 
 #include "holdfast/auth.h"
+#include "holdfast/clock.h"
 #include "holdfast/envelope.h"
 #include "holdfast/http.h"
 #include "holdfast/kafka_props.h"
@@ -294,8 +295,6 @@ struct gateway {
     atomic_size_t queued_bytes; /* across every send queue */
     atomic_size_t handoffs;     /* accepted sockets on their way to this worker */
 };
-
-int64_t gw_now_us(void);
 
 /* worker.c */
 /* Starts a worker's Redis and Kafka threads; *partitions gets the topic's

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "holdfast/alloc.h"
+#include "holdfast/clock.h"
 #include "holdfast/envelope.h"
 #include "holdfast/log.h"
 #include "holdfast/logread.h"
@@ -75,13 +76,6 @@ struct gw_kafka {
     int64_t next_error_log_us;
 };
 
-static int64_t kafka_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* An answer to the lws thread; offset: for CAUGHT_UP, the log end the
  * scan reached (-1: none was asked for). */
 static void kafka_push(gw_kafka_t *k, gw_msg_kind_t kind, int reader, int32_t partition,
@@ -97,7 +91,7 @@ static void kafka_push(gw_kafka_t *k, gw_msg_kind_t kind, int reader, int32_t pa
 
 static void kafka_warn(gw_kafka_t *k, const char *what, const char *detail)
 {
-    int64_t now = kafka_now_us();
+    int64_t now = hf_now_us();
     if (now < k->next_error_log_us)
         return;
     k->next_error_log_us = now + 5 * 1000000;
@@ -110,8 +104,8 @@ static void kafka_record_epoch_read(gw_kafka_t *k, int32_t partition, int64_t of
     epoch[0] = '\0';
     if (hf_logread_seek(k->probe, partition, offset) != HF_OK)
         return;
-    int64_t deadline = kafka_now_us() + (int64_t)k->timeout_ms * 1000;
-    while (kafka_now_us() < deadline) {
+    int64_t deadline = hf_now_us() + (int64_t)k->timeout_ms * 1000;
+    while (hf_now_us() < deadline) {
         hf_log_record_t rec;
         char err[256];
         hf_err_t rc = hf_logread_next(k->probe, 50, &rec, err, sizeof err);
@@ -150,7 +144,7 @@ static void kafka_run_probe(gw_kafka_t *k, int32_t p)
     kafka_part_t *part = &k->parts[p];
     char epoch[KAFKA_EPOCH_MAX + 1];
     epoch[0] = '\0';
-    int64_t now = kafka_now_us();
+    int64_t now = hf_now_us();
     if (m->ok && m->high > m->low) {
         if (part->epoch_read_us && now - part->epoch_read_us < KAFKA_EPOCH_REUSE_US &&
             m->high >= part->epoch_high && part->epoch[0]) {
@@ -302,7 +296,7 @@ static void kafka_forward(gw_kafka_t *k, kafka_reader_t *rd, const hf_log_record
     m->reader = rd->index;
     m->partition = rec->partition;
     m->offset = rec->offset;
-    m->recv_us = kafka_now_us();
+    m->recv_us = hf_now_us();
     if (rd->index == GW_READER_DEEP)
         atomic_fetch_add(&k->deep_inflight, m->len);
     gw_inbox_push(k->inbox, m);
@@ -425,8 +419,8 @@ gw_kafka_t *gw_kafka_start(const char *brokers, const hf_kafka_props_config_t *p
         made = (k->probe = hf_logread_new(brokers, props, topic, err, sizeof err)) != NULL;
     int count = 0;
     hf_err_t rc = made ? HF_ERR_UNAVAILABLE : HF_ERR_INVALID;
-    for (int64_t deadline = kafka_now_us() + (int64_t)wait_ms * 1000;
-         rc == HF_ERR_UNAVAILABLE && kafka_now_us() < deadline;) {
+    for (int64_t deadline = hf_now_us() + (int64_t)wait_ms * 1000;
+         rc == HF_ERR_UNAVAILABLE && hf_now_us() < deadline;) {
         rc = hf_logread_partition_count(k->probe, timeout_ms, &count);
         if (rc != HF_OK)
             usleep(200 * 1000);

@@ -19,10 +19,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "holdfast/alloc.h"
+#include "holdfast/clock.h"
 #include "holdfast/config.h"
 #include "holdfast/log.h"
 #include "holdfast/redis_conn.h"
@@ -67,13 +67,6 @@ struct gw_redis {
     uint64_t rng;      /* xorshift64: the jitter */
     bool warned;
 };
-
-static int64_t redis_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 static void redis_drop(gw_redis_t *r, const char *why)
 {
@@ -185,7 +178,7 @@ static bool redis_connect(gw_redis_t *r)
     redis_set_refusal(r, "");
     /* The PING's answer proves the server alive before anything is reported. */
     redisAppendCommand(r->c, "PING");
-    r->ping_sent_us = r->last_ping_us = redis_now_us();
+    r->ping_sent_us = r->last_ping_us = hf_now_us();
     redis_heard(r, r->ping_sent_us);
     return true;
 }
@@ -400,7 +393,7 @@ static bool redis_on_reply(gw_redis_t *r, redisReply *reply)
     } else if (redis_is(e[0], "message") && reply->elements == 3 &&
                e[2]->type == REDIS_REPLY_STRING) {
         gw_msg_t *m = gw_msg_new(GW_MSG_REDIS_EVENT, NULL, e[2]->str, e[2]->len);
-        m->recv_us = redis_now_us();
+        m->recv_us = hf_now_us();
         if (!gw_inbox_push_bounded(r->inbox, m)) {
             redis_drop(r, "gateway inbox full (the lws thread is behind)");
             return false;
@@ -429,7 +422,7 @@ static void redis_read(gw_redis_t *r)
                                                  : "connection lost");
         return;
     }
-    redis_heard(r, redis_now_us());
+    redis_heard(r, hf_now_us());
     void *reply = NULL;
     while (r->c && redisGetReplyFromReader(r->c, &reply) == REDIS_OK && reply) {
         bool keep = redis_on_reply(r, reply);
@@ -494,7 +487,7 @@ static void *redis_main(void *arg)
         redis_apply_pending(r);
         redis_read_ready(r);
         if (r->c)
-            redis_heartbeat(r, redis_now_us());
+            redis_heartbeat(r, hf_now_us());
         if (r->c && redis_flush(r))
             redis_wait(r, 50);
     }
@@ -527,7 +520,7 @@ gw_redis_t *gw_redis_start(const gw_redis_config_t *cfg, gw_inbox_t *inbox)
     }
     r->cfg = *cfg;
     r->inbox = inbox;
-    r->rng = (uint64_t)redis_now_us() ^ ((uint64_t)(uintptr_t)r << 16) ^ 0x9e3779b97f4a7c15u;
+    r->rng = (uint64_t)hf_now_us() ^ ((uint64_t)(uintptr_t)r << 16) ^ 0x9e3779b97f4a7c15u;
     r->pending = hf_strmap_new();
     r->wanted = hf_strmap_new();
     r->outstanding = hf_strmap_new();

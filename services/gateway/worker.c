@@ -7,17 +7,11 @@
 #include "holdfast/alloc.h"
 #include "holdfast/http_parse.h"
 #include "holdfast/log.h"
+#include "holdfast/lws_log.h"
 #include "listener.h"
 
 #define GW_CRON_US       (50 * 1000) /* how often the loop checks signals and drain */
 #define GW_KAFKA_WAIT_MS 30000       /* at start, how long to wait for the brokers */
-
-int64_t gw_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 static bool gw_ready(void *ctx, char *why, size_t why_size)
 {
@@ -81,7 +75,7 @@ static bool gw_drained(gateway_t *gw)
     /* A socket handed over meanwhile is still to be refused (1012 path). */
     if (gw->nconns == 0 && gw->handoffs == 0 && hf_http_server_inflight(gw->http) == 0)
         return true;
-    if (gw_now_us() > gw->drain_deadline_us) {
+    if (hf_now_us() > gw->drain_deadline_us) {
         hf_warn("drain timeout: %zu connections still open", (size_t)gw->nconns);
         return true;
     }
@@ -92,16 +86,16 @@ static bool gw_drained(gateway_t *gw)
 static void gw_cron(lws_sorted_usec_list_t *sul)
 {
     gateway_t *gw = lws_container_of(sul, gateway_t, cron);
-    gw_channels_tick(gw, gw_now_us());
+    gw_channels_tick(gw, hf_now_us());
     int64_t now_s = (int64_t)time(NULL);
     if (now_s != gw->expiry_checked_s) {
         gw->expiry_checked_s = now_s;
         gw_access_expire(gw, now_s);
-        gw_conns_heartbeat(gw, gw_now_us());
+        gw_conns_heartbeat(gw, hf_now_us());
     }
     if (atomic_load(&gw->proc->stop) && !gw->draining) {
         gw->draining = true;
-        gw->drain_deadline_us = gw_now_us() + gw->cfg.drain_timeout_ms * 1000;
+        gw->drain_deadline_us = hf_now_us() + gw->cfg.drain_timeout_ms * 1000;
         hf_http_server_set_draining(gw->http);
         hf_info("worker %zu draining: closing %zu connections with 1012", gw->index,
                 (size_t)gw->nconns);
@@ -116,16 +110,6 @@ static void gw_cron(lws_sorted_usec_list_t *sul)
         return;
     }
     lws_sul_schedule(gw->lws, 0, &gw->cron, gw_cron, GW_CRON_US);
-}
-
-static void gw_lws_log(int level, const char *line)
-{
-    /* Every refused handshake (an Origin not allowed, a wrong path) makes
-     * lws warn; those are counted in metrics, not logged one by one. */
-    if (strstr(line, "User code denied connection"))
-        return;
-    hf_log(level == LLL_ERR ? HF_LOG_ERROR : HF_LOG_WARN, "lws: %.*s", (int)strcspn(line, "\n"),
-           line);
 }
 
 static struct lws_context *gw_lws_create(gateway_t *gw, struct lws_context_creation_info *info)
@@ -155,7 +139,9 @@ hf_err_t gw_worker_listen(gateway_t *gw)
     static const struct lws_protocol_vhost_options gw_default_ws = {NULL, NULL, "default", ""};
     static const struct lws_protocol_vhost_options gw_pvo = {NULL, &gw_default_ws,
                                                              GW_SUBPROTOCOL_JSON, ""};
-    lws_set_log_level(LLL_ERR | LLL_WARN, gw_lws_log);
+    /* Every refused handshake (an Origin not allowed, a wrong path) makes
+     * lws warn; those are counted in metrics, not logged one by one. */
+    hf_lws_log_init("User code denied connection");
     gw->protocols[0] = hf_http_protocol(gw->http);
     for (size_t i = 0; i < GW_SUBPROTOCOLS; i++)
         gw->protocols[1 + i] = gw_ws_protocol(gw_subprotocols[i].name);

@@ -197,9 +197,9 @@ static hf_err_t history_kafka_read(ingest_history_t *h, history_page_t *page, in
         return HF_OK;
     if (hf_logread_seek(h->log, page->partition, start) != HF_OK)
         return HF_ERR_UNAVAILABLE;
-    int64_t deadline = ingest_now_us() + HISTORY_READ_TIMEOUT_MS * 1000LL;
+    int64_t deadline = hf_now_us() + HISTORY_READ_TIMEOUT_MS * 1000LL;
     size_t channel_len = strlen(page->job->channel);
-    while (ingest_now_us() < deadline) {
+    while (hf_now_us() < deadline) {
         hf_log_record_t rec;
         char err[256];
         hf_err_t e = hf_logread_next(h->log, 100, &rec, err, sizeof err);

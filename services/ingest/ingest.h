@@ -19,6 +19,7 @@
 
 #include "holdfast/auth.h"
 #include "holdfast/buf.h"
+#include "holdfast/clock.h"
 #include "holdfast/err.h"
 #include "holdfast/http.h"
 #include "holdfast/http_parse.h"
@@ -147,7 +148,5 @@ void ingest_writers_stop(ingest_t *ing);
 hf_auth_identity_t *ingest_authenticate(ingest_t *ing, hf_http_req_t *req);
 extern const hf_http_route_t ingest_routes[];
 extern const size_t ingest_nroutes;
-
-int64_t ingest_now_us(void);
 
 #endif

@@ -9,6 +9,7 @@
 #include "holdfast/config.h"
 #include "holdfast/http_parse.h"
 #include "holdfast/log.h"
+#include "holdfast/lws_log.h"
 #include "history.h"
 #include "ingest.h"
 
@@ -171,7 +172,7 @@ static void ingest_cron(lws_sorted_usec_list_t *sul)
     ingest_t *ing = lws_container_of(sul, ingest_t, cron);
     if (ing->signal_seen && !ing->draining) {
         ing->draining = true;
-        ing->drain_deadline_us = ingest_now_us() + ing->cfg.drain_timeout_ms * 1000;
+        ing->drain_deadline_us = hf_now_us() + ing->cfg.drain_timeout_ms * 1000;
         hf_http_server_set_draining(ing->http);
         hf_info("draining: finishing %zu in-flight requests", hf_http_server_inflight(ing->http));
     }
@@ -184,22 +185,16 @@ static bool ingest_drained(ingest_t *ing)
         return false;
     if (hf_http_server_inflight(ing->http) == 0 && ingest_writers_queue_len(ing) == 0)
         return true;
-    if (ingest_now_us() > ing->drain_deadline_us) {
+    if (hf_now_us() > ing->drain_deadline_us) {
         hf_warn("drain timeout: %zu requests still in flight", hf_http_server_inflight(ing->http));
         return true;
     }
     return false;
 }
 
-static void ingest_lws_log(int level, const char *line)
-{
-    hf_log(level == LLL_ERR ? HF_LOG_ERROR : HF_LOG_WARN, "lws: %.*s", (int)strcspn(line, "\n"),
-           line);
-}
-
 static hf_err_t ingest_lws_start(ingest_t *ing, struct lws_protocols *protocols)
 {
-    lws_set_log_level(LLL_ERR | LLL_WARN, ingest_lws_log);
+    hf_lws_log_init(NULL);
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
     info.port = (int)ing->cfg.port;

@@ -20,7 +20,7 @@ typedef struct span {
     size_t start, len;
 } span_t;
 
-static size_t scan__ws(const char *s, size_t i, size_t len)
+static size_t scan_ws(const char *s, size_t i, size_t len)
 {
     while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
         i++;
@@ -28,7 +28,7 @@ static size_t scan__ws(const char *s, size_t i, size_t len)
 }
 
 /* i is at the opening quote; returns the index after the closing one. */
-static size_t scan__string(const char *s, size_t i, size_t len)
+static size_t scan_string(const char *s, size_t i, size_t len)
 {
     for (i++; i < len && s[i] != '"'; i++)
         if (s[i] == '\\')
@@ -37,10 +37,10 @@ static size_t scan__string(const char *s, size_t i, size_t len)
 }
 
 /* Returns the index just past the value starting at i. */
-static size_t scan__value(const char *s, size_t i, size_t len)
+static size_t scan_value(const char *s, size_t i, size_t len)
 {
     if (s[i] == '"')
-        return scan__string(s, i, len);
+        return scan_string(s, i, len);
     if (s[i] != '{' && s[i] != '[') {
         while (i < len && !strchr(",}] \t\r\n", s[i]))
             i++;
@@ -49,7 +49,7 @@ static size_t scan__value(const char *s, size_t i, size_t len)
     size_t depth = 0;
     for (; i < len; i++) {
         if (s[i] == '"') {
-            i = scan__string(s, i, len) - 1;
+            i = scan_string(s, i, len) - 1;
         } else if (s[i] == '{' || s[i] == '[') {
             depth++;
         } else if (s[i] == '}' || s[i] == ']') {
@@ -61,7 +61,7 @@ static size_t scan__value(const char *s, size_t i, size_t len)
 }
 
 /* Is the raw key token s[start, end) (with quotes) the key "data"? */
-static bool scan__key_is_data(const char *s, size_t start, size_t end)
+static bool scan_key_is_data(const char *s, size_t start, size_t end)
 {
     if (end - start == 6 && memcmp(s + start, "\"data\"", 6) == 0)
         return true;
@@ -76,29 +76,29 @@ static bool scan__key_is_data(const char *s, size_t start, size_t end)
 
 /* i is at '{'; finds the span of the member "data". Returns the index
  * after the object. */
-static size_t scan__object_data(const char *s, size_t i, size_t len, span_t *data)
+static size_t scan_object_data(const char *s, size_t i, size_t len, span_t *data)
 {
-    i = scan__ws(s, i + 1, len);
+    i = scan_ws(s, i + 1, len);
     while (i < len && s[i] != '}') {
         size_t key_start = i;
-        i = scan__string(s, i, len);
-        bool is_data = scan__key_is_data(s, key_start, i);
-        i = scan__ws(s, i, len) + 1; /* ':' */
-        i = scan__ws(s, i, len);
-        size_t value_end = scan__value(s, i, len);
+        i = scan_string(s, i, len);
+        bool is_data = scan_key_is_data(s, key_start, i);
+        i = scan_ws(s, i, len) + 1; /* ':' */
+        i = scan_ws(s, i, len);
+        size_t value_end = scan_value(s, i, len);
         if (is_data) {
             data->start = i;
             data->len = value_end - i;
         }
-        i = scan__ws(s, value_end, len);
+        i = scan_ws(s, value_end, len);
         if (i < len && s[i] == ',')
-            i = scan__ws(s, i + 1, len);
+            i = scan_ws(s, i + 1, len);
     }
     return i + 1;
 }
 
 /* Appends a quoted text[] element; the validated names contain no quote or backslash. */
-static void parse__append_text_elem(hf_buf_t *lit, const char *s, bool first)
+static void parse_append_text_elem(hf_buf_t *lit, const char *s, bool first)
 {
     hf_buf_append_str(lit, first ? "{" : ",");
     if (s) {
@@ -110,8 +110,8 @@ static void parse__append_text_elem(hf_buf_t *lit, const char *s, bool first)
     }
 }
 
-static hf_err_t parse__event(json_t *obj, int index, bool is_batch, char *errbuf, size_t errsz,
-                             const char **channel_out, const char **type_out)
+static hf_err_t parse_event(json_t *obj, int index, bool is_batch, char *errbuf, size_t errsz,
+                            const char **channel_out, const char **type_out)
 {
     char where[32] = "";
     if (is_batch)
@@ -160,31 +160,31 @@ static hf_err_t parse__event(json_t *obj, int index, bool is_batch, char *errbuf
     return HF_OK;
 }
 
-static hf_err_t parse__events(json_t *root, const char *body, size_t len, ingest_job_t *job,
-                              char *errbuf, size_t errsz)
+static hf_err_t parse_events(json_t *root, const char *body, size_t len, ingest_job_t *job,
+                             char *errbuf, size_t errsz)
 {
     size_t n = job->is_batch ? json_array_size(root) : 1;
     job->names = hf_calloc(n, sizeof *job->names);
     job->hashes = hf_calloc(n, sizeof *job->hashes);
-    size_t i = scan__ws(body, 0, len);
+    size_t i = scan_ws(body, 0, len);
     if (job->is_batch)
-        i = scan__ws(body, i + 1, len); /* past '[' */
+        i = scan_ws(body, i + 1, len); /* past '[' */
     for (size_t k = 0; k < n; k++) {
         json_t *obj = job->is_batch ? json_array_get(root, k) : root;
         const char *channel, *type;
-        hf_err_t err = parse__event(obj, (int)k, job->is_batch, errbuf, errsz, &channel, &type);
+        hf_err_t err = parse_event(obj, (int)k, job->is_batch, errbuf, errsz, &channel, &type);
         if (err != HF_OK)
             return err;
         span_t data = {0, 0};
-        i = scan__object_data(body, i, len, &data);
-        i = scan__ws(body, i, len);
+        i = scan_object_data(body, i, len, &data);
+        i = scan_ws(body, i, len);
         if (i < len && body[i] == ',')
-            i = scan__ws(body, i + 1, len);
-        parse__append_text_elem(&job->channels, channel, k == 0);
+            i = scan_ws(body, i + 1, len);
+        parse_append_text_elem(&job->channels, channel, k == 0);
         job->names[k] = hf_strdup(channel);
         job->hashes[k] = hf_fnv1a32(channel, strlen(channel));
         job->nevents = (int)k + 1;
-        parse__append_text_elem(&job->types, type, k == 0);
+        parse_append_text_elem(&job->types, type, k == 0);
         hf_buf_printf(&job->offsets, "%s%zu", k ? "," : "{", data.start);
         hf_buf_printf(&job->lengths, "%s%zu", k ? "," : "{", data.len);
     }
@@ -230,7 +230,7 @@ hf_err_t ingest_parse_body(const char *body, size_t len, long long max_batch, in
                  json_array_size(root));
         err = HF_ERR_TOO_LARGE;
     } else {
-        err = parse__events(root, body, len, job, errbuf, errbuf_size);
+        err = parse_events(root, body, len, job, errbuf, errbuf_size);
     }
     json_decref(root);
     if (err != HF_OK && errbuf_size)

@@ -13,7 +13,7 @@
 
 #define INGEST_IDEMPOTENCY_KEY_MAX 255
 
-static bool routes__is_json(const char *content_type)
+static bool routes_is_json(const char *content_type)
 {
     if (!content_type)
         return false;
@@ -24,7 +24,7 @@ static bool routes__is_json(const char *content_type)
 }
 
 /* Printable ASCII only: the key is stored and compared as text. */
-static bool routes__key_is_valid(const char *key)
+static bool routes_key_is_valid(const char *key)
 {
     size_t n = strlen(key);
     if (n == 0 || n > INGEST_IDEMPOTENCY_KEY_MAX)
@@ -40,21 +40,21 @@ static bool routes__key_is_valid(const char *key)
  * it (and read the ids of another's events). The key stored is
  * "<subject length>:<subject>:<key>": unambiguous whatever the subject
  * holds, and the SQL side (holdfast.ingest) sees just a longer key. */
-static char *routes__scoped_key(const char *subject, const char *key)
+static char *routes_scoped_key(const char *subject, const char *key)
 {
     hf_buf_t scoped = HF_BUF_INIT;
     hf_buf_printf(&scoped, "%zu:%s:%s", strlen(subject), subject, key);
     return hf_buf_release(&scoped, NULL);
 }
 
-static void routes__reject(ingest_t *ing, hf_http_req_t *req, int status, const char *code,
-                           const char *message)
+static void routes_reject(ingest_t *ing, hf_http_req_t *req, int status, const char *code,
+                          const char *message)
 {
     hf_counter_inc(ing->m.requests_rejected);
     hf_http_respond_error(req, status, code, message, 0);
 }
 
-static void routes__publish(ingest_t *ing, hf_http_req_t *req, const hf_auth_identity_t *who);
+static void routes_publish(ingest_t *ing, hf_http_req_t *req, const hf_auth_identity_t *who);
 
 /* What a publish request holds from its admission (headers in) until it
  * is freed: the verified identity and the body bytes it is counted for,
@@ -68,7 +68,7 @@ typedef struct routes_publish_state {
     size_t queued;   /* counted in ing->queued_bytes */
 } routes_publish_state_t;
 
-static void routes__state_release(void *arg)
+static void routes_state_release(void *arg)
 {
     routes_publish_state_t *st = arg;
     atomic_fetch_sub(&st->ing->inflight_bytes, st->inflight);
@@ -79,7 +79,7 @@ static void routes__state_release(void *arg)
 
 /* 503 + Retry-After over a byte budget; the request's body is never read
  * (admission) or is dropped (at submission). */
-static void routes__over_budget(ingest_t *ing, hf_http_req_t *req, bool inflight)
+static void routes_over_budget(ingest_t *ing, hf_http_req_t *req, bool inflight)
 {
     hf_counter_inc(inflight ? ing->m.over_inflight_bytes : ing->m.over_queued_bytes);
     hf_counter_inc(ing->m.requests_unavailable);
@@ -91,7 +91,7 @@ static void routes__over_budget(ingest_t *ing, hf_http_req_t *req, bool inflight
 
 /* Headers in, body not read: credentials first (a 401 costs no body
  * buffer), then the byte budgets. Both refusals close the connection. */
-static bool routes__admit_publish(hf_http_req_t *req, void *ctx)
+static bool routes_admit_publish(hf_http_req_t *req, void *ctx)
 {
     ingest_t *ing = ctx;
     hf_auth_identity_t *who = ingest_authenticate(ing, req);
@@ -104,7 +104,7 @@ static bool routes__admit_publish(hf_http_req_t *req, void *ctx)
     bool over_queued = atomic_load(&ing->queued_bytes) + len > (size_t)ing->cfg.max_queued_bytes;
     if (over_inflight || over_queued) {
         hf_auth_identity_free(who);
-        routes__over_budget(ing, req, over_inflight);
+        routes_over_budget(ing, req, over_inflight);
         return false;
     }
     routes_publish_state_t *st = hf_calloc(1, sizeof *st);
@@ -112,7 +112,7 @@ static bool routes__admit_publish(hf_http_req_t *req, void *ctx)
     st->who = who;
     st->inflight = len;
     atomic_fetch_add(&ing->inflight_bytes, len);
-    hf_http_req_attach(req, st, routes__state_release);
+    hf_http_req_attach(req, st, routes_state_release);
     return true;
 }
 
@@ -135,8 +135,8 @@ hf_auth_identity_t *ingest_authenticate(ingest_t *ing, hf_http_req_t *req)
 
 /* Names each channel of the job's text[] literal {"a","b"} (validated
  * names hold no quote or backslash) the identity may not publish to. */
-static bool routes__may_publish_all(const hf_auth_identity_t *who, const ingest_job_t *job,
-                                    char *denied, size_t denied_size)
+static bool routes_may_publish_all(const hf_auth_identity_t *who, const ingest_job_t *job,
+                                   char *denied, size_t denied_size)
 {
     const char *p = job->channels.data;
     char name[HF_CHANNEL_MAX + 1];
@@ -153,28 +153,28 @@ static bool routes__may_publish_all(const hf_auth_identity_t *who, const ingest_
     return true;
 }
 
-static void routes__post_events(hf_http_req_t *req, void *ctx)
+static void routes_post_events(hf_http_req_t *req, void *ctx)
 {
     ingest_t *ing = ctx;
     routes_publish_state_t *st = hf_http_req_attached(req);
     /* The body is in: it no longer counts as arriving. */
     atomic_fetch_sub(&ing->inflight_bytes, st->inflight);
     st->inflight = 0;
-    routes__publish(ing, req, st->who);
+    routes_publish(ing, req, st->who);
 }
 
 /* Everything after authentication (the request's state owns who). */
-static void routes__publish(ingest_t *ing, hf_http_req_t *req, const hf_auth_identity_t *who)
+static void routes_publish(ingest_t *ing, hf_http_req_t *req, const hf_auth_identity_t *who)
 {
-    if (!routes__is_json(hf_http_req_header(req, "content-type"))) {
-        routes__reject(ing, req, 415, "unsupported_media_type",
-                       "Content-Type must be application/json");
+    if (!routes_is_json(hf_http_req_header(req, "content-type"))) {
+        routes_reject(ing, req, 415, "unsupported_media_type",
+                      "Content-Type must be application/json");
         return;
     }
     const char *key = hf_http_req_header(req, "idempotency-key");
-    if (key && !routes__key_is_valid(key)) {
-        routes__reject(ing, req, 400, "invalid_idempotency_key",
-                       "Idempotency-Key must be 1..255 printable ASCII characters");
+    if (key && !routes_key_is_valid(key)) {
+        routes_reject(ing, req, 400, "invalid_idempotency_key",
+                      "Idempotency-Key must be 1..255 printable ASCII characters");
         return;
     }
     size_t len;
@@ -184,19 +184,19 @@ static void routes__publish(ingest_t *ing, hf_http_req_t *req, const hf_auth_ide
     hf_err_t rc = ingest_parse_body(body, len, ing->cfg.max_batch, job, err, sizeof err);
     if (rc != HF_OK) {
         ingest_job_free(job);
-        routes__reject(ing, req, rc == HF_ERR_TOO_LARGE ? 413 : 400,
-                       rc == HF_ERR_TOO_LARGE ? "batch_too_large" : "invalid_request", err);
+        routes_reject(ing, req, rc == HF_ERR_TOO_LARGE ? 413 : 400,
+                      rc == HF_ERR_TOO_LARGE ? "batch_too_large" : "invalid_request", err);
         return;
     }
     char denied[512];
     int retry_after_s = 1;
-    if (!routes__may_publish_all(who, job, denied, sizeof denied)) {
+    if (!routes_may_publish_all(who, job, denied, sizeof denied)) {
         ingest_job_free(job);
         hf_counter_inc(ing->m.auth_forbidden);
         hf_http_respond_error(req, 403, "forbidden", denied, 0);
         return;
     }
-    if (!hf_ratelimit_take(ing->publish_limit, who->subject, job->nevents, ingest_now_us(),
+    if (!hf_ratelimit_take(ing->publish_limit, who->subject, job->nevents, hf_now_us(),
                            &retry_after_s)) {
         ingest_job_free(job);
         hf_counter_inc(ing->m.rate_limited);
@@ -206,11 +206,11 @@ static void routes__publish(ingest_t *ing, hf_http_req_t *req, const hf_auth_ide
         return;
     }
     job->req = req;
-    job->idempotency_key = key ? routes__scoped_key(who->subject, key) : NULL;
+    job->idempotency_key = key ? routes_scoped_key(who->subject, key) : NULL;
     routes_publish_state_t *st = hf_http_req_attached(req);
     if (atomic_load(&ing->queued_bytes) + len > (size_t)ing->cfg.max_queued_bytes) {
         ingest_job_free(job);
-        routes__over_budget(ing, req, false);
+        routes_over_budget(ing, req, false);
         return;
     }
     /* Counted before the hand-over: the writer may answer at once (the
@@ -233,7 +233,7 @@ static void routes__publish(ingest_t *ing, hf_http_req_t *req, const hf_auth_ide
 }
 
 const hf_http_route_t ingest_routes[] = {
-    {"POST", "/v1/events", true, routes__post_events, routes__admit_publish},
+    {"POST", "/v1/events", true, routes_post_events, routes_admit_publish},
     {"GET", "/v1/channels/*", false, ingest_history_route, NULL},
 };
 const size_t ingest_nroutes = sizeof ingest_routes / sizeof ingest_routes[0];

@@ -98,14 +98,7 @@ typedef struct writer_result {
     char message[256];
 } writer_result_t;
 
-int64_t ingest_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static void writer__disconnect(ingest_writer_t *w)
+static void writer_disconnect(ingest_writer_t *w)
 {
     if (!w->conn)
         return;
@@ -114,7 +107,7 @@ static void writer__disconnect(ingest_writer_t *w)
     atomic_fetch_sub(&w->ing->writers_connected, 1);
 }
 
-static hf_err_t writer__exec_ok(PGconn *conn, const char *sql)
+static hf_err_t writer_exec_ok(PGconn *conn, const char *sql)
 {
     PGresult *res = PQexec(conn, sql);
     ExecStatusType st = PQresultStatus(res);
@@ -122,7 +115,7 @@ static hf_err_t writer__exec_ok(PGconn *conn, const char *sql)
     return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? HF_OK : HF_ERR_UNAVAILABLE;
 }
 
-static bool writer__prepare(PGconn *conn, const char *name, const char *sql, int nparams)
+static bool writer_prepare(PGconn *conn, const char *name, const char *sql, int nparams)
 {
     PGresult *res = PQprepare(conn, name, sql, nparams, NULL);
     bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
@@ -130,7 +123,7 @@ static bool writer__prepare(PGconn *conn, const char *name, const char *sql, int
     return ok;
 }
 
-static hf_err_t writer__read_partition_count(PGconn *conn, int *count)
+static hf_err_t writer_read_partition_count(PGconn *conn, int *count)
 {
     PGresult *res = PQexec(conn, "SELECT partition_count FROM holdfast.meta");
     hf_err_t rc = HF_ERR_UNAVAILABLE;
@@ -142,7 +135,7 @@ static hf_err_t writer__read_partition_count(PGconn *conn, int *count)
     return rc;
 }
 
-static hf_err_t writer__connect(ingest_writer_t *w)
+static hf_err_t writer_connect(ingest_writer_t *w)
 {
     const ingest_config_t *cfg = &w->ing->cfg;
     /* Settings first so that the URL, expanded last, can override them. */
@@ -164,11 +157,11 @@ static hf_err_t writer__connect(ingest_writer_t *w)
     }
     char sql[96];
     snprintf(sql, sizeof sql, "SET statement_timeout = %lld", cfg->statement_timeout_ms);
-    bool ok = writer__exec_ok(conn, sql) == HF_OK &&
-              writer__prepare(conn, WRITER_STMT_INSERT, writer_insert_sql, 8) &&
-              writer__prepare(conn, WRITER_STMT_KEYED, writer_keyed_sql, 9) &&
-              writer__prepare(conn, WRITER_STMT_REPLAY, writer_replay_sql, 2) &&
-              writer__read_partition_count(conn, &w->partition_count) == HF_OK;
+    bool ok = writer_exec_ok(conn, sql) == HF_OK &&
+              writer_prepare(conn, WRITER_STMT_INSERT, writer_insert_sql, 8) &&
+              writer_prepare(conn, WRITER_STMT_KEYED, writer_keyed_sql, 9) &&
+              writer_prepare(conn, WRITER_STMT_REPLAY, writer_replay_sql, 2) &&
+              writer_read_partition_count(conn, &w->partition_count) == HF_OK;
     if (!ok) {
         hf_error("writer %d: cannot prepare the ingest statements (is the schema migrated?): %s",
                  w->index, PQerrorMessage(conn));
@@ -182,8 +175,8 @@ static hf_err_t writer__connect(ingest_writer_t *w)
     return HF_OK;
 }
 
-static void writer__answer_error(ingest_t *ing, ingest_job_t *job, int status, const char *code,
-                                 const char *message)
+static void writer_answer_error(ingest_t *ing, ingest_job_t *job, int status, const char *code,
+                                const char *message)
 {
     if (status == 503)
         hf_counter_inc(ing->m.requests_unavailable);
@@ -191,23 +184,23 @@ static void writer__answer_error(ingest_t *ing, ingest_job_t *job, int status, c
     ingest_job_free(job);
 }
 
-static void writer__answer_result(ingest_t *ing, ingest_job_t *job, writer_result_t *r)
+static void writer_answer_result(ingest_t *ing, ingest_job_t *job, writer_result_t *r)
 {
-    hf_histogram_observe(ing->m.request_seconds, (ingest_now_us() - job->enqueued_us) / 1e6);
+    hf_histogram_observe(ing->m.request_seconds, (hf_now_us() - job->enqueued_us) / 1e6);
     switch (r->outcome) {
     case OUTCOME_CONFLICT:
         hf_counter_inc(ing->m.requests_conflict);
-        writer__answer_error(ing, job, 409, "idempotency_key_conflict",
-                             "this Idempotency-Key was used with a different body");
+        writer_answer_error(ing, job, 409, "idempotency_key_conflict",
+                            "this Idempotency-Key was used with a different body");
         return;
     case OUTCOME_REJECTED:
-        writer__answer_error(ing, job, 400, "rejected", r->message);
+        writer_answer_error(ing, job, 400, "rejected", r->message);
         return;
     case OUTCOME_UNAVAILABLE:
-        writer__answer_error(ing, job, 503, "unavailable", r->message);
+        writer_answer_error(ing, job, 503, "unavailable", r->message);
         return;
     case OUTCOME_INTERNAL:
-        writer__answer_error(ing, job, 500, "internal", r->message);
+        writer_answer_error(ing, job, 500, "internal", r->message);
         return;
     case OUTCOME_OK:
         break;
@@ -222,7 +215,7 @@ static void writer__answer_result(ingest_t *ing, ingest_job_t *job, writer_resul
     ingest_job_free(job);
 }
 
-static writer_outcome_t writer__classify(const PGresult *res, PGconn *conn)
+static writer_outcome_t writer_classify(const PGresult *res, PGconn *conn)
 {
     if (PQstatus(conn) != CONNECTION_OK)
         return OUTCOME_UNAVAILABLE;
@@ -239,16 +232,16 @@ static writer_outcome_t writer__classify(const PGresult *res, PGconn *conn)
 }
 
 /* The answer's JSON: each event's id, channel and partition, in order. */
-static void writer__answer_append(hf_buf_t *out, int i, const char *id, const char *channel,
-                                  int partition)
+static void writer_answer_append(hf_buf_t *out, int i, const char *id, const char *channel,
+                                 int partition)
 {
     hf_buf_printf(out, "%s{\"id\":\"%s\",\"channel\":\"%s\",\"partition\":%d}", i ? "," : "", id,
                   channel, partition);
 }
 
-static void writer__fail(writer_result_t *r, const PGresult *res, PGconn *conn)
+static void writer_fail(writer_result_t *r, const PGresult *res, PGconn *conn)
 {
-    r->outcome = writer__classify(res, conn);
+    r->outcome = writer_classify(res, conn);
     snprintf(r->message, sizeof r->message, "%s", PQresultErrorMessage(res));
     r->message[strcspn(r->message, "\n")] = '\0';
     if (r->outcome == OUTCOME_UNAVAILABLE)
@@ -256,13 +249,13 @@ static void writer__fail(writer_result_t *r, const PGresult *res, PGconn *conn)
 }
 
 /* The key was recorded before: the original events, or 409 for another body. */
-static void writer__replay(ingest_writer_t *w, ingest_job_t *job, writer_result_t *r)
+static void writer_replay(ingest_writer_t *w, ingest_job_t *job, writer_result_t *r)
 {
     const char *values[2] = {job->idempotency_key, job->body};
     int lengths[2] = {0, (int)job->body_len}, formats[2] = {0, 1};
     PGresult *res = PQexecPrepared(w->conn, WRITER_STMT_REPLAY, 2, values, lengths, formats, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        writer__fail(r, res, w->conn);
+        writer_fail(r, res, w->conn);
     } else if (PQntuples(res) == 0) {
         /* expired between the two statements: as if it had never been */
         r->outcome = OUTCOME_UNAVAILABLE;
@@ -274,8 +267,8 @@ static void writer__replay(ingest_writer_t *w, ingest_job_t *job, writer_result_
         r->replayed = true;
         hf_buf_append_str(&r->body, job->is_batch ? "[" : "");
         for (int i = 0; i < PQntuples(res); i++)
-            writer__answer_append(&r->body, i, PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
-                                  atoi(PQgetvalue(res, i, 3)));
+            writer_answer_append(&r->body, i, PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
+                                 atoi(PQgetvalue(res, i, 3)));
         hf_buf_append_str(&r->body, job->is_batch ? "]\n" : "\n");
     }
     PQclear(res);
@@ -284,7 +277,7 @@ static void writer__replay(ingest_writer_t *w, ingest_job_t *job, writer_result_
 /* One attempt at inserting the request's events with ids and partitions
  * made here. Returns false when holdfast.meta's partition count was not
  * the one used (nothing inserted; w->partition_count now holds the new). */
-static bool writer__insert(ingest_writer_t *w, ingest_job_t *job, writer_result_t *r)
+static bool writer_insert(ingest_writer_t *w, ingest_job_t *job, writer_result_t *r)
 {
     int n = job->nevents;
     char(*ids)[HF_UUID_TEXT_LEN + 1] = hf_malloc((size_t)n * sizeof *ids);
@@ -312,23 +305,23 @@ static bool writer__insert(ingest_writer_t *w, ingest_job_t *job, writer_result_
     bool done = true;
     ExecStatusType st = PQresultStatus(res);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-        writer__fail(r, res, w->conn);
+        writer_fail(r, res, w->conn);
     } else if ((keyed ? atoi(PQgetvalue(res, 0, 2)) : w->partition_count) != w->partition_count ||
                (!keyed && atoi(PQcmdTuples(res)) != n)) {
         done = false; /* repartitioned: read the count again */
-        if (writer__read_partition_count(w->conn, &w->partition_count) != HF_OK) {
+        if (writer_read_partition_count(w->conn, &w->partition_count) != HF_OK) {
             r->outcome = OUTCOME_UNAVAILABLE;
             snprintf(r->message, sizeof r->message, "database unavailable; retry");
             done = true;
         }
     } else if (keyed && atoi(PQgetvalue(res, 0, 0)) == 0) {
-        writer__replay(w, job, r);
+        writer_replay(w, job, r);
     } else {
         r->outcome = OUTCOME_OK;
         hf_buf_append_str(&r->body, job->is_batch ? "[" : "");
         for (int i = 0; i < n; i++)
-            writer__answer_append(&r->body, i, ids[i], job->names[i],
-                                  (int)(job->hashes[i] % (uint32_t)w->partition_count));
+            writer_answer_append(&r->body, i, ids[i], job->names[i],
+                                 (int)(job->hashes[i] % (uint32_t)w->partition_count));
         hf_buf_append_str(&r->body, job->is_batch ? "]\n" : "\n");
     }
     PQclear(res);
@@ -337,17 +330,17 @@ static bool writer__insert(ingest_writer_t *w, ingest_job_t *job, writer_result_
 }
 
 /* Inserts one request's events inside the open transaction. */
-static void writer__run_job(ingest_writer_t *w, ingest_job_t *job, writer_result_t *r)
+static void writer_run_job(ingest_writer_t *w, ingest_job_t *job, writer_result_t *r)
 {
     memset(r, 0, sizeof *r);
     for (int attempt = 0; attempt < 3; attempt++)
-        if (writer__insert(w, job, r))
+        if (writer_insert(w, job, r))
             return;
     r->outcome = OUTCOME_UNAVAILABLE;
     snprintf(r->message, sizeof r->message, "the partition count is changing; retry");
 }
 
-static void writer__clear_results(writer_result_t *results, int n)
+static void writer_clear_results(writer_result_t *results, int n)
 {
     for (int i = 0; i < n; i++)
         hf_buf_free(&results[i].body);
@@ -355,79 +348,79 @@ static void writer__clear_results(writer_result_t *results, int n)
 
 /* Commits the group as one transaction. Returns false when it had to be
  * abandoned because one request failed (then nothing was answered). */
-static bool writer__commit_group(ingest_writer_t *w, ingest_job_t **jobs, int n,
-                                 writer_result_t *results)
+static bool writer_commit_group(ingest_writer_t *w, ingest_job_t **jobs, int n,
+                                writer_result_t *results)
 {
-    int64_t t0 = ingest_now_us();
+    int64_t t0 = hf_now_us();
     /* A lone request commits by itself (one statement, autocommit): two
      * round trips fewer for the unloaded case. */
     bool explicit_tx = n > 1;
-    if (explicit_tx && writer__exec_ok(w->conn, "BEGIN") != HF_OK) {
+    if (explicit_tx && writer_exec_ok(w->conn, "BEGIN") != HF_OK) {
         for (int i = 0; i < n; i++)
             results[i].outcome = OUTCOME_UNAVAILABLE;
         goto answer;
     }
     for (int i = 0; i < n; i++) {
-        writer__run_job(w, jobs[i], &results[i]);
+        writer_run_job(w, jobs[i], &results[i]);
         if (results[i].outcome == OUTCOME_OK || results[i].outcome == OUTCOME_CONFLICT)
             continue;
         bool lost = PQstatus(w->conn) != CONNECTION_OK;
-        writer__clear_results(results, i + 1);
+        writer_clear_results(results, i + 1);
         if (lost) {
             for (int k = 0; k < n; k++)
                 results[k].outcome = OUTCOME_UNAVAILABLE;
             goto answer;
         }
         if (explicit_tx)
-            writer__exec_ok(w->conn, "ROLLBACK");
+            writer_exec_ok(w->conn, "ROLLBACK");
         return false;
     }
-    if (explicit_tx && writer__exec_ok(w->conn, "COMMIT") != HF_OK) {
+    if (explicit_tx && writer_exec_ok(w->conn, "COMMIT") != HF_OK) {
         /* Unknown whether it committed: only a retry with the key can tell. */
-        writer__clear_results(results, n);
+        writer_clear_results(results, n);
         for (int i = 0; i < n; i++)
             results[i].outcome = OUTCOME_UNAVAILABLE;
     }
-    hf_histogram_observe(w->ing->m.commit_seconds, (ingest_now_us() - t0) / 1e6);
+    hf_histogram_observe(w->ing->m.commit_seconds, (hf_now_us() - t0) / 1e6);
 answer:
     for (int i = 0; i < n; i++) {
         if (results[i].outcome == OUTCOME_UNAVAILABLE)
             snprintf(results[i].message, sizeof results[i].message,
                      "database unavailable; retry (with the same Idempotency-Key)");
-        writer__answer_result(w->ing, jobs[i], &results[i]);
-        writer__clear_results(&results[i], 1);
+        writer_answer_result(w->ing, jobs[i], &results[i]);
+        writer_clear_results(&results[i], 1);
     }
     return true;
 }
 
 /* After a failed group: each request alone, so only the bad one fails. */
-static void writer__commit_each(ingest_writer_t *w, ingest_job_t **jobs, int n,
-                                writer_result_t *results)
+static void writer_commit_each(ingest_writer_t *w, ingest_job_t **jobs, int n,
+                               writer_result_t *results)
 {
     for (int i = 0; i < n; i++) {
-        if (!writer__commit_group(w, &jobs[i], 1, &results[i]))
-            writer__answer_result(w->ing, jobs[i], &results[i]);
+        if (!writer_commit_group(w, &jobs[i], 1, &results[i]))
+            writer_answer_result(w->ing, jobs[i], &results[i]);
     }
 }
 
-static void writer__process(ingest_writer_t *w, ingest_job_t **jobs, int n)
+static void writer_process(ingest_writer_t *w, ingest_job_t **jobs, int n)
 {
     writer_result_t *results = hf_calloc((size_t)n, sizeof *results);
     hf_histogram_observe(w->ing->m.group_size, n);
-    if (!writer__commit_group(w, jobs, n, results))
-        writer__commit_each(w, jobs, n, results);
+    if (!writer_commit_group(w, jobs, n, results))
+        writer_commit_each(w, jobs, n, results);
     if (w->conn && PQstatus(w->conn) != CONNECTION_OK) {
         hf_warn("writer %d: lost the PostgreSQL connection", w->index);
-        writer__disconnect(w);
+        writer_disconnect(w);
     }
     hf_free(results);
 }
 
 /* Takes up to group_max jobs; answers those that waited too long. */
-static int writer__take(ingest_writer_t *w, ingest_job_t **jobs, int max)
+static int writer_take(ingest_writer_t *w, ingest_job_t **jobs, int max)
 {
     ingest_t *ing = w->ing;
-    int64_t now = ingest_now_us(), limit = ing->cfg.queue_timeout_ms * 1000;
+    int64_t now = hf_now_us(), limit = ing->cfg.queue_timeout_ms * 1000;
     int n = 0;
     ingest_job_t *expired = NULL;
     pthread_mutex_lock(&ing->lock);
@@ -448,15 +441,15 @@ static int writer__take(ingest_writer_t *w, ingest_job_t **jobs, int max)
     pthread_mutex_unlock(&ing->lock);
     while (expired) {
         ingest_job_t *next = expired->next;
-        writer__answer_error(ing, expired, 503, "overloaded",
-                             "request waited too long for the database; retry");
+        writer_answer_error(ing, expired, 503, "overloaded",
+                            "request waited too long for the database; retry");
         expired = next;
     }
     return n;
 }
 
 /* With no writer connected, nothing queued can be committed soon. */
-static void writer__fail_queue(ingest_t *ing)
+static void writer_fail_queue(ingest_t *ing)
 {
     pthread_mutex_lock(&ing->lock);
     ingest_job_t *list = ing->queue_head;
@@ -465,13 +458,13 @@ static void writer__fail_queue(ingest_t *ing)
     pthread_mutex_unlock(&ing->lock);
     while (list) {
         ingest_job_t *next = list->next;
-        writer__answer_error(ing, list, 503, "unavailable", "database unavailable; retry");
+        writer_answer_error(ing, list, 503, "unavailable", "database unavailable; retry");
         list = next;
     }
 }
 
 /* Sleeps up to ms; wakes early when stopping, or on new work if wake_on_work. */
-static void writer__wait(ingest_t *ing, long long ms, bool wake_on_work)
+static void writer_wait(ingest_t *ing, long long ms, bool wake_on_work)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -487,33 +480,33 @@ static void writer__wait(ingest_t *ing, long long ms, bool wake_on_work)
     pthread_mutex_unlock(&ing->lock);
 }
 
-static void writer__reconnect(ingest_writer_t *w)
+static void writer_reconnect(ingest_writer_t *w)
 {
-    if (writer__connect(w) == HF_OK)
+    if (writer_connect(w) == HF_OK)
         return;
     if (atomic_load(&w->ing->writers_connected) == 0)
-        writer__fail_queue(w->ing);
+        writer_fail_queue(w->ing);
     long long cap = w->ing->cfg.reconnect_max_ms;
     w->backoff_ms = w->backoff_ms ? w->backoff_ms * 2 : 100;
     if (w->backoff_ms > cap)
         w->backoff_ms = cap;
-    writer__wait(w->ing, w->backoff_ms, false);
+    writer_wait(w->ing, w->backoff_ms, false);
 }
 
-static void writer__expire_keys(ingest_writer_t *w)
+static void writer_expire_keys(ingest_writer_t *w)
 {
-    int64_t now = ingest_now_us();
+    int64_t now = hf_now_us();
     if (w->index != 0 || now < w->next_expiry_us)
         return;
     w->next_expiry_us = now + 60 * 1000000LL;
     char sql[128];
     snprintf(sql, sizeof sql, "SELECT holdfast.expire_idempotency_keys('%lld milliseconds')",
              w->ing->cfg.idempotency_ttl_ms);
-    if (writer__exec_ok(w->conn, sql) != HF_OK)
+    if (writer_exec_ok(w->conn, sql) != HF_OK)
         hf_warn("writer 0: expiring idempotency keys failed: %s", PQerrorMessage(w->conn));
 }
 
-static void *writer__main(void *arg)
+static void *writer_main(void *arg)
 {
     ingest_writer_t *w = arg;
     ingest_t *ing = w->ing;
@@ -526,18 +519,18 @@ static void *writer__main(void *arg)
         if (stop)
             break;
         if (!w->conn) {
-            writer__reconnect(w);
+            writer_reconnect(w);
             continue;
         }
-        int n = writer__take(w, jobs, max);
+        int n = writer_take(w, jobs, max);
         if (n > 0) {
-            writer__process(w, jobs, n);
+            writer_process(w, jobs, n);
             continue;
         }
-        writer__expire_keys(w);
-        writer__wait(ing, 1000, true);
+        writer_expire_keys(w);
+        writer_wait(ing, 1000, true);
     }
-    writer__disconnect(w);
+    writer_disconnect(w);
     hf_free(jobs);
     return NULL;
 }
@@ -550,7 +543,7 @@ hf_err_t ingest_writers_start(ingest_t *ing)
         w->ing = ing;
         w->index = i;
         ing->writers[i] = w;
-        int rc = pthread_create(&w->thread, NULL, writer__main, w);
+        int rc = pthread_create(&w->thread, NULL, writer_main, w);
         if (rc != 0) {
             hf_error("cannot start writer thread: %s", strerror(rc));
             ing->nwriters = i;
@@ -565,7 +558,7 @@ hf_err_t ingest_writers_submit(ingest_t *ing, ingest_job_t *job)
 {
     if (atomic_load(&ing->writers_connected) == 0)
         return HF_ERR_UNAVAILABLE;
-    job->enqueued_us = ingest_now_us();
+    job->enqueued_us = hf_now_us();
     pthread_mutex_lock(&ing->lock);
     if (ing->stopping || ing->queue_len >= (size_t)ing->cfg.queue_max) {
         pthread_mutex_unlock(&ing->lock);

@@ -120,6 +120,35 @@ relay_event_t *relay_event_new(size_t channel_len, size_t type_len, size_t conte
     return ev;
 }
 
+void relay_event_envelope(const relay_event_t *ev, const char *epoch, bool with_offsets,
+                          hf_buf_t *out)
+{
+    hf_envelope_t env;
+    hf_envelope_init(&env);
+    env.id = ev->id;
+    env.id_len = strlen(ev->id);
+    env.channel = ev->channel;
+    env.channel_len = strlen(ev->channel);
+    if (ev->type) {
+        env.type = ev->type;
+        env.type_len = strlen(ev->type);
+    }
+    env.content_type = ev->content_type;
+    env.content_type_len = strlen(ev->content_type);
+    env.epoch = epoch;
+    env.epoch_len = strlen(epoch);
+    env.payload = ev->payload;
+    env.payload_len = ev->payload_len;
+    env.partition = ev->partition;
+    if (with_offsets) {
+        env.offset = ev->offset;
+        env.prev_offset = ev->prev_offset;
+    }
+    env.created_at_us = ev->created_at_us;
+    hf_buf_reset(out);
+    (void)hf_envelope_encode(&env, out); /* id, channel, payload always set */
+}
+
 /* ---- accepting from the stream ---- */
 
 static void flow_queue_drop(relay_t *r, relay_partition_t *part, relay_event_t *ev)
@@ -173,7 +202,7 @@ static bool flow_can_produce(const relay_partition_t *part, int64_t now)
 
 bool relay_flow_shed(relay_t *r)
 {
-    int64_t now = relay_now_us();
+    int64_t now = hf_now_us();
     int victim = -1;
     for (int p = 0; p < r->parts_seen; p++) {
         relay_partition_t *part = &r->parts[p];
@@ -219,7 +248,7 @@ void relay_flow_dirty(relay_t *r, relay_partition_t *part)
 {
     part->state_dirty = true;
     if (r->first_acked_us == 0)
-        r->first_acked_us = relay_now_us();
+        r->first_acked_us = hf_now_us();
 }
 
 static void flow_handled(relay_t *r, relay_partition_t *part, relay_event_t *ev)
@@ -236,7 +265,7 @@ static void flow_handled(relay_t *r, relay_partition_t *part, relay_event_t *ev)
 static void flow_backoff(relay_t *r, int p, long long at_least_ms)
 {
     relay_partition_t *part = &r->parts[p];
-    int64_t now = relay_now_us();
+    int64_t now = hf_now_us();
     long long next = part->backoff_ms ? part->backoff_ms * 2 : FLOW_BACKOFF_MIN_MS;
     if (next > r->cfg.backoff_max_ms)
         next = r->cfg.backoff_max_ms;
@@ -262,7 +291,7 @@ void relay_partition_drop_acked(relay_t *r, relay_partition_t *part)
 
 void relay_flow_probe(relay_t *r)
 {
-    int64_t now = relay_now_us();
+    int64_t now = hf_now_us();
     if (now < r->next_probe_us)
         return;
     bool want[RELAY_MAX_PARTITIONS] = {false}, up[RELAY_MAX_PARTITIONS];
@@ -407,7 +436,7 @@ bool relay_flow_drained(const relay_t *r)
 
 void relay_flow_produce(relay_t *r)
 {
-    int64_t now = relay_now_us();
+    int64_t now = hf_now_us();
     if (!r->started || r->quiesce || atomic_load(&r->stopping) || !relay_lease_producible(r, now))
         return;
     for (int p = 0; p < r->parts_seen; p++) {
@@ -641,7 +670,7 @@ void relay_flow_publish(relay_t *r, relay_event_t *const *evs, size_t n)
         done += relay_publish(r->redis, evs + half, n - half, r->epoch);
     hf_counter_add(r->m.redis_published, done);
     hf_counter_add(r->m.redis_skipped, n - done);
-    int64_t now = relay_wall_us();
+    int64_t now = hf_wall_us();
     for (size_t i = 0; i < n && done > 0; i++)
         hf_histogram_observe(r->m.commit_to_publish, (double)(now - evs[i]->commit_us) / 1e6);
 }
@@ -678,7 +707,7 @@ static void flow_batch_delivered(relay_t *r, int p)
     if (relay_store_commit_busy(r))
         relay_crash_point(r, "overlap");
     relay_crash_point(r, "produced");
-    hf_histogram_observe(r->m.produce_seconds, (double)(relay_now_us() - part->produced_us) / 1e6);
+    hf_histogram_observe(r->m.produce_seconds, (double)(hf_now_us() - part->produced_us) / 1e6);
     hf_counter_add(r->m.produced, n);
     relay_flow_publish(r, evs, n);
     relay_crash_point(r, "published");
@@ -692,7 +721,7 @@ static void flow_batch_delivered(relay_t *r, int p)
     r->acked_total += part->inflight.n;
     relay_list_splice(&part->acked, &part->inflight, false);
     if (r->first_acked_us == 0)
-        r->first_acked_us = relay_now_us();
+        r->first_acked_us = hf_now_us();
     part->backoff_ms = 0;
 }
 

@@ -63,7 +63,7 @@ static void kafka_on_error(rd_kafka_t *rk, int err, const char *reason, void *op
     (void)opaque;
     static _Thread_local int last_err;
     static _Thread_local int64_t last_us;
-    int64_t now = relay_now_us();
+    int64_t now = hf_now_us();
     if (err == last_err && now - last_us < 10 * 1000 * 1000)
         return;
     last_err = err;
@@ -210,7 +210,7 @@ bool relay_kafka_check(relay_kafka_t *k, int64_t oldest_produce_us)
         return false;
     char fatal[256];
     int64_t limit_us = (k->cfg->produce_timeout_ms + RELAY_REPORT_SLACK_MS) * 1000;
-    bool overdue = oldest_produce_us && relay_now_us() - oldest_produce_us > limit_us;
+    bool overdue = oldest_produce_us && hf_now_us() - oldest_produce_us > limit_us;
     bool failed = rd_kafka_fatal_error(k->producer, fatal, sizeof fatal) != 0;
     if (!overdue && !failed)
         return false;
@@ -225,34 +225,11 @@ void relay_kafka_shutdown(relay_kafka_t *k)
     kafka_producer_destroy(k);
 }
 
-static void kafka_envelope(relay_kafka_t *k, const relay_event_t *ev, const char *epoch)
-{
-    hf_envelope_t env;
-    hf_envelope_init(&env);
-    env.id = ev->id;
-    env.id_len = strlen(ev->id);
-    env.channel = ev->channel;
-    env.channel_len = strlen(ev->channel);
-    if (ev->type) {
-        env.type = ev->type;
-        env.type_len = strlen(ev->type);
-    }
-    env.content_type = ev->content_type;
-    env.content_type_len = strlen(ev->content_type);
-    env.payload = ev->payload;
-    env.payload_len = ev->payload_len;
-    env.partition = ev->partition;
-    env.created_at_us = ev->created_at_us;
-    env.epoch = epoch; /* records say which log they belong to; offsets are the log's own */
-    env.epoch_len = strlen(epoch);
-    hf_buf_reset(&k->value);
-    (void)hf_envelope_encode(&env, &k->value); /* id, channel, payload always set */
-}
-
 static rd_kafka_resp_err_t kafka_produce_one(relay_kafka_t *k, relay_event_t *ev, const char *epoch,
                                              void *opaque)
 {
-    kafka_envelope(k, ev, epoch);
+    /* Records say which log they belong to; offsets are the log's own. */
+    relay_event_envelope(ev, epoch, false, &k->value);
     rd_kafka_headers_t *hdrs = rd_kafka_headers_new(4);
     rd_kafka_header_add(hdrs, HF_KAFKA_HEADER_ID, -1, ev->id, -1);
     rd_kafka_header_add(hdrs, HF_KAFKA_HEADER_CHANNEL, -1, ev->channel, -1);
@@ -377,7 +354,7 @@ hf_err_t relay_kafka_read(relay_kafka_t *k, int partition, int64_t from, int64_t
         return rc;
     int64_t next = from;
     while (next < to) {
-        if (relay_now_us() > deadline_us) {
+        if (hf_now_us() > deadline_us) {
             hf_warn("kafka tail of partition %d: stuck at %lld of [%lld, %lld)", partition,
                     (long long)next, (long long)from, (long long)to);
             return HF_ERR_TIMEOUT;

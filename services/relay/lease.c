@@ -34,7 +34,7 @@ static void lease_lost(relay_t *r)
 
 hf_err_t relay_lease_tick(relay_t *r)
 {
-    int64_t sent_us = relay_now_us();
+    int64_t sent_us = hf_now_us();
     char ttl[32];
     snprintf(ttl, sizeof ttl, "%lld", r->cfg.lease_ttl_ms);
     const char *params[2] = {r->cfg.relay_id, ttl};

@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "holdfast/alloc.h"
@@ -25,20 +24,6 @@
 #define LOOP_BACKOFF_MIN_MS  100
 #define LOOP_WAIT_MAX_MS     200
 #define LOOP_STREAM_RETRY_US (500 * 1000)
-
-int64_t relay_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-int64_t relay_wall_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 void relay_crash_point(relay_t *r, const char *point)
 {
@@ -60,8 +45,8 @@ bool relay_test_hook(relay_t *r, const char *point)
 /* Sleeps ms, waking early only to stop. */
 static void loop_pause(relay_t *r, long long ms)
 {
-    int64_t until = relay_now_us() + ms * 1000;
-    while (!atomic_load(&r->stopping) && relay_now_us() < until)
+    int64_t until = hf_now_us() + ms * 1000;
+    while (!atomic_load(&r->stopping) && hf_now_us() < until)
         usleep(20 * 1000);
 }
 
@@ -114,7 +99,7 @@ static bool loop_connected(relay_t *r)
 
 static hf_err_t loop_lease_duty(relay_t *r)
 {
-    int64_t now = relay_now_us();
+    int64_t now = hf_now_us();
     if (now < r->next_lease_tick_us)
         return HF_OK;
     r->next_lease_tick_us = now + r->cfg.lease_renew_ms * 1000;
@@ -150,7 +135,7 @@ static hf_err_t loop_start_leading(relay_t *r)
 
 static void loop_stream(relay_t *r)
 {
-    int64_t now = relay_now_us();
+    int64_t now = hf_now_us();
     if (r->restart_stream && r->stream) {
         hf_info("restarting the stream: a partition dropped its queue and can produce again");
         relay_stream_close(r);
@@ -176,7 +161,7 @@ static void loop_stream(relay_t *r)
 static void loop_commit(relay_t *r)
 {
     int64_t due;
-    if (!relay_store_commit_busy(r) && relay_flow_commit_due(r, relay_now_us(), &due))
+    if (!relay_store_commit_busy(r) && relay_flow_commit_due(r, hf_now_us(), &due))
         (void)relay_store_commit_start(r);
     if (relay_store_commit_busy(r))
         (void)relay_store_commit_step(r);
@@ -220,16 +205,16 @@ static hf_err_t loop_lead(relay_t *r)
     if (!relay_flow_oldest_produce_us(r))
         relay_publisher_announce(r->redis);
     if (!r->reconciling)
-        loop_heartbeat(r, relay_now_us());
+        loop_heartbeat(r, hf_now_us());
     int64_t oldest = relay_flow_oldest_pending_us(r);
-    hf_gauge_set(r->m.stream_lag, oldest ? (double)(relay_wall_us() - oldest) / 1e6 : 0);
+    hf_gauge_set(r->m.stream_lag, oldest ? (double)(hf_wall_us() - oldest) / 1e6 : 0);
     return HF_OK;
 }
 
 /* Sleeps until something can move, or the next timer. */
 static void loop_wait(relay_t *r)
 {
-    int64_t now = relay_now_us(), wake = now + LOOP_WAIT_MAX_MS * 1000, due;
+    int64_t now = hf_now_us(), wake = now + LOOP_WAIT_MAX_MS * 1000, due;
     if (r->next_lease_tick_us < wake)
         wake = r->next_lease_tick_us;
     if (relay_flow_commit_due(r, now, &due) || r->restart_stream)
@@ -267,9 +252,8 @@ static void loop_wait(relay_t *r)
 static void loop_finish(relay_t *r)
 {
     if (r->started) {
-        int64_t deadline =
-            relay_now_us() + (r->cfg.produce_timeout_ms + RELAY_REPORT_SLACK_MS) * 1000;
-        while (relay_flow_oldest_produce_us(r) && relay_now_us() < deadline) {
+        int64_t deadline = hf_now_us() + (r->cfg.produce_timeout_ms + RELAY_REPORT_SLACK_MS) * 1000;
+        while (relay_flow_oldest_produce_us(r) && hf_now_us() < deadline) {
             relay_kafka_poll(r->kafka, true);
             relay_flow_complete(r);
             loop_commit(r);

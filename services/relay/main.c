@@ -10,6 +10,7 @@
 #include "holdfast/alloc.h"
 #include "holdfast/config.h"
 #include "holdfast/log.h"
+#include "holdfast/lws_log.h"
 #include "relay.h"
 
 #define RELAY_CRON_US (50 * 1000)
@@ -176,15 +177,9 @@ static void relay_cron(lws_sorted_usec_list_t *sul)
     lws_sul_schedule(r->lws, 0, &r->cron, relay_cron, RELAY_CRON_US);
 }
 
-static void relay_lws_log(int level, const char *line)
-{
-    hf_log(level == LLL_ERR ? HF_LOG_ERROR : HF_LOG_WARN, "lws: %.*s", (int)strcspn(line, "\n"),
-           line);
-}
-
 static hf_err_t relay_lws_start(relay_t *r, struct lws_protocols *protocols)
 {
-    lws_set_log_level(LLL_ERR | LLL_WARN, relay_lws_log);
+    hf_lws_log_init(NULL);
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
     info.port = (int)r->cfg.port;

@@ -15,6 +15,7 @@
 #include "holdfast/alloc.h"
 #include "holdfast/channel.h"
 #include "holdfast/envelope.h"
+#include "holdfast/uuid.h"
 #include "relay.h"
 
 /* PostgreSQL's epoch (2000-01-01) in Unix microseconds. */
@@ -237,19 +238,6 @@ static hf_err_t decode_tuple(relay_decoder_t *d, reader_t *r, tuple_value_t *val
     return r->bad ? decoder_fail(err, err_size, "truncated Insert message") : HF_OK;
 }
 
-static void format_uuid(const uint8_t *b, char *out)
-{
-    static const char hex[] = "0123456789abcdef";
-    int k = 0;
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            out[k++] = '-';
-        out[k++] = hex[b[i] >> 4];
-        out[k++] = hex[b[i] & 15];
-    }
-    out[k] = '\0';
-}
-
 static bool value_text_ok(const tuple_value_t *v)
 {
     return !v->null && memchr(v->data, 0, v->len) == NULL;
@@ -291,7 +279,7 @@ static hf_err_t decode_event(relay_decoder_t *d, const tuple_value_t *v, relay_e
     memcpy(content_type, ct_data, ct_len);
     if (pl->len)
         memcpy(payload, pl->data, pl->len);
-    format_uuid(id->data, ev->id);
+    hf_uuid_format(id->data, ev->id);
     ev->partition = partition;
     uint64_t c;
     memcpy(&c, created->data, 8);

@@ -87,14 +87,14 @@ static void publisher_drop(relay_publisher_t *p, const char *why)
     if (p->redis)
         redisFree(p->redis);
     p->redis = NULL;
-    p->next_connect_us = relay_now_us() + PUBLISH_RECONNECT_US;
+    p->next_connect_us = hf_now_us() + PUBLISH_RECONNECT_US;
 }
 
 static bool publisher_connect(relay_publisher_t *p)
 {
     if (p->redis)
         return true;
-    if (relay_now_us() < p->next_connect_us)
+    if (hf_now_us() < p->next_connect_us)
         return false;
     hf_err_t err;
     char why[700];
@@ -124,32 +124,6 @@ void relay_publisher_free(relay_publisher_t *p)
     hf_redis_target_free(&p->target);
     hf_buf_free(&p->buf);
     hf_free(p);
-}
-
-static void publisher_envelope(relay_publisher_t *p, const relay_event_t *ev, const char *epoch)
-{
-    hf_envelope_t env;
-    hf_envelope_init(&env);
-    env.id = ev->id;
-    env.id_len = strlen(ev->id);
-    env.channel = ev->channel;
-    env.channel_len = strlen(ev->channel);
-    if (ev->type) {
-        env.type = ev->type;
-        env.type_len = strlen(ev->type);
-    }
-    env.content_type = ev->content_type;
-    env.content_type_len = strlen(ev->content_type);
-    env.epoch = epoch;
-    env.epoch_len = strlen(epoch);
-    env.payload = ev->payload;
-    env.payload_len = ev->payload_len;
-    env.partition = ev->partition;
-    env.offset = ev->offset;
-    env.prev_offset = ev->prev_offset;
-    env.created_at_us = ev->created_at_us;
-    hf_buf_reset(&p->buf);
-    (void)hf_envelope_encode(&env, &p->buf); /* id, channel, payload always set */
 }
 
 static void publisher_note_skipped(relay_publisher_t *p, relay_event_t *const *evs, size_t n)
@@ -219,7 +193,7 @@ size_t relay_publish(relay_publisher_t *p, relay_event_t *const *evs, size_t n, 
         return 0;
     }
     for (size_t i = 0; i < n; i++) {
-        publisher_envelope(p, evs[i], epoch);
+        relay_event_envelope(evs[i], epoch, true, &p->buf);
         char channel[256];
         snprintf(channel, sizeof channel, HF_REDIS_CHANNEL_PREFIX "%s", evs[i]->channel);
         if (redisAppendCommand(p->redis, "PUBLISH %s %b", channel, p->buf.data, p->buf.len) !=

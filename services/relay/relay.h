@@ -40,6 +40,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "holdfast/buf.h"
+#include "holdfast/clock.h"
 #include "holdfast/err.h"
 #include "holdfast/http.h"
 #include "holdfast/kafka_props.h"
@@ -251,8 +252,6 @@ typedef struct relay {
     lws_sorted_usec_list_t cron;
 } relay_t;
 
-int64_t relay_now_us(void);
-int64_t relay_wall_us(void);
 int relay_pos_cmp(relay_pos_t a, relay_pos_t b);
 /* Test hook (--crash-at POINT:N): dies by SIGKILL at POINT once N batches
  * were produced. */
@@ -272,6 +271,11 @@ void relay_list_free(relay_list_t *l);
 relay_event_t *relay_event_new(size_t channel_len, size_t type_len, size_t content_type_len,
                                size_t payload_len, char **channel, char **type, char **content_type,
                                uint8_t **payload);
+/* ev's envelope in epoch, encoded into out (reset first). with_offsets:
+ * also its offset and prev_offset (for Redis; a Kafka record's offset is
+ * the log's own). */
+void relay_event_envelope(const relay_event_t *ev, const char *epoch, bool with_offsets,
+                          hf_buf_t *out);
 
 /* flow.c: the partitions' pipeline */
 /* An event from the stream or a reconcile; the flow owns it from now on. */

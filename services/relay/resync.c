@@ -90,7 +90,7 @@ static hf_err_t resync_on_record(void *arg, int64_t offset, const char *id, cons
 static int64_t resync_deadline(const relay_t *r)
 {
     /* a lease round is due at next_lease_tick_us; never read past it by much */
-    int64_t limit = relay_now_us() + r->cfg.lease_renew_ms * 1000;
+    int64_t limit = hf_now_us() + r->cfg.lease_renew_ms * 1000;
     return r->next_lease_tick_us && r->next_lease_tick_us < limit ? r->next_lease_tick_us + 50000
                                                                   : limit;
 }
@@ -229,7 +229,7 @@ static bool resync_wanted(const relay_t *r, int p, int64_t now)
 
 hf_err_t relay_resync_pending(relay_t *r)
 {
-    int64_t now = relay_now_us();
+    int64_t now = hf_now_us();
     int first = -1;
     for (int p = 0; p < r->parts_seen && first < 0; p++)
         if (resync_wanted(r, p, now))
@@ -244,9 +244,9 @@ hf_err_t relay_resync_pending(relay_t *r)
     }
     relay_flow_chain_clear(r);
     for (int p = first; p < r->parts_seen && !atomic_load(&r->stopping); p++) {
-        if (!resync_wanted(r, p, relay_now_us()))
+        if (!resync_wanted(r, p, hf_now_us()))
             continue;
-        if (relay_now_us() >= r->next_lease_tick_us)
+        if (hf_now_us() >= r->next_lease_tick_us)
             break; /* the rest after the lease round */
         bool done = false;
         hf_err_t rc = resync_partition(r, p, &done);
@@ -297,7 +297,7 @@ hf_err_t relay_reconcile_begin(relay_t *r)
     if ((rc = relay_store_wal_lsn(r, &r->reconcile_lsn)) != HF_OK)
         return rc;
     reconcile_id_at(floor_ms, r->reconcile_from, sizeof r->reconcile_from);
-    reconcile_id_at(relay_wall_us() / 1000 + 1, r->reconcile_to, sizeof r->reconcile_to);
+    reconcile_id_at(hf_wall_us() / 1000 + 1, r->reconcile_to, sizeof r->reconcile_to);
     r->reconciling = true;
     if (floor_ms < 0)
         hf_logf_kv(HF_LOG_INFO, NULL, "reconciling: every event without an offset is relayed");

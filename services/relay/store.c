@@ -95,7 +95,7 @@ PGresult *relay_store_query(relay_t *r, const char *sql, int nparams, const char
         atomic_store(&r->pg_ok, false);
         return NULL;
     }
-    int64_t deadline = relay_now_us() + (int64_t)timeout_ms * 1000;
+    int64_t deadline = hf_now_us() + (int64_t)timeout_ms * 1000;
     PGresult *last = NULL;
     for (;;) {
         while (!PQisBusy(r->pg)) {
@@ -105,7 +105,7 @@ PGresult *relay_store_query(relay_t *r, const char *sql, int nparams, const char
             PQclear(last);
             last = res;
         }
-        int64_t left = deadline - relay_now_us();
+        int64_t left = deadline - hf_now_us();
         struct pollfd pfd = {.fd = PQsocket(r->pg), .events = POLLIN};
         if (left <= 0 || poll(&pfd, 1, (int)((left + 999) / 1000)) < 0 || !PQconsumeInput(r->pg)) {
             PQclear(last);
@@ -765,11 +765,11 @@ relay_commit_state_t relay_store_commit_step(relay_t *r)
 void relay_store_commit_finish(relay_t *r)
 {
     int timeout_ms = 4 * relay_query_timeout_ms(r);
-    int64_t deadline = relay_now_us() + (int64_t)timeout_ms * 1000;
+    int64_t deadline = hf_now_us() + (int64_t)timeout_ms * 1000;
     while (relay_store_commit_busy(r)) {
         if (relay_store_commit_step(r) != RELAY_COMMIT_BUSY)
             return;
-        int64_t left = deadline - relay_now_us();
+        int64_t left = deadline - hf_now_us();
         if (left <= 0) {
             store_abandon(r, "commit", timeout_ms); /* fails it: its partitions resync */
             return;

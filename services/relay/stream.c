@@ -321,7 +321,7 @@ hf_err_t relay_stream_feedback(relay_t *r, bool force)
     relay_stream_t *s = r->stream;
     if (!s)
         return HF_OK;
-    int64_t now = relay_now_us();
+    int64_t now = hf_now_us();
     uint64_t flush = relay_flow_confirmable(r);
     if (flush < r->confirmed_lsn)
         flush = r->confirmed_lsn; /* never report less than the slot holds */
@@ -334,7 +334,7 @@ hf_err_t relay_stream_feedback(relay_t *r, bool force)
     char msg[34];
     uint64_t write = s->received > flush ? s->received : flush;
     uint64_t v[4] = {htobe64(write), htobe64(flush), htobe64(flush),
-                     htobe64((uint64_t)(relay_wall_us() - STREAM_PG_EPOCH_UNIX_US))};
+                     htobe64((uint64_t)(hf_wall_us() - STREAM_PG_EPOCH_UNIX_US))};
     msg[0] = 'r';
     memcpy(msg + 1, v, sizeof v);
     msg[33] = 0;

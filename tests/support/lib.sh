@@ -277,6 +277,17 @@ hf_ingest_start() {
     fi
 }
 
+# hf_relay_launch NAME PORT [FLAGS...]: holdfast-relay as process NAME
+# (its log: $HF_RUN/NAME.log) with its HTTP port PORT, against $HF_PG_URL
+# and $HF_KAFKA_BROKERS; FLAGS follow (relay id, topic, Redis, ...). The
+# one launch line of the tests, benchmarks, chaos scenarios and the stack.
+hf_relay_launch() {
+    local name=$1 port=$2
+    shift 2
+    hf_spawn "$name" "$HF_BIN/holdfast-relay" --port "$port" --pg-url "$HF_PG_URL" \
+        --kafka-brokers "$HF_KAFKA_BROKERS" "$@"
+}
+
 # hf_relay_spawn NAME [EXTRA FLAGS...]: a relay with id NAME and the
 # default timings (lease TTL 2 s, renew 300 ms, produce timeout 1 s); the
 # first leads, later ones stand by; sets
@@ -285,8 +296,7 @@ hf_relay_spawn() {
     local name=$1 port
     shift
     port=$(hf_free_port)
-    hf_spawn "$name" "$HF_BIN/holdfast-relay" --port "$port" --pg-url "$HF_PG_URL" \
-        --kafka-brokers "$HF_KAFKA_BROKERS" --topic "${HF_TOPIC:-holdfast.events}" \
+    hf_relay_launch "$name" "$port" --topic "${HF_TOPIC:-holdfast.events}" \
         --redis-url "$HF_REDIS_URL" --relay-id "$name" "$@"
     printf -v "PORT_$name" '%s' "$port"
 }
@@ -349,8 +359,7 @@ hf_bench_pipeline_start() {
     hf_migrate
     hf_redis_start
     hf_kafka_start 8 holdfast.events
-    hf_spawn relay "$HF_BIN/holdfast-relay" --port 0 --pg-url "$HF_PG_URL" \
-        --kafka-brokers "$HF_KAFKA_BROKERS" --redis-url "$HF_REDIS_URL" --relay-id bench
+    hf_relay_launch relay 0 --redis-url "$HF_REDIS_URL" --relay-id bench
     hf_wait_until 30 "the relay to lead" hf_relay_leads bench || hf_die "relay did not start"
 }
 

@@ -2,11 +2,9 @@
  *
  * 0 is success, negative values are errors. Every function that can fail
  * returns an hf_err_t (or NULL plus an errbuf for constructors) and the
- * caller must look at it. hf_err_is_retriable() is what retry loops ask. */
+ * caller must look at it. */
 #ifndef HOLDFAST_ERR_H
 #define HOLDFAST_ERR_H
-
-#include <stdbool.h>
 
 typedef enum hf_err {
     HF_OK = 0,
@@ -24,8 +22,5 @@ typedef enum hf_err {
 
 /* Static, never NULL. */
 const char *hf_err_str(hf_err_t err);
-
-/* True for errors where repeating the same operation later may succeed. */
-bool hf_err_is_retriable(hf_err_t err);
 
 #endif

@@ -18,7 +18,6 @@ typedef enum hf_log_level {
 void hf_log_init(const char *service, hf_log_level_t level);
 /* Parses "debug|info|warn|error"; returns -1 if unknown. */
 int hf_log_level_parse(const char *name);
-void hf_log_set_level(hf_log_level_t level);
 int hf_log_enabled(hf_log_level_t level);
 
 /* msg is a printf format. Extra structured fields can be given as

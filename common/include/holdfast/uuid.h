@@ -15,5 +15,8 @@
 void hf_uuid_v7(char out[HF_UUID_TEXT_LEN + 1]);
 /* The same for a given time and 10 random bytes (tests). */
 void hf_uuid_v7_at(uint64_t unix_ms, const uint8_t random[10], char out[HF_UUID_TEXT_LEN + 1]);
+/* Any UUID's 16 bytes as text, lower-case hex with dashes, into out (37
+ * bytes, NUL-terminated). */
+void hf_uuid_format(const uint8_t b[16], char out[HF_UUID_TEXT_LEN + 1]);
 
 #endif

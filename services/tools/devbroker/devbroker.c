@@ -46,7 +46,7 @@
  *    low watermark to be gone.
  *  - The mock's broker sockets lack TCP_NODELAY, which costs ~40 ms (delayed ACK)
  *    per produce round with several partitions on one broker; we set it ourselves
- *    (devbroker__nodelay_sweep).
+ *    (devbroker_nodelay_sweep).
  *  - rd_kafka_mock_topic_create() accepts a replication factor above the broker count,
  *    hence min(3, brokers) here; broker_set_down(-1) does work for "all" in 2.0.2, but
  *    we loop over the ids so that a failure names the broker.
@@ -76,7 +76,7 @@
 #include "holdfast/log.h"
 
 #define DEVBROKER_LINE_MAX    256
-#define DEVBROKER_SWEEP_MS    10 /* TCP_NODELAY sweep interval, see devbroker__nodelay_sweep */
+#define DEVBROKER_SWEEP_MS    10 /* TCP_NODELAY sweep interval, see devbroker_nodelay_sweep */
 #define DEVBROKER_CLIENTS_MAX 8
 #define DEVBROKER_BROKERS_MAX 32
 #define DEVBROKER_PARTS_MAX   10000
@@ -139,7 +139,7 @@ static const char devbroker_usage[] =
     "A line holds at most " HF_CONF_STR(DEVBROKER_LINE_MAX) " bytes with the newline.";
 
 /* Strict decimal within [min, max] (hf_config_parse_int), into an int. */
-static bool devbroker__parse_int(const char *s, long min, long max, int *out)
+static bool devbroker_parse_int(const char *s, long min, long max, int *out)
 {
     long long v;
     bool ok = hf_config_parse_int(s, min, max, &v) == HF_OK;
@@ -149,7 +149,7 @@ static bool devbroker__parse_int(const char *s, long min, long max, int *out)
 
 /* Kafka accepts [a-zA-Z0-9._-]{1,249}; reject anything else here rather than letting
  * clients fail later with a less obvious error. */
-static bool devbroker__topic_valid(const char *t)
+static bool devbroker_topic_valid(const char *t)
 {
     size_t n = strlen(t);
     if (n == 0 || n > DEVBROKER_TOPIC_MAX || strcmp(t, ".") == 0 || strcmp(t, "..") == 0)
@@ -165,13 +165,13 @@ static bool devbroker__topic_valid(const char *t)
 }
 
 /* Returns -1 to continue, otherwise the exit status (0 for --help, 2 for bad usage). */
-static int devbroker__load_config(devbroker_t *db, int argc, char **argv)
+static int devbroker_load_config(devbroker_t *db, int argc, char **argv)
 {
     int rc = hf_config_load_tool("holdfast-devbroker", devbroker_settings, DEVBROKER_NSETTINGS, db,
                                  argc, argv, devbroker_usage);
     if (rc >= 0)
         return rc;
-    if (!devbroker__topic_valid(db->topic)) {
+    if (!devbroker_topic_valid(db->topic)) {
         fprintf(stderr, "holdfast-devbroker: invalid topic '%s'; see --help\n", db->topic);
         rc = DEVBROKER_EXIT_USAGE;
     } else if (db->bootstrap_file && db->bootstrap_file[0] == '\0') {
@@ -184,8 +184,7 @@ static int devbroker__load_config(devbroker_t *db, int argc, char **argv)
 /* ---- mock cluster ------------------------------------------------------------------- */
 
 /* Routes librdkafka's own logs (from its threads; hf_log is thread-safe) into ours. */
-static void devbroker__rdkafka_log(const rd_kafka_t *rk, int level, const char *fac,
-                                   const char *buf)
+static void devbroker_rdkafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     (void)rk;
     /* Our bookkeeping handle has no bootstrap.servers on purpose; don't warn about it. */
@@ -200,7 +199,7 @@ static void devbroker__rdkafka_log(const rd_kafka_t *rk, int level, const char *
 
 /* The mock cluster needs an rd_kafka_t for bookkeeping only: a producer that is never
  * given a bootstrap server nor a message, so it never connects anywhere. */
-static bool devbroker__create_handle(devbroker_t *db)
+static bool devbroker_create_handle(devbroker_t *db)
 {
     char err[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -210,7 +209,7 @@ static bool devbroker__create_handle(devbroker_t *db)
         rd_kafka_conf_destroy(conf);
         return false;
     }
-    rd_kafka_conf_set_log_cb(conf, devbroker__rdkafka_log);
+    rd_kafka_conf_set_log_cb(conf, devbroker_rdkafka_log);
     db->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
     if (!db->rk) {
         hf_error("rd_kafka_new: %s", err);
@@ -220,9 +219,9 @@ static bool devbroker__create_handle(devbroker_t *db)
     return true;
 }
 
-static bool devbroker__start_cluster(devbroker_t *db)
+static bool devbroker_start_cluster(devbroker_t *db)
 {
-    if (!devbroker__create_handle(db))
+    if (!devbroker_create_handle(db))
         return false;
     db->mcluster = rd_kafka_mock_cluster_new(db->rk, (int)db->brokers);
     if (!db->mcluster) {
@@ -243,7 +242,7 @@ static bool devbroker__start_cluster(devbroker_t *db)
 
 /* ---- sockets ------------------------------------------------------------------------ */
 
-static bool devbroker__open_signals(devbroker_t *db)
+static bool devbroker_open_signals(devbroker_t *db)
 {
     sigset_t set;
     sigemptyset(&set);
@@ -265,7 +264,7 @@ static bool devbroker__open_signals(devbroker_t *db)
     return true;
 }
 
-static bool devbroker__listen(devbroker_t *db)
+static bool devbroker_listen(devbroker_t *db)
 {
     db->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (db->listen_fd < 0) {
@@ -292,7 +291,7 @@ static bool devbroker__listen(devbroker_t *db)
 
 /* ---- readiness ---------------------------------------------------------------------- */
 
-static bool devbroker__write_bootstrap_file(devbroker_t *db, const char *bootstrap)
+static bool devbroker_write_bootstrap_file(devbroker_t *db, const char *bootstrap)
 {
     char text[4096];
     int n = snprintf(text, sizeof text, "%s\n", bootstrap);
@@ -303,7 +302,7 @@ static bool devbroker__write_bootstrap_file(devbroker_t *db, const char *bootstr
     return true;
 }
 
-static bool devbroker__announce(devbroker_t *db)
+static bool devbroker_announce(devbroker_t *db)
 {
     const char *bootstrap = rd_kafka_mock_cluster_bootstraps(db->mcluster);
     printf("bootstrap=%s\ncontrol=127.0.0.1:%lld\n", bootstrap, db->control_port);
@@ -311,12 +310,12 @@ static bool devbroker__announce(devbroker_t *db)
         hf_warn("stdout: %s", strerror(errno)); /* nobody reading is not fatal */
     hf_info("ready: bootstrap=%s control=127.0.0.1:%lld", bootstrap, db->control_port);
     /* Last, so the file appearing means stdout lines and control port are ready too. */
-    return !db->bootstrap_file || devbroker__write_bootstrap_file(db, bootstrap);
+    return !db->bootstrap_file || devbroker_write_bootstrap_file(db, bootstrap);
 }
 
 /* ---- control protocol --------------------------------------------------------------- */
 
-static void devbroker__reply(devbroker_client_t *cl, const char *msg)
+static void devbroker_reply(devbroker_client_t *cl, const char *msg)
 {
     /* Replies are tiny; a client that does not read them just loses them. */
     if (send(cl->fd, msg, strlen(msg), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
@@ -325,7 +324,7 @@ static void devbroker__reply(devbroker_client_t *cl, const char *msg)
 
 /* Applies up/down to one broker id, or to all when id is 0; on failure *failed is the
  * broker that refused. */
-static rd_kafka_resp_err_t devbroker__set_state(devbroker_t *db, int id, bool up, int *failed)
+static rd_kafka_resp_err_t devbroker_set_state(devbroker_t *db, int id, bool up, int *failed)
 {
     int first = id ? id : 1, last = id ? id : (int)db->brokers;
     for (int b = first; b <= last; b++) {
@@ -340,7 +339,7 @@ static rd_kafka_resp_err_t devbroker__set_state(devbroker_t *db, int id, bool up
 }
 
 /* Executes one command; writes the reply line into `out`. */
-static void devbroker__exec(devbroker_t *db, char *line, char *out, size_t outsz)
+static void devbroker_exec(devbroker_t *db, char *line, char *out, size_t outsz)
 {
     char *save = NULL;
     char *cmd = strtok_r(line, " \t", &save);
@@ -358,15 +357,15 @@ static void devbroker__exec(devbroker_t *db, char *line, char *out, size_t outsz
     if (strcmp(cmd, "ping") == 0 && !a1) {
         /* nothing to do */
     } else if ((is_up || is_down) && !a2) {
-        if (a1 && !devbroker__parse_int(a1, 1, db->brokers, &id)) {
+        if (a1 && !devbroker_parse_int(a1, 1, db->brokers, &id)) {
             snprintf(out, outsz, "error: broker id must be 1..%lld\n", db->brokers);
             return;
         }
-        e = devbroker__set_state(db, id, is_up, &failed);
+        e = devbroker_set_state(db, id, is_up, &failed);
         hf_info("control: broker %s %s", a1 ? a1 : "all", is_up ? "up" : "down");
     } else if (strcmp(cmd, "rtt") == 0 && a2 && !extra) {
-        if (!devbroker__parse_int(a1, 1, db->brokers, &id) ||
-            !devbroker__parse_int(a2, 0, 3600000, &ms)) {
+        if (!devbroker_parse_int(a1, 1, db->brokers, &id) ||
+            !devbroker_parse_int(a2, 0, 3600000, &ms)) {
             snprintf(out, outsz, "error: usage: rtt ID MS (ID 1..%lld, MS 0..3600000)\n",
                      db->brokers);
             return;
@@ -384,7 +383,7 @@ static void devbroker__exec(devbroker_t *db, char *line, char *out, size_t outsz
         snprintf(out, outsz, "ok\n");
 }
 
-static void devbroker__client_close(devbroker_client_t *cl)
+static void devbroker_client_close(devbroker_client_t *cl)
 {
     close(cl->fd);
     cl->fd = -1;
@@ -393,17 +392,17 @@ static void devbroker__client_close(devbroker_client_t *cl)
 
 /* Closing with unread input makes the kernel send RST, which can destroy our error
  * reply before the client reads it; so send FIN first and discard what already arrived. */
-static void devbroker__client_drain_close(devbroker_client_t *cl)
+static void devbroker_client_drain_close(devbroker_client_t *cl)
 {
     char scratch[4096];
     shutdown(cl->fd, SHUT_WR);
     for (int i = 0; i < 16 && recv(cl->fd, scratch, sizeof scratch, MSG_DONTWAIT) > 0; i++)
         continue;
-    devbroker__client_close(cl);
+    devbroker_client_close(cl);
 }
 
 /* Runs every complete line in the buffer, keeps the partial rest. */
-static void devbroker__client_lines(devbroker_t *db, devbroker_client_t *cl)
+static void devbroker_client_lines(devbroker_t *db, devbroker_client_t *cl)
 {
     char *nl;
     while (cl->fd >= 0 && (nl = memchr(cl->line, '\n', cl->len)) != NULL) {
@@ -412,32 +411,32 @@ static void devbroker__client_lines(devbroker_t *db, devbroker_client_t *cl)
         if (n > 0 && cl->line[n - 1] == '\r')
             cl->line[n - 1] = '\0';
         char out[160];
-        devbroker__exec(db, cl->line, out, sizeof out);
-        devbroker__reply(cl, out);
+        devbroker_exec(db, cl->line, out, sizeof out);
+        devbroker_reply(cl, out);
         cl->len -= n + 1;
         memmove(cl->line, nl + 1, cl->len);
     }
     if (cl->fd >= 0 && cl->len == sizeof cl->line) {
-        devbroker__reply(cl, "error: line too long\n");
-        devbroker__client_drain_close(cl);
+        devbroker_reply(cl, "error: line too long\n");
+        devbroker_client_drain_close(cl);
     }
 }
 
-static void devbroker__client_read(devbroker_t *db, devbroker_client_t *cl)
+static void devbroker_client_read(devbroker_t *db, devbroker_client_t *cl)
 {
     ssize_t n = recv(cl->fd, cl->line + cl->len, sizeof cl->line - cl->len, 0);
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
     if (n <= 0) {
         /* EOF or error; an unterminated last line is dropped, commands need '\n'. */
-        devbroker__client_close(cl);
+        devbroker_client_close(cl);
         return;
     }
     cl->len += (size_t)n;
-    devbroker__client_lines(db, cl);
+    devbroker_client_lines(db, cl);
 }
 
-static void devbroker__accept(devbroker_t *db)
+static void devbroker_accept(devbroker_t *db)
 {
     int fd = accept4(db->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd < 0) {
@@ -453,13 +452,13 @@ static void devbroker__accept(devbroker_t *db)
         }
     }
     devbroker_client_t tmp = {.fd = fd};
-    devbroker__reply(&tmp, "error: too many control clients\n");
+    devbroker_reply(&tmp, "error: too many control clients\n");
     close(fd);
 }
 
 /* ---- main loop ---------------------------------------------------------------------- */
 
-static void devbroker__on_signal(devbroker_t *db)
+static void devbroker_on_signal(devbroker_t *db)
 {
     struct signalfd_siginfo si;
     while (read(db->signal_fd, &si, sizeof si) == (ssize_t)sizeof si) {
@@ -476,7 +475,7 @@ static void devbroker__on_signal(devbroker_t *db)
  * set it on every TCP socket; new connections are caught within one sweep
  * interval. A descriptor closed and reused meanwhile is harmless: a
  * non-socket fails getsockopt, another TCP socket wants the option too. */
-static void devbroker__nodelay_sweep(void)
+static void devbroker_nodelay_sweep(void)
 {
     DIR *dir = opendir("/proc/self/fd");
     if (!dir)
@@ -500,7 +499,7 @@ static void devbroker__nodelay_sweep(void)
     closedir(dir);
 }
 
-static int devbroker__run(devbroker_t *db)
+static int devbroker_run(devbroker_t *db)
 {
     /* Slot 0: signals, 1: listener, 2..: clients (fd -1 is ignored by poll). */
     struct pollfd pfd[2 + DEVBROKER_CLIENTS_MAX];
@@ -509,7 +508,7 @@ static int devbroker__run(devbroker_t *db)
         pfd[1] = (struct pollfd){.fd = db->listen_fd, .events = POLLIN};
         for (int i = 0; i < DEVBROKER_CLIENTS_MAX; i++)
             pfd[2 + i] = (struct pollfd){.fd = db->clients[i].fd, .events = POLLIN};
-        devbroker__nodelay_sweep();
+        devbroker_nodelay_sweep();
         if (poll(pfd, 2 + DEVBROKER_CLIENTS_MAX, DEVBROKER_SWEEP_MS) < 0) {
             if (errno == EINTR)
                 continue;
@@ -517,29 +516,29 @@ static int devbroker__run(devbroker_t *db)
             return DEVBROKER_EXIT_FAIL;
         }
         if (pfd[0].revents)
-            devbroker__on_signal(db);
+            devbroker_on_signal(db);
         if (pfd[1].revents)
-            devbroker__accept(db);
+            devbroker_accept(db);
         for (int i = 0; i < DEVBROKER_CLIENTS_MAX; i++)
             if (pfd[2 + i].revents && db->clients[i].fd >= 0)
-                devbroker__client_read(db, &db->clients[i]);
+                devbroker_client_read(db, &db->clients[i]);
     }
     return DEVBROKER_EXIT_OK;
 }
 
-static void devbroker__init(devbroker_t *db)
+static void devbroker_init(devbroker_t *db)
 {
-    /* The settings come from devbroker__load_config. */
+    /* The settings come from devbroker_load_config. */
     *db = (devbroker_t){.listen_fd = -1, .signal_fd = -1};
     for (int i = 0; i < DEVBROKER_CLIENTS_MAX; i++)
         db->clients[i].fd = -1;
 }
 
-static void devbroker__destroy(devbroker_t *db)
+static void devbroker_destroy(devbroker_t *db)
 {
     for (int i = 0; i < DEVBROKER_CLIENTS_MAX; i++)
         if (db->clients[i].fd >= 0)
-            devbroker__client_close(&db->clients[i]);
+            devbroker_client_close(&db->clients[i]);
     if (db->listen_fd >= 0)
         close(db->listen_fd);
     if (db->bootstrap_written)
@@ -557,8 +556,8 @@ static void devbroker__destroy(devbroker_t *db)
 int main(int argc, char **argv)
 {
     devbroker_t db;
-    devbroker__init(&db);
-    int rc = devbroker__load_config(&db, argc, argv);
+    devbroker_init(&db);
+    int rc = devbroker_load_config(&db, argc, argv);
     if (rc >= 0) {
         hf_config_free(devbroker_settings, DEVBROKER_NSETTINGS, &db);
         return rc;
@@ -566,10 +565,10 @@ int main(int argc, char **argv)
     hf_log_init("devbroker", HF_LOG_INFO);
 
     rc = DEVBROKER_EXIT_FAIL;
-    if (devbroker__open_signals(&db) && devbroker__start_cluster(&db) && devbroker__listen(&db) &&
-        devbroker__announce(&db))
-        rc = devbroker__run(&db);
-    devbroker__destroy(&db);
+    if (devbroker_open_signals(&db) && devbroker_start_cluster(&db) && devbroker_listen(&db) &&
+        devbroker_announce(&db))
+        rc = devbroker_run(&db);
+    devbroker_destroy(&db);
     hf_info("exited with status %d", rc);
     return rc;
 }

@@ -34,12 +34,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "chains.h"
 #include "holdfast/alloc.h"
 #include "holdfast/buf.h"
 #include "holdfast/channel.h"
+#include "holdfast/clock.h"
 #include "holdfast/config.h"
 #include "holdfast/envelope.h"
 #include "holdfast/event_json.h"
@@ -128,7 +128,7 @@ typedef struct replay {
     int partition;
     int64_t from, to, low, high; /* to: inclusive, -1 = none */
     long long records, events;
-    struct timespec t0, last_progress;
+    int64_t t0_us, last_progress_us; /* hf_now_us() */
     hf_buf_t line;
     hf_buf_t envelope;
 } replay_t;
@@ -141,11 +141,9 @@ static void replay_on_signal(int sig)
     replay_stop = 1;
 }
 
-static double replay_elapsed(const struct timespec *since)
+static double replay_elapsed(int64_t since_us)
 {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)(now.tv_sec - since->tv_sec) + (double)(now.tv_nsec - since->tv_nsec) / 1e9;
+    return (double)(hf_now_us() - since_us) / 1e6;
 }
 
 static int replay_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -470,7 +468,7 @@ static void replay_progress(replay_t *r, int64_t offset, bool final)
 {
     if (r->cfg.quiet)
         return;
-    double secs = replay_elapsed(&r->t0);
+    double secs = replay_elapsed(r->t0_us);
     double rate = secs > 0 ? (double)r->records / secs : 0;
     if (final) {
         fprintf(stderr,
@@ -480,9 +478,9 @@ static void replay_progress(replay_t *r, int64_t offset, bool final)
                 rate);
         return;
     }
-    if (replay_elapsed(&r->last_progress) * 1000 < REPLAY_PROGRESS_MS)
+    if (replay_elapsed(r->last_progress_us) * 1000 < REPLAY_PROGRESS_MS)
         return;
-    clock_gettime(CLOCK_MONOTONIC, &r->last_progress);
+    r->last_progress_us = hf_now_us();
     int64_t end = r->to >= 0 && r->to < r->high ? r->to + 1 : r->high;
     fprintf(stderr,
             "holdfast-replay: partition %d at offset %lld, %lld offsets left, %lld records read, "
@@ -505,8 +503,7 @@ static bool replay_done(const replay_t *r, int64_t next)
 static int replay_read(replay_t *r)
 {
     int64_t next = r->from, last = r->from - 1;
-    struct timespec idle_since;
-    clock_gettime(CLOCK_MONOTONIC, &idle_since);
+    int64_t idle_since_us = hf_now_us();
     if (replay_done(r, next)) {
         replay_progress(r, last, true);
         return REPLAY_EXIT_OK;
@@ -519,7 +516,7 @@ static int replay_read(replay_t *r)
         hf_err_t e = hf_logread_next(r->log, 200, &rec, err, sizeof err);
         if (e == HF_ERR_TIMEOUT) {
             fflush(stdout);
-            if (!r->cfg.follow && replay_elapsed(&idle_since) * 1000 > REPLAY_STALL_MS)
+            if (!r->cfg.follow && replay_elapsed(idle_since_us) * 1000 > REPLAY_STALL_MS)
                 return replay_fail(REPLAY_EXIT_FAILED,
                                    "kafka: no record for %d s at offset %lld of partition %d "
                                    "although the log ends at %lld",
@@ -532,7 +529,7 @@ static int replay_read(replay_t *r)
                                (long long)next, r->partition, err);
         if (e != HF_OK)
             return replay_fail(REPLAY_EXIT_FAILED, "kafka: %s", err);
-        clock_gettime(CLOCK_MONOTONIC, &idle_since);
+        idle_since_us = hf_now_us();
         if (r->to >= 0 && rec.offset > r->to)
             break;
         int rc = replay_record(r, &rec);
@@ -569,8 +566,8 @@ static int replay_run(replay_t *r)
     if (rc != REPLAY_EXIT_OK)
         return rc;
     r->chains = replay_chains_new(REPLAY_CHAINS_MAX);
-    clock_gettime(CLOCK_MONOTONIC, &r->t0);
-    r->last_progress = r->t0;
+    r->t0_us = hf_now_us();
+    r->last_progress_us = r->t0_us;
     return replay_read(r);
 }
 
