@@ -5,6 +5,8 @@ BUILD_ASAN ?= build-asan
 BUILD_FUZZ ?= build-fuzz
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST_ARGS ?=
+# Tests at a time (tests/integration/CMakeLists.txt: the heavy ones run alone).
+TEST_JOBS  ?= 2
 
 .PHONY: all deps deps-test build build-asan build-fuzz test test-fast fuzz bench chaos run up down status format config-doc clean
 
@@ -41,14 +43,15 @@ build-fuzz: deps $(BUILD_FUZZ)/CMakeCache.txt
 # then each fuzz target for FUZZ_SHORT_SECONDS over its committed seed corpus.
 FUZZ_SHORT_SECONDS ?= 10
 test: deps-test build build-asan build-fuzz
-	cd $(BUILD) && ctest --output-on-failure $(CTEST_ARGS)
+	cd $(BUILD) && ctest -j $(TEST_JOBS) --output-on-failure $(CTEST_ARGS)
 	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure $(CTEST_ARGS)
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest -j $(TEST_JOBS) --output-on-failure $(CTEST_ARGS)
 	bash fuzz/run.sh --seconds $(FUZZ_SHORT_SECONDS) $(BUILD_FUZZ)
 
 # The release build only (quicker while developing).
 test-fast: deps-test build
-	cd $(BUILD) && ctest --output-on-failure $(CTEST_ARGS)
+	cd $(BUILD) && ctest -j $(TEST_JOBS) --output-on-failure $(CTEST_ARGS)
 
 # Long fuzzing runs (not part of `make test`): FUZZ_SECONDS per target, one
 # target at a time, the corpus growing in build-fuzz/corpus/TARGET/ and any

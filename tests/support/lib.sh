@@ -39,18 +39,31 @@ hf_test_begin() {
 
 hf_port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# hf_free_port: prints a port nothing listens on (and that this shell has
-# not handed out yet).
+# hf_free_port: prints a port nothing listens on and no test on this
+# machine was given in the last HF_PORT_HOLD_S seconds. Tests run two at a
+# time (make test), and a part killed and started again on its port (chaos,
+# outages) leaves it unbound meanwhile: the registry, shared under flock,
+# keeps another test from taking it then.
+HF_PORT_REGISTRY=${HF_PORT_REGISTRY:-/tmp/holdfast-ports.$(id -u)}
+HF_PORT_HOLD_S=900
 hf_free_port() {
-    local port i
+    local port i now lock
+    exec {lock}>>"$HF_PORT_REGISTRY.lock"
+    flock "$lock"
+    now=$(date +%s)
+    touch "$HF_PORT_REGISTRY"
+    awk -v old=$((now - HF_PORT_HOLD_S)) '$2 > old' "$HF_PORT_REGISTRY" >"$HF_PORT_REGISTRY.new" &&
+        mv "$HF_PORT_REGISTRY.new" "$HF_PORT_REGISTRY"
     for i in $(seq 1 200); do
         port=$((20000 + RANDOM % 12000))
-        [[ " ${HF_PORTS_GIVEN:-} " == *" $port "* ]] && continue
+        grep -q "^$port " "$HF_PORT_REGISTRY" && continue
         hf_port_in_use "$port" && continue
-        HF_PORTS_GIVEN="${HF_PORTS_GIVEN:-} $port"
+        echo "$port $now" >>"$HF_PORT_REGISTRY"
+        exec {lock}>&-
         echo "$port"
         return 0
     done
+    exec {lock}>&-
     hf_die "no free port found"
 }
 
