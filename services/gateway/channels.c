@@ -236,6 +236,7 @@ static void sub_place(gateway_t *gw, gw_sub_t *sub, const gw_msg_t *probe, const
                                                        sub->since_offset < probe->high));
     sub->last = recovered ? sub->since_offset : probe->high - 1;
     sub->last_event = HF_PREV_OFFSET_UNKNOWN;
+    snprintf(sub->epoch, sizeof sub->epoch, "%s", epoch);
     sub->state = GW_SUB_ACTIVE;
     if (recovered && sub->last < probe->high - 1)
         sub->fill_until = probe->high - 1;
@@ -265,6 +266,54 @@ static void note_epoch(gw_partition_t *p, const hf_envelope_t *env)
         memcpy(p->epoch, env->epoch, env->epoch_len);
         p->epoch[env->epoch_len] = '\0';
     }
+}
+
+/* Whether env names an epoch other than e ("" counts as none). */
+static bool epoch_differs(const char *e, const hf_envelope_t *env)
+{
+    return env->epoch && env->epoch_len > 0 && env->epoch_len <= HF_PROTO_EPOCH_MAX &&
+           (strlen(e) != env->epoch_len || memcmp(e, env->epoch, env->epoch_len) != 0);
+}
+
+/* The relay started a new epoch (a reset log: offsets start again low,
+ * and every channel's chain at -1), and s meets its first event. s's
+ * `last` counts in the old epoch and says nothing about the new one: the
+ * subscription continues in the new epoch, from its start when restart
+ * (the offset is at or below `last`: the log was reset), else from where
+ * it is (the offsets went on). The client is told as it would be had it
+ * resumed across the change: a "subscribed" with recovered:false, the new
+ * epoch and the offset the stream continues from; the chain rule then
+ * fills whatever of the new epoch it has not seen from Kafka. A
+ * subscription whose epoch was unknown (placed on an empty log) takes the
+ * event's without any of this: its `last` is -1 in any epoch. */
+static void sub_epoch_change(gateway_t *gw, gw_sub_t *s, const hf_envelope_t *env, bool restart)
+{
+    bool known = s->epoch[0] != '\0';
+    memcpy(s->epoch, env->epoch, env->epoch_len);
+    s->epoch[env->epoch_len] = '\0';
+    if (!known)
+        return;
+    hf_counter_inc(gw->m.epoch_changes);
+    s->last_event = HF_PREV_OFFSET_UNKNOWN;
+    if (restart) {
+        /* what the scans answered was about positions of the old log */
+        s->last = -1;
+        s->fill_until = -1;
+        s->kafka_ok = false;
+        s->need_token = 0;
+        part_of(gw, s->channel)->dirty = true;
+    }
+    gw_conn_send_subscribed(gw, s->conn, s, false);
+}
+
+/* A Redis event in another epoch than the partition's last: positions of
+ * the old epoch (the highest seen, the head) do not compare with the new
+ * one's. */
+static void partition_epoch_change(gw_partition_t *p)
+{
+    p->head = -1;
+    for (gw_channel_t *ch = p->channels; ch; ch = ch->part_next)
+        ch->max_seen = -1;
 }
 
 static bool decode(gateway_t *gw, const gw_msg_t *msg, hf_envelope_t *env)
@@ -297,6 +346,8 @@ static void on_redis_event(gateway_t *gw, const gw_msg_t *msg)
     if (!ch || env.offset < 0 || env.partition != ch->partition)
         return;
     gw_partition_t *p = part_of(gw, ch);
+    if (p->epoch[0] && epoch_differs(p->epoch, &env))
+        partition_epoch_change(p);
     note_epoch(p, &env);
     note_head(p, env.offset);
     if (env.offset > ch->max_seen)
@@ -305,6 +356,9 @@ static void on_redis_event(gateway_t *gw, const gw_msg_t *msg)
     for (gw_sub_t *s = ch->subs; s; s = s->ch_next) {
         if (s->state != GW_SUB_ACTIVE)
             continue;
+        /* Redis carries the relay's current epoch, in publish order */
+        if (epoch_differs(s->epoch, &env))
+            sub_epoch_change(gw, s, &env, true);
         if (env.offset <= s->last) {
             hf_counter_inc(gw->m.duplicates);
         } else if (env.prev_offset <= s->last) {
@@ -368,7 +422,20 @@ static void on_kafka_record(gateway_t *gw, const gw_msg_t *msg)
         return;
     gw_event_frames_t *frames = NULL;
     for (gw_sub_t *s = ch->subs; s; s = s->ch_next) {
-        if (s->state != GW_SUB_ACTIVE || s->reader != r || !s->kafka_ok || msg->offset <= s->last)
+        if (s->state != GW_SUB_ACTIVE || s->reader != r || !s->kafka_ok)
+            continue;
+        /* The scan that feeds s met another epoch: at or below `last`, the
+         * log was reset under it (read it again from its start); above,
+         * the offsets went on. */
+        if (epoch_differs(s->epoch, &env)) {
+            bool restart = s->epoch[0] && msg->offset <= s->last;
+            sub_epoch_change(gw, s, &env, restart);
+            if (restart) {
+                s->fill_until = msg->offset;
+                continue;
+            }
+        }
+        if (msg->offset <= s->last)
             continue;
         if (!gw_conn_room_for_replay(gw, s->conn)) {
             sub_pause(s, msg->offset);

@@ -127,7 +127,9 @@ struct gw_sub {
     int64_t last;       /* every event of the channel up to this offset is delivered */
     int64_t last_event; /* offset of the last event delivered (the next one's prev_offset);
                            HF_PREV_OFFSET_UNKNOWN before the first */
-    int reader;         /* the Kafka scan that feeds it while it reads Kafka (GW_READER_*) */
+    char epoch[HF_PROTO_EPOCH_MAX + 1]; /* the epoch `last` counts in; "" while unknown (the
+                                           log was empty when it was placed) */
+    int reader; /* the Kafka scan that feeds it while it reads Kafka (GW_READER_*) */
     bool has_since;
     int64_t since_offset;
     char since_epoch[HF_PROTO_EPOCH_MAX + 1];
@@ -210,6 +212,7 @@ typedef struct gateway_metrics {
     hf_metric_t *handbacks_timer;
     hf_metric_t *protocol_errors;
     hf_metric_t *unrecoverable;
+    hf_metric_t *epoch_changes; /* subscriptions moved to the relay's new epoch */
     hf_metric_t *latency;
     hf_metric_t *accept_refused;
     hf_metric_t *auth_failed;

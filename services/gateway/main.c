@@ -428,6 +428,9 @@ static void gw_counters_register(gw_process_t *p)
     m->unrecoverable =
         hf_metrics_counter(r, "holdfast_gateway_unrecoverable_total", NULL,
                            "Subscriptions whose missing events were no longer in Kafka.");
+    m->epoch_changes = hf_metrics_counter(
+        r, "holdfast_gateway_epoch_changes_total", NULL,
+        "Subscriptions moved to a new epoch (a reset log), told with recovered:false.");
     m->auth_failed = hf_metrics_counter(r, "holdfast_gateway_auth_failed_total", NULL,
                                         "Connections closed 4401: missing, bad or expired token.");
     m->auth_forbidden =

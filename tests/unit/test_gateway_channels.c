@@ -630,6 +630,148 @@ out:
     world_end();
 }
 
+/* The relay starts a new epoch (a reset log: offsets start again at 0,
+ * chains at -1). A subscription continues in the new epoch from its
+ * start, told by a "subscribed" with recovered:false, the new epoch and
+ * offset -1, and gets every event of the new epoch once, in order: from
+ * Redis, and from Kafka for what it missed of it. */
+static void test_epoch_change(void)
+{
+    world_begin();
+    redis_up();
+    gw_conn_t a = {0}, b = {0};
+    gw_sub_t *sb = NULL;
+    gw_sub_t *sa = subscribe(&a, "ep:1", 0, 10, "e1", -2);
+    redis_event("ep:1", "id-e1-10", 10, 9, "e1");
+    CHECK_STR_EQ(sa->epoch, "e1");
+    /* the log is reset: the new epoch's first events */
+    redis_event("ep:1", "id-e2-0", 0, -1, "e2");
+    CHECK_INT_EQ(nsubscribeds, 2);
+    CHECK(!subscribeds[1].recovered);
+    CHECK_INT_EQ(subscribeds[1].offset, -1);
+    CHECK_STR_EQ(subscribeds[1].epoch, "e2");
+    CHECK_STR_EQ(sa->epoch, "e2");
+    CHECK_INT_EQ(hf_counter_value(gw.m.epoch_changes), 1);
+    redis_event("ep:1", "id-e2-1", 1, 0, "e2");
+    CHECK_STR_EQ(delivered(&a), "10 0 1");
+    CHECK_STR_EQ(delivered_prev(&a), "9 -1 0");
+    /* a gap in the new epoch is filled from Kafka as any other */
+    int32_t p = part("ep:1");
+    size_t mark = ncmds;
+    redis_event("ep:1", "id-e2-4", 4, 2, "e2");
+    const kafka_cmd_t *need = last_cmd(CMD_NEED, mark);
+    CHECK(need != NULL);
+    if (!need)
+        goto out;
+    CHECK_INT_EQ(need->from, 2);
+    scanning(GW_READER_LIVE, p, need->token);
+    kafka_record(GW_READER_LIVE, "ep:1", "id-e2-2", 2, "e2");
+    kafka_record(GW_READER_LIVE, "ep:1", "id-e2-4", 4, "e2");
+    CHECK_STR_EQ(delivered(&a), "10 0 1 2 4");
+    CHECK_INT_EQ(nsubscribeds, 2);
+
+    /* A subscription that missed the new epoch's first events on Redis
+     * (it joined the channel's gap) reads them from Kafka: the new log
+     * from its start. */
+    redis_event("ep:2", "id-x", 30, 29, "e2"); /* no subscription yet: ignored */
+    sb = subscribe(&b, "ep:2", 0, 31, "e2", -2);
+    CHECK_INT_EQ(sb->last, 30);
+    CHECK_STR_EQ(sb->epoch, "e2");
+    mark = ncmds;
+    redis_event("ep:2", "id-e3-3", 3, 1, "e3");
+    CHECK_STR_EQ(sb->epoch, "e3");
+    CHECK_INT_EQ(subscribeds[nsubscribeds - 1].offset, -1);
+    CHECK_STR_EQ(subscribeds[nsubscribeds - 1].epoch, "e3");
+    need = last_cmd(CMD_NEED, mark);
+    CHECK(need != NULL);
+    if (!need)
+        goto out;
+    CHECK_INT_EQ(need->from, 0);
+    scanning(GW_READER_LIVE, part("ep:2"), need->token);
+    kafka_record(GW_READER_LIVE, "ep:2", "id-e3-1", 1, "e3");
+    kafka_record(GW_READER_LIVE, "ep:2", "id-e3-3", 3, "e3");
+    redis_event("ep:2", "id-e3-5", 5, 3, "e3");
+    CHECK_STR_EQ(delivered(&b), "1 3 5");
+    CHECK_STR_EQ(delivered_prev(&b), "-2 1 3");
+out:
+    gw_sub_destroy(&gw, sa);
+    if (sb)
+        gw_sub_destroy(&gw, sb);
+    world_end();
+}
+
+/* The same while Redis is down: the subscription tails Kafka, and the
+ * reader, its offset gone from the reset log, starts at the new log's
+ * first record: at or below `last`, in another epoch. The subscription
+ * reads the new log from its start. */
+static void test_epoch_change_kafka(void)
+{
+    world_begin();
+    redis_up();
+    gw_conn_t a = {0};
+    gw_sub_t *s = subscribe(&a, "ek:1", 0, 10, "e1", -2);
+    int32_t p = part("ek:1");
+    size_t mark = ncmds;
+    control(GW_MSG_REDIS_DOWN, NULL);
+    const kafka_cmd_t *need = last_cmd(CMD_NEED, mark);
+    CHECK(need != NULL);
+    if (!need)
+        goto out;
+    scanning(GW_READER_LIVE, p, need->token);
+    kafka_record(GW_READER_LIVE, "ek:1", "id-e1-10", 10, "e1");
+    mark = ncmds;
+    kafka_record(GW_READER_LIVE, "ek:1", "id-e2-0", 0, "e2");
+    CHECK_STR_EQ(s->epoch, "e2");
+    CHECK_INT_EQ(s->last, -1);
+    CHECK_INT_EQ(nsubscribeds, 2);
+    CHECK_INT_EQ(subscribeds[1].offset, -1);
+    CHECK_STR_EQ(subscribeds[1].epoch, "e2");
+    CHECK(!subscribeds[1].recovered);
+    need = last_cmd(CMD_NEED, mark);
+    CHECK(need != NULL);
+    if (!need)
+        goto out;
+    CHECK_INT_EQ(need->from, 0);
+    kafka_record(GW_READER_LIVE, "ek:1", "id-e2-1", 1, "e2"); /* before the answer */
+    scanning(GW_READER_LIVE, p, need->token);
+    kafka_record(GW_READER_LIVE, "ek:1", "id-e2-0", 0, "e2");
+    kafka_record(GW_READER_LIVE, "ek:1", "id-e2-1", 1, "e2");
+    kafka_record(GW_READER_LIVE, "ek:1", "id-e2-2", 2, "e2");
+    CHECK_STR_EQ(delivered(&a), "10 0 1 2");
+    CHECK_STR_EQ(delivered_prev(&a), "-2 -2 0 1");
+    CHECK_INT_EQ(nsubscribeds, 2);
+    gw_sub_destroy(&gw, s);
+    world_end();
+
+    /* Redis up, the subscription only filling a gap (not tailing) when
+     * the reset shows: it still reads the new log from its start. */
+    world_begin();
+    redis_up();
+    s = subscribe(&a, "ek:1", 0, 10, "e1", -2);
+    mark = ncmds;
+    redis_event("ek:1", "id-e1-12", 12, 11, "e1");
+    need = last_cmd(CMD_NEED, mark);
+    CHECK(need != NULL);
+    if (!need)
+        goto out;
+    scanning(GW_READER_LIVE, p, need->token);
+    mark = ncmds;
+    kafka_record(GW_READER_LIVE, "ek:1", "id-e2-0", 0, "e2");
+    CHECK(!s->tail);
+    need = last_cmd(CMD_NEED, mark);
+    CHECK(need != NULL);
+    if (!need)
+        goto out;
+    CHECK_INT_EQ(need->from, 0);
+    scanning(GW_READER_LIVE, p, need->token);
+    kafka_record(GW_READER_LIVE, "ek:1", "id-e2-0", 0, "e2");
+    redis_event("ek:1", "id-e2-1", 1, 0, "e2");
+    CHECK_STR_EQ(delivered(&a), "0 1");
+out:
+    gw_sub_destroy(&gw, s);
+    world_end();
+}
+
 int main(void)
 {
     test_duplicate();
@@ -638,5 +780,7 @@ int main(void)
     test_resubscribe_seam();
     test_catchup_handback();
     test_resume();
+    test_epoch_change();
+    test_epoch_change_kafka();
     CHECK_MAIN_END();
 }
