@@ -97,6 +97,16 @@ typedef struct gw_conn gw_conn_t;
 typedef struct gw_sub gw_sub_t;
 typedef struct gw_channel gw_channel_t;
 
+/* Event ids a channel delivered, so that a copy of an event (the relay
+ * left a batch twice in Kafka: same ids, new offsets) is not delivered
+ * again. The key is the id's 16 bytes when it is a UUID, else a 128-bit
+ * hash of it. */
+#define GW_ID_WINDOW 256 /* ids kept per channel, at most (24 bytes each) */
+typedef struct gw_id_seen {
+    uint8_t key[16];
+    int64_t offset; /* where the channel delivered it */
+} gw_id_seen_t;
+
 /* One channel with local subscribers. */
 struct gw_channel {
     char *name;
@@ -110,6 +120,8 @@ struct gw_channel {
     bool catchup_wanted;    /* went live with subscribers reading Kafka: ask a catch-up */
     uint64_t catchup_token; /* the catch-up asked for when it went live; 0: none */
     int64_t max_seen;       /* highest offset seen on Redis for it */
+    gw_id_seen_t *ids;      /* ring of the last ids delivered; grows to GW_ID_WINDOW */
+    size_t ids_cap, ids_len, ids_next;
     gw_channel_t *part_prev, *part_next; /* the partition's channels */
 };
 
@@ -205,6 +217,7 @@ typedef struct gateway_metrics {
     hf_metric_t *records_live; /* Kafka records the live reader handed to the service thread */
     hf_metric_t *records_deep; /* ... the deep reader */
     hf_metric_t *duplicates;
+    hf_metric_t *duplicate_ids; /* copies of a delivered event (same id, later offset) */
     hf_metric_t *gaps;
     hf_metric_t *fallbacks;
     hf_metric_t *suspicions;

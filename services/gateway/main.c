@@ -405,6 +405,9 @@ static void gw_counters_register(gw_process_t *p)
         "deep (reads from further back than --kafka-deep-after).");
     m->duplicates = hf_metrics_counter(r, "holdfast_gateway_duplicates_dropped_total", NULL,
                                        "Events dropped as already delivered (offset <= last).");
+    m->duplicate_ids = hf_metrics_counter(
+        r, "holdfast_gateway_duplicate_ids_total", NULL,
+        "Events dropped as copies: their id was delivered on the channel at a lower offset.");
     m->gaps = hf_metrics_counter(r, "holdfast_gateway_gaps_total", NULL,
                                  "Gaps in a subscription's chain, filled from Kafka.");
     m->fallbacks =

@@ -772,6 +772,141 @@ out:
     world_end();
 }
 
+/* Ids as the relay makes them. */
+static const char *uuid(int n)
+{
+    static char out[8][37];
+    static int at;
+    char *u = out[at++ % 8];
+    snprintf(u, 37, "0193f2e4-0000-7000-8000-%012d", n);
+    return u;
+}
+
+/* The relay left a batch twice in Kafka: the copies have new offsets and
+ * the same ids, and Redis never carried them. A subscription reading
+ * Kafka (a resume, the tail) gets each id once; the chain goes on past
+ * the copies, and the next event's prev_offset is the original's. */
+static void test_copy_on_kafka(void)
+{
+    world_begin();
+    redis_up();
+    gw_conn_t live = {0}, res = {0};
+    gw_sub_t *sl = subscribe(&live, "cp:1", 0, 10, "e1", -2);
+    redis_event("cp:1", uuid(10), 10, 9, "e1");
+    redis_event("cp:1", uuid(11), 11, 10, "e1");
+    /* 12, 13: the copies of 10, 11; Redis goes on with 14 */
+    redis_event("cp:1", uuid(14), 14, 11, "e1");
+    CHECK_STR_EQ(delivered(&live), "10 11 14");
+    /* a resume from 9 reads the copies from Kafka */
+    gw_sub_t *sr = subscribe(&res, "cp:1", 0, 15, "e1", 9);
+    const kafka_cmd_t *need = last_cmd(CMD_NEED, 0);
+    CHECK(need != NULL && need->from == 10);
+    if (!need)
+        goto out;
+    scanning(GW_READER_LIVE, part("cp:1"), need->token);
+    kafka_record(GW_READER_LIVE, "cp:1", uuid(10), 10, "e1");
+    kafka_record(GW_READER_LIVE, "cp:1", uuid(11), 11, "e1");
+    kafka_record(GW_READER_LIVE, "cp:1", uuid(10), 12, "e1");
+    kafka_record(GW_READER_LIVE, "cp:1", uuid(11), 13, "e1");
+    CHECK_INT_EQ(sr->last, 13);
+    kafka_record(GW_READER_LIVE, "cp:1", uuid(14), 14, "e1");
+    redis_event("cp:1", uuid(15), 15, 14, "e1");
+    CHECK_STR_EQ(delivered(&res), "10 11 14 15");
+    CHECK_STR_EQ(delivered_prev(&res), "-2 10 11 14");
+    CHECK_STR_EQ(delivered(&live), "10 11 14 15");
+    CHECK_INT_EQ(hf_counter_value(gw.m.duplicate_ids), 2);
+    CHECK_INT_EQ(hf_counter_value(gw.m.duplicates), 0);
+out:
+    gw_sub_destroy(&gw, sl);
+    gw_sub_destroy(&gw, sr);
+    world_end();
+}
+
+/* The other order: the first copy only in Kafka (its publish was given
+ * up), the second one published on Redis. A subscription that read the
+ * first from Kafka skips the second; one that never had the first (it
+ * was past it on Redis's chain) gets the second: each id once per
+ * subscription. */
+static void test_copy_on_redis(void)
+{
+    world_begin();
+    redis_up();
+    gw_conn_t a = {0}, b = {0};
+    gw_sub_t *sa = subscribe(&a, "cr:1", 0, 20, "e1", -2);
+    gw_sub_t *sb = subscribe(&b, "cr:1", 0, 20, "e1", -2);
+    /* a: a gap reveals 22; it reads 20 and 21 from Kafka */
+    size_t mark = ncmds;
+    redis_event("cr:1", uuid(99), 22, 21, "e1");
+    CHECK_STR_EQ(delivered(&b), "");
+    const kafka_cmd_t *need = last_cmd(CMD_NEED, mark);
+    CHECK(need != NULL);
+    if (!need)
+        goto out;
+    scanning(GW_READER_LIVE, part("cr:1"), need->token);
+    kafka_record(GW_READER_LIVE, "cr:1", uuid(20), 20, "e1"); /* the unpublished first copy */
+    kafka_record(GW_READER_LIVE, "cr:1", uuid(21), 21, "e1");
+    kafka_record(GW_READER_LIVE, "cr:1", uuid(99), 22, "e1");
+    CHECK_STR_EQ(delivered(&a), "20 21 22");
+    CHECK_STR_EQ(delivered(&b), "20 21 22");
+    /* the published copy of 20 at 23, chained to 22 */
+    redis_event("cr:1", uuid(20), 23, 22, "e1");
+    redis_event("cr:1", uuid(24), 24, 23, "e1");
+    CHECK_STR_EQ(delivered(&a), "20 21 22 24");
+    CHECK_STR_EQ(delivered_prev(&a), "-2 20 21 22");
+    CHECK_INT_EQ(sa->last, 24);
+    CHECK_INT_EQ(hf_counter_value(gw.m.duplicate_ids), 2);
+    gw_sub_destroy(&gw, sb);
+    sb = NULL;
+
+    /* c sits at 29 on Redis; d resumes from 25 and reads 30 (id 40, its
+     * publish given up) from Kafka; the published copy at 31 is c's first
+     * sight of the id and a copy for d */
+    gw_conn_t c = {0}, d = {0};
+    gw_sub_t *sc = subscribe(&c, "cr:1", 0, 30, "e1", -2);
+    gw_sub_t *sd = subscribe(&d, "cr:1", 0, 31, "e1", 25);
+    need = last_cmd(CMD_NEED, 0);
+    CHECK(need != NULL && need->from == 26);
+    if (need)
+        scanning(GW_READER_LIVE, part("cr:1"), need->token);
+    kafka_record(GW_READER_LIVE, "cr:1", uuid(40), 30, "e1");
+    redis_event("cr:1", uuid(40), 31, 29, "e1");
+    CHECK_STR_EQ(delivered(&c), "31");
+    CHECK_STR_EQ(delivered(&d), "30");
+    CHECK_INT_EQ(sd->last, 31);
+    gw_sub_destroy(&gw, sd);
+    gw_sub_destroy(&gw, sc);
+out:
+    gw_sub_destroy(&gw, sa);
+    if (sb)
+        gw_sub_destroy(&gw, sb);
+    world_end();
+}
+
+/* The window is bounded: GW_ID_WINDOW ids per channel; a copy further
+ * behind than that is delivered again. */
+static void test_copy_window(void)
+{
+    world_begin();
+    redis_up();
+    gw_conn_t a = {0};
+    gw_sub_t *s = subscribe(&a, "win:1", 0, 0, "e1", -1);
+    int64_t off = 0;
+    for (; off < GW_ID_WINDOW; off++)
+        redis_event("win:1", uuid((int)off), off, off - 1, "e1");
+    redis_event("win:1", uuid(0), off, off - 1, "e1"); /* within the window: a copy */
+    off++;
+    CHECK_INT_EQ(hf_counter_value(gw.m.duplicate_ids), 1);
+    CHECK_INT_EQ(ndeliveries, GW_ID_WINDOW);
+    CHECK(s->channel->ids_cap <= GW_ID_WINDOW);
+    redis_event("win:1", uuid(1000), off, off - 1, "e1"); /* pushes id 0 out */
+    off++;
+    redis_event("win:1", uuid(0), off, off - 1, "e1");
+    CHECK_INT_EQ(hf_counter_value(gw.m.duplicate_ids), 1);
+    CHECK_INT_EQ(ndeliveries, GW_ID_WINDOW + 2);
+    gw_sub_destroy(&gw, s);
+    world_end();
+}
+
 int main(void)
 {
     test_duplicate();
@@ -782,5 +917,8 @@ int main(void)
     test_resume();
     test_epoch_change();
     test_epoch_change_kafka();
+    test_copy_on_kafka();
+    test_copy_on_redis();
+    test_copy_window();
     CHECK_MAIN_END();
 }
