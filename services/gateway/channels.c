@@ -146,10 +146,113 @@ static void channel_destroy(gateway_t *gw, gw_channel_t *ch)
     p->dirty = true;
     hf_strmap_remove(gw->channels, ch->name);
     gw->nchannels--;
+    hf_free(ch->ids);
     if (gw->redis)
         gw_redis_want(gw->redis, ch->name, false);
     hf_free(ch->name);
     hf_free(ch);
+}
+
+/* ---- event ids ----------------------------------------------------------- */
+
+/* The relay can leave a batch twice in Kafka (a produce reported failed
+ * that was in fact written, then produced again): the copies have new
+ * offsets and the same ids, and the chain rule by offset takes them for
+ * new events. Each channel keeps the ids it delivered last (a ring of up
+ * to GW_ID_WINDOW, allocated as it fills) with the offset of each; an
+ * event whose id the channel delivered at an offset the subscription has
+ * passed is a copy for it. A copy further behind its original than the
+ * window reaches is delivered again. */
+
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* A UUID's 16 bytes; any other id: two FNV-1a 64 hashes of it. */
+static void id_key(const hf_envelope_t *env, uint8_t key[16])
+{
+    const char *s = env->id;
+    size_t len = env->id && env->id_len ? env->id_len : 0;
+    if (len == 36) {
+        size_t k = 0;
+        for (size_t i = 0; i < 36 && k < 16; i++) {
+            if (i == 8 || i == 13 || i == 18 || i == 23) {
+                if (s[i] != '-')
+                    break;
+                continue;
+            }
+            int hi = hex_digit(s[i]), lo = i + 1 < 36 ? hex_digit(s[i + 1]) : -1;
+            if (hi < 0 || lo < 0)
+                break;
+            key[k++] = (uint8_t)(hi << 4 | lo);
+            i++;
+        }
+        if (k == 16)
+            return;
+    }
+    uint64_t a = 14695981039346656037ull, b = 0x9ae16a3b2f90404full ^ len;
+    for (size_t i = 0; i < len; i++) {
+        a = (a ^ (uint8_t)s[i]) * 1099511628211ull;
+        b = (b ^ (uint8_t)s[i]) * 1099511628211ull;
+    }
+    memcpy(key, &a, 8);
+    memcpy(key + 8, &b, 8);
+}
+
+/* The lowest offset at which ch delivered the id; INT64_MAX: none known. */
+static int64_t ids_first(const gw_channel_t *ch, const uint8_t key[16])
+{
+    int64_t first = INT64_MAX;
+    for (size_t i = 0; i < ch->ids_len; i++)
+        if (ch->ids[i].offset < first && memcmp(ch->ids[i].key, key, 16) == 0)
+            first = ch->ids[i].offset;
+    return first;
+}
+
+static void ids_note(gw_channel_t *ch, const uint8_t key[16], int64_t offset)
+{
+    for (size_t i = 0; i < ch->ids_len; i++)
+        if (ch->ids[i].offset == offset && memcmp(ch->ids[i].key, key, 16) == 0)
+            return;
+    if (ch->ids_len == ch->ids_cap && ch->ids_cap < GW_ID_WINDOW) {
+        /* never overwritten below the full window: the entries are in order */
+        ch->ids_cap = ch->ids_cap ? ch->ids_cap * 2 : 16;
+        ch->ids = hf_realloc(ch->ids, ch->ids_cap * sizeof *ch->ids);
+        ch->ids_next = ch->ids_len;
+    }
+    gw_id_seen_t *e = &ch->ids[ch->ids_next];
+    memcpy(e->key, key, 16);
+    e->offset = offset;
+    ch->ids_next = (ch->ids_next + 1) % ch->ids_cap;
+    if (ch->ids_len < ch->ids_cap)
+        ch->ids_len++;
+}
+
+/* Offsets of another epoch do not compare: forget them. */
+static void ids_forget(gw_channel_t *ch)
+{
+    ch->ids_len = ch->ids_next = 0;
+}
+
+/* Whether the event at offset, whose id the channel first delivered at
+ * first, is a copy for s (which takes it as next in line): s has had
+ * everything up to its `last`, so the original too when first <= last.
+ * Then the copy is skipped and the chain goes on past it; last_event stays
+ * the original's, the next event's prev_offset. */
+static bool sub_skip_copy(gateway_t *gw, gw_sub_t *s, int64_t first, int64_t offset)
+{
+    if (first >= offset || first > s->last)
+        return false;
+    s->last = offset;
+    hf_counter_inc(gw->m.duplicate_ids);
+    return true;
 }
 
 /* ---- subscriptions ------------------------------------------------------- */
@@ -236,6 +339,7 @@ static void sub_place(gateway_t *gw, gw_sub_t *sub, const gw_msg_t *probe, const
                                                        sub->since_offset < probe->high));
     sub->last = recovered ? sub->since_offset : probe->high - 1;
     sub->last_event = HF_PREV_OFFSET_UNKNOWN;
+    snprintf(sub->epoch, sizeof sub->epoch, "%s", epoch);
     sub->state = GW_SUB_ACTIVE;
     if (recovered && sub->last < probe->high - 1)
         sub->fill_until = probe->high - 1;
@@ -267,6 +371,57 @@ static void note_epoch(gw_partition_t *p, const hf_envelope_t *env)
     }
 }
 
+/* Whether env names an epoch other than e ("" counts as none). */
+static bool epoch_differs(const char *e, const hf_envelope_t *env)
+{
+    return env->epoch && env->epoch_len > 0 && env->epoch_len <= HF_PROTO_EPOCH_MAX &&
+           (strlen(e) != env->epoch_len || memcmp(e, env->epoch, env->epoch_len) != 0);
+}
+
+/* The relay started a new epoch (a reset log: offsets start again low,
+ * and every channel's chain at -1), and s meets its first event. s's
+ * `last` counts in the old epoch and says nothing about the new one: the
+ * subscription continues in the new epoch, from its start when restart
+ * (the offset is at or below `last`: the log was reset), else from where
+ * it is (the offsets went on). The client is told as it would be had it
+ * resumed across the change: a "subscribed" with recovered:false, the new
+ * epoch and the offset the stream continues from; the chain rule then
+ * fills whatever of the new epoch it has not seen from Kafka. A
+ * subscription whose epoch was unknown (placed on an empty log) takes the
+ * event's without any of this: its `last` is -1 in any epoch. */
+static void sub_epoch_change(gateway_t *gw, gw_sub_t *s, const hf_envelope_t *env, bool restart)
+{
+    bool known = s->epoch[0] != '\0';
+    memcpy(s->epoch, env->epoch, env->epoch_len);
+    s->epoch[env->epoch_len] = '\0';
+    if (!known)
+        return;
+    hf_counter_inc(gw->m.epoch_changes);
+    s->last_event = HF_PREV_OFFSET_UNKNOWN;
+    if (restart) {
+        /* what the scans answered was about positions of the old log */
+        s->last = -1;
+        s->fill_until = -1;
+        s->kafka_ok = false;
+        s->need_token = 0;
+        ids_forget(s->channel);
+        part_of(gw, s->channel)->dirty = true;
+    }
+    gw_conn_send_subscribed(gw, s->conn, s, false);
+}
+
+/* A Redis event in another epoch than the partition's last: positions of
+ * the old epoch (the highest seen, the head) do not compare with the new
+ * one's. */
+static void partition_epoch_change(gw_partition_t *p)
+{
+    p->head = -1;
+    for (gw_channel_t *ch = p->channels; ch; ch = ch->part_next) {
+        ch->max_seen = -1;
+        ids_forget(ch);
+    }
+}
+
 static bool decode(gateway_t *gw, const gw_msg_t *msg, hf_envelope_t *env)
 {
     const char *why = NULL;
@@ -295,20 +450,33 @@ static void on_redis_event(gateway_t *gw, const gw_msg_t *msg)
     if (!ch || env.offset < 0 || env.partition != ch->partition)
         return;
     gw_partition_t *p = part_of(gw, ch);
+    if (p->epoch[0] && epoch_differs(p->epoch, &env))
+        partition_epoch_change(p);
     note_epoch(p, &env);
     note_head(p, env.offset);
     if (env.offset > ch->max_seen)
         ch->max_seen = env.offset;
+    uint8_t key[16];
+    id_key(&env, key);
+    int64_t first = ids_first(ch, key);
     gw_event_frames_t *frames = NULL;
     for (gw_sub_t *s = ch->subs; s; s = s->ch_next) {
         if (s->state != GW_SUB_ACTIVE)
             continue;
+        /* Redis carries the relay's current epoch, in publish order */
+        if (epoch_differs(s->epoch, &env))
+            sub_epoch_change(gw, s, &env, true);
         if (env.offset <= s->last) {
             hf_counter_inc(gw->m.duplicates);
         } else if (env.prev_offset <= s->last) {
+            if (sub_skip_copy(gw, s, first, env.offset))
+                continue;
             if (!frames)
                 frames = gw_event_frames_new(&env, env.offset);
-            gw_conn_deliver(gw, s, frames, env.prev_offset);
+            /* past a copy the relay's chain names it; the client's chain
+             * goes on from the last event it got */
+            bool past_copy = s->last_event >= 0 && env.prev_offset > s->last_event;
+            gw_conn_deliver(gw, s, frames, past_copy ? s->last_event : env.prev_offset);
             s->last = s->last_event = env.offset;
             hf_counter_inc(gw->m.delivered_redis);
         } else if (env.offset > s->fill_until) {
@@ -318,8 +486,10 @@ static void on_redis_event(gateway_t *gw, const gw_msg_t *msg)
             p->dirty = true;
         }
     }
-    if (frames)
+    if (frames) {
+        ids_note(ch, key, env.offset);
         observe_latency(gw, &env);
+    }
     gw_event_frames_free(frames);
 }
 
@@ -364,9 +534,25 @@ static void on_kafka_record(gateway_t *gw, const gw_msg_t *msg)
     gw_channel_t *ch = channel_of(gw, &env);
     if (!ch || ch->partition != msg->partition)
         return;
+    uint8_t key[16];
+    id_key(&env, key);
+    int64_t first = ids_first(ch, key);
     gw_event_frames_t *frames = NULL;
     for (gw_sub_t *s = ch->subs; s; s = s->ch_next) {
-        if (s->state != GW_SUB_ACTIVE || s->reader != r || !s->kafka_ok || msg->offset <= s->last)
+        if (s->state != GW_SUB_ACTIVE || s->reader != r || !s->kafka_ok)
+            continue;
+        /* The scan that feeds s met another epoch: at or below `last`, the
+         * log was reset under it (read it again from its start); above,
+         * the offsets went on. */
+        if (epoch_differs(s->epoch, &env)) {
+            bool restart = s->epoch[0] && msg->offset <= s->last;
+            sub_epoch_change(gw, s, &env, restart);
+            if (restart) {
+                s->fill_until = msg->offset;
+                continue;
+            }
+        }
+        if (msg->offset <= s->last || sub_skip_copy(gw, s, first, msg->offset))
             continue;
         if (!gw_conn_room_for_replay(gw, s->conn)) {
             sub_pause(s, msg->offset);
@@ -378,6 +564,8 @@ static void on_kafka_record(gateway_t *gw, const gw_msg_t *msg)
         s->last = s->last_event = msg->offset;
         hf_counter_inc(gw->m.delivered_kafka);
     }
+    if (frames)
+        ids_note(ch, key, msg->offset);
     /* The age histogram is about the live path: a deep read is history. */
     if (frames && r == GW_READER_LIVE)
         observe_latency(gw, &env);

@@ -98,6 +98,16 @@ typedef struct gw_conn gw_conn_t;
 typedef struct gw_sub gw_sub_t;
 typedef struct gw_channel gw_channel_t;
 
+/* Event ids a channel delivered, so that a copy of an event (the relay
+ * left a batch twice in Kafka: same ids, new offsets) is not delivered
+ * again. The key is the id's 16 bytes when it is a UUID, else a 128-bit
+ * hash of it. */
+#define GW_ID_WINDOW 256 /* ids kept per channel, at most (24 bytes each) */
+typedef struct gw_id_seen {
+    uint8_t key[16];
+    int64_t offset; /* where the channel delivered it */
+} gw_id_seen_t;
+
 /* One channel with local subscribers. */
 struct gw_channel {
     char *name;
@@ -111,6 +121,8 @@ struct gw_channel {
     bool catchup_wanted;    /* went live with subscribers reading Kafka: ask a catch-up */
     uint64_t catchup_token; /* the catch-up asked for when it went live; 0: none */
     int64_t max_seen;       /* highest offset seen on Redis for it */
+    gw_id_seen_t *ids;      /* ring of the last ids delivered; grows to GW_ID_WINDOW */
+    size_t ids_cap, ids_len, ids_next;
     gw_channel_t *part_prev, *part_next; /* the partition's channels */
 };
 
@@ -128,7 +140,9 @@ struct gw_sub {
     int64_t last;       /* every event of the channel up to this offset is delivered */
     int64_t last_event; /* offset of the last event delivered (the next one's prev_offset);
                            HF_PREV_OFFSET_UNKNOWN before the first */
-    int reader;         /* the Kafka scan that feeds it while it reads Kafka (GW_READER_*) */
+    char epoch[HF_PROTO_EPOCH_MAX + 1]; /* the epoch `last` counts in; "" while unknown (the
+                                           log was empty when it was placed) */
+    int reader; /* the Kafka scan that feeds it while it reads Kafka (GW_READER_*) */
     bool has_since;
     int64_t since_offset;
     char since_epoch[HF_PROTO_EPOCH_MAX + 1];
@@ -204,6 +218,7 @@ typedef struct gateway_metrics {
     hf_metric_t *records_live; /* Kafka records the live reader handed to the service thread */
     hf_metric_t *records_deep; /* ... the deep reader */
     hf_metric_t *duplicates;
+    hf_metric_t *duplicate_ids; /* copies of a delivered event (same id, later offset) */
     hf_metric_t *gaps;
     hf_metric_t *fallbacks;
     hf_metric_t *suspicions;
@@ -211,6 +226,7 @@ typedef struct gateway_metrics {
     hf_metric_t *handbacks_timer;
     hf_metric_t *protocol_errors;
     hf_metric_t *unrecoverable;
+    hf_metric_t *epoch_changes; /* subscriptions moved to the relay's new epoch */
     hf_metric_t *latency;
     hf_metric_t *accept_refused;
     hf_metric_t *auth_failed;

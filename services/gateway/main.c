@@ -405,6 +405,9 @@ static void gw_counters_register(gw_process_t *p)
         "deep (reads from further back than --kafka-deep-after).");
     m->duplicates = hf_metrics_counter(r, "holdfast_gateway_duplicates_dropped_total", NULL,
                                        "Events dropped as already delivered (offset <= last).");
+    m->duplicate_ids = hf_metrics_counter(
+        r, "holdfast_gateway_duplicate_ids_total", NULL,
+        "Events dropped as copies: their id was delivered on the channel at a lower offset.");
     m->gaps = hf_metrics_counter(r, "holdfast_gateway_gaps_total", NULL,
                                  "Gaps in a subscription's chain, filled from Kafka.");
     m->fallbacks =
@@ -428,6 +431,9 @@ static void gw_counters_register(gw_process_t *p)
     m->unrecoverable =
         hf_metrics_counter(r, "holdfast_gateway_unrecoverable_total", NULL,
                            "Subscriptions whose missing events were no longer in Kafka.");
+    m->epoch_changes = hf_metrics_counter(
+        r, "holdfast_gateway_epoch_changes_total", NULL,
+        "Subscriptions moved to a new epoch (a reset log), told with recovered:false.");
     m->auth_failed = hf_metrics_counter(r, "holdfast_gateway_auth_failed_total", NULL,
                                         "Connections closed 4401: missing, bad or expired token.");
     m->auth_forbidden =
