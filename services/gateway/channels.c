@@ -646,7 +646,7 @@ static void on_kafka_caught_up(gateway_t *gw, const gw_msg_t *msg)
         }
         if (!ch->handback_at_us)
             gw->handbacks_pending++;
-        ch->handback_at_us = hf_now_us() + gw->cfg.redis_handback_grace_ms * 1000;
+        ch->handback_at_us = gw_now_us() + gw->cfg.redis_handback_grace_ms * 1000;
     }
     p->dirty = true;
 }

@@ -415,6 +415,9 @@ void gw_partitions_evaluate(gateway_t *gw);
 /* Periodic: ends the Kafka reading of channels whose hand-back grace
  * passed. */
 void gw_channels_tick(gateway_t *gw, int64_t now_us);
+/* The monotonic clock the chain rule reads (hf_now_us): one function of
+ * the gateway's, so that its unit test can set the time. */
+int64_t gw_now_us(void);
 /* Handles everything the inbox holds; called on the lws thread. */
 void gw_inbox_dispatch(gateway_t *gw);
 

@@ -13,6 +13,11 @@
 #define GW_CRON_US       (50 * 1000) /* how often the loop checks signals and drain */
 #define GW_KAFKA_WAIT_MS 30000       /* at start, how long to wait for the brokers */
 
+int64_t gw_now_us(void)
+{
+    return hf_now_us();
+}
+
 static bool gw_ready(void *ctx, char *why, size_t why_size)
 {
     gateway_t *gw = ctx;
