@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Redis outages under a running stream (invariant 6): clients on two
-# gateways keep receiving every event, in order, once, while Redis is
+# Redis outages under a running stream (invariant 6, docs/design.md):
+# clients on two gateways keep receiving every event, in order, once, while Redis is
 #   1. SIGKILLed and restarted 3 s later on the same port,
 #   2. SIGSTOPped for 3 s (its sockets stay open: only the gateways'
 #      heartbeat notices, first suspecting it, then dropping it), then

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Slow clients hurt only themselves (invariant 8): six clients that stop
-# reading (tiny receive buffers, no reads for 3 s) share channels with 20
+# Slow clients hurt only themselves (invariant 8, docs/design.md): six
+# clients that stop reading (tiny receive buffers, no reads for 3 s) share channels with 20
 # fast clients while 3,000 events of ~1 KB are published, on two gateways:
 #   ga bounds each connection's send queue (300 messages / 256 KiB here):
 #      its three slow clients overflow it and are closed with 4001
