@@ -10,6 +10,7 @@
 #include <libwebsockets.h>
 
 #include "holdfast/alloc.h"
+#include "holdfast/clock.h"
 
 struct gw_inbox {
     pthread_mutex_t lock;
@@ -128,14 +129,7 @@ bool gw_inbox_push_bounded(gw_inbox_t *inbox, gw_msg_t *msg)
 
 void gw_inbox_wait_room(gw_inbox_t *inbox, int timeout_ms)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = hf_wall_deadline(timeout_ms);
     pthread_mutex_lock(&inbox->lock);
     while (inbox->bytes > inbox->max_bytes / 2)
         if (pthread_cond_timedwait(&inbox->room, &inbox->lock, &until) == ETIMEDOUT)

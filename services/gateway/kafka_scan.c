@@ -238,11 +238,7 @@ static bool kafka_take_commands(gw_kafka_t *k, int wait_ms)
 {
     pthread_mutex_lock(&k->lock);
     if (!k->cmds && wait_ms > 0 && !atomic_load(&k->stop)) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += (long)wait_ms * 1000000L;
-        until.tv_sec += until.tv_nsec / 1000000000L;
-        until.tv_nsec %= 1000000000L;
+        struct timespec until = hf_wall_deadline(wait_ms);
         pthread_cond_timedwait(&k->wake, &k->lock, &until);
     }
     kafka_cmd_t *c = k->cmds;

@@ -28,6 +28,7 @@
 #include <libpq-fe.h>
 
 #include "holdfast/alloc.h"
+#include "holdfast/clock.h"
 #include "holdfast/log.h"
 #include "holdfast/uuid.h"
 #include "ingest.h"
@@ -466,14 +467,7 @@ static void writer_fail_queue(ingest_t *ing)
 /* Sleeps up to ms; wakes early when stopping, or on new work if wake_on_work. */
 static void writer_wait(ingest_t *ing, long long ms, bool wake_on_work)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (ms % 1000) * 1000000;
-    if (ts.tv_nsec >= 1000000000) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000;
-    }
+    struct timespec ts = hf_wall_deadline(ms);
     pthread_mutex_lock(&ing->lock);
     if (!ing->stopping && !(wake_on_work && ing->queue_head))
         pthread_cond_timedwait(&ing->wake, &ing->lock, &ts);

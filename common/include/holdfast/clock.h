@@ -8,6 +8,7 @@
 #define HOLDFAST_CLOCK_H
 
 #include <stdint.h>
+#include <time.h>
 
 /* CLOCK_MONOTONIC, in microseconds. */
 int64_t hf_now_us(void);
@@ -15,5 +16,8 @@ int64_t hf_now_us(void);
 int64_t hf_wall_us(void);
 /* CLOCK_MONOTONIC, in nanoseconds (the load generators and the fault proxy). */
 int64_t hf_now_ns(void);
+/* The CLOCK_REALTIME instant ms milliseconds from now: the deadline
+ * pthread_cond_timedwait takes (its condition variables use that clock). */
+struct timespec hf_wall_deadline(int64_t ms);
 
 #endif
