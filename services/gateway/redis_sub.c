@@ -497,6 +497,19 @@ static void *redis_main(void *arg)
     return NULL;
 }
 
+/* Frees what gw_redis_start made, once its thread is gone (or never ran). */
+static void redis_state_free(gw_redis_t *r)
+{
+    if (r->wake_fd >= 0)
+        close(r->wake_fd);
+    hf_strmap_free(r->pending);
+    hf_strmap_free(r->wanted);
+    hf_strmap_free(r->outstanding);
+    pthread_mutex_destroy(&r->lock);
+    hf_redis_target_free(&r->target);
+    hf_free(r);
+}
+
 gw_redis_t *gw_redis_start(const gw_redis_config_t *cfg, gw_inbox_t *inbox)
 {
     gw_redis_t *r = hf_calloc(1, sizeof *r);
@@ -528,14 +541,7 @@ gw_redis_t *gw_redis_start(const gw_redis_config_t *cfg, gw_inbox_t *inbox)
     pthread_mutex_init(&r->lock, NULL);
     if (r->wake_fd < 0 || pthread_create(&r->thread, NULL, redis_main, r) != 0) {
         hf_error("cannot start the Redis subscriber thread");
-        if (r->wake_fd >= 0)
-            close(r->wake_fd);
-        hf_strmap_free(r->pending);
-        hf_strmap_free(r->wanted);
-        hf_strmap_free(r->outstanding);
-        pthread_mutex_destroy(&r->lock);
-        hf_redis_target_free(&r->target);
-        hf_free(r);
+        redis_state_free(r);
         return NULL;
     }
     return r;
@@ -555,13 +561,7 @@ void gw_redis_stop(gw_redis_t *r)
     atomic_store(&r->stop, true);
     redis_wake(r);
     pthread_join(r->thread, NULL);
-    close(r->wake_fd);
-    hf_strmap_free(r->pending);
-    hf_strmap_free(r->wanted);
-    hf_strmap_free(r->outstanding);
-    pthread_mutex_destroy(&r->lock);
-    hf_redis_target_free(&r->target);
-    hf_free(r);
+    redis_state_free(r);
 }
 
 void gw_redis_want(gw_redis_t *r, const char *channel, bool want)
