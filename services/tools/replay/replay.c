@@ -46,6 +46,7 @@
 #include "holdfast/logread.h"
 #include "holdfast/partition.h"
 #include "holdfast/redis_conn.h"
+#include "holdfast/wire.h"
 
 enum {
     REPLAY_EXIT_OK = 0,
@@ -423,7 +424,8 @@ static int replay_republish(replay_t *r, hf_envelope_t env, int64_t offset, int6
     if (hf_envelope_encode(&env, &r->envelope) != HF_OK)
         return replay_fail(REPLAY_EXIT_FAILED, "cannot encode event %.*s", (int)env.id_len, env.id);
     char channel[HF_CHANNEL_MAX + 8];
-    snprintf(channel, sizeof channel, "hf:%.*s", (int)env.channel_len, env.channel);
+    snprintf(channel, sizeof channel, HF_REDIS_CHANNEL_PREFIX "%.*s", (int)env.channel_len,
+             env.channel);
     if (redisAppendCommand(r->redis, "PUBLISH %s %b", channel, r->envelope.data, r->envelope.len) !=
         REDIS_OK)
         return replay_fail(REPLAY_EXIT_FAILED, "redis: out of memory");

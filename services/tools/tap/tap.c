@@ -29,6 +29,7 @@
 #include "holdfast/envelope.h"
 #include "holdfast/event_json.h"
 #include "holdfast/redis_conn.h"
+#include "holdfast/wire.h"
 
 #define TAP_CONNECT_TIMEOUT_MS 5000
 
@@ -46,7 +47,7 @@ static const hf_conf_spec_t tap_specs[] = {
      "Redis to subscribe to, redis://[USER:PASSWORD@]HOST:PORT[/DB]"},
     {"redis-password-file", HF_CONF_STRING, offsetof(tap_config_t, redis_password_file), NULL, 0, 0,
      "file holding the Redis password (instead of one in the URL)"},
-    {"pattern", HF_CONF_STRING, offsetof(tap_config_t, pattern), "hf:*", 0, 0,
+    {"pattern", HF_CONF_STRING, offsetof(tap_config_t, pattern), HF_REDIS_CHANNEL_PREFIX "*", 0, 0,
      "PSUBSCRIBE pattern (hf:<channel> are the relay's channels)"},
     {"out", HF_CONF_STRING, offsetof(tap_config_t, out), NULL, 0, 0,
      "write the JSON lines to this file instead of stdout"},
