@@ -13,10 +13,12 @@ hf_pipeline_start
 hf_ingest_start
 hf_relay_start ra
 
-# A descriptor limit of 160: enough for the workers' Redis, Kafka and
-# loop descriptors and a few clients, not for 300 more connections.
+# A descriptor limit of 220: three workers hold about 140 at rest (each
+# its Redis connection, three Kafka readers with a connection per broker,
+# its loop's descriptors), which leaves room for the clients, not for 300
+# more connections.
 port=$(hf_free_port)
-hf_spawn ga prlimit --nofile=160:160 "$HF_BIN/holdfast-gateway" --port "$port" \
+hf_spawn ga prlimit --nofile=220:220 "$HF_BIN/holdfast-gateway" --port "$port" \
     --redis-url "$HF_REDIS_URL" --kafka-brokers "$HF_KAFKA_BROKERS" --workers 3 \
     --redis-ping-interval 200ms --redis-ping-timeout 1s "$(hf_auth_flag)"
 PORT_ga=$port
@@ -35,7 +37,7 @@ hf_check "... spread evenly (4/4/4, give or take one retried handshake): $(echo 
 hf_check_eq "every worker's Redis subscriber is connected" 1 \
     "$(hf_metric "$PORT_ga" holdfast_gateway_redis_connected)"
 
-# 300 idle TCP connections against 160 descriptors: the surplus is closed
+# 300 idle TCP connections against 220 descriptors: the surplus is closed
 # at accept and counted; the process keeps serving.
 /usr/bin/python3 - "$port" <<'PY'
 import socket, sys, time
