@@ -84,8 +84,11 @@ static bool loop_connected(relay_t *r)
     }
     if (relay_store_connect(r) != HF_OK)
         return false;
+    /* Unknown (Kafka unreachable) is not a refusal: produces wait for it. */
     int topic_partitions = relay_kafka_partition_count(r->kafka);
-    if (topic_partitions >= 0 && topic_partitions < r->partition_count) {
+    bool unfit = topic_partitions >= 0 && topic_partitions < r->partition_count;
+    atomic_store(&r->topic_unfit, unfit);
+    if (unfit) {
         hf_error("topic %s has %d partitions but holdfast.meta says %d: not relaying until the "
                  "topic has enough",
                  r->cfg.topic, topic_partitions, r->partition_count);

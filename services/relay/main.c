@@ -98,10 +98,15 @@ static void relay_on_signal(int sig)
 static bool relay_ready(void *ctx, char *why, size_t why_size)
 {
     relay_t *r = ctx;
-    if (atomic_load(&r->pg_ok))
-        return true;
-    snprintf(why, why_size, "no PostgreSQL connection");
-    return false;
+    if (!atomic_load(&r->pg_ok)) {
+        snprintf(why, why_size, "no PostgreSQL connection");
+        return false;
+    }
+    if (atomic_load(&r->topic_unfit)) {
+        snprintf(why, why_size, "topic %s not checked yet, or short of partitions", r->cfg.topic);
+        return false;
+    }
+    return true;
 }
 
 static double relay_redis_up(void *arg)
@@ -271,6 +276,7 @@ static hf_err_t relay_start(relay_t *r, struct lws_protocols *protocols)
 int main(int argc, char **argv)
 {
     relay_t *r = hf_calloc(1, sizeof *r);
+    atomic_store(&r->topic_unfit, true);
     int rc = relay_load_config(r, argc, argv);
     if (rc >= 0) {
         hf_config_free(relay_settings, RELAY_NSETTINGS, &r->cfg);

@@ -246,6 +246,10 @@ typedef struct relay {
 
     /* shared between threads */
     atomic_bool pg_ok;
+    /* Not ready while true: the topic was found with fewer partitions than
+     * holdfast.meta, or not checked yet since start (the check runs right
+     * after each PostgreSQL connect, which alone sets pg_ok). */
+    atomic_bool topic_unfit;
     atomic_bool stopping;
     atomic_bool finished;
     volatile sig_atomic_t signal_seen;
