@@ -284,6 +284,31 @@ chaos_dry_run() {
     return 0
 }
 
+# chaos_proxy_start TARGET: holdfast-faultproxy in front of TARGET
+# (host:port) for the scenarios that need a link of their own to break;
+# sets CHAOS_PROXY_LISTEN (where to connect instead) and
+# CHAOS_PROXY_CONTROL (its control port). Stopped by PID like the rest.
+chaos_proxy_start() {
+    hf_spawn proxy "$HF_BIN/holdfast-faultproxy" --listen 127.0.0.1:0 --target "$1" \
+        --ready-file "$HF_RUN/proxy.ready"
+    hf_wait_until 10 "fault proxy ready" test -s "$HF_RUN/proxy.ready" ||
+        hf_die "the fault proxy did not start (see $HF_RUN/proxy.log)"
+    CHAOS_PROXY_LISTEN=$(sed -n 's/^listen=//p' "$HF_RUN/proxy.ready")
+    CHAOS_PROXY_CONTROL=$(sed -n 's/^control=127.0.0.1://p' "$HF_RUN/proxy.ready")
+}
+
+# chaos_proxy COMMAND: one command to the proxy's control port (faultproxy
+# --help lists them); true when it answered ok.
+chaos_proxy() {
+    local reply
+    exec 8<>"/dev/tcp/127.0.0.1/$CHAOS_PROXY_CONTROL" || return 1
+    printf '%s\n' "$*" >&8
+    IFS= read -r -t 5 reply <&8 || true
+    exec 8>&-
+    hf_log "$CHAOS_NAME: proxy $*: $reply"
+    [[ $reply == ok* ]]
+}
+
 CHAOS_DRIVER_ARGS=()
 CHAOS_METRICS_PORTS=()
 CHAOS_INJECTED=0

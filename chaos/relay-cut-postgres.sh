@@ -19,25 +19,12 @@ chaos_option() {
     [[ $1 == --cut-for ]] && CHAOS_CUT_FOR_MS=$2
 }
 
-chaos_proxy() { # chaos_proxy COMMAND: one command to the proxy's control port
-    local reply
-    exec 8<>"/dev/tcp/127.0.0.1/$CHAOS_PROXY_CONTROL" || return 1
-    printf '%s\n' "$*" >&8
-    IFS= read -r -t 5 reply <&8 || true
-    exec 8>&-
-    [[ $reply == ok* ]]
-}
-
 chaos_setup() {
     ((CHAOS_K8S)) && hf_die "relay-cut-postgres needs a proxy between the relay and PostgreSQL: local stack only"
     local pg=${HOLDFAST_PG_URL#postgresql://*@} port
     pg=${pg%%/*}
-    hf_spawn proxy "$HF_BIN/holdfast-faultproxy" --listen 127.0.0.1:0 --target "$pg" \
-        --ready-file "$HF_RUN/proxy.ready"
-    hf_wait_until 10 "fault proxy ready" test -s "$HF_RUN/proxy.ready" ||
-        hf_die "the fault proxy did not start (see $HF_RUN/proxy.log)"
-    CHAOS_PROXY_CONTROL=$(sed -n 's/^control=127.0.0.1://p' "$HF_RUN/proxy.ready")
-    local proxied_url=${HOLDFAST_PG_URL/@$pg/@$(sed -n 's/^listen=//p' "$HF_RUN/proxy.ready")}
+    chaos_proxy_start "$pg"
+    local proxied_url=${HOLDFAST_PG_URL/@$pg/@$CHAOS_PROXY_LISTEN}
     chaos_target_stop relay # the stack's relay; brought back at the end
     port=$(hf_free_port)
     # HF_PG_URL for this one call only: the relay goes through the proxy.

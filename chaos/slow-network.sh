@@ -16,28 +16,13 @@ chaos_option() {
     [[ $1 == --delay-ms ]] && CHAOS_DELAY_MS=$2
 }
 
-chaos_proxy() { # chaos_proxy COMMAND: one command to the proxy's control port
-    local reply
-    exec 8<>"/dev/tcp/127.0.0.1/$CHAOS_PROXY_CONTROL" || return 1
-    printf '%s\n' "$*" >&8
-    IFS= read -r -t 5 reply <&8 || true
-    exec 8>&-
-    hf_log "$CHAOS_NAME: proxy $*: $reply"
-    [[ $reply == ok* ]]
-}
-
 chaos_setup() {
     ((CHAOS_K8S)) && hf_die "slow-network needs a proxy between a gateway and Redis: local stack only"
     # The proxy forwards bytes; the proxied gateway authenticates through it.
     local url=${HOLDFAST_REDIS_URL#redis://} creds= port
     local redis=${url##*@}
     [[ $url == *@* ]] && creds=${url%@*}@
-    hf_spawn proxy "$HF_BIN/holdfast-faultproxy" --listen 127.0.0.1:0 --target "$redis" \
-        --ready-file "$HF_RUN/proxy.ready"
-    hf_wait_until 10 "fault proxy ready" test -s "$HF_RUN/proxy.ready" ||
-        hf_die "the fault proxy did not start (see $HF_RUN/proxy.log)"
-    CHAOS_PROXY_LISTEN=$(sed -n 's/^listen=//p' "$HF_RUN/proxy.ready")
-    CHAOS_PROXY_CONTROL=$(sed -n 's/^control=127.0.0.1://p' "$HF_RUN/proxy.ready")
+    chaos_proxy_start "$redis"
     port=$(hf_free_port)
     hf_spawn gateway-proxied "$HF_BIN/holdfast-gateway" --port "$port" \
         --redis-url "redis://$creds$CHAOS_PROXY_LISTEN" --kafka-brokers "$HOLDFAST_KAFKA_BROKERS" \
